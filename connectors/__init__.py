@@ -1,0 +1,1 @@
+"""Adapters between creditstream and the outside world: sources in, sinks out."""

@@ -1,0 +1,1 @@
+"""PostgreSQL adapter: migrations, the decision ledger, keys and subscriptions."""

@@ -1,0 +1,85 @@
+"""The `creditstream` command: one entry point, a subcommand per job."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from creditstream import config
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _stack(args: argparse.Namespace) -> int:
+    from creditstream.stack import manager
+
+    settings = config.load()
+    try:
+        if args.action == "up":
+            manager.up(settings, timeout=args.timeout)
+            manager.print_status(settings)
+        elif args.action == "down":
+            manager.down(settings)
+        else:
+            return manager.print_status(settings, as_json=args.json)
+    except manager.StackError as exc:
+        print(f"stack {args.action} failed: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _schemas(args: argparse.Namespace) -> int:
+    from schemas import jsonschema
+
+    if args.action == "generate":
+        for path in jsonschema.write():
+            print(path)
+        return 0
+    stale = jsonschema.stale_files()
+    if stale:
+        print("JSON Schema files out of date: " + ", ".join(stale)
+              + "\nrun `creditstream schemas generate`", file=sys.stderr)
+        return 1
+    print("JSON Schema files are up to date")
+    return 0
+
+
+def _topics(args: argparse.Namespace) -> int:
+    from schemas.topics import markdown_table
+
+    print(markdown_table(), end="")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="creditstream", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("stack", help="local Kafka + PostgreSQL: up, down, status")
+    s.add_argument("action", choices=["up", "down", "status"])
+    s.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for readiness")
+    s.add_argument("--json", action="store_true", help="status as JSON")
+    s.set_defaults(func=_stack)
+
+    s = sub.add_parser("schemas", help="JSON Schema files for producers: generate or check")
+    s.add_argument("action", choices=["generate", "check"])
+    s.set_defaults(func=_schemas)
+
+    s = sub.add_parser("topics", help="print the topic catalogue as a markdown table")
+    s.set_defaults(func=_topics)
+
+    from creditstream import commands
+
+    commands.register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    func: Handler = args.func
+    return func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The local stack: a real Kafka broker (KRaft) and PostgreSQL, started from this repo."""

@@ -1,0 +1,1 @@
+"""The event contract: pydantic models, the orjson codec, the topic catalogue, JSON Schema."""

@@ -1,0 +1,467 @@
+"""Input events: what core enterprises, telematics, logistics and ledgers publish.
+
+Every event is an :class:`Envelope` whose ``type`` selects the payload model. The type
+strings are stable wire names; the Python classes may be renamed freely.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from schemas.common import (
+    Code,
+    Currency,
+    EventId,
+    GeoPoint,
+    Geofence,
+    Id,
+    Model,
+    Money,
+    ShortText,
+    TaxId,
+    Timestamp,
+)
+
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_CLOCK_SKEW = timedelta(days=1)
+
+
+class Envelope(Model):
+    """Common envelope (modelled on Apache Fineract's business events).
+
+    ``event_id`` is the idempotency key: a producer that retries sends the same id, and
+    every consumer treats a second copy as a no-op. ``occurred_at`` is event time (when
+    it happened at the source); ``recorded_at`` is when the producer recorded it.
+    """
+
+    event_id: EventId
+    type: str
+    schema_version: Literal[1] = 1
+    tenant: Id = Field(description="Who published the event (a core enterprise, a telematics provider)")
+    source: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
+    occurred_at: Timestamp
+    recorded_at: Timestamp
+
+    @model_validator(mode="after")
+    def _plausible_time(self) -> Envelope:
+        if self.occurred_at < EARLIEST:
+            raise ValueError("occurred_at is before 2000-01-01: not a plausible event time")
+        if self.occurred_at > self.recorded_at + MAX_CLOCK_SKEW:
+            raise ValueError("occurred_at is more than 1 day after recorded_at: clock skew")
+        return self
+
+
+# ---------------------------------------------------------------- purchase orders
+class PurchaseOrderIssuedPayload(Model):
+    po_id: Id
+    buyer_id: Id
+    supplier_id: Id
+    amount: Money
+    delivery_due: Timestamp
+
+
+class PurchaseOrderRefPayload(Model):
+    po_id: Id
+    buyer_id: Id
+    supplier_id: Id
+
+
+class PurchaseOrderCancelledPayload(PurchaseOrderRefPayload):
+    reason: ShortText | None = None
+
+
+class PurchaseOrderIssued(Envelope):
+    type: Literal["po.issued"]
+    payload: PurchaseOrderIssuedPayload
+
+
+class PurchaseOrderConfirmed(Envelope):
+    type: Literal["po.confirmed"]
+    payload: PurchaseOrderRefPayload
+
+
+class PurchaseOrderCancelled(Envelope):
+    type: Literal["po.cancelled"]
+    payload: PurchaseOrderCancelledPayload
+
+
+# ---------------------------------------------------------------- invoices
+class InvoiceRef(Model):
+    """The identity of an invoice; its fingerprint guards against double financing."""
+
+    seller_tax_id: TaxId
+    invoice_number: Annotated[str, Field(pattern=r"^[A-Za-z0-9\-/]{1,32}$")]
+    issue_date: date
+    total: Money
+
+    def fingerprint(self) -> str:
+        raw = "|".join(
+            (
+                self.seller_tax_id,
+                self.invoice_number,
+                f"{self.total.amount.normalize():f}",
+                self.total.currency,
+                self.issue_date.isoformat(),
+            )
+        )
+        return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+class InvoiceIssuedPayload(Model):
+    invoice: InvoiceRef
+    seller_id: Id = Field(description="The borrower that issued the invoice and seeks finance")
+    buyer_id: Id
+    due_date: date
+    po_id: Id | None = Field(default=None, description="Purchase order the invoice bills")
+
+
+class InvoiceActionPayload(Model):
+    invoice: InvoiceRef
+    seller_id: Id
+    buyer_id: Id
+
+
+class InvoiceDisputedPayload(InvoiceActionPayload):
+    reason: ShortText
+
+
+class InvoicePartiallyPaidPayload(InvoiceActionPayload):
+    paid: Money = Field(description="Amount of this payment (not cumulative)")
+
+
+class InvoiceIssued(Envelope):
+    type: Literal["invoice.issued"]
+    payload: InvoiceIssuedPayload
+
+
+class InvoiceConfirmed(Envelope):
+    type: Literal["invoice.confirmed"]
+    payload: InvoiceActionPayload
+
+
+class InvoiceDisputed(Envelope):
+    type: Literal["invoice.disputed"]
+    payload: InvoiceDisputedPayload
+
+
+class InvoicePaid(Envelope):
+    type: Literal["invoice.paid"]
+    payload: InvoiceActionPayload
+
+
+class InvoicePartiallyPaid(Envelope):
+    type: Literal["invoice.partially_paid"]
+    payload: InvoicePartiallyPaidPayload
+
+
+class InvoiceCancelled(Envelope):
+    type: Literal["invoice.cancelled"]
+    payload: InvoiceActionPayload
+
+
+# ---------------------------------------------------------------- shipments (EPCIS-like)
+class BizStep(StrEnum):
+    shipping = "shipping"
+    receiving = "receiving"
+    departing = "departing"
+    arriving = "arriving"
+    accepting = "accepting"
+
+
+class Disposition(StrEnum):
+    in_transit = "in_transit"
+    in_progress = "in_progress"
+    delivered = "delivered"
+
+
+class ShipmentPayload(Model):
+    shipment_id: Id
+    po_id: Id
+    supplier_id: Id
+    biz_step: BizStep
+    disposition: Disposition
+    location: GeoPoint | None = None
+    site_id: Id | None = None
+    planned_at: Timestamp
+    actual_at: Timestamp
+
+
+class ShipmentObserved(Envelope):
+    type: Literal["shipment.observed"]
+    payload: ShipmentPayload
+
+
+# ---------------------------------------------------------------- telemetry
+class FaultCode(Model):
+    """A J1939 diagnostic trouble code as ISO 15143-3 reports it."""
+
+    spn: Annotated[int, Field(ge=0, le=524287)]
+    fmi: Annotated[int, Field(ge=0, le=31)]
+    severity: Literal["info", "warning", "critical"] = "warning"
+
+
+NonNeg = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+class EquipmentTelemetryPayload(Model):
+    """ISO 15143-3 (AEMP 2.0) snapshot of one machine; counters are cumulative."""
+
+    machine_id: Id
+    oem: ShortText | None = None
+    model: ShortText | None = None
+    serial_number: Id | None = None
+    cumulative_operating_hours: NonNeg
+    cumulative_idle_hours: NonNeg | None = None
+    fuel_used_litres: NonNeg | None = None
+    fuel_remaining_pct: Annotated[float, Field(ge=0, le=100)] | None = None
+    odometer_km: NonNeg | None = None
+    location: GeoPoint | None = None
+    engine_running: bool | None = None
+    fault_codes: Annotated[list[FaultCode], Field(max_length=64)] = []
+
+
+class BatteryTelemetryPayload(Model):
+    """GB/T 32960 real-time (or reissued) data of an electric vehicle's battery."""
+
+    machine_id: Id
+    vin: Annotated[str, Field(pattern=r"^[A-HJ-NPR-Z0-9]{17}$")]
+    soc_pct: Annotated[float, Field(ge=0, le=100)]
+    soh_pct: Annotated[float, Field(ge=0, le=100)] | None = None
+    pack_voltage_v: Annotated[float, Field(ge=0, le=2000)]
+    pack_current_a: Annotated[float, Field(ge=-1000, le=1000)]
+    max_cell_voltage_v: Annotated[float, Field(ge=0, le=15)] | None = None
+    min_cell_voltage_v: Annotated[float, Field(ge=0, le=15)] | None = None
+    max_temp_c: Annotated[float, Field(ge=-40, le=210)] | None = None
+    alarm_level: Annotated[int, Field(ge=0, le=3)] = 0
+    alarm_flags: Annotated[int, Field(ge=0, le=0xFFFFFFFF)] = 0
+    mileage_km: NonNeg | None = None
+    location: GeoPoint | None = None
+    reissued: bool = Field(default=False, description="GB/T 32960 command 3: late data")
+
+
+class EquipmentTelemetry(Envelope):
+    type: Literal["telemetry.equipment"]
+    payload: EquipmentTelemetryPayload
+
+
+class BatteryTelemetry(Envelope):
+    type: Literal["telemetry.battery"]
+    payload: BatteryTelemetryPayload
+
+
+# ---------------------------------------------------------------- ledger
+class DrawdownPayload(Model):
+    loan_id: Id
+    borrower_id: Id
+    program_id: Id
+    amount: Money
+
+
+class RepaymentPayload(Model):
+    loan_id: Id
+    borrower_id: Id
+    amount: Money
+
+
+class OverduePayload(Model):
+    loan_id: Id
+    borrower_id: Id
+    days_past_due: Annotated[int, Field(ge=1, le=36500)]
+    amount: Money
+
+
+class Drawdown(Envelope):
+    type: Literal["ledger.drawdown"]
+    payload: DrawdownPayload
+
+
+class Repayment(Envelope):
+    type: Literal["ledger.repayment"]
+    payload: RepaymentPayload
+
+
+class Overdue(Envelope):
+    type: Literal["ledger.overdue"]
+    payload: OverduePayload
+
+
+# ---------------------------------------------------------------- registry
+class PartyKind(StrEnum):
+    core_enterprise = "core_enterprise"
+    supplier = "supplier"
+    dealer = "dealer"
+    contractor = "contractor"
+    fleet_operator = "fleet_operator"
+
+
+class BorrowerPayload(Model):
+    party_id: Id
+    kind: PartyKind
+    program_id: Id | None = Field(default=None, description="Program financing this party")
+    name: ShortText = Field(description="Personal/legal name: encrypted at rest")
+    tax_id: TaxId
+    region: Code | None = None
+
+
+class SupplyRelationshipPayload(Model):
+    supplier_id: Id
+    buyer_id: Id
+    tier: Annotated[int, Field(ge=1, le=5)]
+
+
+class PartyStatus(StrEnum):
+    healthy = "healthy"
+    watch = "watch"
+    distressed = "distressed"
+
+
+class PartyStatusPayload(Model):
+    party_id: Id
+    status: PartyStatus
+    reason: ShortText
+
+
+class LenderShare(Model):
+    lender_id: Id
+    share: Annotated[Decimal, Field(gt=0, le=1, max_digits=6)]
+
+
+class ProgramParameters(Model):
+    """Credit-policy parameters a program may override; see docs/credit-policy.md."""
+
+    advance_rate: Annotated[Decimal, Field(ge=0, le=1)] = Decimal("0.80")
+    order_advance_rate: Annotated[Decimal, Field(ge=0, le=1)] = Decimal("0.30")
+    loan_to_value: Annotated[Decimal, Field(ge=0, le=1)] = Decimal("0.60")
+    max_tenor_days: Annotated[int, Field(ge=1, le=3650)] = 180
+
+
+class ProgramPayload(Model):
+    program_id: Id
+    name: ShortText
+    currency: Currency = "CNY"
+    cap: Money
+    lenders: Annotated[list[LenderShare], Field(min_length=1, max_length=10)]
+    parameters: ProgramParameters = ProgramParameters()
+    min_lender_share: Decimal = Decimal("0.30")
+
+    @model_validator(mode="after")
+    def _joint_lending(self) -> ProgramPayload:
+        total = sum((lender.share for lender in self.lenders), Decimal(0))
+        if total != 1:
+            raise ValueError(f"lender shares must add up to 1, they add up to {total}")
+        for lender in self.lenders:
+            if lender.share < self.min_lender_share:
+                raise ValueError(
+                    f"lender {lender.lender_id} has share {lender.share}: joint lending "
+                    f"needs every funder to contribute at least {self.min_lender_share}"
+                )
+        ids = [lender.lender_id for lender in self.lenders]
+        if len(set(ids)) != len(ids):
+            raise ValueError("a lender appears twice in the program")
+        if self.cap.currency != self.currency:
+            raise ValueError("program cap must be in the program currency")
+        return self
+
+
+class ConsentPayload(Model):
+    borrower_id: Id
+    purpose: Code = "credit_limit"
+    third_party_ids: Annotated[list[Id], Field(max_length=20)] = []
+
+
+class MachineKind(StrEnum):
+    excavator = "excavator"
+    electric_truck = "electric_truck"
+    loader = "loader"
+    crane = "crane"
+
+
+class PledgePayload(Model):
+    machine_id: Id
+    borrower_id: Id
+    program_id: Id
+    kind: MachineKind
+    price: Money
+    acquired_on: date
+    useful_life_years: Annotated[int, Field(ge=1, le=40)] = 10
+    useful_life_hours: Annotated[int, Field(ge=100, le=200000)] = 20000
+    baseline_hours_per_day: Annotated[float, Field(gt=0, le=24)] = 8.0
+    geofence: Geofence | None = None
+
+
+class PledgeReleasedPayload(Model):
+    machine_id: Id
+    borrower_id: Id
+
+
+class BorrowerRegistered(Envelope):
+    type: Literal["registry.borrower"]
+    payload: BorrowerPayload
+
+
+class SupplyRelationship(Envelope):
+    type: Literal["registry.supply_relationship"]
+    payload: SupplyRelationshipPayload
+
+
+class PartyStatusChanged(Envelope):
+    type: Literal["registry.party_status"]
+    payload: PartyStatusPayload
+
+
+class ProgramRegistered(Envelope):
+    type: Literal["registry.program"]
+    payload: ProgramPayload
+
+
+class ConsentGranted(Envelope):
+    type: Literal["registry.consent_granted"]
+    payload: ConsentPayload
+
+
+class ConsentRevoked(Envelope):
+    type: Literal["registry.consent_revoked"]
+    payload: ConsentPayload
+
+
+class MachinePledged(Envelope):
+    type: Literal["registry.pledge"]
+    payload: PledgePayload
+
+
+class PledgeReleased(Envelope):
+    type: Literal["registry.pledge_released"]
+    payload: PledgeReleasedPayload
+
+
+INPUT_EVENTS: tuple[type[Envelope], ...] = (
+    PurchaseOrderIssued,
+    PurchaseOrderConfirmed,
+    PurchaseOrderCancelled,
+    InvoiceIssued,
+    InvoiceConfirmed,
+    InvoiceDisputed,
+    InvoicePaid,
+    InvoicePartiallyPaid,
+    InvoiceCancelled,
+    ShipmentObserved,
+    EquipmentTelemetry,
+    BatteryTelemetry,
+    Drawdown,
+    Repayment,
+    Overdue,
+    BorrowerRegistered,
+    SupplyRelationship,
+    PartyStatusChanged,
+    ProgramRegistered,
+    ConsentGranted,
+    ConsentRevoked,
+    MachinePledged,
+    PledgeReleased,
+)
