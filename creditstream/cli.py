@@ -16,7 +16,9 @@ def _stack(args: argparse.Namespace) -> int:
 
     settings = config.load()
     try:
-        if args.action == "up":
+        if args.action == "init":
+            manager.init(settings, timeout=args.timeout)
+        elif args.action == "up":
             manager.up(settings, timeout=args.timeout)
             manager.print_status(settings)
         elif args.action == "down":
@@ -57,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("stack", help="local Kafka + PostgreSQL: up, down, status")
-    s.add_argument("action", choices=["up", "down", "status"])
+    s.add_argument("action", choices=["up", "down", "status", "init"],
+                   help="init: create topics and apply migrations on configured servers")
     s.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for readiness")
     s.add_argument("--json", action="store_true", help="status as JSON")
     s.set_defaults(func=_stack)

@@ -128,6 +128,7 @@ KEY_OF_TYPE: dict[str, Callable[[ev.Envelope], str]] = {
         "po.issued", "po.confirmed", "po.cancelled", "shipment.observed")},
     **{t: (lambda e: e.payload.borrower_id) for t in (  # type: ignore[attr-defined]
         "ledger.drawdown", "ledger.repayment", "ledger.overdue", "limit.updated")},
+    "deadletter.record": lambda e: e.event_id,
     "alert.raised": lambda e: e.payload.borrower_id or e.payload.asset_id or e.event_id,  # type: ignore[attr-defined]
 }
 

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 
 from creditstream.config import REPO_ROOT, Settings
 from creditstream.stack.process import StackError, alive, port_open, read_pid, stop_pid, tail

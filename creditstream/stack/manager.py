@@ -63,6 +63,26 @@ def up(settings: Settings, timeout: float = READY_TIMEOUT_S) -> dict[str, object
     return {"ready_s": round(elapsed, 2), "topics_created": topics, "migrations_applied": migrations}
 
 
+def init(settings: Settings, timeout: float = READY_TIMEOUT_S) -> None:
+    """For servers run elsewhere (docker-compose): wait for them, create topics, migrate."""
+    from connectors.pg.migrate import migrate
+
+    async def run() -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                created = await ensure_topics(settings.kafka_bootstrap)
+                break
+            except Exception as exc:  # noqa: BLE001 - retried until the deadline
+                if time.monotonic() > deadline:
+                    raise StackError(f"Kafka at {settings.kafka_bootstrap} did not answer: {exc!r}") from exc
+                await asyncio.sleep(1)
+        applied = await migrate(settings.pg_url)
+        _say(f"init: topics created {created}, migrations applied {applied}")
+
+    asyncio.run(run())
+
+
 def down(settings: Settings) -> None:
     """Stop what `up` started: our broker and our private PostgreSQL, nothing else."""
     kafka, pg = Kafka(settings), Postgres(settings)

@@ -158,7 +158,7 @@ class Postgres:
                     await conn.close()
             except asyncpg.InvalidCatalogNameError:
                 await self._create_database(url)
-            except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
                 last = exc
                 await asyncio.sleep(0.2)
         where = "the configured server" if self.external else f"log: {self.log}\n{tail(self.log)}"

@@ -1,0 +1,13 @@
+# The two commands of the README. Both set up a fresh machine first.
+.PHONY: demo test lint
+
+demo:
+	./scripts/bootstrap.sh
+	.venv/bin/creditstream demo
+
+test:
+	./scripts/bootstrap.sh
+	.venv/bin/creditstream test
+
+lint:
+	.venv/bin/ruff check .

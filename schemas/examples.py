@@ -1,0 +1,111 @@
+"""One realistic example of every event type: for docs, tests and first-time producers."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+from schemas import events as ev
+from schemas import outputs as out
+from schemas.common import Geofence, GeoPoint, Money, cny
+
+T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+SELLER_TAX_ID = "91310115MA1K4ABC2X"
+
+
+def _env(cls: type[ev.Envelope], n: int, payload: object, tenant: str = "sany-heavy",
+         source: str = "erp.sap", at: datetime = T0) -> ev.Envelope:
+    return cls(event_id=f"ex-{n:04d}", type=cls.model_fields["type"].annotation.__args__[0],  # type: ignore[union-attr]
+               tenant=tenant, source=source, occurred_at=at, recorded_at=at + timedelta(seconds=2),
+               payload=payload)
+
+
+def invoice_ref(number: str = "24312000000012345678", amount: str = "500000.00") -> ev.InvoiceRef:
+    return ev.InvoiceRef(seller_tax_id=SELLER_TAX_ID, invoice_number=number,
+                         issue_date=date(2026, 3, 1), total=cny(amount))
+
+
+def example_events() -> list[ev.Envelope]:
+    inv = invoice_ref()
+    act = {"invoice": inv, "seller_id": "sup-hydraulics", "buyer_id": "sany-heavy"}
+    po = {"po_id": "po-778812", "buyer_id": "sany-heavy", "supplier_id": "sup-hydraulics"}
+    site = Geofence(center=GeoPoint(lat=28.2282, lon=112.9388), radius_km=50)
+    items: list[tuple[type[ev.Envelope], object]] = [
+        (ev.PurchaseOrderIssued, ev.PurchaseOrderIssuedPayload(**po, amount=cny("800000.00"),
+                                                               delivery_due=T0 + timedelta(days=20))),
+        (ev.PurchaseOrderConfirmed, ev.PurchaseOrderRefPayload(**po)),
+        (ev.PurchaseOrderCancelled, ev.PurchaseOrderCancelledPayload(**po, reason="plan changed")),
+        (ev.InvoiceIssued, ev.InvoiceIssuedPayload(**act, due_date=date(2026, 5, 30), po_id="po-778812")),
+        (ev.InvoiceConfirmed, ev.InvoiceActionPayload(**act)),
+        (ev.InvoiceDisputed, ev.InvoiceDisputedPayload(**act, reason="short delivery")),
+        (ev.InvoicePaid, ev.InvoiceActionPayload(**act)),
+        (ev.InvoicePartiallyPaid, ev.InvoicePartiallyPaidPayload(**act, paid=cny("120000.00"))),
+        (ev.InvoiceCancelled, ev.InvoiceActionPayload(**act)),
+        (ev.ShipmentObserved, ev.ShipmentPayload(
+            shipment_id="shp-5531", po_id="po-778812", supplier_id="sup-hydraulics",
+            biz_step=ev.BizStep.receiving, disposition=ev.Disposition.delivered,
+            location=GeoPoint(lat=28.19, lon=112.97), site_id="sany-changsha",
+            planned_at=T0 + timedelta(days=20), actual_at=T0 + timedelta(days=19))),
+        (ev.EquipmentTelemetry, ev.EquipmentTelemetryPayload(
+            machine_id="exc-SY215C-00042", oem="SANY", model="SY215C", serial_number="SY215C00042",
+            cumulative_operating_hours=1834.5, cumulative_idle_hours=210.25, fuel_used_litres=30122.0,
+            fuel_remaining_pct=62.0, location=GeoPoint(lat=28.21, lon=112.95), engine_running=True,
+            fault_codes=[ev.FaultCode(spn=110, fmi=0, severity="warning")])),
+        (ev.BatteryTelemetry, ev.BatteryTelemetryPayload(
+            machine_id="etruck-0007", vin="LFV2A21K8M4000007", soc_pct=71.0, soh_pct=93.5,
+            pack_voltage_v=612.4, pack_current_a=-85.3, max_cell_voltage_v=3.412,
+            min_cell_voltage_v=3.371, max_temp_c=34.0, alarm_level=0, alarm_flags=0,
+            mileage_km=48211.3, location=GeoPoint(lat=30.59, lon=114.31))),
+        (ev.Drawdown, ev.DrawdownPayload(loan_id="ln-1001", borrower_id="sup-hydraulics",
+                                         program_id="prg-sany-chain", amount=cny("200000.00"))),
+        (ev.Repayment, ev.RepaymentPayload(loan_id="ln-1001", borrower_id="sup-hydraulics",
+                                           amount=cny("50000.00"))),
+        (ev.Overdue, ev.OverduePayload(loan_id="ln-1001", borrower_id="sup-hydraulics",
+                                       days_past_due=3, amount=cny("150000.00"))),
+        (ev.BorrowerRegistered, ev.BorrowerPayload(
+            party_id="sup-hydraulics", kind=ev.PartyKind.supplier, program_id="prg-sany-chain",
+            name="Changsha Hydraulics Co., Ltd.", tax_id=SELLER_TAX_ID, region="CN-HN")),
+        (ev.SupplyRelationship, ev.SupplyRelationshipPayload(
+            supplier_id="sup-hydraulics", buyer_id="sany-heavy", tier=1)),
+        (ev.PartyStatusChanged, ev.PartyStatusPayload(
+            party_id="sany-heavy", status=ev.PartyStatus.watch, reason="bond spread widened")),
+        (ev.ProgramRegistered, ev.ProgramPayload(
+            program_id="prg-sany-chain", name="Sany supplier chain", cap=cny("5000000.00"),
+            lenders=[ev.LenderShare(lender_id="bank-cmb", share=Decimal("0.6")),
+                     ev.LenderShare(lender_id="mfi-hunan", share=Decimal("0.4"))])),
+        (ev.ConsentGranted, ev.ConsentPayload(borrower_id="sup-hydraulics")),
+        (ev.ConsentRevoked, ev.ConsentPayload(borrower_id="sup-hydraulics")),
+        (ev.MachinePledged, ev.PledgePayload(
+            machine_id="exc-SY215C-00042", borrower_id="ctr-xiang", program_id="prg-sany-equip",
+            kind=ev.MachineKind.excavator, price=cny("1150000.00"), acquired_on=date(2024, 6, 1),
+            geofence=site)),
+        (ev.PledgeReleased, ev.PledgeReleasedPayload(machine_id="exc-SY215C-00042", borrower_id="ctr-xiang")),
+    ]
+    events = [_env(cls, i, payload) for i, (cls, payload) in enumerate(items, start=1)]
+    zero, lim = cny("0.00"), cny("320000.00")
+    events += [
+        _env(out.LimitUpdated, 90, out.LimitUpdatePayload(
+            borrower_id="sup-hydraulics", program_id="prg-sany-chain", limit=lim, previous_limit=zero,
+            outstanding=zero, available=lim, status=out.FacilityStatus.active,
+            lenders=[out.LenderAllocation(lender_id="bank-cmb", share=Decimal("0.6"), limit=cny("192000.00")),
+                     out.LenderAllocation(lender_id="mfi-hunan", share=Decimal("0.4"), limit=cny("128000.00"))],
+            components=[out.Component(kind="receivable", asset_id=inv.fingerprint(), contribution=lim)],
+            reasons=[out.Reason(code="RECEIVABLE_CONFIRMED",
+                                text="Your buyer confirmed invoice 24312000000012345678.")],
+            policy_version="2026.1", version=1, watermark=T0, trigger_event_ids=["ex-0005"]),
+            tenant="creditstream", source="creditstream.engine"),
+        _env(out.AlertRaised, 91, out.AlertPayload(
+            alert_id="al-1", code="DUPLICATE_FINANCING", severity=out.AlertSeverity.critical,
+            borrower_id="sup-other", asset_id=inv.fingerprint(),
+            text="This invoice is already financed for another seller.", trigger_event_ids=["ex-0004"]),
+            tenant="creditstream", source="creditstream.engine"),
+        _env(out.DeadLetter, 92, out.DeadLetterPayload(
+            topic="cs.telemetry", partition=0, offset=17, stage="ingest", reason="invalid_event",
+            error="payload.soc_pct: Input should be less than or equal to 100",
+            value_b64="eyJ0eXBlIjoidGVsZW1ldHJ5LmJhdHRlcnkifQ=="),
+            tenant="creditstream", source="creditstream.engine"),
+    ]
+    return events
+
+
+__all__ = ["example_events", "invoice_ref", "T0", "Money"]
