@@ -1,0 +1,30 @@
+"""`creditstream worker`: run one stream worker (all agents of the credit engine)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _run(args: argparse.Namespace) -> int:
+    from faust import Worker
+
+    from streams.app import create_app
+
+    app = create_app(worker_id=args.id, web_port=args.web_port,
+                     data_dir=Path(args.data_dir) if args.data_dir else None)
+    # Faust's Worker installs signal handlers and exits the process itself on stop.
+    Worker(app, loglevel=args.loglevel, quiet=True).execute_from_commandline()
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("worker", help="run a credit-engine stream worker (Faust)")
+    p.add_argument("--id", default="w1", help="worker id; each needs its own table folder")
+    p.add_argument("--web-port", type=int, default=None, help="HTTP port for health/metrics")
+    p.add_argument("--data-dir", default=None, help="RocksDB folder (default .state/workers/ID)")
+    p.add_argument("--loglevel", default="warning")
+    p.set_defaults(func=_run)
+
+

@@ -1,0 +1,157 @@
+"""Stage 2: a borrower's facility state, fed by signals and ledger events, and its decisions.
+
+``apply`` folds one input into the state; ``decide_and_publish`` runs the policy and
+returns the limit update when it is material. Both are pure: the Faust agent and the
+offline replay call exactly these functions.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from schemas import events as ev
+from schemas import outputs as out
+from schemas.common import Money
+from streams.domain.policy import POLICY_VERSION, PolicyParams, decide, is_material
+from streams.domain.signals import LIMITS_TOPIC, Output, Rejected, alert
+
+State = dict[str, Any]
+MAX_PENDING = 50
+
+
+def new_state(borrower_id: str) -> State:
+    return {"borrower_id": borrower_id, "program_id": None, "program": None, "consent": None,
+            "assets": {"receivable": {}, "order": {}, "machine": {}}, "deliveries": {},
+            "buyers": {}, "seqs": {}, "loans": {}, "util": {}, "watermark": 0.0,
+            "last": None, "pending": []}
+
+
+def _newer(state: State, sig: dict[str, Any]) -> bool:
+    key = f"{sig['kind']}:{sig['asset_id']}"
+    if sig["seq"] <= state["seqs"].get(key, 0):
+        return False  # redelivered or reordered: the state already reflects something newer
+    state["seqs"][key] = sig["seq"]
+    return True
+
+
+def apply_signal(state: State, sig: dict[str, Any]) -> list[Output]:
+    if not _newer(state, sig):
+        return []
+    kind = sig["kind"]
+    outs: list[Output] = []
+    if kind in ("receivable", "order", "machine"):
+        state["assets"][kind][sig["asset_id"]] = sig
+    elif kind == "machine_released":
+        state["assets"]["machine"].pop(sig["asset_id"], None)
+        state["util"].pop(sig["asset_id"], None)
+    elif kind == "delivery":
+        state["deliveries"][sig["asset_id"]] = {"on_time": sig["on_time"], "at": sig["actual_at"]}
+    elif kind == "buyers":
+        state["buyers"] = sig["factors"]
+    elif kind == "program":
+        state["program_id"], state["program"] = sig["program_id"], sig["program"]
+    elif kind == "consent":
+        was = state["consent"]
+        state["consent"] = sig["granted"]
+        if was is True and not sig["granted"]:
+            outs.append(alert("CONSENT_REVOKED", "info",
+                              f"Borrower {state['borrower_id']} withdrew consent; its data no longer "
+                              "counts and the facility is frozen (audit record).",
+                              sig["at"], sig["triggers"], state["borrower_id"], None))
+    else:
+        raise Rejected("unknown_signal", f"unknown signal kind {kind!r}")
+    _advance(state, sig["at"], sig["triggers"])
+    return outs
+
+
+def apply_ledger(state: State, event: ev.Envelope) -> list[Output]:
+    p = event.payload  # type: ignore[attr-defined]
+    if state["program"] is None:
+        raise Rejected("unknown_borrower", f"{event.type} for borrower {p.borrower_id} with no registered program")
+    loan = state["loans"].setdefault(p.loan_id, {"out": "0", "overdue": False, "ids": []})
+    if event.event_id in loan["ids"]:
+        return []
+    loan["ids"] = [*loan["ids"][-63:], event.event_id]
+    outs: list[Output] = []
+    at = event.occurred_at.timestamp()
+    if isinstance(event, ev.Drawdown):
+        loan["out"] = str(Decimal(loan["out"]) + p.amount.amount)
+    elif isinstance(event, ev.Repayment):
+        left = max(Decimal(0), Decimal(loan["out"]) - p.amount.amount)
+        loan["out"] = str(left)
+        if left == 0:
+            loan["overdue"] = False
+    elif isinstance(event, ev.Overdue):
+        loan["overdue"] = True
+        outs.append(alert("OVERDUE", "critical",
+                          f"Loan {p.loan_id} is {p.days_past_due} days past due; the facility is frozen.",
+                          at, [event.event_id], p.borrower_id, p.loan_id))
+    _advance(state, at, [event.event_id])
+    return outs
+
+
+def _advance(state: State, at: float, triggers: list[str]) -> None:
+    state["watermark"] = max(state["watermark"], at)
+    state["pending"] = [*state["pending"], *triggers][-MAX_PENDING:]
+
+
+def decide_and_publish(state: State) -> list[Output]:
+    """Run the policy; return a limit update when the change is material."""
+    if state["program"] is None:
+        return []  # not registered yet: components are kept and decided on registration
+    params = PolicyParams.for_program(state["program"])
+    d = decide(state, params)
+    now = state["watermark"]
+    for mid, util in d.accepted_util.items():
+        hist = state["util"].setdefault(mid, [])
+        if not hist or abs(hist[-1][1] - util) > 1e-9:
+            hist.append([now, util])
+            del hist[:-20]
+    last = state["last"]
+    if not is_material(d, last, params):
+        return []
+    version = (last["version"] if last else 0) + 1
+    prev_limit = Decimal(last["limit"]) if last else Decimal("0.00")
+    reasons = list(d.reasons)
+    if last:
+        reasons.append(_change_reason(prev_limit, d.limit, last["sums"], d.sums, d.currency))
+    state["last"] = {"limit": str(d.limit), "available": str(d.available), "status": d.status,
+                     "codes": d.codes, "version": version, "sums": d.sums}
+    triggers, state["pending"] = state["pending"][-100:], []
+    cur = d.currency
+
+    def money(x: Decimal) -> Money:
+        return Money(amount=x, currency=cur)
+
+    watermark = datetime.fromtimestamp(now, UTC)
+    update = out.LimitUpdated(
+        event_id=f"lu-{state['borrower_id']}-{version}", type="limit.updated", tenant="creditstream",
+        source="creditstream.engine", occurred_at=watermark, recorded_at=watermark,
+        payload=out.LimitUpdatePayload(
+            borrower_id=state["borrower_id"], program_id=state["program_id"], limit=money(d.limit),
+            previous_limit=money(prev_limit), outstanding=money(d.outstanding), available=money(d.available),
+            status=out.FacilityStatus(d.status),
+            lenders=[out.LenderAllocation(lender_id=lender["lender_id"], share=lender["share"],
+                                          limit=money(lender["limit"])) for lender in d.lenders],
+            components=[out.Component(kind=c["kind"], asset_id=c["asset_id"], contribution=money(c["contribution"]),
+                                      frozen=c["frozen"], detail=c["detail"]) for c in d.components],
+            reasons=[out.Reason(**r) for r in reasons], policy_version=POLICY_VERSION, version=version,
+            watermark=watermark, trigger_event_ids=triggers))
+    return [Output(LIMITS_TOPIC, state["borrower_id"], update.model_dump(mode="json", exclude_none=True))]
+
+
+def _change_reason(prev: Decimal, new: Decimal, before: dict[str, str], after: dict[str, str],
+                   currency: str) -> dict[str, str]:
+    names = {"receivable": "confirmed invoices", "order": "confirmed orders", "equipment": "machines"}
+    moves = []
+    for k, name in names.items():
+        delta = Decimal(after[k]) - Decimal(before.get(k, "0"))
+        if abs(delta) >= 1:
+            moves.append(f"{name} {'+' if delta > 0 else '-'}{abs(delta):,.0f}")
+    direction = "rose" if new > prev else "fell" if new < prev else "stayed"
+    text = f"Your limit {direction} from {prev:,.0f} to {new:,.0f} {currency}"
+    text += f" ({', '.join(moves)})." if moves else "."
+    code = "LIMIT_UP" if new > prev else "LIMIT_DOWN" if new < prev else "LIMIT_UNCHANGED"
+    return {"code": code, "text": text}

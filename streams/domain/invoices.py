@@ -1,0 +1,77 @@
+"""Stage 1 for invoices, keyed by fingerprint: lifecycle and the duplicate-financing registry.
+
+The first seller to issue an invoice owns its fingerprint while it is live (not paid or
+cancelled). Any later ``invoice.issued`` with the same fingerprint, by the same or another
+seller, is a duplicate: it raises an alert and is not counted again.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from schemas import events as ev
+from streams.domain.signals import Output, Rejected, alert, signal
+
+State = dict[str, Any]
+LIVE = {"issued", "confirmed", "disputed", "partially_paid"}
+
+
+def new_state(fingerprint: str) -> State:
+    return {"fp": fingerprint, "status": None, "seen": [], "seq": 0}
+
+
+def on_event(state: State, event: ev.Envelope) -> list[Output]:
+    if event.event_id in state["seen"]:
+        return []
+    state["seen"] = [*state["seen"][-31:], event.event_id]
+    p = event.payload  # type: ignore[attr-defined]
+    at = event.occurred_at.timestamp()
+    ids = [event.event_id]
+    fp = state["fp"]
+    if isinstance(event, ev.InvoiceIssued):
+        if state["status"] in LIVE:
+            holder = state["seller_id"]
+            who = "the same seller" if holder == p.seller_id else "another seller"
+            return [alert("DUPLICATE_FINANCING", "critical",
+                          f"Invoice {p.invoice.invoice_number} was submitted again by {who} while it is "
+                          f"already financed; it is not counted twice.", at, ids, p.seller_id, fp)]
+        state.update(status="issued", seller_id=p.seller_id, buyer_id=p.buyer_id,
+                     number=p.invoice.invoice_number, amount=str(p.invoice.total.amount),
+                     currency=p.invoice.total.currency, paid="0",
+                     issue_date=p.invoice.issue_date.isoformat(), due_date=p.due_date.isoformat(),
+                     po_id=p.po_id, ids=ids)
+        return [_signal(state, at, ids)]
+    if state["status"] is None:
+        raise Rejected("unknown_invoice", f"{event.type} for invoice {p.invoice.invoice_number} "
+                       "that was never issued")
+    if p.buyer_id != state["buyer_id"] or p.seller_id != state["seller_id"]:
+        raise Rejected("party_mismatch", f"{event.type} names seller {p.seller_id} / buyer {p.buyer_id}, "
+                       f"the invoice is from {state['seller_id']} to {state['buyer_id']}")
+    if state["status"] in ("paid", "cancelled"):
+        raise Rejected("invoice_closed", f"{event.type} for invoice already {state['status']}")
+    if isinstance(event, ev.InvoiceConfirmed):
+        # A dispute resolved by a fresh confirmation makes the invoice eligible again.
+        if state["status"] in ("issued", "disputed"):
+            state["status"] = "confirmed"
+    elif isinstance(event, ev.InvoiceDisputed):
+        state["status"] = "disputed"
+    elif isinstance(event, ev.InvoicePaid):
+        state["status"], state["paid"] = "paid", state["amount"]
+    elif isinstance(event, ev.InvoicePartiallyPaid):
+        paid = Decimal(state["paid"]) + p.paid.amount
+        state["paid"] = str(min(paid, Decimal(state["amount"])))
+        if paid >= Decimal(state["amount"]):
+            state["status"] = "paid"
+    elif isinstance(event, ev.InvoiceCancelled):
+        state["status"] = "cancelled"
+    return [_signal(state, at, ids)]
+
+
+def _signal(state: State, at: float, ids: list[str]) -> Output:
+    state["seq"] += 1
+    outstanding = Decimal(state["amount"]) - Decimal(state["paid"])
+    return signal("receivable", state["seller_id"], state["fp"], state["seq"], at, ids,
+                  status=state["status"], buyer_id=state["buyer_id"], number=state["number"],
+                  outstanding=str(outstanding), currency=state["currency"],
+                  issue_date=state["issue_date"], due_date=state["due_date"], po_id=state["po_id"])

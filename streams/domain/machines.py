@@ -1,0 +1,222 @@
+"""Stage 1 for machines: pledges and telemetry in, one borrower signal on material change.
+
+State per machine (a plain dict, stored as JSON): the pledge, the latest cumulative
+counters, operating hours per event-time day for the trailing 21 days, battery health
+and alarms, fence status. Counters are cumulative (ISO 15143-3), so utilisation comes
+from deltas between readings and a late reading adds nothing the later one did not
+already count: late data is used for alerts only (see docs/credit-policy.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from schemas import events as ev
+from streams.domain.geo import haversine_km
+from streams.domain.signals import Output, Rejected, alert, signal
+
+DAY = 86400.0
+KEEP_DAYS = 21
+SEEN_IDS = 16
+# Fastest plausible movement between two readings (machines ride trucks between sites).
+MAX_SPEED_KMH = {"excavator": 90.0, "loader": 90.0, "crane": 90.0, "electric_truck": 150.0}
+# An hour meter may not run faster than wall time; a little slack for rounding.
+HOURS_SLACK = 0.05
+COLLAPSE_RATIO = 0.3
+
+State = dict[str, Any]
+
+
+def new_state(machine_id: str) -> State:
+    return {"mid": machine_id, "pledge": None, "hours": None, "ts": None, "lat": None, "lon": None, "days": {},
+            "first_day": None, "soh": None, "alarm": 0, "critical": False, "in_fence": True,
+            "seen": [], "seq": 0, "last_sig": None, "r7": None}
+
+
+def _seen(state: State, event_id: str) -> bool:
+    if event_id in state["seen"]:
+        return True
+    state["seen"] = [*state["seen"][-(SEEN_IDS - 1):], event_id]
+    return False
+
+
+def on_pledge(state: State, event: ev.MachinePledged | ev.PledgeReleased) -> list[Output]:
+    if _seen(state, event.event_id):
+        return []
+    at = event.occurred_at.timestamp()
+    p = event.payload
+    if isinstance(event, ev.PledgeReleased):
+        old = state["pledge"]
+        if not old or old["borrower_id"] != p.borrower_id:
+            raise Rejected("unknown_pledge", f"machine {p.machine_id} is not pledged by {p.borrower_id}")
+        state["pledge"] = None
+        state["seq"] += 1
+        return [signal("machine_released", p.borrower_id, p.machine_id, state["seq"], at, [event.event_id])]
+    fence = p.geofence
+    state["pledge"] = {
+        "borrower_id": p.borrower_id, "program_id": p.program_id, "kind": p.kind.value,
+        "price": str(p.price.amount), "currency": p.price.currency,
+        "acquired_on": p.acquired_on.isoformat(), "life_years": p.useful_life_years,
+        "life_hours": p.useful_life_hours, "baseline": p.baseline_hours_per_day,
+        "fence": [fence.center.lat, fence.center.lon, fence.radius_km] if fence else None,
+        "pledged_at": at,
+    }
+    state["last_sig"] = None  # a new pledge always reaches the borrower
+    return _maybe_signal(state, at, [event.event_id], force=True)
+
+
+def on_telemetry(state: State, event: ev.EquipmentTelemetry | ev.BatteryTelemetry) -> list[Output]:
+    """Apply one reading; return the signal (if material) and any alerts."""
+    pledge = state["pledge"]
+    p = event.payload
+    if pledge is None:
+        raise Rejected("unpledged_machine", f"machine {p.machine_id} has no pledge: telemetry not routable")
+    if _seen(state, event.event_id):
+        return []
+    at = event.occurred_at.timestamp()
+    ids = [event.event_id]
+    bid, mid = pledge["borrower_id"], p.machine_id
+    out: list[Output] = []
+    late = state["ts"] is not None and at <= state["ts"]
+    if late:
+        # Older than what we hold: counters are already covered by the newer reading.
+        if isinstance(p, ev.BatteryTelemetryPayload) and p.alarm_level >= 3:
+            out.append(alert("BATTERY_ALARM_L3", "critical",
+                             f"Late battery data shows a level-3 alarm on {mid}.", at, ids, bid, mid))
+        return out
+
+    prev_ts = state["ts"]
+    if isinstance(p, ev.EquipmentTelemetryPayload):
+        out += _apply_hours(state, p.cumulative_operating_hours, at, prev_ts, ids, bid, mid)
+        crit = any(f.severity == "critical" for f in p.fault_codes)
+        if crit and not state["critical"]:
+            out.append(alert("CRITICAL_FAULT", "warning", f"Machine {mid} reports a critical fault code.",
+                             at, ids, bid, mid))
+        state["critical"] = crit
+    else:
+        if p.soh_pct is not None:
+            state["soh"] = p.soh_pct
+        if p.alarm_level >= 3 and state["alarm"] < 3:
+            out.append(alert("BATTERY_ALARM_L3", "critical",
+                             f"Battery of {mid} raised a level-3 (highest) alarm.", at, ids, bid, mid))
+        state["alarm"] = p.alarm_level
+    if p.location is not None:
+        out += _apply_location(state, p.location.lat, p.location.lon, at, prev_ts, ids, bid, mid)
+    state["ts"] = at
+    if state["first_day"] is None:
+        state["first_day"] = int(at // DAY)
+    out += _maybe_signal(state, at, ids)
+    return out
+
+
+def _apply_hours(state: State, hours: float, at: float, prev_ts: float | None, ids: list[str],
+                 bid: str, mid: str) -> list[Output]:
+    prev = state["hours"]
+    if prev is None:
+        state["hours"] = hours
+        return []
+    delta = hours - prev
+    if delta < 0:
+        return [alert("HOUR_METER_BACKWARDS", "warning",
+                      f"Hour meter of {mid} ran backwards ({prev:.1f} h to {hours:.1f} h); reading ignored.",
+                      at, ids, bid, mid)]
+    elapsed_h = (at - prev_ts) / 3600.0 if prev_ts is not None else 0.0
+    if delta > elapsed_h + HOURS_SLACK:
+        return [alert("HOUR_METER_TOO_FAST", "warning",
+                      f"Hour meter of {mid} advanced {delta:.1f} h in {elapsed_h:.1f} h of wall time; reading ignored.",
+                      at, ids, bid, mid)]
+    state["hours"] = hours
+    day = str(int(at // DAY))
+    days = state["days"]
+    days[day] = days.get(day, 0.0) + delta
+    if len(days) > KEEP_DAYS:
+        for old in sorted(days, key=int)[:-KEEP_DAYS]:
+            del days[old]
+    return []
+
+
+def _apply_location(state: State, lat: float, lon: float, at: float, prev_ts: float | None,
+                    ids: list[str], bid: str, mid: str) -> list[Output]:
+    out: list[Output] = []
+    pledge = state["pledge"]
+    if state["lat"] is not None and prev_ts is not None:
+        km = haversine_km(state["lat"], state["lon"], lat, lon)
+        hours = max((at - prev_ts) / 3600.0, 1 / 3600)
+        limit = MAX_SPEED_KMH.get(pledge["kind"], 150.0)
+        if km > 1.0 and km / hours > limit:
+            out.append(alert("LOCATION_JUMP", "warning",
+                             f"{mid} moved {km:.0f} km in {hours * 60:.0f} min, faster than {limit:.0f} km/h.",
+                             at, ids, bid, mid))
+    state["lat"], state["lon"] = lat, lon
+    fence = pledge["fence"]
+    if fence:
+        inside = haversine_km(fence[0], fence[1], lat, lon) <= fence[2]
+        if not inside and state["in_fence"]:
+            out.append(alert("GEOFENCE_BREACH", "critical",
+                             f"{mid} left its pledged site area; its collateral value is frozen.",
+                             at, ids, bid, mid))
+        state["in_fence"] = inside
+    return out
+
+
+def utilisation(state: State) -> tuple[float | None, float | None, float | None]:
+    """Hours per day over complete days only: the trailing 7 days and the last two weeks.
+
+    The current day and the first (partial) day of observation are left out, so a machine
+    that has just started reporting does not look idle; None means "not known yet".
+    """
+    if state["ts"] is None or state["first_day"] is None:
+        return None, None, None
+    today = int(state["ts"] // DAY)
+    first_full = state["first_day"] + 1
+    days = state["days"]
+
+    def avg(start: int, end: int) -> float | None:  # inclusive day range
+        if start < first_full or start > end:
+            return None
+        return sum(days.get(str(d), 0.0) for d in range(start, end + 1)) / (end - start + 1)
+
+    week = today // 7
+    r7 = avg(max(today - 7, first_full), today - 1) if today - 1 >= first_full else None
+    w1 = avg((week - 1) * 7, week * 7 - 1)
+    w2 = avg((week - 2) * 7, (week - 1) * 7 - 1)
+    return r7, w1, w2
+
+
+def _maybe_signal(state: State, at: float, ids: list[str], force: bool = False) -> list[Output]:
+    pledge = state["pledge"]
+    if pledge is None:
+        return []
+    out: list[Output] = []
+    r7, w1, w2 = utilisation(state)
+    base = pledge["baseline"]
+    ratio = None if r7 is None else r7 / base
+    prev_ratio = state["r7"]
+    if (ratio is not None and prev_ratio is not None and prev_ratio >= 0.5
+            and ratio < COLLAPSE_RATIO * prev_ratio):
+        out.append(alert("UTILISATION_COLLAPSE", "warning",
+                         f"Machine {state['mid']} now works {ratio:.0%} of its baseline, "
+                         f"down from {prev_ratio:.0%}.", at, ids, pledge["borrower_id"], state["mid"]))
+    # Remember the level the collapse check compares against only when it is stable.
+    if ratio is not None and (prev_ratio is None or ratio >= COLLAPSE_RATIO * prev_ratio):
+        state["r7"] = ratio
+    summary = [
+        None if r7 is None else round(r7 / base * 20),  # 5% steps of the baseline
+        None if w1 is None else round(w1 / base * 20),
+        None if w2 is None else round(w2 / base * 20),
+        state["alarm"] >= 3, state["critical"], state["in_fence"],
+        None if state["soh"] is None else int(state["soh"]),
+        None if state["hours"] is None else int(state["hours"] // 100),
+    ]
+    if not force and summary == state["last_sig"]:
+        return out
+    state["last_sig"] = summary
+    state["seq"] += 1
+    out.append(signal(
+        "machine", pledge["borrower_id"], state["mid"], state["seq"], at, ids,
+        pledge=pledge, hours=state["hours"], r7=r7, w1=w1, w2=w2, soh=state["soh"],
+        alarm=state["alarm"], critical=state["critical"], in_fence=state["in_fence"],
+        last_seen=state["ts"] if state["ts"] is not None else at,
+    ))
+    return out
+

@@ -1,0 +1,67 @@
+"""Stage 1 for purchase orders and their shipments, keyed by PO id.
+
+Emits the order's state to its supplier, and one delivery observation (on time or late)
+when the goods are received: stage 2 turns those into the fulfilment score.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from schemas import events as ev
+from streams.domain.signals import Output, Rejected, signal
+
+State = dict[str, Any]
+
+
+def new_state(po_id: str) -> State:
+    return {"po": po_id, "status": None, "seen": [], "seq": 0, "delivered": False}
+
+
+def on_event(state: State, event: ev.Envelope) -> list[Output]:
+    if event.event_id in state["seen"]:
+        return []
+    state["seen"] = [*state["seen"][-31:], event.event_id]
+    p = event.payload  # type: ignore[attr-defined]
+    at = event.occurred_at.timestamp()
+    ids = [event.event_id]
+    if isinstance(event, ev.PurchaseOrderIssued):
+        if state["status"] is not None:
+            raise Rejected("duplicate_order", f"purchase order {p.po_id} was already issued")
+        state.update(status="issued", buyer_id=p.buyer_id, supplier_id=p.supplier_id,
+                     amount=str(p.amount.amount), currency=p.amount.currency,
+                     due=p.delivery_due.timestamp())
+        return [_signal(state, at, ids)]
+    if state["status"] is None:
+        raise Rejected("unknown_order", f"{event.type} for purchase order {p.po_id} that was never issued")
+    if p.supplier_id != state["supplier_id"]:
+        raise Rejected("party_mismatch", f"{event.type} names supplier {p.supplier_id}, the order is "
+                       f"with {state['supplier_id']}")
+    if isinstance(event, ev.PurchaseOrderConfirmed):
+        if state["status"] == "issued":
+            state["status"] = "confirmed"
+            return [_signal(state, at, ids)]
+        return []
+    if isinstance(event, ev.PurchaseOrderCancelled):
+        state["status"] = "cancelled"
+        return [_signal(state, at, ids)]
+    if isinstance(event, ev.ShipmentObserved):
+        done = p.disposition == ev.Disposition.delivered or p.biz_step in (
+            ev.BizStep.receiving, ev.BizStep.accepting)
+        if not done or state["delivered"]:
+            return []
+        state["delivered"] = True
+        on_time = p.actual_at <= p.planned_at
+        state["seq"] += 1
+        return [signal("delivery", state["supplier_id"], state["po"], state["seq"], at, ids,
+                       on_time=on_time, planned_at=p.planned_at.timestamp(),
+                       actual_at=p.actual_at.timestamp()),
+                _signal(state, at, ids, status="delivered")]
+    raise Rejected("unsupported_event", f"{event.type} does not apply to orders")
+
+
+def _signal(state: State, at: float, ids: list[str], status: str | None = None) -> Output:
+    state["seq"] += 1
+    return signal("order", state["supplier_id"], state["po"], state["seq"], at, ids,
+                  status=status or state["status"], buyer_id=state["buyer_id"],
+                  amount=state["amount"], currency=state["currency"], due=state["due"])

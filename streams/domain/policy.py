@@ -1,0 +1,283 @@
+"""The credit policy: a pure function from a borrower's facility state to a decision.
+
+No I/O, no clock, no randomness: "now" is the facility's event-time watermark, so the
+same inputs always give the same decision. Every formula and default is documented in
+docs/credit-policy.md; parameters a program may override come from its registry event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
+from decimal import ROUND_DOWN, Decimal
+from typing import Any
+
+POLICY_VERSION = "2026.11-1"
+DAY = 86400.0
+D0 = Decimal("0.00")
+CENT = Decimal("0.01")
+
+
+@dataclass(frozen=True)
+class PolicyParams:
+    advance_rate: Decimal = Decimal("0.80")
+    order_advance_rate: Decimal = Decimal("0.30")
+    loan_to_value: Decimal = Decimal("0.60")
+    max_tenor_days: int = 180
+    fulfilment_prior: Decimal = Decimal("0.80")
+    fulfilment_min_deliveries: int = 5
+    fulfilment_window_days: int = 90
+    util_floor: float = 0.30
+    util_cap: float = 1.25
+    util_step: float = 0.15
+    util_step_window_days: int = 14
+    silent_after_hours: float = 72.0
+    silent_factor: Decimal = Decimal("0.50")
+    soh_full: float = 90.0
+    soh_low: float = 70.0
+    soh_low_factor: float = 0.60
+    soh_poor_factor: float = 0.30
+    critical_fault_factor: Decimal = Decimal("0.50")
+    inclusive_cap_cny: Decimal = Decimal("10000000")
+    rounding_unit: Decimal = Decimal("1000")
+    materiality_abs: Decimal = Decimal("1000")
+    materiality_rel: Decimal = Decimal("0.01")
+
+    @classmethod
+    def for_program(cls, program: dict[str, Any]) -> PolicyParams:
+        p = program.get("parameters") or {}
+        return replace(cls(), **{k: (Decimal(str(v)) if k != "max_tenor_days" else int(v))
+                                 for k, v in p.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass
+class Decision:
+    limit: Decimal
+    currency: str
+    status: str
+    components: list[dict[str, Any]]
+    reasons: list[dict[str, str]]
+    codes: list[str]
+    lenders: list[dict[str, Any]]
+    outstanding: Decimal
+    available: Decimal
+    sums: dict[str, str]
+    accepted_util: dict[str, float]
+
+
+def _money(x: Decimal) -> Decimal:
+    return x.quantize(CENT, rounding=ROUND_DOWN)
+
+
+def _day(ts: float) -> date:
+    return datetime.fromtimestamp(ts, UTC).date()
+
+
+def fulfilment_score(state: dict[str, Any], params: PolicyParams, now: float) -> tuple[Decimal, int, int]:
+    window = params.fulfilment_window_days * DAY
+    recent = [d for d in state["deliveries"].values() if now - d["at"] <= window]
+    on_time = sum(1 for d in recent if d["on_time"])
+    if len(recent) < params.fulfilment_min_deliveries:
+        return params.fulfilment_prior, on_time, len(recent)
+    return Decimal(on_time) / Decimal(len(recent)), on_time, len(recent)
+
+
+def accepted_utilisation(target: float, history: list[list[float]], params: PolicyParams,
+                         now: float) -> float:
+    """Behaviour may lower the factor at once but raise it only by a bounded step.
+
+    ``history`` holds [event time, accepted factor] pairs. The ceiling is (1 + step) times
+    the lowest factor in force at any time in the rolling window, counting the one that
+    was in force when the window opened.
+    """
+    if not history:
+        return min(target, 1.0)
+    last = history[-1][1]
+    if target <= last:
+        return target
+    start = now - params.util_step_window_days * DAY
+    in_force = [f for at, f in history if at <= start][-1:] or [history[0][1]]
+    base = min(in_force + [f for at, f in history if at > start])
+    return min(target, round(base * (1 + params.util_step), 6))
+
+
+def _machine(sig: dict[str, Any], params: PolicyParams, now: float, history: list[list[float]],
+             reasons: list[tuple[str, str]]) -> tuple[dict[str, Any], float | None]:
+    pledge = sig["pledge"]
+    mid = sig["asset_id"]
+    price = Decimal(pledge["price"])
+    age_years = max(0.0, (now - datetime.fromisoformat(pledge["acquired_on"]).replace(tzinfo=UTC).timestamp()) / (365.25 * DAY))
+    age_factor = max(0.0, 1 - age_years / pledge["life_years"])
+    hours = sig.get("hours") or 0.0
+    hours_factor = max(0.0, 1 - hours / pledge["life_hours"])
+    value = _money(price * Decimal(str(round(min(age_factor, hours_factor), 6))))
+    base = pledge["baseline"]
+    ratios = [1.0 if r is None else r / base for r in (sig.get("r7"), sig.get("w1"), sig.get("w2"))]
+    # Rising use counts only once both complete weeks confirm it; falling use at once.
+    target = min(max(min(ratios), params.util_floor), params.util_cap)
+    util = accepted_utilisation(target, history, params, now)
+    if util < target - 1e-9:
+        reasons.append(("UTILISATION_INCREASE_BOUNDED",
+                        f"Machine {mid} works more; its value rises step by step (at most "
+                        f"{params.util_step:.0%} per {params.util_step_window_days} days)."))
+    if util < 0.6:
+        reasons.append(("UTILISATION_LOW", f"Machine {mid} works {util:.0%} of its usual hours."))
+    health = Decimal(1)
+    soh = sig.get("soh")
+    if soh is not None and soh < params.soh_full:
+        h = (params.soh_poor_factor if soh < params.soh_low else
+             params.soh_low_factor + (soh - params.soh_low) / (params.soh_full - params.soh_low)
+             * (1 - params.soh_low_factor))
+        health *= Decimal(str(round(h, 4)))
+        reasons.append(("BATTERY_HEALTH_LOW", f"The battery of {mid} has {soh:.0f}% of its original capacity."))
+    if sig.get("critical"):
+        health *= params.critical_fault_factor
+        reasons.append(("CRITICAL_FAULT", f"Machine {mid} reports a critical fault."))
+    frozen = False
+    if sig.get("alarm", 0) >= 3:
+        frozen = True
+        reasons.append(("BATTERY_ALARM_L3", f"The battery of {mid} raised its highest alarm; "
+                                            "its share of the limit is frozen until it clears."))
+    if not sig.get("in_fence", True):
+        frozen = True
+        reasons.append(("GEOFENCE_BREACH", f"Machine {mid} is outside its pledged site area; "
+                                           "its share of the limit is frozen."))
+    silent = (now - sig["last_seen"]) / 3600 > params.silent_after_hours
+    if silent:
+        health *= params.silent_factor
+        reasons.append(("MACHINE_SILENT", f"Machine {mid} has not reported for over "
+                                          f"{params.silent_after_hours:.0f} hours."))
+    contribution = D0 if frozen else _money(value * params.loan_to_value * Decimal(str(round(util, 6))) * health)
+    return ({"kind": "equipment", "asset_id": mid, "contribution": contribution, "frozen": frozen,
+             "detail": {"collateral_value": str(value), "utilisation": f"{util:.3f}",
+                        "health": str(health), "hours": f"{hours:.1f}"}}, util)
+
+
+def decide(state: dict[str, Any], params: PolicyParams) -> Decision:
+    """The limit, its components and reasons, for one borrower at its watermark."""
+    now = state["watermark"]
+    program = state["program"]
+    currency = program["currency"]
+    today = _day(now)
+    reasons: list[tuple[str, str]] = []
+    components: list[dict[str, Any]] = []
+    consent = state["consent"] is True
+    buyers = state["buyers"]
+
+    # Receivables
+    invoiced_pos = set()
+    for fp, r in sorted(state["assets"]["receivable"].items()):
+        if r["status"] != "cancelled" and r.get("po_id"):
+            invoiced_pos.add(r["po_id"])
+        if r["status"] not in ("confirmed", "partially_paid"):
+            if r["status"] == "disputed":
+                reasons.append(("RECEIVABLE_DISPUTED", f"Invoice {r['number']} is disputed by the buyer and does not count."))
+            elif r["status"] == "issued":
+                reasons.append(("RECEIVABLE_UNCONFIRMED", f"Invoice {r['number']} counts once the buyer confirms it."))
+            continue
+        due, issued = date.fromisoformat(r["due_date"]), date.fromisoformat(r["issue_date"])
+        if due < today:
+            reasons.append(("RECEIVABLE_OVERDUE", f"Invoice {r['number']} is past its due date and does not count."))
+            continue
+        if (due - issued).days > params.max_tenor_days:
+            reasons.append(("RECEIVABLE_TENOR_TOO_LONG", f"Invoice {r['number']} is due in more than "
+                            f"{params.max_tenor_days} days and does not count."))
+            continue
+        if r["currency"] != currency:
+            reasons.append(("RECEIVABLE_CURRENCY", f"Invoice {r['number']} is not in {currency}."))
+            continue
+        b = buyers.get(r["buyer_id"], {"factor": 1.0, "status": "healthy"})
+        factor = Decimal(str(b["factor"]))
+        if factor < 1:
+            code = "BUYER_DISTRESSED" if b["status"] == "distressed" else "BUYER_WATCH"
+            via = "" if b.get("hops", 0) == 0 else f" (through its buyer {b['source']})"
+            reasons.append((code, f"Your buyer {r['buyer_id']} is under {b['status']}{via}; invoices "
+                                  f"to it count at {factor:.0%}."))
+        components.append({"kind": "receivable", "asset_id": fp, "frozen": False,
+                           "contribution": _money(Decimal(r["outstanding"]) * params.advance_rate * factor),
+                           "detail": {"invoice": r["number"], "buyer": r["buyer_id"], "buyer_factor": str(factor)}})
+
+    # Orders
+    score, on_time, n = fulfilment_score(state, params, now)
+    if n >= params.fulfilment_min_deliveries and score < Decimal("0.8"):
+        reasons.append(("FULFILMENT_LOW", f"{on_time} of your last {n} deliveries were on time; "
+                                          f"orders count at {score:.0%}."))
+    for po, o in sorted(state["assets"]["order"].items()):
+        if o["status"] != "confirmed" or po in invoiced_pos or o["currency"] != currency:
+            continue
+        components.append({"kind": "order", "asset_id": po, "frozen": False,
+                           "contribution": _money(Decimal(o["amount"]) * params.order_advance_rate * score),
+                           "detail": {"buyer": o["buyer_id"], "fulfilment": f"{score:.3f}"}})
+
+    # Equipment
+    accepted: dict[str, float] = {}
+    for mid, sig in sorted(state["assets"]["machine"].items()):
+        if sig["pledge"]["currency"] != currency:
+            continue
+        comp, util = _machine(sig, params, now, state["util"].get(mid, []), reasons)
+        components.append(comp)
+        if util is not None:
+            accepted[mid] = util
+
+    if not consent:
+        code = "CONSENT_REVOKED" if state["consent"] is False else "CONSENT_MISSING"
+        reasons.append((code, "You withdrew consent to use your data, so none of it counts." if
+                        state["consent"] is False else "We need your consent before your data can count."))
+        components = [dict(c, contribution=D0, frozen=True) for c in components]
+
+    sums = {k: sum((c["contribution"] for c in components if c["kind"] == k), D0)
+            for k in ("receivable", "order", "equipment")}
+    total = sum(sums.values(), D0)
+    cap = Decimal(program["cap"]["amount"])
+    limit = min(total, cap)
+    if total > cap:
+        reasons.append(("PROGRAM_CAP", f"Your limit is capped at the program maximum of {cap:,.0f} {currency}."))
+    if currency == "CNY" and limit > params.inclusive_cap_cny:
+        limit = params.inclusive_cap_cny
+        reasons.append(("INCLUSIVE_CAP", "Inclusive-finance limits stop at CNY 10 million."))
+    unit = params.rounding_unit
+    limit = (limit / unit).to_integral_value(rounding=ROUND_DOWN) * unit
+    limit = limit.quantize(CENT)
+
+    outstanding = sum((Decimal(loan["out"]) for loan in state["loans"].values()), D0).quantize(CENT)
+    overdue = [lid for lid, loan in sorted(state["loans"].items()) if loan["overdue"]]
+    if overdue:
+        reasons.append(("OVERDUE", f"Loan {overdue[0]} is overdue; the facility is frozen until it is repaid."))
+    if not consent or overdue:
+        status = "frozen"
+    elif any(c["frozen"] for c in components):
+        status = "partially_frozen"
+    else:
+        status = "active"
+    available = D0.quantize(CENT) if status == "frozen" else max(D0, limit - outstanding).quantize(CENT)
+
+    lenders = []
+    remaining = limit
+    shares = program["lenders"]
+    for i, lender in enumerate(shares):
+        share = Decimal(str(lender["share"]))
+        amount = remaining if i == len(shares) - 1 else _money(limit * share)
+        remaining -= amount
+        lenders.append({"lender_id": lender["lender_id"], "share": share, "limit": amount})
+
+    merged: dict[str, list[str]] = {}
+    for code, text in reasons:
+        texts = merged.setdefault(code, [])
+        if text not in texts:
+            texts.append(text)
+    codes = sorted(merged)
+    return Decision(limit=limit, currency=currency, status=status, components=components,
+                    reasons=[{"code": c, "text": " ".join(merged[c])[:500]} for c in codes], codes=codes,
+                    lenders=lenders, outstanding=outstanding, available=available,
+                    sums={k: str(v) for k, v in sums.items()}, accepted_util=accepted)
+
+
+def is_material(decision: Decision, last: dict[str, Any] | None, params: PolicyParams) -> bool:
+    """Publish only when the limit or available moves materially, or status/reasons change."""
+    if last is None:
+        return True
+    if decision.status != last["status"] or decision.codes != last["codes"]:
+        return True
+    prev_limit, prev_avail = Decimal(last["limit"]), Decimal(last["available"])
+    threshold = max(params.materiality_abs, prev_limit * params.materiality_rel)
+    return abs(decision.limit - prev_limit) > threshold or abs(decision.available - prev_avail) > threshold

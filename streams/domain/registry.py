@@ -1,0 +1,122 @@
+"""Stage 1 for the registry: parties, programs, the supply graph and consents.
+
+The registry topic has one partition, so one processor sees all of it and can fan facts
+out to the borrowers they concern: a program's parameters to its members, a buyer's
+distress to its tier-1 suppliers and, one hop further, to their tier-2 suppliers.
+The store is a flat key -> dict mapping so it fits a Faust table unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from typing import Any
+
+from schemas import events as ev
+from streams.domain.signals import Output, alert, signal
+
+Store = MutableMapping[str, Any]
+OWN_FACTOR = {"healthy": 1.0, "watch": 0.8, "distressed": 0.5}
+# Distress one supply-chain hop away weighs half as much as the buyer's own.
+CONTAGION = 0.5
+
+
+def _get(store: Store, key: str, default: Any) -> Any:
+    value = store.get(key)
+    return default if value is None else value
+
+
+def buyer_factors(store: Store, supplier_id: str) -> dict[str, dict[str, Any]]:
+    """Factor per buyer of a supplier: the buyer's own status, or its buyers' attenuated."""
+    out: dict[str, dict[str, Any]] = {}
+    for buyer in sorted(_get(store, f"buyers:{supplier_id}", {})):
+        status = _get(store, f"party:{buyer}", {}).get("status", "healthy")
+        factor, reason = OWN_FACTOR[status], (status, buyer, 0)
+        for upstream in sorted(_get(store, f"buyers:{buyer}", {})):
+            up_status = _get(store, f"party:{upstream}", {}).get("status", "healthy")
+            contagion = 1 - (1 - OWN_FACTOR[up_status]) * CONTAGION
+            if contagion < factor:
+                factor, reason = contagion, (up_status, upstream, 1)
+        out[buyer] = {"factor": round(factor, 4), "status": reason[0], "source": reason[1],
+                      "hops": reason[2]}
+    return out
+
+
+def _factors_signal(store: Store, supplier_id: str, at: float, ids: list[str]) -> Output:
+    return signal("buyers", supplier_id, "buyers", _next_seq(store, supplier_id), at, ids,
+                  factors=buyer_factors(store, supplier_id))
+
+
+def _next_seq(store: Store, borrower_id: str) -> int:
+    key = f"seq:{borrower_id}"
+    seq = _get(store, key, 0) + 1
+    store[key] = seq
+    return seq
+
+
+def _program_signal(store: Store, borrower_id: str, program_id: str, at: float, ids: list[str]) -> Output:
+    return signal("program", borrower_id, "program", _next_seq(store, borrower_id), at, ids,
+                  program_id=program_id, program=store.get(f"program:{program_id}"))
+
+
+def on_event(store: Store, event: ev.Envelope) -> list[Output]:
+    seen_key = f"seen:{event.event_id}"
+    if store.get(seen_key):
+        return []
+    store[seen_key] = 1
+    at = event.occurred_at.timestamp()
+    ids = [event.event_id]
+    p = event.payload  # type: ignore[attr-defined]
+    if isinstance(event, ev.BorrowerRegistered):
+        party = _get(store, f"party:{p.party_id}", {})
+        old_program = party.get("program_id")
+        party.update(kind=p.kind.value, program_id=p.program_id)
+        party.setdefault("status", "healthy")
+        store[f"party:{p.party_id}"] = party
+        if old_program and old_program != p.program_id:
+            store[f"members:{old_program}"] = [m for m in _get(store, f"members:{old_program}", [])
+                                               if m != p.party_id]
+        if p.program_id:
+            members = _get(store, f"members:{p.program_id}", [])
+            if p.party_id not in members:
+                store[f"members:{p.program_id}"] = [*members, p.party_id]
+            return [_program_signal(store, p.party_id, p.program_id, at, ids),
+                    _factors_signal(store, p.party_id, at, ids)]
+        return []
+    if isinstance(event, ev.ProgramRegistered):
+        store[f"program:{p.program_id}"] = p.model_dump(mode="json")
+        return [_program_signal(store, m, p.program_id, at, ids)
+                for m in _get(store, f"members:{p.program_id}", [])]
+    if isinstance(event, ev.SupplyRelationship):
+        buyers = _get(store, f"buyers:{p.supplier_id}", {})
+        buyers[p.buyer_id] = p.tier
+        store[f"buyers:{p.supplier_id}"] = buyers
+        suppliers = _get(store, f"suppliers:{p.buyer_id}", [])
+        if p.supplier_id not in suppliers:
+            store[f"suppliers:{p.buyer_id}"] = [*suppliers, p.supplier_id]
+        return [_factors_signal(store, s, at, ids) for s in _affected(store, p.supplier_id)]
+    if isinstance(event, ev.PartyStatusChanged):
+        party = _get(store, f"party:{p.party_id}", {})
+        party["status"] = p.status.value
+        store[f"party:{p.party_id}"] = party
+        out = [_factors_signal(store, s, at, ids) for s in _affected(store, p.party_id, include_self=False)]
+        if p.status != ev.PartyStatus.healthy:
+            out.append(alert("BUYER_DISTRESS", "critical" if p.status == ev.PartyStatus.distressed else "warning",
+                             f"{p.party_id} is now '{p.status.value}': {p.reason}. Its suppliers' limits "
+                             f"are reduced ({len(out)} affected).", at, ids, None, p.party_id))
+        return out
+    if isinstance(event, ev.ConsentGranted | ev.ConsentRevoked):
+        granted = isinstance(event, ev.ConsentGranted)
+        return [signal("consent", p.borrower_id, "consent", _next_seq(store, p.borrower_id), at, ids,
+                       granted=granted, purpose=p.purpose)]
+    return []
+
+
+def _affected(store: Store, party_id: str, include_self: bool = True) -> list[str]:
+    """The party (if it borrows), its suppliers and their suppliers: who a change touches."""
+    tier1 = _get(store, f"suppliers:{party_id}", [])
+    tier2 = [s for t in tier1 for s in _get(store, f"suppliers:{t}", [])]
+    seen: list[str] = []
+    for s in ([party_id] if include_self else []) + tier1 + tier2:
+        if s not in seen:
+            seen.append(s)
+    return seen

@@ -1,0 +1,53 @@
+"""Stage 1 -> stage 2 messages and the outputs a processor returns.
+
+A signal carries the *whole current state* of one asset (or registry fact) for one
+borrower, never a delta, with a sequence number per asset. Stage 2 replaces the asset's
+entry when the sequence is newer, so a redelivered or reordered signal is harmless: this
+is what makes at-least-once delivery safe between the stages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+SIGNALS_TOPIC = "cs.signals"
+LIMITS_TOPIC = "cs.limits"
+ALERTS_TOPIC = "cs.alerts"
+DEADLETTER_TOPIC = "cs.deadletter"
+
+
+@dataclass(slots=True)
+class Output:
+    """A record a processor wants produced: the adapter sends it, the domain never does."""
+
+    topic: str
+    key: str
+    value: dict[str, Any]
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+def signal(kind: str, borrower_id: str, asset_id: str, seq: int, at: float,
+           triggers: list[str], **data: Any) -> Output:
+    """A borrower-keyed signal. ``at`` is the event time (epoch seconds) it reflects."""
+    value = {"kind": kind, "borrower_id": borrower_id, "asset_id": asset_id, "seq": seq,
+             "at": at, "triggers": triggers[-10:], **data}
+    return Output(SIGNALS_TOPIC, borrower_id, value)
+
+
+def alert(code: str, severity: str, text: str, at: float, triggers: list[str],
+          borrower_id: str | None = None, asset_id: str | None = None) -> Output:
+    """An alert, identified deterministically so a replayed input raises the same alert id."""
+    alert_id = f"al-{code.lower()}-{(triggers[-1] if triggers else asset_id or borrower_id)}"[:128]
+    value = {"alert_id": alert_id, "code": code, "severity": severity, "text": text,
+             "borrower_id": borrower_id, "asset_id": asset_id, "at": at,
+             "trigger_event_ids": triggers[-10:]}
+    return Output(ALERTS_TOPIC, borrower_id or asset_id or alert_id, value)
+
+
+class Rejected(Exception):
+    """An input that is valid JSON and schema but cannot be applied (unknown asset, ...)."""
+
+    def __init__(self, reason: str, text: str) -> None:
+        super().__init__(text)
+        self.reason = reason

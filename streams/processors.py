@@ -1,0 +1,175 @@
+"""Processors: raw Kafka records in, domain calls, outputs back. No Kafka, no Faust here.
+
+Each processor owns one state store (a mapping key -> JSON-able dict) and handles the
+topics co-partitioned with it, like a Kafka Streams processor with its state store. The
+Faust agents (streams/app.py) and the offline replay (streams/replay.py) both drive these
+same classes, so what is tested offline is what runs.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+from collections.abc import MutableMapping
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from schemas import codec
+from schemas import events as ev
+from schemas.topics import KEY_OF_TYPE
+from streams.domain import facility, invoices, machines, orders, registry
+from streams.domain.signals import DEADLETTER_TOPIC, Output, Rejected
+
+log = logging.getLogger(__name__)
+Store = MutableMapping[str, Any]
+
+
+def dead_letter(topic: str, partition: int | None, offset: int | None, key: bytes | None,
+                value: bytes, stage: str, reason: str, error: str, at: float | None = None) -> Output:
+    """A dead-letter record with the reason and the original bytes, id derived from origin."""
+    origin = f"{topic}-{partition}-{offset}" if offset is not None else hashlib.sha256(value).hexdigest()[:24]
+    when = datetime.fromtimestamp(at, UTC).isoformat() if at is not None else "1970-01-01T00:00:00+00:00"
+    record = {
+        "event_id": f"dl-{origin}"[:128], "type": "deadletter.record", "schema_version": 1,
+        "tenant": "creditstream", "source": f"creditstream.{stage}", "occurred_at": when, "recorded_at": when,
+        "payload": {"topic": topic, "partition": partition, "offset": offset, "stage": stage,
+                    "reason": reason, "error": error[:4000],
+                    "key_b64": base64.b64encode(key).decode() if key is not None else None,
+                    "value_b64": base64.b64encode(value).decode()},
+    }
+    return Output(DEADLETTER_TOPIC, (key or b"").decode(errors="replace")[:200] or origin, record)
+
+
+class Processor:
+    """Base: decode, check routing, call the domain, turn every failure into a dead letter."""
+
+    name = "processor"
+    topics: tuple[str, ...] = ()
+    types: frozenset[str] = frozenset()
+
+    def process(self, store: Store, topic: str, key: bytes | None, value: bytes,
+                partition: int | None = None, offset: int | None = None) -> list[Output]:
+        event: ev.Envelope | None = None
+        try:
+            event = codec.decode(value)
+            if event.type not in self.types:
+                raise Rejected("wrong_topic", f"event type {event.type} does not belong on {topic}")
+            expected = KEY_OF_TYPE[event.type](event)
+            if key is not None and key.decode(errors="replace") != expected:
+                raise Rejected("misrouted", f"record key {key!r} does not match the catalogue key {expected!r}")
+            return self.apply(store, expected, event)
+        except codec.DecodeError as exc:
+            return [dead_letter(topic, partition, offset, key, value, self.name, exc.reason, str(exc))]
+        except Rejected as exc:
+            at = event.occurred_at.timestamp() if event else None
+            return [dead_letter(topic, partition, offset, key, value, self.name, exc.reason, str(exc), at)]
+        except Exception as exc:  # noqa: BLE001 - a bug must not stop the partition; it is dead-lettered
+            log.exception("processor %s failed on %s/%s@%s", self.name, topic, partition, offset)
+            return [dead_letter(topic, partition, offset, key, value, self.name, "internal_error", repr(exc))]
+
+    def apply(self, store: Store, key: str, event: ev.Envelope) -> list[Output]:
+        raise NotImplementedError
+
+
+class MachineProcessor(Processor):
+    """Stage 1: pledges and telemetry by machine id."""
+
+    name = "machines"
+    topics = ("cs.telemetry", "cs.pledges")
+    types = frozenset({"telemetry.equipment", "telemetry.battery", "registry.pledge", "registry.pledge_released"})
+
+    def apply(self, store: Store, key: str, event: ev.Envelope) -> list[Output]:
+        state = store.get(key) or machines.new_state(key)
+        if isinstance(event, ev.MachinePledged | ev.PledgeReleased):
+            outs = machines.on_pledge(state, event)
+        else:
+            outs = machines.on_telemetry(state, event)  # type: ignore[arg-type]
+        store[key] = state
+        return outs
+
+
+class InvoiceProcessor(Processor):
+    name = "invoices"
+    topics = ("cs.invoices",)
+    types = frozenset(t for t in KEY_OF_TYPE if t.startswith("invoice."))
+
+    def apply(self, store: Store, key: str, event: ev.Envelope) -> list[Output]:
+        state = store.get(key) or invoices.new_state(key)
+        outs = invoices.on_event(state, event)
+        store[key] = state
+        return outs
+
+
+class OrderProcessor(Processor):
+    name = "orders"
+    topics = ("cs.orders", "cs.shipments")
+    types = frozenset(t for t in KEY_OF_TYPE if t.startswith("po.")) | {"shipment.observed"}
+
+    def apply(self, store: Store, key: str, event: ev.Envelope) -> list[Output]:
+        state = store.get(key) or orders.new_state(key)
+        outs = orders.on_event(state, event)
+        store[key] = state
+        return outs
+
+
+class RegistryProcessor(Processor):
+    """The single-partition registry; its store holds many keys per event (indexes)."""
+
+    name = "registry"
+    topics = ("cs.registry",)
+    types = frozenset({"registry.borrower", "registry.supply_relationship", "registry.party_status",
+                       "registry.program", "registry.consent_granted", "registry.consent_revoked"})
+
+    def apply(self, store: Store, key: str, event: ev.Envelope) -> list[Output]:
+        return registry.on_event(store, event)
+
+
+class FacilityProcessor(Processor):
+    """Stage 2: signals and ledger events by borrower id; runs the credit policy."""
+
+    name = "facilities"
+    topics = ("cs.signals", "cs.ledger")
+    types = frozenset({"ledger.drawdown", "ledger.repayment", "ledger.overdue"})
+
+    def process(self, store: Store, topic: str, key: bytes | None, value: bytes,
+                partition: int | None = None, offset: int | None = None) -> list[Output]:
+        if topic != "cs.signals":
+            return super().process(store, topic, key, value, partition, offset)
+        try:
+            sig = orjson.loads(value)
+            bid = sig["borrower_id"]
+            state = store.get(bid) or facility.new_state(bid)
+            outs = facility.apply_signal(state, sig)
+            outs += facility.decide_and_publish(state)
+            store[bid] = state
+            return outs
+        except Rejected as exc:
+            return [dead_letter(topic, partition, offset, key, value, self.name, exc.reason, str(exc))]
+        except Exception as exc:  # noqa: BLE001 - see Processor.process
+            log.exception("facility failed on signal %s@%s", partition, offset)
+            return [dead_letter(topic, partition, offset, key, value, self.name, "internal_error", repr(exc))]
+
+    def apply(self, store: Store, key: str, event: ev.Envelope) -> list[Output]:
+        state = store.get(key) or facility.new_state(key)
+        outs = facility.apply_ledger(state, event)
+        outs += facility.decide_and_publish(state)
+        store[key] = state
+        return outs
+
+
+def all_processors() -> list[Processor]:
+    return [RegistryProcessor(), MachineProcessor(), InvoiceProcessor(), OrderProcessor(), FacilityProcessor()]
+
+
+def processor_for(topic: str, processors: list[Processor]) -> Processor:
+    for p in processors:
+        if topic in p.topics:
+            return p
+    raise KeyError(topic)
+
+
+def encode_output(o: Output) -> bytes:
+    return orjson.dumps(o.value)

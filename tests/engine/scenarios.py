@@ -1,0 +1,150 @@
+"""The credit-engine scenarios of issue 3, as event logs with the numbers they must give.
+
+Each function returns the events of one story. The same logs run offline through the
+replay (test_eng_scenarios.py) and through the real broker and a worker
+(test_eng_broker.py), so both paths are held to the same figures.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from schemas.events import Envelope
+from schemas.factory import EventFactory
+
+# Monday-aligned weeks are not needed; utilisation windows are epoch weeks (day // 7).
+WEEK0 = datetime.fromtimestamp(2933 * 7 * 86400, UTC)  # 2026-03-19, start of an epoch week
+TAX_S = "91310115MA1K4ABC2X"
+TAX_S2 = "91440300MA5FQ7XY3K"
+
+
+def base(f: EventFactory, u: str, borrower: str, cap: str = "5000000") -> list[Envelope]:
+    return [f.program(f"prg-{u}", cap=cap), f.borrower(borrower, f"prg-{u}"), f.consent(borrower),
+            f.supplies(borrower, f"core-{u}")]
+
+
+def receivables(u: str) -> tuple[list[Envelope], dict[str, str]]:
+    """Two confirmed invoices (500k, 300k) and one disputed (200k): 0.8 x 800k = 640k."""
+    f = EventFactory(f"rcv-{u}", WEEK0)
+    s, core = f"sup-{u}", f"core-{u}"
+    evs = base(f, u, s)
+    for n, amount in (("A1", "500000"), ("A2", "300000"), ("A3", "200000")):
+        ref = f.invoice_ref(TAX_S, f"{u}{n}", amount)
+        evs += [f.invoice_issued(ref, s, core), f.invoice_action("confirmed", ref, s, core)]
+    evs.append(f.invoice_action("disputed", f.invoice_ref(TAX_S, f"{u}A3", "200000"), s, core, reason="short delivery"))
+    return evs, {s: "640000.00"}
+
+
+def poor_delivery(u: str) -> tuple[list[Envelope], dict[str, str]]:
+    """5 deliveries, 2 on time: score 0.4; open confirmed PO of 1m: 1m x 0.3 x 0.4 = 120k."""
+    f = EventFactory(f"ord-{u}", WEEK0)
+    s, core = f"sup-{u}", f"core-{u}"
+    evs = base(f, u, s)
+    for i in range(5):
+        po = f"po-{u}-{i}"
+        evs += [f.po("issued", po, core, s, "50000"), f.po("confirmed", po, core, s)]
+        planned = f.now + timedelta(days=3)
+        actual = planned + timedelta(days=(0 if i < 2 else 2))
+        evs.append(f.delivered(po, s, planned, actual))
+        f.advance(days=1)
+    evs += [f.po("issued", f"po-{u}-big", core, s, "1000000"), f.po("confirmed", f"po-{u}-big", core, s)]
+    return evs, {s: "120000.00"}
+
+
+def duplicate_invoice(u: str) -> tuple[list[Envelope], dict[str, str]]:
+    """One 400k invoice issued twice by its seller and once by another: counted once."""
+    f = EventFactory(f"dup-{u}", WEEK0)
+    s, s2, core = f"sup-{u}", f"sup2-{u}", f"core-{u}"
+    evs = base(f, u, s) + [f.borrower(s2, f"prg-{u}", tax_id=TAX_S2), f.consent(s2), f.supplies(s2, core)]
+    ref = f.invoice_ref(TAX_S, f"{u}D1", "400000")
+    evs += [f.invoice_issued(ref, s, core), f.invoice_action("confirmed", ref, s, core),
+            f.invoice_issued(ref, s, core), f.invoice_issued(ref, s2, core)]
+    return evs, {s: "320000.00", s2: "0.00"}
+
+
+def contractor_with_machines(f: EventFactory, u: str, c: str, *, truck: bool = False,
+                             fence: tuple[float, float, float] | None = None) -> list[Envelope]:
+    evs = [f.program(f"prg-{u}"), f.borrower(c, f"prg-{u}", kind="contractor"), f.consent(c),
+           f.pledge(f"exc-{u}", c, f"prg-{u}", price="1000000", fence=fence)]
+    if truck:
+        evs.append(f.pledge(f"trk-{u}", c, f"prg-{u}", price="800000", kind="electric_truck"))
+    return evs
+
+
+def utilisation_rising(u: str) -> tuple[list[Envelope], dict[str, object]]:
+    """Two weeks at baseline (8 h/day), then 12 h/day: a bounded +15%, only after two
+    complete weekly windows confirm it. Readings every 6 hours."""
+    f = EventFactory(f"utl-{u}", WEEK0)
+    c, mid = f"ctr-{u}", f"exc-{u}"
+    evs = contractor_with_machines(f, u, c)
+    hours = 0.0
+    marks: dict[str, object] = {}
+    for day in range(36):
+        per_day = 8.0 if day < 14 else 12.0
+        for _ in range(4):
+            f.advance(hours=6)
+            hours += per_day / 4
+            evs.append(f.equipment(mid, round(hours, 2), lat=28.2, lon=112.9))
+        if day in (13, 26, 35):
+            marks[f"day{day}"] = len(evs)
+    return evs, marks
+
+
+def battery_alarm(u: str) -> tuple[list[Envelope], dict[str, str]]:
+    f = EventFactory(f"bat-{u}", WEEK0)
+    c = f"ctr-{u}"
+    evs = contractor_with_machines(f, u, c, truck=True)
+    f.advance(hours=1)
+    evs.append(f.battery(f"trk-{u}", "LFV2A21K8M4000007", soh=95))
+    f.advance(hours=1)
+    evs.append(f.battery(f"trk-{u}", "LFV2A21K8M4000007", soh=95, alarm=3))
+    return evs, {}
+
+
+def geofence_breach(u: str) -> tuple[list[Envelope], dict[str, str]]:
+    f = EventFactory(f"geo-{u}", WEEK0)
+    c, mid = f"ctr-{u}", f"exc-{u}"
+    evs = contractor_with_machines(f, u, c, fence=(28.2, 112.9, 20.0))
+    f.advance(hours=1)
+    evs.append(f.equipment(mid, 10.0, lat=28.21, lon=112.91))
+    f.advance(hours=5)
+    evs.append(f.equipment(mid, 11.0, lat=28.9, lon=112.9))  # ~78 km north, 5 h later: plausible
+    return evs, {}
+
+
+def drawdown_repayment(u: str) -> tuple[list[Envelope], list[str]]:
+    """Limit 640k; drawdown 200k -> available 440k; repayment 50k -> 490k."""
+    evs, _ = receivables(u)
+    f = EventFactory(f"led-{u}", WEEK0 + timedelta(hours=1))
+    s = f"sup-{u}"
+    evs += [f.drawdown(f"ln-{u}", s, f"prg-{u}", "200000"), f.repayment(f"ln-{u}", s, "50000")]
+    return evs, ["640000.00", "440000.00", "490000.00"]
+
+
+def tier2_distress(u: str) -> tuple[list[Envelope], list[str]]:
+    """T2 sells 100k to tier-1 S1, which sells to the core. Core distressed: 80k -> 60k."""
+    f = EventFactory(f"t2-{u}", WEEK0)
+    core, s1, t2 = f"core-{u}", f"s1-{u}", f"t2-{u}"
+    evs = [f.program(f"prg-{u}"), f.borrower(t2, f"prg-{u}"), f.consent(t2),
+           f.supplies(s1, core, 1), f.supplies(t2, s1, 2)]
+    ref = f.invoice_ref(TAX_S2, f"{u}T1", "100000")
+    evs += [f.invoice_issued(ref, t2, s1), f.invoice_action("confirmed", ref, t2, s1)]
+    f.advance(hours=1)
+    evs.append(f.party_status(core, "distressed", "missed bond coupon"))
+    return evs, ["80000.00", "60000.00"]
+
+
+def late_telemetry(u: str) -> tuple[list[Envelope], dict[str, object]]:
+    """A reissued (GB/T 32960 cmd 3) reading older than the machine's watermark."""
+    f = EventFactory(f"late-{u}", WEEK0)
+    c = f"ctr-{u}"
+    evs = contractor_with_machines(f, u, c, truck=True)
+    f.advance(hours=10)
+    evs.append(f.battery(f"trk-{u}", "LFV2A21K8M4000007", soh=95))
+    evs.append(f.battery(f"trk-{u}", "LFV2A21K8M4000007", soh=60, alarm=3, reissued=True,
+                         at=f.now - timedelta(hours=5)))
+    return evs, {}
+
+
+def unique(u: str | None = None) -> str:
+    return u or datetime.now(UTC).strftime("%H%M%S%f")
