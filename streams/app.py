@@ -38,13 +38,18 @@ class OrjsonCodec(codecs.Codec):
 codecs.register("orjson", OrjsonCodec())
 
 
+ENGINE_ID = "creditstream-engine"
+
+
 def create_app(worker_id: str = "w1", web_port: int | None = None, data_dir: Path | None = None,
-               settings: config.Settings | None = None) -> faust.App:
+               settings: config.Settings | None = None, app_id: str = ENGINE_ID) -> faust.App:
+    """The engine app. ``app_id`` names the consumer group and the changelog topics: every
+    worker of one engine shares it; a test or a shadow engine uses its own."""
     s = settings or config.load()
     data_dir = data_dir or s.state_dir / "workers" / worker_id
     data_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
-        "creditstream-engine",
+        app_id,
         broker=f"kafka://{s.kafka_bootstrap}",
         store="rocksdb://",
         datadir=str(data_dir),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 
@@ -12,7 +11,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from streams.app import create_app
 
-    app = create_app(worker_id=args.id, web_port=args.web_port,
+    app = create_app(worker_id=args.id, web_port=args.web_port, app_id=args.app_id,
                      data_dir=Path(args.data_dir) if args.data_dir else None)
     # Faust's Worker installs signal handlers and exits the process itself on stop.
     Worker(app, loglevel=args.loglevel, quiet=True).execute_from_commandline()
@@ -24,6 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--id", default="w1", help="worker id; each needs its own table folder")
     p.add_argument("--web-port", type=int, default=None, help="HTTP port for health/metrics")
     p.add_argument("--data-dir", default=None, help="RocksDB folder (default .state/workers/ID)")
+    p.add_argument("--app-id", default="creditstream-engine",
+                   help="engine id: consumer group and changelog topic prefix")
     p.add_argument("--loglevel", default="warning")
     p.set_defaults(func=_run)
 

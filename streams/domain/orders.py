@@ -9,13 +9,16 @@ from __future__ import annotations
 from typing import Any
 
 from schemas import events as ev
-from streams.domain.signals import Output, Rejected, signal
+from streams.domain.signals import Output, Rejected, alert, signal
 
 State = dict[str, Any]
 
 
+MAX_EARLY_SHIPMENTS = 10
+
+
 def new_state(po_id: str) -> State:
-    return {"po": po_id, "status": None, "seen": [], "seq": 0, "delivered": False}
+    return {"po": po_id, "status": None, "seen": [], "seq": 0, "delivered": False, "early": []}
 
 
 def on_event(state: State, event: ev.Envelope) -> list[Output]:
@@ -31,7 +34,23 @@ def on_event(state: State, event: ev.Envelope) -> list[Output]:
         state.update(status="issued", buyer_id=p.buyer_id, supplier_id=p.supplier_id,
                      amount=str(p.amount.amount), currency=p.amount.currency,
                      due=p.delivery_due.timestamp())
-        return [_signal(state, at, ids)]
+        outs = [_signal(state, at, ids)]
+        # Orders and shipments are separate topics: Kafka does not order them against each
+        # other, so shipments that overtook their order are applied now.
+        early, state["early"] = state["early"], []
+        for raw in early:
+            shipment = ev.ShipmentObserved.model_validate(raw)
+            try:
+                outs += _shipment(state, shipment)
+            except Rejected as exc:
+                outs.append(alert("SHIPMENT_REJECTED", "warning", str(exc), at,
+                                  [shipment.event_id], p.supplier_id, p.po_id))
+        return outs
+    if state["status"] is None and isinstance(event, ev.ShipmentObserved):
+        if len(state["early"]) >= MAX_EARLY_SHIPMENTS:
+            raise Rejected("unknown_order", f"shipment for purchase order {p.po_id} that was never issued")
+        state["early"].append(event.model_dump(mode="json"))
+        return []
     if state["status"] is None:
         raise Rejected("unknown_order", f"{event.type} for purchase order {p.po_id} that was never issued")
     if p.supplier_id != state["supplier_id"]:
@@ -46,18 +65,28 @@ def on_event(state: State, event: ev.Envelope) -> list[Output]:
         state["status"] = "cancelled"
         return [_signal(state, at, ids)]
     if isinstance(event, ev.ShipmentObserved):
-        done = p.disposition == ev.Disposition.delivered or p.biz_step in (
-            ev.BizStep.receiving, ev.BizStep.accepting)
-        if not done or state["delivered"]:
-            return []
-        state["delivered"] = True
-        on_time = p.actual_at <= p.planned_at
-        state["seq"] += 1
-        return [signal("delivery", state["supplier_id"], state["po"], state["seq"], at, ids,
-                       on_time=on_time, planned_at=p.planned_at.timestamp(),
-                       actual_at=p.actual_at.timestamp()),
-                _signal(state, at, ids, status="delivered")]
+        return _shipment(state, event)
     raise Rejected("unsupported_event", f"{event.type} does not apply to orders")
+
+
+def _shipment(state: State, event: ev.ShipmentObserved) -> list[Output]:
+    p = event.payload
+    at = event.occurred_at.timestamp()
+    ids = [event.event_id]
+    if p.supplier_id != state["supplier_id"]:
+        raise Rejected("party_mismatch", f"shipment names supplier {p.supplier_id}, the order is "
+                       f"with {state['supplier_id']}")
+    done = p.disposition == ev.Disposition.delivered or p.biz_step in (
+        ev.BizStep.receiving, ev.BizStep.accepting)
+    if not done or state["delivered"]:
+        return []
+    state["delivered"] = True
+    on_time = p.actual_at <= p.planned_at
+    state["seq"] += 1
+    return [signal("delivery", state["supplier_id"], state["po"], state["seq"], at, ids,
+                   on_time=on_time, planned_at=p.planned_at.timestamp(),
+                   actual_at=p.actual_at.timestamp()),
+            _signal(state, at, ids, status="delivered")]
 
 
 def _signal(state: State, at: float, ids: list[str], status: str | None = None) -> Output:

@@ -1,0 +1,69 @@
+"""A real worker process for the broker tests: `creditstream worker` with its own engine id."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from creditstream.config import REPO_ROOT, Settings
+
+
+class WorkerProcess:
+    """Start, kill and restart one worker; its log is kept for failure messages."""
+
+    def __init__(self, app_id: str, data_dir: Path, worker_id: str = "w1") -> None:
+        self.app_id, self.data_dir, self.worker_id = app_id, data_dir, worker_id
+        self.log = data_dir.parent / f"{data_dir.name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 90.0) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        offset = self.log.stat().st_size if self.log.exists() else 0
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "creditstream.cli", "worker", "--app-id", self.app_id,
+                 "--id", self.worker_id, "--data-dir", str(self.data_dir), "--loglevel", "info"],
+                stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with open(self.log, "rb") as f:
+                f.seek(offset)
+                if b"Worker ready" in f.read():
+                    return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.3)
+        raise AssertionError(f"worker did not become ready; log {self.log}:\n{self.tail()}")
+
+    def tail(self) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-40:])
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture(scope="session")
+def engine(settings: Settings):
+    """One worker for the engine broker tests, on a fresh engine id (own group, own tables)."""
+    app_id = f"cs-engine-test-{uuid.uuid4().hex[:8]}"
+    w = WorkerProcess(app_id, settings.state_dir / "test-workers" / app_id)
+    w.start()
+    yield w
+    w.stop()
