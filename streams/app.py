@@ -72,6 +72,21 @@ def create_app(worker_id: str = "w1", web_port: int | None = None, data_dir: Pat
     return app
 
 
+ORIGIN_HEADER = "cs-origin-ns"
+
+
+def origin_header(headers: Any) -> list[tuple[str, bytes]] | None:
+    """The producer's timestamp header, copied onto every output an input causes, so
+    end-to-end latency can be measured from source event to limit update."""
+    if not headers:
+        return None
+    items = headers.items() if isinstance(headers, dict) else headers
+    for k, v in items:
+        if k == ORIGIN_HEADER:
+            return [(k, v)]
+    return None
+
+
 def _wire(app: faust.App, proc: Processor) -> None:
     partitions = BY_NAME[proc.topics[0]].partitions
     table = app.Table(proc.name, partitions=partitions,
@@ -89,9 +104,10 @@ def _wire(app: faust.App, proc: Processor) -> None:
     async def agent(stream: faust.StreamT) -> None:
         async for event in stream.events():
             msg = event.message
+            trace = origin_header(msg.headers)
             for out in proc.process(table, msg.topic, msg.key, msg.value, msg.partition, msg.offset):
                 await sink(out.topic).send(key=out.key.encode(), value=encode_output(out),
-                                           headers=out.headers or None)
+                                           headers=trace)
 
     app.agent(source, name=f"creditstream.{proc.name}")(agent)
 

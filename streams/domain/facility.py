@@ -150,8 +150,10 @@ def _change_reason(prev: Decimal, new: Decimal, before: dict[str, str], after: d
         delta = Decimal(after[k]) - Decimal(before.get(k, "0"))
         if abs(delta) >= 1:
             moves.append(f"{name} {'+' if delta > 0 else '-'}{abs(delta):,.0f}")
-    direction = "rose" if new > prev else "fell" if new < prev else "stayed"
-    text = f"Your limit {direction} from {prev:,.0f} to {new:,.0f} {currency}"
+    if new == prev:
+        text = f"Your limit stays at {new:,.0f} {currency}"
+    else:
+        text = f"Your limit {'rose' if new > prev else 'fell'} from {prev:,.0f} to {new:,.0f} {currency}"
     text += f" ({', '.join(moves)})." if moves else "."
     code = "LIMIT_UP" if new > prev else "LIMIT_DOWN" if new < prev else "LIMIT_UNCHANGED"
     return {"code": code, "text": text}

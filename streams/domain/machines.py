@@ -165,8 +165,8 @@ def utilisation(state: State) -> tuple[float | None, float | None, float | None]
     The current day and the first (partial) day of observation are left out, so a machine
     that has just started reporting does not look idle; None means "not known yet".
     """
-    if state["ts"] is None or state["first_day"] is None:
-        return None, None, None
+    if state["ts"] is None or state["first_day"] is None or state["hours"] is None:
+        return None, None, None  # no hour meter (battery-only data): utilisation unknown
     today = int(state["ts"] // DAY)
     first_full = state["first_day"] + 1
     days = state["days"]

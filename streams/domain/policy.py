@@ -191,7 +191,8 @@ def decide(state: dict[str, Any], params: PolicyParams) -> Decision:
         if factor < 1:
             code = "BUYER_DISTRESSED" if b["status"] == "distressed" else "BUYER_WATCH"
             via = "" if b.get("hops", 0) == 0 else f" (through its buyer {b['source']})"
-            reasons.append((code, f"Your buyer {r['buyer_id']} is under {b['status']}{via}; invoices "
+            state_words = "in distress" if b["status"] == "distressed" else "under watch"
+            reasons.append((code, f"Your buyer {r['buyer_id']} is {state_words}{via}; invoices "
                                   f"to it count at {factor:.0%}."))
         components.append({"kind": "receivable", "asset_id": fp, "frozen": False,
                            "contribution": _money(Decimal(r["outstanding"]) * params.advance_rate * factor),

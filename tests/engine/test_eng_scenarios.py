@@ -173,3 +173,35 @@ def test_replay_is_byte_identical() -> None:
     second = list(replay_lines(logs))
     assert first == second and len(first) > 10
     assert all(orjson.loads(line)["type"] == "limit.updated" for line in first)
+
+
+def test_replay_command_prints_the_same_bytes_twice(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    events, _ = sc.receivables("cli")
+    log = tmp_path / "log.ndjson"
+    log.write_bytes(b"\n".join(codec.encode(e) for e in events) + b"\n")
+    cmd = [sys.executable, "-m", "creditstream.cli", "replay", str(log)]
+    first, second = (subprocess.run(cmd, capture_output=True, check=True) for _ in range(2))
+    assert first.stdout == second.stdout
+    lines = first.stdout.splitlines()
+    assert orjson.loads(lines[-1])["payload"]["limit"]["amount"] == "640000.00"
+    assert b"11 events -> 9 limit updates" in first.stderr
+
+
+def test_a_shipment_that_overtakes_its_order_is_applied_when_the_order_arrives() -> None:
+    from datetime import timedelta
+
+    from schemas.factory import EventFactory
+
+    f = EventFactory("early", sc.WEEK0)
+    s, core = "sup-early", "core-early"
+    base = sc.base(f, "early", s)
+    planned = f.now + timedelta(days=2)
+    shipment = f.delivered("po-early", s, planned, planned - timedelta(hours=1))
+    order = [f.po("issued", "po-early", core, s), f.po("confirmed", "po-early", core, s)]
+    r = Replay()
+    outs = [o for e in base + [shipment] + order for o in r.feed(codec.encode(e))]
+    assert not [o for o in outs if o.topic == "cs.deadletter"]
+    assert r.stores["facilities"][s]["deliveries"]["po-early"]["on_time"] is True
