@@ -20,6 +20,7 @@ from faust.serializers import codecs
 
 from creditstream import config
 from schemas.topics import BY_NAME
+from streams.domain.signals import SIGNALS_TOPIC
 from streams.processors import Processor, all_processors, encode_output
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,10 @@ codecs.register("orjson", OrjsonCodec())
 
 
 ENGINE_ID = "creditstream-engine"
+
+
+def signals_topic(app_id: str) -> str:
+    return SIGNALS_TOPIC if app_id == ENGINE_ID else f"{SIGNALS_TOPIC}.{app_id}"
 
 
 def create_app(worker_id: str = "w1", web_port: int | None = None, data_dir: Path | None = None,
@@ -67,8 +72,12 @@ def create_app(worker_id: str = "w1", web_port: int | None = None, data_dir: Pat
         table_standby_replicas=0,
         consumer_auto_offset_reset="earliest",
     )
+    # Stage 1 -> stage 2 is internal to one engine: another engine id (a test, a bench, a
+    # shadow policy) gets its own signals topic so the engines never read each other's.
+    signals = signals_topic(app_id)
+    rename = {SIGNALS_TOPIC: signals}
     for proc in all_processors():
-        _wire(app, proc)
+        _wire(app, proc, rename)
     return app
 
 
@@ -87,25 +96,27 @@ def origin_header(headers: Any) -> list[tuple[str, bytes]] | None:
     return None
 
 
-def _wire(app: faust.App, proc: Processor) -> None:
+def _wire(app: faust.App, proc: Processor, rename: dict[str, str]) -> None:
     partitions = BY_NAME[proc.topics[0]].partitions
     table = app.Table(proc.name, partitions=partitions,
                       schema=faust.Schema(key_serializer="orjson", value_serializer="orjson"))
-    source = app.topic(*proc.topics, key_type=bytes, value_type=bytes,
-                       key_serializer="raw", value_serializer="raw")
+    source = app.topic(*(rename.get(t, t) for t in proc.topics), key_type=bytes, value_type=bytes,
+                       key_serializer="raw", value_serializer="raw", partitions=partitions)
     sinks: dict[str, faust.TopicT] = {}
 
     def sink(name: str) -> faust.TopicT:
         if name not in sinks:
-            sinks[name] = app.topic(name, key_type=bytes, value_type=bytes,
-                                    key_serializer="raw", value_serializer="raw")
+            sinks[name] = app.topic(rename.get(name, name), key_type=bytes, value_type=bytes,
+                                    key_serializer="raw", value_serializer="raw",
+                                    partitions=BY_NAME[name].partitions)
         return sinks[name]
 
     async def agent(stream: faust.StreamT) -> None:
         async for event in stream.events():
             msg = event.message
             trace = origin_header(msg.headers)
-            for out in proc.process(table, msg.topic, msg.key, msg.value, msg.partition, msg.offset):
+            topic = SIGNALS_TOPIC if msg.topic.startswith(SIGNALS_TOPIC) else msg.topic
+            for out in proc.process(table, topic, msg.key, msg.value, msg.partition, msg.offset):
                 await sink(out.topic).send(key=out.key.encode(), value=encode_output(out),
                                            headers=trace)
 

@@ -7,9 +7,19 @@ from pathlib import Path
 
 
 def _run(args: argparse.Namespace) -> int:
+    import asyncio
+
     from faust import Worker
 
-    from streams.app import create_app
+    from creditstream import config
+    from creditstream.stack.manager import ensure_topics
+    from schemas.topics import BY_NAME
+    from streams.app import create_app, signals_topic
+
+    settings = config.load()
+    # The catalogue topics and this engine's own signals topic exist before agents subscribe.
+    asyncio.run(ensure_topics(settings.kafka_bootstrap, extra=(
+        (signals_topic(args.app_id), BY_NAME["cs.signals"].partitions),)))
 
     app = create_app(worker_id=args.id, web_port=args.web_port, app_id=args.app_id,
                      data_dir=Path(args.data_dir) if args.data_dir else None)

@@ -16,8 +16,8 @@ from creditstream.stack.process import StackError
 READY_TIMEOUT_S = 90.0
 
 
-async def ensure_topics(bootstrap: str) -> list[str]:
-    """Create every catalogue topic that is missing; return the names created."""
+async def ensure_topics(bootstrap: str, extra: tuple[tuple[str, int], ...] = ()) -> list[str]:
+    """Create every catalogue topic (and ``extra`` (name, partitions)) that is missing."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     from schemas.topics import TOPICS
@@ -28,6 +28,8 @@ async def ensure_topics(bootstrap: str) -> list[str]:
         existing = set(await admin.list_topics())
         new = [NewTopic(t.name, t.partitions, 1, topic_configs=t.kafka_config())
                for t in TOPICS if t.name not in existing]
+        new += [NewTopic(name, n, 1, topic_configs={"retention.ms": str(7 * 24 * 3600 * 1000)})
+                for name, n in extra if name not in existing]
         if new:
             await admin.create_topics(new)
         return [t.name for t in new]
