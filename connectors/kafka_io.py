@@ -104,3 +104,39 @@ class TopicReader:
             if until(got):
                 break
         return got
+
+
+async def end_offsets(bootstrap: str, topics: list[str]) -> dict[TopicPartition, int]:
+    """The current end offset of every partition of ``topics``."""
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await c.start()
+    try:
+        cluster = await c._client.fetch_all_metadata()  # noqa: SLF001 - no public API
+        tps = [TopicPartition(t, p) for t in topics for p in cluster.partitions_for_topic(t) or ()]
+        return await c.end_offsets(tps)
+    finally:
+        await c.stop()
+
+
+async def commit_group_offsets(bootstrap: str, group: str, offsets: dict[TopicPartition, int]) -> None:
+    """Set a consumer group's committed offsets (the group must have no active members)."""
+    from aiokafka.structs import OffsetAndMetadata
+
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await c.start()
+    try:
+        c.assign(list(offsets))
+        await c.commit({tp: OffsetAndMetadata(o, "") for tp, o in offsets.items()})
+    finally:
+        await c.stop()
+
+
+async def group_has_offsets(bootstrap: str, group: str) -> bool:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        return bool(await admin.list_consumer_group_offsets(group))
+    finally:
+        await admin.close()

@@ -10,13 +10,19 @@ redelivery never reaches a lender as a new decision.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import weakref
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import faust
 import orjson
 from faust.serializers import codecs
+from faust.streams import _current_event, current_event
+from faust.types import EventT
 
 from creditstream import config
 from schemas.topics import BY_NAME
@@ -71,6 +77,9 @@ def create_app(worker_id: str = "w1", web_port: int | None = None, data_dir: Pat
         broker_commit_interval=1.0,
         table_standby_replicas=0,
         consumer_auto_offset_reset="earliest",
+        # A fleet's facility state or limit update can exceed 1 MB; the broker takes 4 MB.
+        producer_max_request_size=4 * 1024 * 1024,
+        stream_buffer_maxsize=8192,
     )
     # Stage 1 -> stage 2 is internal to one engine: another engine id (a test, a bench, a
     # shadow policy) gets its own signals topic so the engines never read each other's.
@@ -96,29 +105,105 @@ def origin_header(headers: Any) -> list[tuple[str, bytes]] | None:
     return None
 
 
+BATCH_SIZE = 1000
+BATCH_WINDOW_S = 0.05
+
+
+@contextmanager
+def event_context(event: EventT) -> Iterator[None]:
+    """Make ``event`` Faust's current event (the partition tables and sends act on)."""
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+class BatchStore(MutableMapping[str, Any]):
+    """A write-back cache over a Faust table for one batch.
+
+    Reads fall through to the table; writes stay here until :meth:`flush`, which writes
+    each key once, under the event that last changed it: one changelog record per key
+    per batch instead of one per event.
+    """
+
+    def __init__(self, table: faust.Table) -> None:
+        self.table = table
+        self.local: dict[str, Any] = {}
+        self.owner: dict[str, EventT] = {}
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self.local:
+            return self.local[key]
+        return self.table[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if key in self.local:
+            return self.local[key]
+        value = self.table.get(key)
+        return default if value is None else value
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        event = current_event()
+        if event is None:
+            raise RuntimeError("BatchStore written outside an event context")
+        self.local[key] = value
+        # The key's partition is the partition of the event that wrote it.
+        self.owner[key] = event
+
+    def __delitem__(self, key: str) -> None:
+        raise NotImplementedError("processors never delete state")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.local)
+
+    def __len__(self) -> int:
+        return len(self.local)
+
+    def touched(self) -> list[tuple[str, EventT]]:
+        return list(self.owner.items())
+
+    def flush(self) -> None:
+        for key, value in self.local.items():
+            with event_context(self.owner[key]):
+                self.table[key] = value
+        self.local.clear()
+        self.owner.clear()
+
+
 def _wire(app: faust.App, proc: Processor, rename: dict[str, str]) -> None:
     partitions = BY_NAME[proc.topics[0]].partitions
     table = app.Table(proc.name, partitions=partitions,
                       schema=faust.Schema(key_serializer="orjson", value_serializer="orjson"))
     source = app.topic(*(rename.get(t, t) for t in proc.topics), key_type=bytes, value_type=bytes,
                        key_serializer="raw", value_serializer="raw", partitions=partitions)
-    sinks: dict[str, faust.TopicT] = {}
 
-    def sink(name: str) -> faust.TopicT:
-        if name not in sinks:
-            sinks[name] = app.topic(rename.get(name, name), key_type=bytes, value_type=bytes,
-                                    key_serializer="raw", value_serializer="raw",
-                                    partitions=BY_NAME[name].partitions)
-        return sinks[name]
+    producer = app.producer
 
     async def agent(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            msg = event.message
-            trace = origin_header(msg.headers)
-            topic = SIGNALS_TOPIC if msg.topic.startswith(SIGNALS_TOPIC) else msg.topic
-            for out in proc.process(table, topic, msg.key, msg.value, msg.partition, msg.offset):
-                await sink(out.topic).send(key=out.key.encode(), value=encode_output(out),
-                                           headers=trace)
+        # Batches amortise Faust's per-event cost. Each record runs under its own event
+        # context, so table reads and changelog partitions belong to its partition. Order
+        # of effects: outputs are produced and acknowledged first, then the batch's state
+        # goes to the changelog, then (later, by Faust) the offsets are committed. A crash
+        # at any point therefore loses no output: the inputs are read again and, the
+        # processors being deterministic, the same outputs are produced again.
+        store = BatchStore(table)
+        async for events in stream.take_events(BATCH_SIZE, within=BATCH_WINDOW_S):
+            acks = []
+            for event in events:
+                msg = event.message
+                topic = SIGNALS_TOPIC if msg.topic.startswith(SIGNALS_TOPIC) else msg.topic
+                with event_context(event):
+                    outs = proc.process(store, topic, msg.key, msg.value, msg.partition, msg.offset)
+                if outs:
+                    trace = origin_header(msg.headers)
+                    for out in outs:
+                        acks.append(await producer.send(
+                            rename.get(out.topic, out.topic), out.key.encode(), encode_output(out),
+                            partition=None, timestamp=None, headers=trace))
+            if acks:
+                await asyncio.gather(*acks)
+            store.flush()
 
     app.agent(source, name=f"creditstream.{proc.name}")(agent)
 

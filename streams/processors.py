@@ -136,6 +136,9 @@ class FacilityProcessor(Processor):
 
     def process(self, store: Store, topic: str, key: bytes | None, value: bytes,
                 partition: int | None = None, offset: int | None = None) -> list[Output]:
+        # The policy runs after every input, never per batch: the decisions (and so the
+        # versions) are then a function of the input sequence alone, and a worker that
+        # restarts mid-batch re-publishes exactly what it published before.
         if topic != "cs.signals":
             return super().process(store, topic, key, value, partition, offset)
         try:

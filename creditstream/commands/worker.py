@@ -20,12 +20,25 @@ def _run(args: argparse.Namespace) -> int:
     # The catalogue topics and this engine's own signals topic exist before agents subscribe.
     asyncio.run(ensure_topics(settings.kafka_bootstrap, extra=(
         (signals_topic(args.app_id), BY_NAME["cs.signals"].partitions),)))
+    if args.start_at == "latest":
+        asyncio.run(_start_at_end(settings.kafka_bootstrap, args.app_id))
 
     app = create_app(worker_id=args.id, web_port=args.web_port, app_id=args.app_id,
                      data_dir=Path(args.data_dir) if args.data_dir else None)
     # Faust's Worker installs signal handlers and exits the process itself on stop.
     Worker(app, loglevel=args.loglevel, quiet=True).execute_from_commandline()
     return 0
+
+
+async def _start_at_end(bootstrap: str, app_id: str) -> None:
+    """A new engine id (test, shadow) starts from now instead of replaying all history."""
+    from connectors.kafka_io import commit_group_offsets, end_offsets, group_has_offsets
+    from schemas.topics import TOPICS
+
+    if await group_has_offsets(bootstrap, app_id):
+        return
+    inputs = [t.name for t in TOPICS if t.events and t.name not in ("cs.limits", "cs.alerts", "cs.deadletter")]
+    await commit_group_offsets(bootstrap, app_id, await end_offsets(bootstrap, inputs))
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -35,6 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--data-dir", default=None, help="RocksDB folder (default .state/workers/ID)")
     p.add_argument("--app-id", default="creditstream-engine",
                    help="engine id: consumer group and changelog topic prefix")
+    p.add_argument("--start-at", choices=["earliest", "latest"], default="earliest",
+                   help="where a new engine id starts reading input topics (default: all history)")
     p.add_argument("--loglevel", default="warning")
     p.set_defaults(func=_run)
 

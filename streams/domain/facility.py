@@ -14,7 +14,14 @@ from typing import Any
 from schemas import events as ev
 from schemas import outputs as out
 from schemas.common import Money
-from streams.domain.policy import POLICY_VERSION, PolicyParams, decide, is_material
+from streams.domain.policy import (
+    POLICY_VERSION,
+    PolicyParams,
+    accepted_utilisation,
+    decide,
+    is_material,
+    utilisation_target,
+)
 from streams.domain.signals import LIMITS_TOPIC, Output, Rejected, alert
 
 State = dict[str, Any]
@@ -43,6 +50,8 @@ def apply_signal(state: State, sig: dict[str, Any]) -> list[Output]:
     outs: list[Output] = []
     if kind in ("receivable", "order", "machine"):
         state["assets"][kind][sig["asset_id"]] = sig
+        if kind == "machine":
+            _accept_utilisation(state, sig)
     elif kind == "machine_released":
         state["assets"]["machine"].pop(sig["asset_id"], None)
         state["util"].pop(sig["asset_id"], None)
@@ -64,6 +73,17 @@ def apply_signal(state: State, sig: dict[str, Any]) -> list[Output]:
         raise Rejected("unknown_signal", f"unknown signal kind {kind!r}")
     _advance(state, sig["at"], sig["triggers"])
     return outs
+
+
+def _accept_utilisation(state: State, sig: dict[str, Any]) -> None:
+    """Behaviour-driven value moves per machine signal, bounded by the policy's step rule."""
+    params = PolicyParams.for_program(state["program"]) if state["program"] else PolicyParams()
+    now = max(state["watermark"], sig["at"])
+    hist = state["util"].setdefault(sig["asset_id"], [])
+    util = accepted_utilisation(utilisation_target(sig, params), hist, params, now)
+    if not hist or abs(hist[-1][1] - util) > 1e-9:
+        hist.append([now, util])
+        del hist[:-20]
 
 
 def apply_ledger(state: State, event: ev.Envelope) -> list[Output]:
@@ -104,13 +124,8 @@ def decide_and_publish(state: State) -> list[Output]:
     params = PolicyParams.for_program(state["program"])
     d = decide(state, params)
     now = state["watermark"]
-    for mid, util in d.accepted_util.items():
-        hist = state["util"].setdefault(mid, [])
-        if not hist or abs(hist[-1][1] - util) > 1e-9:
-            hist.append([now, util])
-            del hist[:-20]
     last = state["last"]
-    if not is_material(d, last, params):
+    if not is_material(d, last):
         return []
     version = (last["version"] if last else 0) + 1
     prev_limit = Decimal(last["limit"]) if last else Decimal("0.00")

@@ -39,9 +39,9 @@ class PolicyParams:
     soh_poor_factor: float = 0.30
     critical_fault_factor: Decimal = Decimal("0.50")
     inclusive_cap_cny: Decimal = Decimal("10000000")
+    # The limit is rounded down to this unit, which is also the materiality threshold:
+    # a limit update is published only when the rounded limit moves (see is_material).
     rounding_unit: Decimal = Decimal("1000")
-    materiality_abs: Decimal = Decimal("1000")
-    materiality_rel: Decimal = Decimal("0.01")
 
     @classmethod
     def for_program(cls, program: dict[str, Any]) -> PolicyParams:
@@ -62,7 +62,6 @@ class Decision:
     outstanding: Decimal
     available: Decimal
     sums: dict[str, str]
-    accepted_util: dict[str, float]
 
 
 def _money(x: Decimal) -> Decimal:
@@ -101,8 +100,15 @@ def accepted_utilisation(target: float, history: list[list[float]], params: Poli
     return min(target, round(base * (1 + params.util_step), 6))
 
 
+def utilisation_target(sig: dict[str, Any], params: PolicyParams) -> float:
+    """Rising use counts only once both complete weeks confirm it; falling use at once."""
+    base = sig["pledge"]["baseline"]
+    ratios = [1.0 if r is None else r / base for r in (sig.get("r7"), sig.get("w1"), sig.get("w2"))]
+    return min(max(min(ratios), params.util_floor), params.util_cap)
+
+
 def _machine(sig: dict[str, Any], params: PolicyParams, now: float, history: list[list[float]],
-             reasons: list[tuple[str, str]]) -> tuple[dict[str, Any], float | None]:
+             reasons: list[tuple[str, str]]) -> dict[str, Any]:
     pledge = sig["pledge"]
     mid = sig["asset_id"]
     price = Decimal(pledge["price"])
@@ -148,9 +154,9 @@ def _machine(sig: dict[str, Any], params: PolicyParams, now: float, history: lis
         reasons.append(("MACHINE_SILENT", f"Machine {mid} has not reported for over "
                                           f"{params.silent_after_hours:.0f} hours."))
     contribution = D0 if frozen else _money(value * params.loan_to_value * Decimal(str(round(util, 6))) * health)
-    return ({"kind": "equipment", "asset_id": mid, "contribution": contribution, "frozen": frozen,
-             "detail": {"collateral_value": str(value), "utilisation": f"{util:.3f}",
-                        "health": str(health), "hours": f"{hours:.1f}"}}, util)
+    return {"kind": "equipment", "asset_id": mid, "contribution": contribution, "frozen": frozen,
+            "detail": {"collateral_value": str(value), "utilisation": f"{util:.3f}",
+                       "health": str(health), "hours": f"{hours:.1f}"}}
 
 
 def decide(state: dict[str, Any], params: PolicyParams) -> Decision:
@@ -211,14 +217,10 @@ def decide(state: dict[str, Any], params: PolicyParams) -> Decision:
                            "detail": {"buyer": o["buyer_id"], "fulfilment": f"{score:.3f}"}})
 
     # Equipment
-    accepted: dict[str, float] = {}
     for mid, sig in sorted(state["assets"]["machine"].items()):
         if sig["pledge"]["currency"] != currency:
             continue
-        comp, util = _machine(sig, params, now, state["util"].get(mid, []), reasons)
-        components.append(comp)
-        if util is not None:
-            accepted[mid] = util
+        components.append(_machine(sig, params, now, state["util"].get(mid, []), reasons))
 
     if not consent:
         code = "CONSENT_REVOKED" if state["consent"] is False else "CONSENT_MISSING"
@@ -270,15 +272,14 @@ def decide(state: dict[str, Any], params: PolicyParams) -> Decision:
     return Decision(limit=limit, currency=currency, status=status, components=components,
                     reasons=[{"code": c, "text": " ".join(merged[c])[:500]} for c in codes], codes=codes,
                     lenders=lenders, outstanding=outstanding, available=available,
-                    sums={k: str(v) for k, v in sums.items()}, accepted_util=accepted)
+                    sums={k: str(v) for k, v in sums.items()})
 
 
-def is_material(decision: Decision, last: dict[str, Any] | None, params: PolicyParams) -> bool:
-    """Publish only when the limit or available moves materially, or status/reasons change."""
+def is_material(decision: Decision, last: dict[str, Any] | None) -> bool:
+    """Publish when the rounded limit, the available amount, the status or the reason
+    codes change. With no hysteresis the last update published always equals the
+    decision on the current state, however inputs were batched or replayed."""
     if last is None:
         return True
-    if decision.status != last["status"] or decision.codes != last["codes"]:
-        return True
-    prev_limit, prev_avail = Decimal(last["limit"]), Decimal(last["available"])
-    threshold = max(params.materiality_abs, prev_limit * params.materiality_rel)
-    return abs(decision.limit - prev_limit) > threshold or abs(decision.available - prev_avail) > threshold
+    return (decision.status != last["status"] or decision.codes != last["codes"]
+            or decision.limit != Decimal(last["limit"]) or decision.available != Decimal(last["available"]))

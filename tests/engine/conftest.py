@@ -29,7 +29,8 @@ class WorkerProcess:
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "creditstream.cli", "worker", "--app-id", self.app_id,
-                 "--id", self.worker_id, "--data-dir", str(self.data_dir), "--loglevel", "info"],
+                 "--id", self.worker_id, "--data-dir", str(self.data_dir), "--loglevel", "info",
+                 "--start-at", "latest"],
                 stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -78,16 +78,17 @@ def test_utilisation_rising_two_weeks_gives_a_bounded_increase_not_before() -> N
         limit_at[i] = Decimal(current["limit"]["amount"]) if current else Decimal(0)
     base, mid, after = (limit_at[marks[k]] for k in ("day13", "day26", "day35"))
     machine = r.stores["facilities"]["ctr-u4"]["assets"]["machine"]["exc-u4"]
-    # Pledge: 1m x 0.6 LTV x 1.00 utilisation = 600,000. By day 14 wear (112 h of 20,000)
-    # has lowered it to 596,640, under the 1% materiality threshold: nothing re-published.
-    assert base == Decimal("600000.00")
+    # Day 14 00:00: 112 h on the meter wear more than 14 days of age, so the value is
+    # 1m x (1 - 112/20000) = 994,400; x 0.6 LTV x 1.00 utilisation = 596,640 -> 596,000.
+    assert base == Decimal("596000.00")
     # Day 26: a week and a half at 12 h/day, but only one complete week confirms it.
     assert mid <= base
     # Day 35: two complete weeks at 1.5x baseline; the increase is capped at +15%.
     util = float(next(c for c in current["components"] if c["asset_id"] == "exc-u4")["detail"]["utilisation"])
     assert util == 1.15
-    # 272 h: 1m x (1 - 272/20000) = 986,400 x 0.6 x 1.15 = 680,616 -> 680,000 (unit 1,000).
-    assert after == Decimal("680000.00")
+    # Last machine signal at 301 h: 1m x (1 - 301/20000) = 984,950 x 0.6 x 1.15 = 679,615
+    # -> 679,000 (unit 1,000).
+    assert after == Decimal("679000.00")
     # Stage 2 holds the last *material* signal (5% steps): both weeks near 1.5x baseline.
     assert machine["w1"] / 8.0 >= 1.45 and machine["w2"] / 8.0 >= 1.45
 

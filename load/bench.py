@@ -1,0 +1,186 @@
+"""`creditstream load bench`: the hot path against the ceiling of one Python process.
+
+In one run, on the same broker and the same telemetry:
+  (a) a plain aiokafka loop that consumes, decodes (orjson) and produces: the ceiling;
+  (b) the project's hot path: a real worker (`creditstream worker`) taking the same
+      telemetry through stage 1 to the signals and limits it causes.
+It prints events/s of each and the ratio b/a. The worker starts from committed offsets
+set to the first bench record, so it reads exactly the bench's telemetry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from connectors.kafka_io import commit_group_offsets, end_offsets, make_producer, produce_events
+from creditstream import config
+from schemas.factory import EventFactory
+
+TELEMETRY = "cs.telemetry"
+BASELINE_OUT = "bench.baseline-out"
+
+
+@dataclass
+class BenchResult:
+    events: int
+    machines: int
+    baseline_eps: float
+    engine_eps: float
+
+    @property
+    def ratio(self) -> float:
+        return self.engine_eps / self.baseline_eps if self.baseline_eps else 0.0
+
+
+def telemetry_records(run: str, machines: int, events: int, start: datetime) -> list[tuple[bytes, bytes]]:
+    """Pre-encoded ISO 15143-3 readings: each machine reports once per simulated minute."""
+    out = []
+    rounds = max(1, events // machines)
+    for r in range(rounds):
+        at = (start + timedelta(minutes=r + 1)).isoformat()
+        for m in range(machines):
+            mid = f"bm-{run}-{m}"
+            out.append((mid.encode(), orjson.dumps({
+                "event_id": f"bt-{run}-{m}-{r}", "type": "telemetry.equipment", "schema_version": 1,
+                "tenant": "bench", "source": "bench", "occurred_at": at, "recorded_at": at,
+                "payload": {"machine_id": mid, "cumulative_operating_hours": round(100 + r / 60, 4),
+                            "engine_running": True, "location": {"lat": 28.2, "lon": 112.9}}})))
+    return out
+
+
+async def committed(bootstrap: str, group: str, tps: list[TopicPartition]) -> int:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group, partitions=tps)
+        return sum(max(0, o.offset) for tp, o in offsets.items() if tp in tps)
+    finally:
+        await admin.close()
+
+
+async def baseline(bootstrap: str, start: dict[TopicPartition, int], end: dict[TopicPartition, int]) -> float:
+    """(a) consume -> orjson.loads -> produce, as fast as one process goes."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                max_poll_records=2000, fetch_max_bytes=16 * 1024 * 1024)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=5,
+                                max_batch_size=512 * 1024)
+    await consumer.start()
+    await producer.start()
+    total = sum(end[tp] - start[tp] for tp in start)
+    done = 0
+    try:
+        consumer.assign(list(start))
+        for tp, off in start.items():
+            consumer.seek(tp, off)
+        t0 = time.perf_counter()
+        while done < total:
+            batch = await consumer.getmany(timeout_ms=500, max_records=2000)
+            futures = []
+            for tp, msgs in batch.items():
+                for m in msgs:
+                    if m.offset >= end[tp]:
+                        continue
+                    value = orjson.loads(m.value)
+                    futures.append(await producer.send(BASELINE_OUT, orjson.dumps(value["payload"]), key=m.key))
+                    done += 1
+            if futures:
+                await asyncio.gather(*futures)
+        return done / (time.perf_counter() - t0)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+async def engine(settings: config.Settings, app_id: str, start: dict[TopicPartition, int],
+                 end: dict[TopicPartition, int], skip_to_end: dict[TopicPartition, int]) -> float:
+    """(b) a real worker process from the first bench record until it committed the last."""
+    await commit_group_offsets(settings.kafka_bootstrap, app_id, {**skip_to_end, **start})
+    data = settings.state_dir / "bench" / app_id
+    data.mkdir(parents=True, exist_ok=True)
+    log = data.parent / f"{app_id}.log"
+    total = sum(end[tp] - start[tp] for tp in start)
+    base = sum(start.values())
+    tps = list(start)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "creditstream.cli", "worker", "--app-id", app_id,
+                                 "--data-dir", str(data), "--loglevel", "info"],
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        t0 = None
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+            if proc.poll() is not None:
+                raise RuntimeError(f"worker exited; see {log}")
+            if t0 is None and b"Worker ready" in log.read_bytes()[-50000:]:
+                t0 = time.perf_counter()
+            if t0 is None:
+                continue
+            done = await committed(settings.kafka_bootstrap, app_id, tps) - base
+            print(f"\r  engine: {done:>9,} / {total:,} events", end="", file=sys.stderr, flush=True)
+            if done >= total:
+                print(file=sys.stderr)
+                return total / (time.perf_counter() - t0)
+        raise RuntimeError("engine did not finish within 900 s")
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+async def run(events: int, machines: int) -> BenchResult:
+    settings = config.load()
+    bootstrap = settings.kafka_bootstrap
+    run_id = uuid.uuid4().hex[:6]
+    app_id = f"cs-bench-{run_id}"
+    others = ["cs.registry", "cs.pledges", "cs.invoices", "cs.orders", "cs.shipments", "cs.ledger"]
+    before = await end_offsets(bootstrap, others)
+    f = EventFactory(f"bs-{run_id}", datetime(2026, 3, 1, tzinfo=UTC), tenant="bench")
+    setup = [f.program(f"bp-{run_id}"), f.borrower(f"bb-{run_id}", f"bp-{run_id}", kind="contractor"),
+             f.consent(f"bb-{run_id}")]
+    setup += [f.pledge(f"bm-{run_id}-{m}", f"bb-{run_id}", f"bp-{run_id}") for m in range(machines)]
+    producer = make_producer(bootstrap, linger_ms=20)
+    await producer.start()
+    try:
+        print(f"bench: {len(setup)} setup events, {events:,} telemetry events for {machines:,} machines",
+              file=sys.stderr)
+        await produce_events(producer, setup)
+        start = await end_offsets(bootstrap, [TELEMETRY])
+        records = telemetry_records(run_id, machines, events, f.now)
+        futures = [await producer.send(TELEMETRY, v, key=k) for k, v in records]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    end = await end_offsets(bootstrap, [TELEMETRY])
+    print("bench: (a) plain aiokafka consume-decode-produce loop", file=sys.stderr)
+    base_eps = await baseline(bootstrap, start, end)
+    print(f"  baseline: {base_eps:,.0f} events/s", file=sys.stderr)
+    print("bench: (b) worker hot path (telemetry -> stage 1 -> signals -> stage 2)", file=sys.stderr)
+    eng_eps = await engine(settings, app_id, start, end, before)
+    return BenchResult(len(records), machines, base_eps, eng_eps)
+
+
+def main(args: Any) -> int:
+    res = asyncio.run(run(args.events, args.machines))
+    print(orjson.dumps({"events": res.events, "machines": res.machines,
+                        "baseline_events_per_s": round(res.baseline_eps),
+                        "engine_events_per_s": round(res.engine_eps), "ratio": round(res.ratio, 3),
+                        "date": datetime.now(UTC).isoformat(timespec="seconds")}).decode())
+    print(f"baseline {res.baseline_eps:,.0f} ev/s | engine {res.engine_eps:,.0f} ev/s | ratio b/a {res.ratio:.1%}")
+    return 0
