@@ -19,6 +19,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -29,6 +30,7 @@ from creditstream import config
 from schemas.factory import EventFactory
 
 TELEMETRY = "cs.telemetry"
+FLEET = 50
 BASELINE_OUT = "bench.baseline-out"
 
 
@@ -105,6 +107,16 @@ async def baseline(bootstrap: str, start: dict[TopicPartition, int], end: dict[T
         await producer.stop()
 
 
+def _start_worker(app_id: str, data: Path, log: Path) -> subprocess.Popen[bytes]:
+    profile = os.environ.get("CREDITSTREAM_BENCH_PROFILE")  # a py-spy output path
+    prefix = [str(Path(sys.executable).parent / "py-spy"), "record", "-o", profile, "-f", "speedscope",
+              "--"] if profile else []
+    with open(log, "ab") as out:
+        return subprocess.Popen([*prefix, sys.executable, "-m", "creditstream.cli", "worker", "--app-id",
+                                 app_id, "--data-dir", str(data), "--loglevel", "info"],
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
 async def engine(settings: config.Settings, app_id: str, start: dict[TopicPartition, int],
                  end: dict[TopicPartition, int], skip_to_end: dict[TopicPartition, int]) -> float:
     """(b) a real worker process from the first bench record until it committed the last."""
@@ -115,10 +127,7 @@ async def engine(settings: config.Settings, app_id: str, start: dict[TopicPartit
     total = sum(end[tp] - start[tp] for tp in start)
     base = sum(start.values())
     tps = list(start)
-    with open(log, "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "creditstream.cli", "worker", "--app-id", app_id,
-                                 "--data-dir", str(data), "--loglevel", "info"],
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = _start_worker(app_id, data, log)
     try:
         t0 = None
         deadline = time.monotonic() + 900
@@ -152,9 +161,12 @@ async def run(events: int, machines: int) -> BenchResult:
     others = ["cs.registry", "cs.pledges", "cs.invoices", "cs.orders", "cs.shipments", "cs.ledger"]
     before = await end_offsets(bootstrap, others)
     f = EventFactory(f"bs-{run_id}", datetime(2026, 3, 1, tzinfo=UTC), tenant="bench")
-    setup = [f.program(f"bp-{run_id}"), f.borrower(f"bb-{run_id}", f"bp-{run_id}", kind="contractor"),
-             f.consent(f"bb-{run_id}")]
-    setup += [f.pledge(f"bm-{run_id}-{m}", f"bb-{run_id}", f"bp-{run_id}") for m in range(machines)]
+    # Fleets of FLEET machines per contractor, as equipment lenders see them.
+    fleets = (machines + FLEET - 1) // FLEET
+    setup = [f.program(f"bp-{run_id}", cap="100000000")]
+    for b in range(fleets):
+        setup += [f.borrower(f"bb-{run_id}-{b}", f"bp-{run_id}", kind="contractor"), f.consent(f"bb-{run_id}-{b}")]
+    setup += [f.pledge(f"bm-{run_id}-{m}", f"bb-{run_id}-{m // FLEET}", f"bp-{run_id}") for m in range(machines)]
     producer = make_producer(bootstrap, linger_ms=20)
     await producer.start()
     try:

@@ -73,7 +73,7 @@ def create_app(worker_id: str = "w1", web_port: int | None = None, data_dir: Pat
         web_enabled=web_port is not None,
         web_port=web_port or 6066,
         web_bind="127.0.0.1",
-        broker_commit_every=1000,
+        broker_commit_every=10000,
         broker_commit_interval=1.0,
         table_standby_replicas=0,
         consumer_auto_offset_reset="earliest",
@@ -140,7 +140,8 @@ class BatchStore(MutableMapping[str, Any]):
     def get(self, key: str, default: Any = None) -> Any:
         if key in self.local:
             return self.local[key]
-        value = self.table.get(key)
+        # The store directly: Faust's Table.get adds sensor bookkeeping per read.
+        value = self.table.data.get(key)
         return default if value is None else value
 
     def __setitem__(self, key: str, value: Any) -> None:
