@@ -131,12 +131,25 @@ async def commit_group_offsets(bootstrap: str, group: str, offsets: dict[TopicPa
         await c.stop()
 
 
-async def group_has_offsets(bootstrap: str, group: str) -> bool:
-    from aiokafka.admin import AIOKafkaAdminClient
+async def group_has_offsets(bootstrap: str, group: str, timeout: float = 60.0) -> bool:
+    """Whether a consumer group has committed offsets.
 
+    On a fresh broker the group coordinator (``__consumer_offsets``) is created on first
+    use and answers "not available" for a few seconds: that is retried, not an error.
+    """
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.errors import GroupCoordinatorNotAvailableError, NotCoordinatorForGroupError
+
+    deadline = time.monotonic() + timeout
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        return bool(await admin.list_consumer_group_offsets(group))
+        while True:
+            try:
+                return bool(await admin.list_consumer_group_offsets(group))
+            except (GroupCoordinatorNotAvailableError, NotCoordinatorForGroupError):
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
     finally:
         await admin.close()
