@@ -1,0 +1,101 @@
+"""What every source adapter shares: its error type, event building, dead-letter records."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from schemas.codec import errors_of
+from schemas.events import Envelope
+from schemas.outputs import DeadLetter, DeadLetterPayload
+
+# Dead letters carry the original bytes; keep them well under Kafka's 1 MB message limit.
+MAX_DEADLETTER_BYTES = 256 * 1024
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$")
+
+
+class SourceError(ValueError):
+    """An input a source adapter refuses: a stable ``reason`` code and a readable message."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        self.message = message
+        super().__init__(f"{reason}: {message}")
+
+
+def is_id(value: str) -> bool:
+    """Whether ``value`` is a valid contract identifier (``schemas.common.Id``)."""
+    return bool(_ID_RE.match(value))
+
+
+def digest(*parts: object, size: int = 24) -> str:
+    """A short stable hash of ``parts``: deterministic event ids make re-imports idempotent."""
+    return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:size]
+
+
+def build_event(cls: type[Envelope], *, event_id: str, tenant: str, source: str,
+                occurred_at: datetime, payload: dict[str, Any],
+                recorded_at: datetime | None = None) -> Envelope:
+    """Validate an event against the contract; a violation becomes a :class:`SourceError`."""
+    type_name = cls.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]
+    try:
+        return cls.model_validate({
+            "event_id": event_id, "type": type_name, "tenant": tenant, "source": source,
+            "occurred_at": occurred_at, "recorded_at": recorded_at or datetime.now(UTC),
+            "payload": payload,
+        })
+    except ValidationError as exc:
+        detail = "; ".join(f"{e['field']}: {e['rule']}" for e in errors_of(exc))
+        raise SourceError("invalid_event", detail) from None
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """One refused input item: where it came from, why, and its original bytes."""
+
+    origin: str
+    reason: str
+    error: str
+    raw: bytes
+
+
+@dataclass
+class Outcome:
+    """What one decoding step produced: events to send, items refused, notes for the user."""
+
+    events: list[Envelope] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def extend(self, other: Outcome) -> None:
+        self.events += other.events
+        self.rejected += other.rejected
+        self.notes += other.notes
+
+
+def dead_letter(item: Rejected, *, tenant: str, stage: str, now: datetime | None = None) -> DeadLetter:
+    """A :class:`DeadLetter` for a refused input, its id derived from origin and bytes."""
+    now = now or datetime.now(UTC)
+    raw = item.raw
+    error = item.error
+    if len(raw) > MAX_DEADLETTER_BYTES:
+        error = f"{error} (original truncated from {len(raw)} bytes)"
+        raw = raw[:MAX_DEADLETTER_BYTES]
+    return DeadLetter(
+        event_id=f"dl-{stage}-{digest(item.origin, item.reason, item.raw, size=32)}",
+        type="deadletter.record", tenant=tenant, source=f"creditstream.{stage}",
+        occurred_at=now, recorded_at=now,
+        payload=DeadLetterPayload(
+            topic=item.origin[:249], stage=stage, reason=item.reason[:64] if is_code(item.reason) else "invalid",
+            error=error[:4000], value_b64=base64.b64encode(raw).decode()),
+    )
+
+
+def is_code(value: str) -> bool:
+    return bool(re.match(r"^[A-Za-z0-9_.:\-]{1,64}$", value))
