@@ -51,6 +51,10 @@ def cbv_word(value: Any, kind: str) -> str | None:
     return v if re.fullmatch(r"[a-z_]+", v) else None
 
 
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _ref(value: str) -> str:
     """The business id in a bizTransaction: last ``:`` segment of a URN, last path segment of a URL."""
     v = value.strip()
@@ -61,7 +65,7 @@ def _ref(value: str) -> str:
 
 def _transactions(event: dict[str, Any]) -> dict[str, str]:
     out: dict[str, str] = {}
-    for bt in event.get("bizTransactionList") or []:
+    for bt in _list(event.get("bizTransactionList")):
         if isinstance(bt, dict) and isinstance(bt.get("bizTransaction"), str):
             kind = cbv_word(bt.get("type"), "BTT") or ""
             out.setdefault(kind.lower(), _ref(bt["bizTransaction"]))
@@ -69,7 +73,7 @@ def _transactions(event: dict[str, Any]) -> dict[str, str]:
 
 
 def _party(event: dict[str, Any], party_map: dict[str, str]) -> str | None:
-    for entry in event.get("sourceList") or []:
+    for entry in _list(event.get("sourceList")):
         if not isinstance(entry, dict) or not isinstance(entry.get("source"), str):
             continue
         if (cbv_word(entry.get("type"), "SDT") or "") in ("owning_party", "possessing_party"):
@@ -143,7 +147,7 @@ def map_event(event: Any, *, tenant: str, party_map: dict[str, str] | None = Non
     planned = actual
     if planned_raw is not None:
         planned = event_time({"eventTime": planned_raw, "eventTimeZoneOffset": event.get("eventTimeZoneOffset")})
-    epcs = [e for e in event.get("epcList") or [] if isinstance(e, str)]
+    epcs = [e for e in _list(event.get("epcList")) if isinstance(e, str)]
     shipment = (event.get("cs:shipmentId") or tx.get("desadv") or event.get("parentID")
                 or (epcs[0] if epcs else None) or po_id)
     supplier = event.get("cs:supplierId") or _party(event, party_map or {})

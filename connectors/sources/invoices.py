@@ -24,10 +24,10 @@ CHINA = timezone(timedelta(hours=8))
 DEFAULT_TERMS_DAYS = 30
 
 
-def _tax_id(value: str | None, what: str) -> str:
-    if not value:
+def _tax_id(value: Any, what: str) -> str:
+    if value is None or value == "":
         raise SourceError("missing_field", f"{what} tax id is required")
-    tid = re.sub(r"[\s.\-]", "", value).upper()
+    tid = re.sub(r"[\s.\-]", "", str(value)).upper()
     if not re.fullmatch(r"[A-Z0-9]{8,20}", tid):
         raise SourceError("bad_tax_id", f"{what} tax id {value!r} is not 8-20 letters and digits")
     return tid
