@@ -1,0 +1,560 @@
+"""A simulated supply chain for load runs, deterministic from a seed.
+
+Core enterprises (OEMs) run two programs each: supply-chain finance for their tier-1 and
+tier-2 suppliers and dealers, and equipment finance for contractors whose fleets of
+excavators (ISO 15143-3 snapshots) and electric trucks (GB/T 32960 battery data) are
+pledged as collateral. Everything is a function of :class:`WorldConfig`: the same config
+gives byte-identical events, which is what makes two load runs comparable.
+
+Telemetry is the hot path, so readings are built as plain dicts and serialised with
+orjson (the same shape :func:`schemas.codec.encode` writes); the rarer setup and business
+events go through the pydantic models, so they are valid by construction.
+
+Telemetry is addressed by *slot*: slot ``j`` is the reading of machine ``j % machines`` in
+round ``j // machines``, and round ``r`` happens at simulated time ``start + r * cadence``
+(plus a fixed per-machine phase). Event time therefore only depends on the slot, is
+monotonic per machine, and simulated time may run faster than wall time.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from math import cos, radians, sin, sqrt
+
+import orjson
+
+from schemas import events as ev
+from schemas.codec import encode
+from schemas.common import Geofence, GeoPoint, Money
+from schemas.topics import route
+
+DAY = 86400.0
+Rec = tuple[str, bytes, bytes]
+"""A record ready to produce: (topic, key, value)."""
+
+# Region name, latitude, longitude of its centre (construction hubs).
+REGIONS: tuple[tuple[str, float, float], ...] = (
+    ("hunan", 28.23, 112.94), ("jiangsu", 32.06, 118.80),
+    ("sichuan", 30.66, 104.06), ("shandong", 36.67, 117.00),
+)
+LENDER_MIXES: tuple[tuple[tuple[str, str], ...], ...] = (
+    (("bank-cmb", "0.6"), ("mfi-hunan", "0.4")),
+    (("bank-icbc", "0.5"), ("bank-boc", "0.5")),
+    (("bank-ccb", "0.4"), ("mfi-sichuan", "0.3"), ("fintech-a", "0.3")),
+    (("bank-abc", "0.7"), ("mfi-jiangsu", "0.3")),
+    (("bank-icbc", "1.0"),),
+)
+FENCE_KM = 25.0
+SITE_KM = 8.0
+JITTER_KM = 0.03
+SOURCE = "creditstream.load"
+
+# ------------------------------------------------------------------ deterministic noise
+_M64 = (1 << 64) - 1
+
+
+def _mix(x: int) -> int:
+    """splitmix64: a cheap, well-spread hash for per-(machine, round) noise."""
+    x = (x + 0x9E3779B97F4A7C15) & _M64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
+    return x ^ (x >> 31)
+
+
+def unit(seed: int, *parts: int) -> float:
+    """A uniform number in [0, 1) that depends only on ``seed`` and ``parts``."""
+    h = _mix(seed & _M64)
+    for p in parts:
+        h = _mix(h ^ (p & _M64))
+    return (h >> 11) / float(1 << 53)
+
+
+# ------------------------------------------------------------------ identifiers
+_VIN_VALUE = {**{str(d): d for d in range(10)},
+              **dict(zip("ABCDEFGH", range(1, 9), strict=True)), **dict(zip("JKLMN", range(1, 6), strict=True)),
+              "P": 7, "R": 9, **dict(zip("STUVWXYZ", range(2, 10), strict=True))}
+_VIN_WEIGHTS = (8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2)
+VIN_CHARS = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"
+
+
+def vin_check_digit(vin: str) -> str:
+    """ISO 3779 / GB 16735 check digit (position 9) of a 17-character VIN."""
+    total = sum(_VIN_VALUE[c] * w for c, w in zip(vin, _VIN_WEIGHTS, strict=True))
+    rem = total % 11
+    return "X" if rem == 10 else str(rem)
+
+
+def make_vin(seed: int, n: int) -> str:
+    """A valid VIN: Chinese WMI, a descriptor, the check digit, year, plant, serial."""
+    wmi = ("LFV", "LGW", "LSV", "LB3")[n % 4]
+    vds = "".join(VIN_CHARS[int(unit(seed, n, 100 + i) * len(VIN_CHARS))] for i in range(5))
+    tail = "MA" + f"{n % 1_000_000:06d}"  # model year 2021, plant A, serial
+    draft = wmi + vds + "0" + tail
+    return draft[:8] + vin_check_digit(draft) + draft[9:]
+
+
+def tax_id(seed: int, n: int) -> str:
+    """An 18-character unified social credit code look-alike."""
+    return f"91{int(unit(seed, n, 7) * 10**16):016d}"
+
+
+# ------------------------------------------------------------------ the world
+@dataclass(frozen=True)
+class WorldConfig:
+    """Size and shape of the simulated world; ``tag`` is put in every id of a run."""
+
+    seed: int = 1
+    tag: str = "Lw1"
+    cores: int = 2
+    tier1_per_core: int = 3
+    tier2_per_tier1: int = 2
+    dealers_per_core: int = 2
+    contractors: int = 20
+    machines: int = 200
+    truck_share: float = 0.3
+    cadence_s: int = 600
+    start: datetime = datetime(2026, 3, 2, tzinfo=UTC)
+    tenant: str = "load"
+
+
+@dataclass(frozen=True)
+class Party:
+    party_id: str
+    kind: str
+    program_id: str | None
+    tax_id: str
+    region: str
+    buyer_id: str | None = None
+    tier: int = 0
+
+
+@dataclass(frozen=True)
+class Machine:
+    index: int
+    machine_id: str
+    kind: str  # excavator | electric_truck
+    borrower_id: str
+    program_id: str
+    region: str
+    site: tuple[float, float]
+    fence: tuple[float, float, float]
+    vin: str | None
+    baseline: float
+    phase_s: int
+    price: int
+
+
+def _offset(lat: float, lon: float, seed: int, n: int, salt: int, max_km: float) -> tuple[float, float]:
+    """A point at most ``max_km`` from (lat, lon), uniformly over the disc."""
+    r = max_km * sqrt(unit(seed, n, salt))
+    a = unit(seed, n, salt + 1) * 6.283185307179586
+    dlat = r * sin(a) / 111.195
+    dlon = r * cos(a) / (111.195 * cos(radians(lat)))
+    return lat + dlat, lon + dlon
+
+
+class World:
+    """The parties and machines of one config, and the setup events that register them."""
+
+    def __init__(self, cfg: WorldConfig) -> None:
+        self.cfg = cfg
+        t, s = cfg.tag, cfg.seed
+        self.cores: list[Party] = []
+        self.suppliers: list[Party] = []
+        self.dealers: list[Party] = []
+        self.contractors: list[Party] = []
+        self.programs: dict[str, tuple[tuple[str, str], ...]] = {}
+        n = 0
+        for c in range(cfg.cores):
+            region = REGIONS[c % len(REGIONS)][0]
+            core = Party(f"{t}-core{c}", "core_enterprise", None, tax_id(s, n), region)
+            n += 1
+            self.cores.append(core)
+            for kind in ("scf", "eq"):
+                self.programs[f"{t}-{kind}{c}"] = LENDER_MIXES[int(unit(s, c, ord(kind[0])) * len(LENDER_MIXES))]
+            for i in range(cfg.tier1_per_core):
+                t1 = Party(f"{t}-s{c}x{i}", "supplier", f"{t}-scf{c}", tax_id(s, n), region, core.party_id, 1)
+                n += 1
+                self.suppliers.append(t1)
+                for k in range(cfg.tier2_per_tier1):
+                    self.suppliers.append(Party(f"{t}-s{c}x{i}x{k}", "supplier", f"{t}-scf{c}", tax_id(s, n),
+                                                region, t1.party_id, 2))
+                    n += 1
+            for i in range(cfg.dealers_per_core):
+                self.dealers.append(Party(f"{t}-d{c}x{i}", "dealer", f"{t}-scf{c}", tax_id(s, n), region,
+                                          core.party_id, 0))
+                n += 1
+        sites: list[tuple[float, float]] = []
+        for i in range(cfg.contractors):
+            c = i % cfg.cores
+            name, lat, lon = REGIONS[i % len(REGIONS)]
+            self.contractors.append(Party(f"{t}-ctr{i}", "contractor", f"{t}-eq{c}", tax_id(s, n), name,
+                                          self.cores[c].party_id, 0))
+            n += 1
+            sites.append(_offset(lat, lon, s, i, 11, 50.0))
+        self.machines: list[Machine] = []
+        for m in range(cfg.machines):
+            ci = m * cfg.contractors // cfg.machines
+            ctr = self.contractors[ci]
+            clat, clon = sites[ci]
+            truck = unit(s, m, 1) < cfg.truck_share
+            mlat, mlon = _offset(clat, clon, s, m, 21, SITE_KM)
+            self.machines.append(Machine(
+                index=m, machine_id=f"{t}-m{m}", kind="electric_truck" if truck else "excavator",
+                borrower_id=ctr.party_id, program_id=ctr.program_id or "", region=ctr.region,
+                site=(mlat, mlon), fence=(clat, clon, FENCE_KM), vin=make_vin(s, m) if truck else None,
+                baseline=round(6.0 + 4.0 * unit(s, m, 2), 1), phase_s=int(unit(s, m, 3) * cfg.cadence_s),
+                price=(600_000 + int(unit(s, m, 4) * 300_000)) if truck else (800_000 + int(unit(s, m, 4) * 700_000))))
+
+    @property
+    def borrowers(self) -> list[Party]:
+        return self.suppliers + self.dealers + self.contractors
+
+    def regions(self) -> list[str]:
+        return sorted({m.region for m in self.machines})
+
+    # -------------------------------------------------------------- setup
+    def setup_events(self) -> list[ev.Envelope]:
+        """Programs, parties, consents, the supply graph, then pledges: in that order."""
+        mk = _Maker(self.cfg.tag + "-setup", self.cfg.tenant)
+        at = self.cfg.start - timedelta(days=1)
+        out: list[ev.Envelope] = []
+        for pid, lenders in self.programs.items():
+            cap = "50000000" if "-scf" in pid else "200000000"
+            out.append(mk(ev.ProgramRegistered, at, ev.ProgramPayload(
+                program_id=pid, name=f"Program {pid}", cap=_cny(cap),
+                lenders=[ev.LenderShare(lender_id=lid, share=Decimal(sh)) for lid, sh in lenders])))
+        for p in self.cores + self.borrowers:
+            out.append(mk(ev.BorrowerRegistered, at, ev.BorrowerPayload(
+                party_id=p.party_id, kind=ev.PartyKind(p.kind), program_id=p.program_id,
+                name=f"Company {p.party_id}", tax_id=p.tax_id, region=p.region)))
+        for p in self.borrowers:
+            out.append(mk(ev.ConsentGranted, at, ev.ConsentPayload(borrower_id=p.party_id)))
+        for p in self.suppliers:
+            out.append(mk(ev.SupplyRelationship, at, ev.SupplyRelationshipPayload(
+                supplier_id=p.party_id, buyer_id=p.buyer_id or "", tier=p.tier)))
+        for m in self.machines:
+            acquired = self.cfg.start.date() - timedelta(days=30 + int(unit(self.cfg.seed, m.index, 5) * 1500))
+            out.append(mk(ev.MachinePledged, at, ev.PledgePayload(
+                machine_id=m.machine_id, borrower_id=m.borrower_id, program_id=m.program_id,
+                kind=ev.MachineKind(m.kind), price=_cny(m.price), acquired_on=acquired,
+                baseline_hours_per_day=m.baseline,
+                geofence=Geofence(center=GeoPoint(lat=m.fence[0], lon=m.fence[1]), radius_km=m.fence[2]))))
+        return out
+
+    def setup_records(self) -> list[Rec]:
+        return [to_record(e) for e in self.setup_events()]
+
+
+def _cny(amount: int | str) -> Money:
+    return Money(amount=Decimal(str(amount)), currency="CNY")
+
+
+def to_record(event: ev.Envelope) -> Rec:
+    topic, key = route(event)
+    return topic, key, encode(event)
+
+
+class _Maker:
+    """Envelopes with sequential ids under one prefix."""
+
+    def __init__(self, prefix: str, tenant: str) -> None:
+        self.prefix, self.tenant, self.n = prefix, tenant, 0
+
+    def __call__(self, cls: type[ev.Envelope], at: datetime, payload: object) -> ev.Envelope:
+        self.n += 1
+        return cls(event_id=f"{self.prefix}-{self.n}", type=cls.model_fields["type"].annotation.__args__[0],  # type: ignore[union-attr]
+                   tenant=self.tenant, source=SOURCE, occurred_at=at, recorded_at=at, payload=payload)
+
+
+# ------------------------------------------------------------------ scenario plan
+SCENARIOS = ("steady", "burst", "utilisation_drop", "core_default", "offline_region")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a scenario does to the world, in telemetry rounds and wall seconds.
+
+    ``utilisation_drop``: from ``drop_round`` every machine works ``drop_factor`` of its
+    usual hours. ``offline_region``: readings of ``offline_region`` in rounds
+    ``offline_rounds`` are held back and delivered in one batch when the first reading of
+    the next round is due (battery data flagged reissued, GB/T 32960 command 3).
+    ``core_default``: core 0 becomes distressed at ``default_at_s`` and its dealers' loans
+    go overdue. The burst is a property of the send schedule, not of the world.
+    """
+
+    scenario: str = "steady"
+    drop_round: int | None = None
+    drop_factor: float = 0.1
+    offline_region: str | None = None
+    offline_rounds: tuple[int, int] | None = None
+    default_at_s: float | None = None
+
+
+def plan_for(scenario: str, world: World, telemetry_slots: int, duration_s: float) -> Plan:
+    """The plan of a named scenario for a run of ``telemetry_slots`` readings."""
+    if scenario not in SCENARIOS:
+        raise ValueError(f"unknown scenario {scenario!r}; choose one of {', '.join(SCENARIOS)}")
+    rounds = max(1, -(-telemetry_slots // world.cfg.machines))
+    if scenario == "utilisation_drop":
+        return Plan(scenario, drop_round=rounds // 2)
+    if scenario == "offline_region":
+        r0 = rounds // 3
+        day_rounds = max(1, int(DAY // world.cfg.cadence_s))
+        # A day of readings when the run is long enough, else a third of the run.
+        r1 = r0 + min(day_rounds, max(1, rounds // 3))
+        return Plan(scenario, offline_region=world.regions()[0], offline_rounds=(r0, r1))
+    if scenario == "core_default":
+        return Plan(scenario, default_at_s=duration_s / 2)
+    return Plan(scenario)
+
+
+# ------------------------------------------------------------------ telemetry
+@dataclass
+class _MachineState:
+    milli_hours: int
+    idle_milli_hours: int
+    fuel_l: float
+    soc: float
+    soh: float
+    mileage_km: float
+    round: int = -1
+    day: int = -1
+    day_noise: float = 1.0
+
+
+def iso(epoch_s: float) -> str:
+    return datetime.fromtimestamp(epoch_s, UTC).isoformat()
+
+
+class TelemetrySim:
+    """Readings of a set of machines (one generator process owns ``machine % n == p``)."""
+
+    def __init__(self, world: World, plan: Plan, n: int = 1, p: int = 0) -> None:
+        self.world, self.plan, self.n, self.p = world, plan, n, p
+        cfg = world.cfg
+        self.seed = cfg.seed
+        self.start = cfg.start.timestamp()
+        self.cadence = cfg.cadence_s
+        self.own = [m for m in world.machines if m.index % n == p]
+        self.state: dict[int, _MachineState] = {}
+        offline = plan.offline_region
+        self.offline_ids = {m.index for m in self.own if m.region == offline} if offline else set()
+        self.held: list[Rec] = []
+
+    def event_time(self, m: Machine, r: int) -> int:
+        return int(self.start) + r * self.cadence + m.phase_s
+
+    def slots(self, total: int) -> Iterator[tuple[int, list[Rec]]]:
+        """(slot, records) for every slot of this process's machines below ``total``."""
+        per_round = self.world.cfg.machines
+        r = 0
+        while True:
+            base = r * per_round
+            if base >= total:
+                break
+            for m in self.own:
+                j = base + m.index
+                if j >= total:
+                    break
+                yield j, self.slot(m, r)
+            r += 1
+        if self.held:  # the run ended inside the offline window: deliver what was held
+            yield total, self._release()
+
+    def slot(self, m: Machine, r: int) -> list[Rec]:
+        plan = self.plan
+        if plan.offline_rounds is not None:
+            r0, r1 = plan.offline_rounds
+            if r0 <= r < r1 and m.index in self.offline_ids:
+                self.held.append(self.reading(m, r, reissued=True))
+                return []
+            if r >= r1 and self.held:
+                return [*self._release(), self.reading(m, r)]
+        return [self.reading(m, r)]
+
+    def _release(self) -> list[Rec]:
+        out, self.held = self.held, []
+        return out
+
+    def _init(self, m: Machine) -> _MachineState:
+        s, i = self.seed, m.index
+        hours = int((100 + unit(s, i, 30) * 4000) * 1000)
+        return _MachineState(milli_hours=hours, idle_milli_hours=hours // 5, fuel_l=hours * 0.014,
+                             soc=40 + unit(s, i, 31) * 60, soh=92 + unit(s, i, 32) * 7,
+                             mileage_km=5000 + unit(s, i, 33) * 80000)
+
+    def reading(self, m: Machine, r: int, reissued: bool = False) -> Rec:
+        """Reading of machine ``m`` in round ``r``; rounds of a machine must come in order."""
+        st = self.state.get(m.index)
+        if st is None:
+            st = self.state[m.index] = self._init(m)
+        if r <= st.round:
+            raise ValueError(f"machine {m.machine_id}: round {r} after {st.round}: telemetry must move forward")
+        at = self.event_time(m, r)
+        if st.round >= 0:
+            self._advance(m, st, r, at)
+        st.round = r
+        lat, lon = self._where(m, r)
+        if m.kind == "excavator":
+            payload = {
+                "machine_id": m.machine_id, "oem": "SANY", "model": "SY215C",
+                "serial_number": f"SY{m.index:08d}",
+                "cumulative_operating_hours": st.milli_hours / 1000,
+                "cumulative_idle_hours": st.idle_milli_hours / 1000,
+                "fuel_used_litres": round(st.fuel_l, 1),
+                "fuel_remaining_pct": round(100 - (st.fuel_l * 3.1) % 85, 1),
+                "location": {"lat": lat, "lon": lon}, "engine_running": unit(self.seed, m.index, r, 40) < 0.6,
+            }
+            typ = "telemetry.equipment"
+        else:
+            soc = st.soc
+            payload = {
+                "machine_id": m.machine_id, "vin": m.vin, "soc_pct": round(soc, 1), "soh_pct": round(st.soh, 2),
+                "pack_voltage_v": round(540 + soc * 1.2, 1),
+                "pack_current_a": round(-150 + 200 * unit(self.seed, m.index, r, 41), 1),
+                "max_cell_voltage_v": round(3.3 + soc * 0.009, 3), "min_cell_voltage_v": round(3.28 + soc * 0.009, 3),
+                "max_temp_c": round(22 + 15 * unit(self.seed, m.index, r, 42), 1), "alarm_level": 0,
+                "alarm_flags": 0, "mileage_km": round(st.mileage_km, 1), "location": {"lat": lat, "lon": lon},
+                "reissued": reissued,
+            }
+            typ = "telemetry.battery"
+        when = iso(at)
+        mid = m.machine_id
+        value = orjson.dumps({"event_id": f"{self.world.cfg.tag}-t{m.index}r{r}", "type": typ, "schema_version": 1,
+                              "tenant": self.world.cfg.tenant, "source": SOURCE, "occurred_at": when,
+                              "recorded_at": when, "payload": payload})
+        return "cs.telemetry", mid.encode(), value
+
+    def duty(self, m: Machine, st: _MachineState, r: int, at: int) -> float:
+        """Fraction of wall time the machine works: its baseline, daily noise, the plan."""
+        day = at // 86400
+        if day != st.day:
+            st.day = day
+            st.day_noise = 0.75 + 0.5 * unit(self.seed, m.index, day, 50)
+        d = m.baseline / 24.0 * st.day_noise
+        if self.plan.drop_round is not None and r >= self.plan.drop_round:
+            d *= self.plan.drop_factor
+        return min(1.0, d)
+
+    def _advance(self, m: Machine, st: _MachineState, r: int, at: int) -> None:
+        prev_at = self.event_time(m, st.round)
+        elapsed_h = (at - prev_at) / 3600.0
+        worked = elapsed_h * self.duty(m, st, r, at)
+        # Integer milli-hours rounded down: the meter never runs faster than wall time.
+        add = int(worked * 1000)
+        st.milli_hours += add
+        st.idle_milli_hours += add // 5
+        st.fuel_l += worked * 14.0
+        st.mileage_km += worked * 35.0
+        st.soc = 100 - ((100 - st.soc) + worked * 9.0) % 80  # recharged at 20%
+        st.soh = max(60.0, st.soh - worked * 0.0005)
+
+    def _where(self, m: Machine, r: int) -> tuple[float, float]:
+        # At its site, with a few tens of metres of movement: inside the fence, no jumps.
+        lat, lon = _offset(m.site[0], m.site[1], self.seed, m.index * 1_000_003 + r, 60, JITTER_KM)
+        return round(lat, 6), round(lon, 6)
+
+
+# ------------------------------------------------------------------ business events
+@dataclass(order=True)
+class _FollowUp:
+    due: int
+    n: int
+    make: Callable[[datetime], ev.Envelope] = field(compare=False)
+
+
+class BusinessSim:
+    """Invoice lifecycles, purchase orders with shipments, drawdowns and repayments.
+
+    ``next(at)`` returns the next event at simulated time ``at``: a follow-up that has
+    come due (confirmation, payment, delivery, repayment) or the start of a new flow.
+    The sequence depends only on the seed and the order of calls.
+    """
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        cfg = world.cfg
+        self.rng = random.Random(f"{cfg.seed}-business")
+        self.mk = _Maker(f"{cfg.tag}-b", cfg.tenant)
+        self.k = 0
+        self.pending: deque[_FollowUp] = deque()
+        self.tier1 = [p for p in world.suppliers if p.tier == 1]
+        self.n_flows = 0
+
+    def next(self, at: datetime) -> ev.Envelope:
+        self.k += 1
+        if self.pending and self.pending[0].due <= self.k:
+            return self.pending.popleft().make(at)
+        return self._new_flow(at)
+
+    def _later(self, steps: int, make: Callable[[datetime], ev.Envelope]) -> None:
+        self.n_flows += 1
+        self.pending.append(_FollowUp(self.k + steps, self.n_flows, make))
+        # Few pending at a time: a sorted insert keeps it simple.
+        self.pending = deque(sorted(self.pending))
+
+    def _new_flow(self, at: datetime) -> ev.Envelope:
+        rng, mk, tag = self.rng, self.mk, self.world.cfg.tag
+        roll = rng.random()
+        self.n_flows += 1
+        n = self.n_flows
+        if roll < 0.45 and self.world.suppliers:
+            s = rng.choice(self.world.suppliers)
+            ref = ev.InvoiceRef(seller_tax_id=s.tax_id, invoice_number=f"{tag}-{n}", issue_date=at.date(),
+                                total=_cny(f"{rng.randrange(20, 900) * 1000}.00"))
+            seller, buyer = s.party_id, s.buyer_id or ""
+
+            def act(cls: type[ev.Envelope], payload_cls: type, **extra: object) -> Callable[[datetime], ev.Envelope]:
+                return lambda t: mk(cls, t, payload_cls(invoice=ref, seller_id=seller, buyer_id=buyer, **extra))
+
+            self._later(2, act(ev.InvoiceConfirmed, ev.InvoiceActionPayload))
+            end = rng.random()
+            if end < 0.1:
+                self._later(6, act(ev.InvoiceDisputed, ev.InvoiceDisputedPayload, reason="short delivery"))
+            elif end < 0.2:
+                self._later(30, act(ev.InvoicePartiallyPaid, ev.InvoicePartiallyPaidPayload,
+                                    paid=_cny(f"{ref.total.amount / 2:.2f}")))
+            else:
+                self._later(40, act(ev.InvoicePaid, ev.InvoiceActionPayload))
+            return mk(ev.InvoiceIssued, at, ev.InvoiceIssuedPayload(
+                invoice=ref, seller_id=seller, buyer_id=buyer, due_date=ref.issue_date + timedelta(days=90)))
+        if roll < 0.75 and self.tier1:
+            s = rng.choice(self.tier1)
+            po = f"{tag}-po{n}"
+            refp = {"po_id": po, "buyer_id": s.buyer_id or "", "supplier_id": s.party_id}
+            on_time = rng.random() < 0.85
+            self._later(2, lambda t: mk(ev.PurchaseOrderConfirmed, t, ev.PurchaseOrderRefPayload(**refp)))
+            self._later(8, lambda t: mk(ev.ShipmentObserved, t, ev.ShipmentPayload(
+                shipment_id=f"{po}-shp", po_id=po, supplier_id=s.party_id, biz_step=ev.BizStep.receiving,
+                disposition=ev.Disposition.delivered, planned_at=t + timedelta(hours=6 if on_time else -48),
+                actual_at=t)))
+            return mk(ev.PurchaseOrderIssued, at, ev.PurchaseOrderIssuedPayload(
+                **refp, amount=_cny(f"{rng.randrange(50, 2000) * 1000}.00"), delivery_due=at + timedelta(days=14)))
+        b = rng.choice(self.world.borrowers)
+        loan = f"{tag}-ln{n}"
+        amount = _cny(f"{rng.randrange(10, 200) * 1000}.00")
+        self._later(25, lambda t: mk(ev.Repayment, t, ev.RepaymentPayload(loan_id=loan, borrower_id=b.party_id,
+                                                                          amount=amount)))
+        return mk(ev.Drawdown, at, ev.DrawdownPayload(loan_id=loan, borrower_id=b.party_id,
+                                                      program_id=b.program_id or "", amount=amount))
+
+    def core_default(self, at: datetime) -> list[ev.Envelope]:
+        """Core 0 is distressed: its suppliers' buyer factors fall; its dealers go overdue."""
+        core = self.world.cores[0]
+        out = [self.mk(ev.PartyStatusChanged, at, ev.PartyStatusPayload(
+            party_id=core.party_id, status=ev.PartyStatus.distressed, reason="missed bond coupon"))]
+        for d in self.world.dealers:
+            if d.buyer_id == core.party_id:
+                loan = f"{self.world.cfg.tag}-ln-{d.party_id}"
+                out.append(self.mk(ev.Drawdown, at, ev.DrawdownPayload(
+                    loan_id=loan, borrower_id=d.party_id, program_id=d.program_id or "", amount=_cny("300000.00"))))
+                out.append(self.mk(ev.Overdue, at, ev.OverduePayload(
+                    loan_id=loan, borrower_id=d.party_id, days_past_due=35, amount=_cny("300000.00"))))
+        return out
+
