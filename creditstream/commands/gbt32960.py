@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 
 
@@ -26,6 +27,9 @@ async def _serve(args: argparse.Namespace) -> int:
     server = await gateway.start(args.host, args.port)
     print(f"gbt32960: listening on {args.host}:{gateway.port} for tenant {args.tenant}",
           file=sys.stderr, flush=True)
+    serving = asyncio.current_task()
+    if serving is not None:  # SIGTERM ends serving cleanly: the producer flushes and stops
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, serving.cancel)
     try:
         async with server:
             await server.serve_forever()
