@@ -28,6 +28,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from connectors.kafka_io import commit_group_offsets, end_offsets, make_producer, produce_events
 from creditstream import config
 from schemas.factory import EventFactory
+from streams.fastlane import fast_lane, lane_group
 
 TELEMETRY = "cs.telemetry"
 FLEET = 50
@@ -120,7 +121,9 @@ def _start_worker(app_id: str, data: Path, log: Path) -> subprocess.Popen[bytes]
 async def engine(settings: config.Settings, app_id: str, start: dict[TopicPartition, int],
                  end: dict[TopicPartition, int], skip_to_end: dict[TopicPartition, int]) -> float:
     """(b) a real worker process from the first bench record until it committed the last."""
-    await commit_group_offsets(settings.kafka_bootstrap, app_id, {**skip_to_end, **start})
+    # Both groups of the engine start at the bench's first records (see streams/fastlane.py).
+    for group in (app_id, lane_group(app_id)):
+        await commit_group_offsets(settings.kafka_bootstrap, group, {**skip_to_end, **start})
     data = settings.state_dir / "bench" / app_id
     data.mkdir(parents=True, exist_ok=True)
     log = data.parent / f"{app_id}.log"
@@ -139,7 +142,8 @@ async def engine(settings: config.Settings, app_id: str, start: dict[TopicPartit
                 t0 = time.perf_counter()
             if t0 is None:
                 continue
-            done = await committed(settings.kafka_bootstrap, app_id, tps) - base
+            group = lane_group(app_id) if fast_lane() else app_id
+            done = await committed(settings.kafka_bootstrap, group, tps) - base
             print(f"\r  engine: {done:>9,} / {total:,} events", end="", file=sys.stderr, flush=True)
             if done >= total:
                 print(file=sys.stderr)

@@ -206,6 +206,8 @@ class Progress:
     late_ms: dict[int, float] = field(default_factory=dict)
     behind: list[tuple[int, int, float]] = field(default_factory=list)  # (process, second, ms)
     behind_ms: float = 100.0
+    t0: float | None = None  # wall time at which slot 0 was due, once the processes started
+    started: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def total_sent(self) -> int:
@@ -256,8 +258,9 @@ async def run_processes(spec: GenSpec, progress: Progress | None = None, lead_s:
             if kind == "ready":
                 ready.add(msg[1])
                 if len(ready) == len(procs):
-                    t0.value = time.time() + lead_s
+                    t0.value = progress.t0 = time.time() + lead_s
                     go.set()
+                    progress.started.set()
             elif kind == "done":
                 done[msg[1]] = msg[2]
             elif kind == "error":

@@ -1,0 +1,295 @@
+"""`creditstream load run`: set up a world, drive it open-loop, measure, report.
+
+Order of a run:
+  1. engine: start ``start_workers`` workers on a fresh engine id, or use a running one;
+  2. setup: register the world (programs, parties, consents, supply graph, pledges) and
+     wait until the engine group has committed past all of it, so telemetry never meets
+     a machine the engine does not know yet;
+  3. load: generator processes send the scenario's schedule; meanwhile the collector
+     reads outputs and the lag sampler asks the broker for the group's offsets every second;
+  4. drain: wait until the engine has committed past every acknowledged event (or the
+     drain timeout), then read the last outputs;
+  5. results JSON + HTML report; the SLO verdict decides the exit code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiokafka import TopicPartition
+
+from creditstream import config
+from load import report, slo
+from load.generator import GenSpec, Progress, merge, run_processes
+from load.latency import (
+    INPUT_TOPICS,
+    Collector,
+    LagSample,
+    LagSampler,
+    LatencyRecorder,
+    caught_up,
+    signals_topic,
+)
+from load.schedule import Schedule, for_scenario
+from load.world import World, WorldConfig, plan_for
+
+ENGINE_ID = "creditstream-engine"
+EVENTS_PER_GENERATOR = 15_000  # what one generator process holds comfortably on this machine class
+
+
+@dataclass
+class RunOptions:
+    scenario: str = "steady"
+    rate: float = 1000.0
+    duration_s: float = 30.0
+    slo: str | None = None
+    generators: int | None = None  # None: one per EVENTS_PER_GENERATOR of the peak rate
+    out_dir: Path | None = None
+    app_id: str | None = None
+    start_workers: int = 0
+    seed: int = 1
+    machines: int = 2000
+    contractors: int = 100
+    cadence_s: int = 900
+    business_share: float = 0.01
+    burst_s: float = 60.0
+    drain_timeout_s: float = 60.0
+    setup_timeout_s: float = 120.0
+    metrics_urls: list[str] = field(default_factory=list)
+    progress: bool = True
+
+
+@dataclass
+class Live:
+    """Per-second figures sampled during the run."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    peak_lag: int = 0
+    last: LagSample | None = None
+
+
+def _processed(sample: LagSample) -> int:
+    return sum(off for tp, off in sample.committed.items() if tp.topic in INPUT_TOPICS)
+
+
+def _nothing() -> None:
+    return None
+
+
+async def _wait_caught_up(sampler: LagSampler, high: dict[str, dict[str, int]], timeout_s: float,
+                          also_signals: bool = True, alive: Callable[[], None] = _nothing) -> tuple[bool, LagSample]:
+    """Until the groups committed past ``high`` (and, optionally, drained the signals);
+    ``alive`` raises when a worker the run started has died."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        alive()
+        sample = await sampler.sample()
+        done = caught_up(sample, high)
+        if done and also_signals:
+            done = all(v == 0 for t, v in sample.by_topic.items() if t.startswith("cs.signals"))
+        if done or time.monotonic() > deadline:
+            return done, sample
+        await asyncio.sleep(0.5)
+
+
+def _bar(frac: float, width: int = 24) -> str:
+    n = int(max(0.0, min(1.0, frac)) * width)
+    return "#" * n + "." * (width - n)
+
+
+async def _send_setup(bootstrap: str, world: World) -> dict[str, dict[str, int]]:
+    from connectors.kafka_io import make_producer
+
+    producer = make_producer(bootstrap, linger_ms=20)
+    await producer.start()
+    high: dict[str, dict[str, int]] = {}
+    try:
+        futures = [await producer.send(t, v, key=k) for t, k, v in world.setup_records()]
+        for md in await asyncio.gather(*futures):
+            parts = high.setdefault(md.topic, {})
+            parts[str(md.partition)] = max(md.offset, parts.get(str(md.partition), -1))
+    finally:
+        await producer.stop()
+    return high
+
+
+async def run(opts: RunOptions) -> tuple[int, dict[str, Any]]:
+    """Do one load run; returns (exit code, results)."""
+    settings = config.load()
+    bootstrap = settings.kafka_bootstrap
+    clauses = slo.parse(opts.slo) if opts.slo else []
+    tag = f"L{uuid.uuid4().hex[:7]}"
+    out_dir = opts.out_dir or settings.state_dir / "load" / tag
+    say = (lambda *a: print(*a, file=sys.stderr, flush=True)) if opts.progress else (lambda *a: None)
+
+    workers = []
+    if opts.start_workers:
+        from load.workers import start_workers
+
+        app_id = f"cs-load-{tag.lower()}"
+        say(f"load: starting {opts.start_workers} worker(s) on engine id {app_id}")
+        workers = await asyncio.to_thread(start_workers, app_id, opts.start_workers, out_dir / "workers")
+    else:
+        app_id = opts.app_id or ENGINE_ID
+    try:
+        def alive() -> None:
+            for w in workers:
+                w.check()
+
+        return await _run(opts, bootstrap, clauses, tag, out_dir, app_id,
+                          [u for w in workers if (u := w.metrics_url)] + list(opts.metrics_urls), say, alive)
+    finally:
+        for w in workers:
+            await asyncio.to_thread(w.stop)
+
+
+async def _run(opts: RunOptions, bootstrap: str, clauses: list[slo.Clause], tag: str, out_dir: Path,
+               app_id: str, metrics_urls: list[str], say: Any, alive: Callable[[], None]) -> tuple[int, dict[str, Any]]:
+    cfg = WorldConfig(seed=opts.seed, tag=tag, machines=opts.machines,
+                      contractors=min(opts.contractors, opts.machines), cadence_s=opts.cadence_s)
+    world = World(cfg)
+    shape = for_scenario(opts.scenario, opts.rate, opts.duration_s, opts.burst_s)
+    share = max(0.0, min(0.5, opts.business_share))
+    telemetry = shape.scaled(1 - share)
+    business = Schedule.steady(opts.rate * share, opts.duration_s)
+    # Simulated seconds per wall second at the steady rate: one round of readings per cadence.
+    time_scale = cfg.cadence_s * opts.rate * (1 - share) / cfg.machines
+    plan = plan_for(opts.scenario, world, telemetry.total, opts.duration_s)
+    peak = max(s.rate for s in shape.segments)
+    generators = opts.generators or min(os.cpu_count() or 1, max(1, math.ceil(peak / EVENTS_PER_GENERATOR)))
+    spec = GenSpec(bootstrap, cfg, plan, telemetry, business, time_scale, processes=generators)
+
+    sampler = LagSampler(bootstrap, app_id)
+    await sampler.open()
+    try:
+        say(f"load: run {tag}: world of {len(world.borrowers)} borrowers, {cfg.machines} machines; "
+            f"registering it with engine {app_id}")
+        setup_high = await _send_setup(bootstrap, world)
+        ok, _ = await _wait_caught_up(sampler, setup_high, opts.setup_timeout_s, alive=alive)
+        if not ok:
+            raise RuntimeError(f"engine {app_id} did not process the world setup within "
+                               f"{opts.setup_timeout_s:.0f} s: is a worker running with this app id?")
+        recorder = LatencyRecorder(time.time())
+        collector = Collector(bootstrap, app_id, tag, recorder)
+        await collector.open()
+        try:
+            results = await _load(opts, spec, sampler, collector, recorder, say, alive)
+        finally:
+            await collector.close()
+    finally:
+        await sampler.close()
+
+    if metrics_urls:
+        from load.metrics import scrape
+
+        results["metrics"] = await scrape(metrics_urls)
+    results.update({
+        "run": tag, "scenario": opts.scenario, "rate": opts.rate, "duration_s": opts.duration_s,
+        "app_id": app_id, "signals_topic": signals_topic(app_id),
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "world": {"seed": cfg.seed, "machines": cfg.machines, "contractors": cfg.contractors,
+                  "borrowers": len(world.borrowers), "cadence_s": cfg.cadence_s,
+                  "simulated_s_per_wall_s": round(time_scale, 3)},
+        "plan": asdict(plan), "schedule": [asdict(s) for s in shape.segments],
+        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
+    })
+    code = 0
+    if clauses:
+        checks = slo.check(clauses, results)
+        checks.append({"clause": "every sent event processed", "actual": results["drained"], "limit": True,
+                       "ok": bool(results["drained"])})
+        ok = all(c["ok"] for c in checks)
+        results["slo"] = {"spec": opts.slo, "ok": ok, "checks": checks}
+        code = 0 if ok else 1
+    js, page = report.write(results, out_dir)
+    say(f"load: results {js}\nload: report  {page}")
+    return code, results
+
+
+async def _load(opts: RunOptions, spec: GenSpec, sampler: LagSampler, collector: Collector,
+                recorder: LatencyRecorder, say: Any, alive: Callable[[], None]) -> dict[str, Any]:
+    progress = Progress(behind_ms=spec.behind_ms)
+    live = Live()
+    stop = asyncio.Event()
+
+    async def collect() -> None:
+        while not stop.is_set():
+            await collector.poll(200)
+
+    collecting = asyncio.create_task(collect())
+    gen_task = asyncio.create_task(run_processes(spec, progress))
+    await asyncio.wait({gen_task, asyncio.create_task(progress.started.wait())},
+                       return_when=asyncio.FIRST_COMPLETED)
+    # Every figure of the timeline counts seconds from the moment slot 0 was due.
+    t_start = recorder.t0 = progress.t0 or time.time()
+    base = await sampler.sample()
+    prev = (0, _processed(base), t_start)
+    tty = sys.stderr.isatty()
+    printed_behind = 0
+    try:
+        while not gen_task.done():
+            await asyncio.wait({gen_task}, timeout=1.0)
+            alive()
+            live.last = s = await sampler.sample()
+            now = time.time()
+            sent, processed = progress.total_sent, _processed(s)
+            dt = max(1e-3, now - prev[2])
+            live.rows.append({"t": round(now - t_start, 1), "sent_per_s": round((sent - prev[0]) / dt, 1),
+                              "processed_per_s": round((processed - prev[1]) / dt, 1), "lag": s.lag,
+                              "gen_late_ms": round(progress.worst_late_ms, 1)})
+            live.peak_lag = max(live.peak_lag, s.lag)
+            prev = (sent, processed, now)
+            for p, sec, ms in progress.behind[printed_behind:]:
+                say(f"\nload: generator {p} fell behind schedule by {ms:,.0f} ms in second {sec}")
+            printed_behind = len(progress.behind)
+            if opts.progress:
+                p99 = recorder.hist["all"].get_value_at_percentile(99) / 1000
+                line = (f"[{_bar((now - t_start) / opts.duration_s)}] {now - t_start:5.0f}/{opts.duration_s:.0f}s "
+                        f"sent {sent:>10,} ({live.rows[-1]['sent_per_s']:>8,.0f}/s) "
+                        f"processed {live.rows[-1]['processed_per_s']:>8,.0f}/s  p99 {p99:7.1f} ms  "
+                        f"lag {s.lag:>8,}  dead {sum(recorder.deadletters.values())}")
+                print(("\r" + line) if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
+        t_gen0, stats = gen_task.result()
+        if opts.progress and tty:
+            print(file=sys.stderr)
+        gen = merge(stats)
+        send_end = time.time()
+        say(f"load: sent {gen['sent']:,} events ({gen['errors']} errors); waiting for the engine to drain")
+        drained, last = await _wait_caught_up(sampler, gen["high_offsets"], opts.drain_timeout_s, alive=alive)
+        drain_s = round(time.time() - send_end, 2)
+        live.last = last
+        # The last outputs: read until nothing new has come for a second and a half.
+        quiet_since = time.monotonic()
+        seen = collector.read
+        while time.monotonic() - quiet_since < 1.5 and time.monotonic() - send_end < opts.drain_timeout_s + 10:
+            await asyncio.sleep(0.25)
+            if collector.read != seen:
+                seen, quiet_since = collector.read, time.monotonic()
+    finally:
+        stop.set()
+        await asyncio.gather(collecting, return_exceptions=True)
+        if not gen_task.done():
+            gen_task.cancel()
+    summary = recorder.summary()
+    # Align the collector's seconds with the sampled rows (both count from t_start).
+    rows = {int(r["t"]): r for r in live.rows}
+    for sec, fig in sorted(recorder.seconds.items()):
+        row = rows.setdefault(sec, {"t": float(sec)})
+        row.update(outputs_per_s=sum(v for k, v in fig.counts.items() if k != "deadletter"),
+                   p50_ms=fig.p50_ms, p99_ms=fig.p99_ms, max_ms=fig.max_ms)
+    committed = {f"{tp.topic}:{tp.partition}": off for tp, off in (live.last.committed if live.last else {}).items()
+                 if isinstance(tp, TopicPartition)}
+    return {**summary, "generator": gen, "generator_start_offset_s": round(t_gen0 - t_start, 3),
+            "timeline": [rows[k] for k in sorted(rows)], "peak_lag": live.peak_lag,
+            "final_lag": live.last.lag if live.last else None, "drained": drained, "drain_s": drain_s,
+            "committed_offsets": committed}

@@ -1,0 +1,100 @@
+"""Engine workers a load run starts for itself: `creditstream worker` processes on a
+fresh engine id, so the run measures an engine that sees nothing but its own load."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from creditstream.config import REPO_ROOT
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Worker:
+    """One worker process; its output goes to ``log``."""
+
+    def __init__(self, app_id: str, worker_id: str, data_dir: Path, web_port: int | None = None) -> None:
+        self.app_id, self.worker_id, self.data_dir, self.web_port = app_id, worker_id, data_dir, web_port
+        self.log = data_dir.parent / f"{worker_id}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def metrics_url(self) -> str | None:
+        return f"http://127.0.0.1:{self.web_port}/metrics" if self.web_port else None
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "creditstream.cli", "worker", "--app-id", self.app_id, "--id",
+               self.worker_id, "--data-dir", str(self.data_dir), "--loglevel", "info", "--start-at", "latest"]
+        if self.web_port:
+            cmd += ["--web-port", str(self.web_port)]
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
+                                         start_new_session=True)
+
+    def ready(self) -> bool:
+        self.check()
+        return self.log.exists() and b"Worker ready" in self.log.read_bytes()
+
+    def check(self) -> None:
+        """Raise when the process has exited (it should run until stopped)."""
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(f"worker {self.worker_id} exited ({self.proc.returncode}); log {self.log}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+
+
+async def start_at_end(bootstrap: str, app_id: str) -> None:
+    """Commit the end of the input topics for every group of a *new* engine id, so its
+    workers start from now instead of replaying the history of the shared topics
+    (`--start-at latest` covers the Faust group; this covers them all)."""
+    from connectors.kafka_io import commit_group_offsets, end_offsets
+    from load.latency import INPUT_TOPICS, engine_groups
+
+    ends = await end_offsets(bootstrap, list(INPUT_TOPICS))
+    for group in engine_groups(app_id):
+        await commit_group_offsets(bootstrap, group, ends)
+
+
+def start_workers(app_id: str, n: int, root: Path, timeout_s: float = 120.0) -> list[Worker]:
+    """Start ``n`` workers and wait until each says it is ready; stop them all on failure.
+
+    ``app_id`` must be new: its groups are first positioned at the end of the inputs.
+    """
+    import asyncio
+
+    from creditstream import config
+
+    asyncio.run(start_at_end(config.load().kafka_bootstrap, app_id))
+    # Table folders per engine id: a folder left by another engine id would not match its changelogs.
+    workers = [Worker(app_id, f"w{i + 1}", root / app_id / f"w{i + 1}", free_port()) for i in range(n)]
+    try:
+        for w in workers:
+            w.start()
+        deadline = time.monotonic() + timeout_s
+        while not all(w.ready() for w in workers):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"workers not ready within {timeout_s:.0f} s; logs in {root}")
+            time.sleep(0.3)
+    except BaseException:
+        for w in workers:
+            w.stop()
+        raise
+    return workers
