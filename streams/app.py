@@ -27,7 +27,8 @@ from faust.types import EventT
 from creditstream import config
 from schemas.topics import BY_NAME
 from streams.domain.signals import SIGNALS_TOPIC
-from streams.processors import Processor, all_processors, encode_output
+from streams.fastlane import FastLane, fast_lane
+from streams.processors import MachineProcessor, Processor, all_processors, encode_output
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +86,18 @@ def create_app(worker_id: str = "w1", web_port: int | None = None, data_dir: Pat
     # shadow policy) gets its own signals topic so the engines never read each other's.
     signals = signals_topic(app_id)
     rename = {SIGNALS_TOPIC: signals}
+    fast = fast_lane()
     for proc in all_processors():
+        if fast and isinstance(proc, MachineProcessor):
+            continue
         _wire(app, proc, rename)
+    if fast:
+        lane = FastLane(s.kafka_bootstrap, app_id, data_dir, rename)
+
+        @app.task
+        async def machines_fast_lane() -> None:
+            await lane.run()
+
     return app
 
 
