@@ -272,7 +272,8 @@ class LagSampler:
                     committed[tp] = o.offset
         by_topic: dict[str, int] = {}
         for tp in self.tps:
-            lag = max(0, ends[tp] - committed.get(tp, ends[tp]))
+            # No commit yet: the engine reads the partition from its start (earliest).
+            lag = max(0, ends[tp] - committed.get(tp, 0))
             by_topic[tp.topic] = by_topic.get(tp.topic, 0) + lag
         return LagSample(sum(by_topic.values()), by_topic, committed)
 
