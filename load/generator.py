@@ -181,7 +181,7 @@ def _close_window(spec: GenSpec, stats: GenStats, report: Callable[[tuple[Any, .
     late_ms = late * 1000
     if late_ms > spec.behind_ms:
         stats.behind.append((second, round(late_ms, 1)))
-    report(("progress", stats.process, second, stats.sent, late_ms))
+    report(("progress", stats.process, second, stats.sent, late_ms, sent))
 
 
 # ------------------------------------------------------------------ processes
@@ -205,6 +205,8 @@ class Progress:
     sent: dict[int, int] = field(default_factory=dict)
     late_ms: dict[int, float] = field(default_factory=dict)
     behind: list[tuple[int, int, float]] = field(default_factory=list)  # (process, second, ms)
+    sent_by_second: dict[int, int] = field(default_factory=dict)  # all processes, by second of the run
+    late_by_second: dict[int, float] = field(default_factory=dict)  # worst lateness (ms) in that second
     behind_ms: float = 100.0
     t0: float | None = None  # wall time at which slot 0 was due, once the processes started
     started: asyncio.Event = field(default_factory=asyncio.Event)
@@ -219,9 +221,11 @@ class Progress:
 
     def on(self, msg: tuple[Any, ...]) -> None:
         if msg[0] == "progress":
-            _, p, second, sent, late_ms = msg
+            _, p, second, sent, late_ms, in_window = msg
             self.sent[p] = sent
             self.late_ms[p] = late_ms
+            self.sent_by_second[second] = self.sent_by_second.get(second, 0) + in_window
+            self.late_by_second[second] = max(late_ms, self.late_by_second.get(second, 0.0))
             if late_ms > self.behind_ms:
                 self.behind.append((p, second, late_ms))
 

@@ -244,9 +244,8 @@ async def _load(opts: RunOptions, spec: GenSpec, sampler: LagSampler, collector:
             now = time.time()
             sent, processed = progress.total_sent, _processed(s)
             dt = max(1e-3, now - prev[2])
-            live.rows.append({"t": round(now - t_start, 1), "sent_per_s": round((sent - prev[0]) / dt, 1),
-                              "processed_per_s": round((processed - prev[1]) / dt, 1), "lag": s.lag,
-                              "gen_late_ms": round(progress.worst_late_ms, 1)})
+            live.rows.append({"t": round(now - t_start, 1), "sent_live": round((sent - prev[0]) / dt, 1),
+                              "processed_per_s": round((processed - prev[1]) / dt, 1), "lag": s.lag})
             live.peak_lag = max(live.peak_lag, s.lag)
             prev = (sent, processed, now)
             for p, sec, ms in progress.behind[printed_behind:]:
@@ -255,7 +254,7 @@ async def _load(opts: RunOptions, spec: GenSpec, sampler: LagSampler, collector:
             if opts.progress:
                 p99 = recorder.hist["all"].get_value_at_percentile(99) / 1000
                 line = (f"[{_bar((now - t_start) / opts.duration_s)}] {now - t_start:5.0f}/{opts.duration_s:.0f}s "
-                        f"sent {sent:>10,} ({live.rows[-1]['sent_per_s']:>8,.0f}/s) "
+                        f"sent {sent:>10,} ({live.rows[-1]['sent_live']:>8,.0f}/s) "
                         f"processed {live.rows[-1]['processed_per_s']:>8,.0f}/s  p99 {p99:7.1f} ms  "
                         f"lag {s.lag:>8,}  dead {sum(recorder.deadletters.values())}")
                 print(("\r" + line) if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
@@ -281,12 +280,19 @@ async def _load(opts: RunOptions, spec: GenSpec, sampler: LagSampler, collector:
         if not gen_task.done():
             gen_task.cancel()
     summary = recorder.summary()
-    # Align the collector's seconds with the sampled rows (both count from t_start).
-    rows = {int(r["t"]): r for r in live.rows}
-    for sec, fig in sorted(recorder.seconds.items()):
-        row = rows.setdefault(sec, {"t": float(sec)})
-        row.update(outputs_per_s=sum(v for k, v in fig.counts.items() if k != "deadletter"),
-                   p50_ms=fig.p50_ms, p99_ms=fig.p99_ms, max_ms=fig.max_ms)
+    # One row per second of the run (counted from the moment slot 0 was due): what the
+    # generators sent in it, what the collector read in it, the lag sampled during it.
+    rows: dict[int, dict[str, Any]] = {}
+    for r in live.rows:
+        r.pop("sent_live", None)
+        rows[int(r["t"])] = {**r, "t": float(int(r["t"]))}
+    for sec, n in progress.sent_by_second.items():
+        rows.setdefault(sec, {"t": float(sec)}).update(
+            sent_per_s=n, gen_late_ms=round(progress.late_by_second.get(sec, 0.0), 1))
+    for sec, fig in recorder.seconds.items():
+        rows.setdefault(sec, {"t": float(sec)}).update(
+            outputs_per_s=sum(v for k, v in fig.counts.items() if k != "deadletter"),
+            deadletters=fig.counts.get("deadletter", 0), p50_ms=fig.p50_ms, p99_ms=fig.p99_ms, max_ms=fig.max_ms)
     committed = {f"{tp.topic}:{tp.partition}": off for tp, off in (live.last.committed if live.last else {}).items()
                  if isinstance(tp, TopicPartition)}
     return {**summary, "generator": gen, "generator_start_offset_s": round(t_gen0 - t_start, 3),
