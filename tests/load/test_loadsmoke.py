@@ -18,12 +18,12 @@ SECONDS = 4
 def test_load_run_loses_nothing_and_records_latency(tmp_path) -> None:
     code = main(["load", "run", "--start-workers", "1", "--scenario", "steady", "--rate", str(RATE),
                  "--duration", f"{SECONDS}s", "--machines", str(MACHINES), "--contractors", "12",
-                 "--cadence", "1800", "--slo", "p99<=20s,deadletters<=0", "--out", str(tmp_path), "--quiet"])
+                 "--cadence", "1800", "--workers", "2", "--slo", "p99<=20s,deadletters<=0", "--out", str(tmp_path), "--quiet"])
     results = orjson.loads((tmp_path / "results.json").read_bytes())
     assert code == 0, results.get("slo")
     gen = results["generator"]
-    # Open loop: the whole schedule went out and the broker acknowledged all of it.
-    assert gen["sent"] == gen["acked"] == RATE * SECONDS and gen["errors"] == 0
+    # Open loop, two generator processes: the whole schedule went out and was acknowledged.
+    assert gen["processes"] == 2 and gen["sent"] == gen["acked"] == RATE * SECONDS and gen["errors"] == 0
     # Nothing lost: the engine committed past every event sent, and refused none.
     assert results["drained"] is True and results["final_lag"] == 0
     assert results["deadletters"]["count"] == 0

@@ -170,3 +170,57 @@ def test_the_engine_accepts_the_world_without_dead_letters_or_implausibility() -
     assert not codes & {"HOUR_METER_BACKWARDS", "HOUR_METER_TOO_FAST", "LOCATION_JUMP", "GEOFENCE_BREACH"}
     limited = {o.key for o in outs if o.topic == "cs.limits"}
     assert {c.party_id for c in world.contractors} <= limited
+
+
+def replay(world: World, plan: Plan, rounds: int) -> list:
+    r = Replay()
+    outs = []
+    for _, _, value in world.setup_records() + telemetry(world, plan, rounds * world.cfg.machines):
+        outs += list(r.feed(value))
+    return outs
+
+
+def test_utilisation_drop_lowers_equipment_limits_in_the_engine() -> None:
+    """Four-hourly readings over 16 simulated days; the fleet idles from day 8."""
+    world = World(WorldConfig(seed=3, tag="Ldrop", machines=12, contractors=3, cadence_s=4 * 3600, truck_share=0))
+    rounds = 16 * 6
+    plan = plan_for("utilisation_drop", world, rounds * world.cfg.machines, 60)
+
+    def final_limits(p: Plan) -> dict[str, tuple[float, set[str]]]:
+        out = {}
+        for o in replay(world, p, rounds):
+            if o.topic == "cs.limits":
+                pl = o.value["payload"]
+                out[o.key] = (float(pl["limit"]["amount"]), {r["code"] for r in pl["reasons"]})
+        return out
+
+    dropped, steady = final_limits(plan), final_limits(Plan())
+    for c in world.contractors:
+        assert "UTILISATION_LOW" in dropped[c.party_id][1]
+        assert dropped[c.party_id][0] < 0.5 * steady[c.party_id][0]
+
+
+def test_core_default_reaches_suppliers_and_dealers_in_the_engine() -> None:
+    world = World(CFG)
+    r = Replay()
+    biz = BusinessSim(world)
+    limits: dict[str, dict] = {}
+    for value in [v for _, _, v in world.setup_records()] + [
+            to_record(biz.next(world.cfg.start + timedelta(minutes=10 * i)))[2] for i in range(300)]:
+        limits.update({o.key: o.value["payload"] for o in r.feed(value) if o.topic == "cs.limits"})
+    before = {k: float(v["limit"]["amount"]) for k, v in limits.items()}
+    after = []
+    for e in biz.core_default(world.cfg.start + timedelta(days=3)):
+        after += list(r.feed(to_record(e)[2]))
+    codes = {o.value["code"] for o in after if o.topic == "cs.alerts"}
+    assert {"BUYER_DISTRESS", "OVERDUE"} <= codes
+    latest = {o.key: o.value["payload"] for o in after if o.topic == "cs.limits"}
+    core = world.cores[0].party_id
+    tier1 = {s.party_id for s in world.suppliers if s.buyer_id == core}
+    exposed = [s.party_id for s in world.suppliers if (s.buyer_id == core or s.buyer_id in tier1)
+               and before.get(s.party_id, 0) > 0]
+    assert exposed, "the business events gave core 0's suppliers no receivables"
+    for s in exposed:  # tier 1 and, one hop further, tier 2 lose limit
+        assert float(latest[s]["limit"]["amount"]) < before[s]
+    dealers = [d.party_id for d in world.dealers if d.buyer_id == core]
+    assert all(latest[d]["status"] == "frozen" for d in dealers)
