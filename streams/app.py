@@ -1,11 +1,12 @@
-"""The Faust worker: the processors of streams/processors.py wired to topics and tables.
+"""The worker: the processors of streams/processors.py wired to topics and state.
 
-One agent per processor; each agent's table is co-partitioned with its source topics and
-backed by RocksDB (rocksdict) with a changelog topic for recovery. Outputs are sent with
-``topic.send`` inside the stream, which Faust attaches to the source offset: they are
-published before that offset is committed (at-least-once). Stage 2 de-duplicates by
-asset sequence and event id, and every limit update carries a per-borrower version, so a
-redelivery never reaches a lender as a new decision.
+Telemetry and pledges (the hot path) run on the aiokafka fast lane (streams/fastlane.py);
+the other processors are Faust agents, each with a table co-partitioned with its source
+topics, on RocksDB (rocksdict) with a changelog topic for recovery. In both, a batch's
+outputs are produced and acknowledged before its state is written, and offsets are
+committed after both (at-least-once). Stage 2 de-duplicates by asset sequence and event
+id, and every limit update carries a per-borrower version, so a redelivery never reaches
+a lender as a new decision.
 """
 
 from __future__ import annotations
@@ -28,7 +29,13 @@ from creditstream import config
 from schemas.topics import BY_NAME
 from streams.domain.signals import SIGNALS_TOPIC
 from streams.fastlane import FastLane, fast_lane
-from streams.processors import MachineProcessor, Processor, all_processors, encode_output
+from streams.processors import (
+    MachineProcessor,
+    Processor,
+    all_processors,
+    encode_output,
+    engine_source,
+)
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +97,9 @@ def create_app(worker_id: str = "w1", web_port: int | None = None, data_dir: Pat
     for proc in all_processors():
         if fast and isinstance(proc, MachineProcessor):
             continue
-        _wire(app, proc, rename)
+        _wire(app, proc, rename, engine_source(app_id, ENGINE_ID))
     if fast:
-        lane = FastLane(s.kafka_bootstrap, app_id, data_dir, rename)
+        lane = FastLane(s.kafka_bootstrap, app_id, data_dir, rename, engine_source(app_id, ENGINE_ID))
 
         @app.task
         async def machines_fast_lane() -> None:
@@ -183,7 +190,7 @@ class BatchStore(MutableMapping[str, Any]):
         self.owner.clear()
 
 
-def _wire(app: faust.App, proc: Processor, rename: dict[str, str]) -> None:
+def _wire(app: faust.App, proc: Processor, rename: dict[str, str], engine: str | None) -> None:
     partitions = BY_NAME[proc.topics[0]].partitions
     table = app.Table(proc.name, partitions=partitions,
                       schema=faust.Schema(key_serializer="orjson", value_serializer="orjson"))
@@ -211,7 +218,7 @@ def _wire(app: faust.App, proc: Processor, rename: dict[str, str]) -> None:
                     trace = origin_header(msg.headers)
                     for out in outs:
                         acks.append(await producer.send(
-                            rename.get(out.topic, out.topic), out.key.encode(), encode_output(out),
+                            rename.get(out.topic, out.topic), out.key.encode(), encode_output(out, engine),
                             partition=None, timestamp=None, headers=trace))
             if acks:
                 await asyncio.gather(*acks)

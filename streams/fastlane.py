@@ -102,7 +102,8 @@ class FastLane:
     """Stage 1 for machines: cs.telemetry + cs.pledges -> signals, alerts, dead letters."""
 
     def __init__(self, bootstrap: str, app_id: str, data_dir: Path, rename: dict[str, str],
-                 max_records: int = 2000) -> None:
+                 source: str | None = None, max_records: int = 2000) -> None:
+        self.source = source
         self.bootstrap = bootstrap
         self.group = lane_group(app_id)
         self.changelog = f"{app_id}-machines-changelog"
@@ -207,7 +208,8 @@ class FastLane:
                     trace = [(k, v) for k, v in (m.headers or ()) if k == ORIGIN_HEADER] or None
                     for out in outs:
                         acks.append(await send(self.rename.get(out.topic, out.topic),
-                                               encode_output(out), key=out.key.encode(), headers=trace))
+                                               encode_output(out, self.source), key=out.key.encode(),
+                                               headers=trace))
             self.processed += len(msgs)
         if acks:
             await asyncio.gather(*acks)

@@ -174,5 +174,14 @@ def processor_for(topic: str, processors: list[Processor]) -> Processor:
     raise KeyError(topic)
 
 
-def encode_output(o: Output) -> bytes:
+def encode_output(o: Output, source: str | None = None) -> bytes:
+    """Serialise an output; ``source`` names the engine in envelopes (limit updates and
+    dead letters) when it is not the default engine, so shadow and test engines that
+    share the output topics can be told apart."""
+    if source and "source" in o.value:
+        return orjson.dumps({**o.value, "source": source})
     return orjson.dumps(o.value)
+
+
+def engine_source(app_id: str, default_id: str = "creditstream-engine") -> str | None:
+    return None if app_id == default_id else f"creditstream.engine.{app_id}"[:128]
