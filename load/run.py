@@ -64,7 +64,7 @@ class RunOptions:
     business_share: float = 0.01
     burst_s: float = 60.0
     drain_timeout_s: float = 60.0
-    setup_timeout_s: float = 120.0
+    setup_timeout_s: float | None = None  # None: 120 s plus a second per 2,000 machines
     metrics_urls: list[str] = field(default_factory=list)
     progress: bool = True
 
@@ -113,11 +113,20 @@ async def _send_setup(bootstrap: str, world: World) -> dict[str, dict[str, int]]
     producer = make_producer(bootstrap, linger_ms=20)
     await producer.start()
     high: dict[str, dict[str, int]] = {}
-    try:
-        futures = [await producer.send(t, v, key=k) for t, k, v in world.setup_records()]
+    futures: list[asyncio.Future[Any]] = []
+
+    async def settle() -> None:
         for md in await asyncio.gather(*futures):
             parts = high.setdefault(md.topic, {})
             parts[str(md.partition)] = max(md.offset, parts.get(str(md.partition), -1))
+        futures.clear()
+
+    try:
+        for t, k, v in world.setup_records():
+            futures.append(await producer.send(t, v, key=k))
+            if len(futures) >= 20_000:  # a world of millions of pledges is not held in memory
+                await settle()
+        await settle()
     finally:
         await producer.stop()
     return high
@@ -175,10 +184,11 @@ async def _run(opts: RunOptions, bootstrap: str, clauses: list[slo.Clause], tag:
         say(f"load: run {tag}: world of {len(world.borrowers)} borrowers, {cfg.machines} machines; "
             f"registering it with engine {app_id}")
         setup_high = await _send_setup(bootstrap, world)
-        ok, _ = await _wait_caught_up(sampler, setup_high, opts.setup_timeout_s, alive=alive)
+        setup_timeout = opts.setup_timeout_s or 120.0 + cfg.machines / 2000
+        ok, _ = await _wait_caught_up(sampler, setup_high, setup_timeout, alive=alive)
         if not ok:
             raise RuntimeError(f"engine {app_id} did not process the world setup within "
-                               f"{opts.setup_timeout_s:.0f} s: is a worker running with this app id?")
+                               f"{setup_timeout:.0f} s: is a worker running with this app id?")
         recorder = LatencyRecorder(time.time())
         collector = Collector(bootstrap, app_id, tag, recorder)
         await collector.open()

@@ -30,7 +30,7 @@ import orjson
 
 from schemas import events as ev
 from schemas.codec import encode
-from schemas.common import Geofence, GeoPoint, Money
+from schemas.common import Money
 from schemas.topics import route
 
 DAY = 86400.0
@@ -133,7 +133,7 @@ class Party:
     tier: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Machine:
     index: int
     machine_id: str
@@ -189,38 +189,50 @@ class World:
                 self.dealers.append(Party(f"{t}-d{c}x{i}", "dealer", f"{t}-scf{c}", tax_id(s, n), region,
                                           core.party_id, 0))
                 n += 1
-        sites: list[tuple[float, float]] = []
+        self.sites: list[tuple[float, float]] = []
         for i in range(cfg.contractors):
             c = i % cfg.cores
             name, lat, lon = REGIONS[i % len(REGIONS)]
             self.contractors.append(Party(f"{t}-ctr{i}", "contractor", f"{t}-eq{c}", tax_id(s, n), name,
                                           self.cores[c].party_id, 0))
             n += 1
-            sites.append(_offset(lat, lon, s, i, 11, 50.0))
-        self.machines: list[Machine] = []
-        for m in range(cfg.machines):
-            ci = m * cfg.contractors // cfg.machines
-            ctr = self.contractors[ci]
-            clat, clon = sites[ci]
-            truck = unit(s, m, 1) < cfg.truck_share
-            mlat, mlon = _offset(clat, clon, s, m, 21, SITE_KM)
-            self.machines.append(Machine(
-                index=m, machine_id=f"{t}-m{m}", kind="electric_truck" if truck else "excavator",
-                borrower_id=ctr.party_id, program_id=ctr.program_id or "", region=ctr.region,
-                site=(mlat, mlon), fence=(clat, clon, FENCE_KM), vin=make_vin(s, m) if truck else None,
-                baseline=round(6.0 + 4.0 * unit(s, m, 2), 1), phase_s=int(unit(s, m, 3) * cfg.cadence_s),
-                price=(600_000 + int(unit(s, m, 4) * 300_000)) if truck else (800_000 + int(unit(s, m, 4) * 700_000))))
+            self.sites.append(_offset(lat, lon, s, i, 11, 50.0))
+
+    def machine(self, m: int) -> Machine:
+        """Machine ``m``, computed from its index: a world of millions keeps none in memory."""
+        cfg, s = self.cfg, self.cfg.seed
+        ci = m * cfg.contractors // cfg.machines
+        ctr = self.contractors[ci]
+        clat, clon = self.sites[ci]
+        truck = unit(s, m, 1) < cfg.truck_share
+        mlat, mlon = _offset(clat, clon, s, m, 21, SITE_KM)
+        return Machine(
+            index=m, machine_id=f"{cfg.tag}-m{m}", kind="electric_truck" if truck else "excavator",
+            borrower_id=ctr.party_id, program_id=ctr.program_id or "", region=ctr.region,
+            site=(mlat, mlon), fence=(clat, clon, FENCE_KM), vin=make_vin(s, m) if truck else None,
+            baseline=round(6.0 + 4.0 * unit(s, m, 2), 1), phase_s=int(unit(s, m, 3) * cfg.cadence_s),
+            price=(600_000 + int(unit(s, m, 4) * 300_000)) if truck else (800_000 + int(unit(s, m, 4) * 700_000)))
+
+    def iter_machines(self, n: int = 1, p: int = 0) -> Iterator[Machine]:
+        """Machines ``p, p + n, p + 2n, ...``: one generator process's share."""
+        return (self.machine(m) for m in range(p, self.cfg.machines, n))
+
+    @property
+    def machines(self) -> list[Machine]:
+        return list(self.iter_machines())
 
     @property
     def borrowers(self) -> list[Party]:
         return self.suppliers + self.dealers + self.contractors
 
     def regions(self) -> list[str]:
-        return sorted({m.region for m in self.machines})
+        # Every contractor owns machines when there are at least as many machines.
+        owners = self.contractors[:self.cfg.machines]
+        return sorted({c.region for c in owners})
 
     # -------------------------------------------------------------- setup
-    def setup_events(self) -> list[ev.Envelope]:
-        """Programs, parties, consents, the supply graph, then pledges: in that order."""
+    def registry_events(self) -> list[ev.Envelope]:
+        """Programs, parties, consents and the supply graph, in that order."""
         mk = _Maker(self.cfg.tag + "-setup", self.cfg.tenant)
         at = self.cfg.start - timedelta(days=1)
         out: list[ev.Envelope] = []
@@ -238,17 +250,28 @@ class World:
         for p in self.suppliers:
             out.append(mk(ev.SupplyRelationship, at, ev.SupplyRelationshipPayload(
                 supplier_id=p.party_id, buyer_id=p.buyer_id or "", tier=p.tier)))
-        for m in self.machines:
-            acquired = self.cfg.start.date() - timedelta(days=30 + int(unit(self.cfg.seed, m.index, 5) * 1500))
-            out.append(mk(ev.MachinePledged, at, ev.PledgePayload(
-                machine_id=m.machine_id, borrower_id=m.borrower_id, program_id=m.program_id,
-                kind=ev.MachineKind(m.kind), price=_cny(m.price), acquired_on=acquired,
-                baseline_hours_per_day=m.baseline,
-                geofence=Geofence(center=GeoPoint(lat=m.fence[0], lon=m.fence[1]), radius_km=m.fence[2]))))
         return out
 
-    def setup_records(self) -> list[Rec]:
-        return [to_record(e) for e in self.setup_events()]
+    def pledge_record(self, m: Machine) -> Rec:
+        """The pledge of one machine, built directly (a world may pledge millions)."""
+        when = iso(self.cfg.start.timestamp() - DAY)
+        acquired = self.cfg.start.date() - timedelta(days=30 + int(unit(self.cfg.seed, m.index, 5) * 1500))
+        value = orjson.dumps({
+            "event_id": f"{self.cfg.tag}-pl{m.index}", "type": "registry.pledge", "schema_version": 1,
+            "tenant": self.cfg.tenant, "source": SOURCE, "occurred_at": when, "recorded_at": when,
+            "payload": {"machine_id": m.machine_id, "borrower_id": m.borrower_id, "program_id": m.program_id,
+                        "kind": m.kind, "price": {"amount": f"{m.price}.00", "currency": "CNY"},
+                        "acquired_on": acquired.isoformat(), "useful_life_years": 10, "useful_life_hours": 20000,
+                        "baseline_hours_per_day": m.baseline,
+                        "geofence": {"center": {"lat": m.fence[0], "lon": m.fence[1]}, "radius_km": m.fence[2]}}})
+        return "cs.pledges", m.machine_id.encode(), value
+
+    def setup_records(self) -> Iterator[Rec]:
+        """Everything that registers the world: the registry first, then the pledges."""
+        for e in self.registry_events():
+            yield to_record(e)
+        for m in self.iter_machines():
+            yield self.pledge_record(m)
 
 
 def _cny(amount: int | str) -> Money:
@@ -341,7 +364,7 @@ class TelemetrySim:
         self.seed = cfg.seed
         self.start = cfg.start.timestamp()
         self.cadence = cfg.cadence_s
-        self.own = [m for m in world.machines if m.index % n == p]
+        self.own = list(world.iter_machines(n, p))
         self.state: dict[int, _MachineState] = {}
         offline = plan.offline_region
         self.offline_ids = {m.index for m in self.own if m.region == offline} if offline else set()

@@ -48,6 +48,7 @@ def _run(args: argparse.Namespace) -> int:
         out_dir=Path(args.out) if args.out else None, app_id=args.app_id, start_workers=args.start_workers,
         seed=args.seed, machines=args.machines, contractors=args.contractors, cadence_s=args.cadence,
         business_share=args.business_share, burst_s=args.burst_seconds, drain_timeout_s=args.drain_timeout,
+        setup_timeout_s=args.setup_timeout,
         metrics_urls=args.metrics_url or [], progress=not args.quiet)
     try:
         code, results = asyncio.run(run(opts))
@@ -95,6 +96,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     r.add_argument("--burst-seconds", type=float, default=60.0, help="length of the 10x burst (scenario burst)")
     r.add_argument("--drain-timeout", type=_duration, default=60.0,
                    help="how long to wait after the last send for the engine to process everything")
+    r.add_argument("--setup-timeout", type=_duration, default=None,
+                   help="how long the engine may take to register the world (default 120 s + 1 s per 2,000 machines)")
     r.add_argument("--metrics-url", action="append", help="a worker's Prometheus endpoint to read into the report")
     r.add_argument("--quiet", action="store_true", help="no progress output")
     r.set_defaults(func=_run)

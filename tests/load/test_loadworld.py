@@ -42,7 +42,7 @@ def business(world: World, k: int) -> list[ev.Envelope]:
 
 def test_same_seed_same_events_other_seed_other_events() -> None:
     a, b = World(CFG), World(CFG)
-    assert a.setup_records() == b.setup_records()
+    assert list(a.setup_records()) == list(b.setup_records())
     assert telemetry(a, Plan(), 300) == telemetry(b, Plan(), 300)
     assert [to_record(e) for e in business(a, 80)] == [to_record(e) for e in business(b, 80)]
     other = World(WorldConfig(**{**CFG.__dict__, "seed": 8}))
@@ -52,7 +52,7 @@ def test_same_seed_same_events_other_seed_other_events() -> None:
 
 def test_every_event_decodes_and_is_routed_by_the_catalogue() -> None:
     world = World(CFG)
-    recs = world.setup_records() + telemetry(world, plan_for("offline_region", world, 600, 10), 600)
+    recs = list(world.setup_records()) + telemetry(world, plan_for("offline_region", world, 600, 10), 600)
     biz = BusinessSim(world)
     recs += [to_record(biz.next(world.cfg.start + timedelta(hours=i))) for i in range(150)]
     recs += [to_record(e) for e in biz.core_default(world.cfg.start + timedelta(days=2))]
@@ -72,7 +72,7 @@ def test_parties_programs_and_vins_are_valid() -> None:
     kinds = {p.kind for p in world.borrowers} | {p.kind for p in world.cores}
     assert kinds == {"core_enterprise", "supplier", "dealer", "contractor"}
     assert {p.tier for p in world.suppliers} == {1, 2}
-    for e in world.setup_events():
+    for e in world.registry_events():
         if isinstance(e, ev.ProgramRegistered):
             shares = [lender.share for lender in e.payload.lenders]
             assert sum(shares) == 1 and min(shares) >= 0.30
@@ -160,7 +160,7 @@ def test_the_engine_accepts_the_world_without_dead_letters_or_implausibility() -
     world = World(CFG)
     r = Replay()
     outs = []
-    for _, _, value in world.setup_records() + telemetry(world, Plan(), 24 * 3 * CFG.machines):
+    for _, _, value in list(world.setup_records()) + telemetry(world, Plan(), 24 * 3 * CFG.machines):
         outs += list(r.feed(value))
     biz = BusinessSim(world)
     for i in range(200):
@@ -175,7 +175,7 @@ def test_the_engine_accepts_the_world_without_dead_letters_or_implausibility() -
 def replay(world: World, plan: Plan, rounds: int) -> list:
     r = Replay()
     outs = []
-    for _, _, value in world.setup_records() + telemetry(world, plan, rounds * world.cfg.machines):
+    for _, _, value in list(world.setup_records()) + telemetry(world, plan, rounds * world.cfg.machines):
         outs += list(r.feed(value))
     return outs
 
