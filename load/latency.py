@@ -225,8 +225,10 @@ class LagSample:
 
 def engine_groups(app_id: str) -> list[str]:
     """The consumer groups of one engine: Faust's (the app id) and the telemetry fast
-    lane's (``<app id>-machines``), when the worker runs one."""
-    return [app_id, f"{app_id}-machines"]
+    lane's, when the worker runs one (its name comes from streams/fastlane.py)."""
+    from streams.fastlane import lane_group
+
+    return [app_id, lane_group(app_id)]
 
 
 class LagSampler:
