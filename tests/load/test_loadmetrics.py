@@ -1,0 +1,46 @@
+"""The workers' Prometheus figures read into the load report."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+
+from load.metrics import parse, scrape
+
+
+def exposition() -> str:
+    reg = CollectorRegistry()
+    events = Counter("creditstream_events_in", "events in", ["topic"], registry=reg)
+    events.labels("cs.telemetry").inc(120)
+    events.labels("cs.ledger").inc(3)
+    Gauge("creditstream_table_keys", "keys", registry=reg).set(42)
+    Gauge("python_gc_objects", "not ours", registry=reg).set(7)
+    return generate_latest(reg).decode()
+
+
+def test_parse_keeps_creditstream_series_with_labels() -> None:
+    values = parse(exposition())
+    assert values['creditstream_events_in_total{topic="cs.telemetry"}'] == 120
+    assert values['creditstream_events_in_total{topic="cs.ledger"}'] == 3
+    assert values["creditstream_table_keys"] == 42
+    assert not [k for k in values if k.startswith("python")]
+
+
+async def test_scrape_sums_workers_and_notes_missing_endpoints() -> None:
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(text=exposition())
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # noqa: SLF001
+    try:
+        url = f"http://127.0.0.1:{port}/metrics"
+        out = await scrape([url, url, f"http://127.0.0.1:{port}/nothing"])
+    finally:
+        await runner.cleanup()
+    assert out["values"]['creditstream_events_in_total{topic="cs.telemetry"}'] == 240
+    assert list(out["errors"].values()) == ["HTTP 404"]
