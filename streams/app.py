@@ -27,6 +27,7 @@ from faust.types import EventT
 
 from creditstream import config
 from schemas.topics import BY_NAME
+from streams import metrics
 from streams.domain.signals import SIGNALS_TOPIC
 from streams.fastlane import FastLane, fast_lane
 from streams.processors import (
@@ -98,12 +99,25 @@ def create_app(worker_id: str = "w1", web_port: int | None = None, data_dir: Pat
         if fast and isinstance(proc, MachineProcessor):
             continue
         _wire(app, proc, rename, engine_source(app_id, ENGINE_ID))
-    if fast:
-        lane = FastLane(s.kafka_bootstrap, app_id, data_dir, rename, engine_source(app_id, ENGINE_ID))
+    lane = FastLane(s.kafka_bootstrap, app_id, data_dir, rename, engine_source(app_id, ENGINE_ID)) if fast else None
+    if lane is not None:
 
         @app.task
         async def machines_fast_lane() -> None:
             await lane.run()
+
+    @app.page("/metrics")
+    async def metrics_page(web: Any, request: Any) -> Any:
+        return web.bytes(metrics.exposition(), content_type="text/plain; version=0.0.4")
+
+    @app.page("/healthz")
+    async def health_page(web: Any, request: Any) -> Any:
+        lane_ok = lane is None or (lane.consumer is not None and not lane.failed)
+        ok = lane_ok and not app.consumer.should_stop
+        detail = {"engine": app_id, "fast_lane": None if lane is None else
+                  {"running": lane_ok, "processed": lane.processed}}
+        return web.bytes(metrics.health(ok, detail), content_type="application/json",
+                         status=200 if ok else 503)
 
     return app
 
@@ -209,19 +223,24 @@ def _wire(app: faust.App, proc: Processor, rename: dict[str, str], engine: str |
         store = BatchStore(table)
         async for events in stream.take_events(BATCH_SIZE, within=BATCH_WINDOW_S):
             acks = []
+            observed: list[tuple[str, dict, int | None]] = []
             for event in events:
                 msg = event.message
                 topic = SIGNALS_TOPIC if msg.topic.startswith(SIGNALS_TOPIC) else msg.topic
                 with event_context(event):
                     outs = proc.process(store, topic, msg.key, msg.value, msg.partition, msg.offset)
+                metrics.EVENTS_IN.labels(msg.topic).inc()
                 if outs:
                     trace = origin_header(msg.headers)
+                    origin = metrics.origin_ns(trace)
                     for out in outs:
                         acks.append(await producer.send(
                             rename.get(out.topic, out.topic), out.key.encode(), encode_output(out, engine),
                             partition=None, timestamp=None, headers=trace))
+                        observed.append((out.topic, out.value, origin))
             if acks:
                 await asyncio.gather(*acks)
+                metrics.observe_outputs(observed)
             store.flush()
 
     app.agent(source, name=f"creditstream.{proc.name}")(agent)

@@ -30,6 +30,7 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError
 from rocksdict import Options, Rdict, WriteBatch
 
+from streams import metrics
 from streams.processors import MachineProcessor, encode_output
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,9 @@ class PartitionStore(MutableMapping[str, Any]):
         wb.put(_OFFSET_KEY, str(next_offset).encode())
         self.db.write(wb)
 
+    def estimated_keys(self) -> int:
+        return int(self.db.property_int_value("rocksdb.estimate-num-keys") or 0)
+
     def close(self) -> None:
         self.db.close()
 
@@ -115,6 +119,7 @@ class FastLane:
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         self.processed = 0
+        self.failed = False
 
     async def ensure_changelog(self, partitions: int) -> None:
         from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -185,6 +190,14 @@ class FastLane:
                 batch = await self.consumer.getmany(timeout_ms=200, max_records=self.max_records)
                 if batch:
                     await self._process(batch)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # Health turns 503 so the supervisor restarts the worker; nothing was
+            # committed for the failed batch, so it is read again.
+            self.failed = True
+            log.exception("fastlane stopped")
+            raise
         finally:
             await self.consumer.stop()
             await self.producer.stop()
@@ -195,6 +208,7 @@ class FastLane:
         assert self.producer is not None and self.consumer is not None
         send = self.producer.send
         acks = []
+        observed: list[tuple[str, dict, int | None]] = []
         touched: set[int] = set()
         for tp, msgs in batch.items():
             store = self.stores.get(tp.partition)
@@ -206,13 +220,20 @@ class FastLane:
                 outs = self.proc.process(store, tp.topic, m.key, m.value, tp.partition, m.offset)
                 if outs:
                     trace = [(k, v) for k, v in (m.headers or ()) if k == ORIGIN_HEADER] or None
+                    origin = metrics.origin_ns(trace)
                     for out in outs:
                         acks.append(await send(self.rename.get(out.topic, out.topic),
                                                encode_output(out, self.source), key=out.key.encode(),
                                                headers=trace))
+                        observed.append((out.topic, out.value, origin))
             self.processed += len(msgs)
+            metrics.EVENTS_IN.labels(tp.topic).inc(len(msgs))
+            highwater = self.consumer.highwater(tp)
+            if highwater is not None:
+                metrics.LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - msgs[-1].offset - 1))
         if acks:
             await asyncio.gather(*acks)
+            metrics.observe_outputs(observed)
         # State after outputs: a crash in between repeats outputs, never loses them.
         pending = []
         for p in touched:
@@ -231,6 +252,7 @@ class FastLane:
             if p in by_partition:
                 store.apply(by_partition[p], last[p])
             store.dirty.clear()
+        metrics.TABLE_KEYS.labels("machines").set(sum(s.estimated_keys() for s in self.stores.values()))
         try:
             await self.consumer.commit()
         except CommitFailedError:

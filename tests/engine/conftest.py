@@ -18,8 +18,8 @@ from creditstream.config import REPO_ROOT, Settings
 class WorkerProcess:
     """Start, kill and restart one worker; its log is kept for failure messages."""
 
-    def __init__(self, app_id: str, data_dir: Path, worker_id: str = "w1") -> None:
-        self.app_id, self.data_dir, self.worker_id = app_id, data_dir, worker_id
+    def __init__(self, app_id: str, data_dir: Path, worker_id: str = "w1", web_port: int | None = None) -> None:
+        self.app_id, self.data_dir, self.worker_id, self.web_port = app_id, data_dir, worker_id, web_port
         self.log = data_dir.parent / f"{data_dir.name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -30,7 +30,7 @@ class WorkerProcess:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "creditstream.cli", "worker", "--app-id", self.app_id,
                  "--id", self.worker_id, "--data-dir", str(self.data_dir), "--loglevel", "info",
-                 "--start-at", "latest"],
+                 "--start-at", "latest", *(["--web-port", str(self.web_port)] if self.web_port else [])],
                 stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -63,8 +63,10 @@ class WorkerProcess:
 @pytest.fixture(scope="session")
 def engine(settings: Settings):
     """One worker for the engine broker tests, on a fresh engine id (own group, own tables)."""
+    from creditstream.stack.process import free_port
+
     app_id = f"cs-engine-test-{uuid.uuid4().hex[:8]}"
-    w = WorkerProcess(app_id, settings.state_dir / "test-workers" / app_id)
+    w = WorkerProcess(app_id, settings.state_dir / "test-workers" / app_id, web_port=free_port())
     w.start()
     yield w
     w.stop()

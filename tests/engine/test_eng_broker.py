@@ -211,3 +211,28 @@ async def test_kill_worker_mid_stream_restores_tables_and_final_limits(producer,
         by_version[x["version"]] = x
         last = max(last, x["version"])
     assert Decimal(final["limit"]["amount"]) > 0
+
+
+async def test_worker_exposes_health_and_metrics_with_latency(producer, outputs: Outputs, engine) -> None:
+    import time
+
+    import aiohttp
+
+    uid = u()
+    events, _ = sc.battery_alarm(uid)
+    base = [e for e in events if not e.type.startswith("telemetry.")]
+    await send_phased(producer, outputs, base, [f"ctr-{uid}"])
+    header = [("cs-origin-ns", str(time.time_ns()).encode())]
+    await produce_events(producer, [e for e in events if e.type.startswith("telemetry.")], headers=header)
+    await outputs.wait(lambda rs: any(x["status"] == "partially_frozen" for x in limits_of(rs, f"ctr-{uid}")))
+    url = f"http://127.0.0.1:{engine.web_port}"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{url}/healthz") as r:
+            assert r.status == 200 and (await r.json())["status"] == "ok"
+        async with http.get(f"{url}/metrics") as r:
+            text = await r.text()
+    assert 'creditstream_events_in_total{topic="cs.telemetry"}' in text
+    assert "creditstream_decisions_total" in text
+    count = [line for line in text.splitlines()
+             if line.startswith('creditstream_e2e_latency_seconds_count{output="signal"}')]
+    assert count and float(count[0].split()[-1]) >= 1
