@@ -103,6 +103,9 @@ def charts(results: dict[str, Any]) -> list[str]:
         percentile_chart(results.get("percentile_curve", {})),
         line_chart("Consumer lag of the engine group", {"lag": col("lag")}, "seconds", "records"),
         line_chart("Generator: worst lateness per second", {"late": col("gen_late_ms")}, "seconds", "ms"),
+        *([line_chart("Workers: resident memory and CPU", {"memory MB": col("worker_rss_mb"),
+                                                           "CPU %": col("worker_cpu_pct")}, "seconds", "MB / %")]
+          if any("worker_rss_mb" in row for row in tl) else []),
     ]
 
 
@@ -138,6 +141,9 @@ def render_html(results: dict[str, Any]) -> str:
         ["drain time after the last send (s)", results.get("drain_s")],
         ["dead letters", results.get("deadletters", {}).get("count", 0)],
         ["peak consumer lag", results.get("peak_lag")],
+        ["workers started: peak memory (MB), mean CPU under load (%)",
+         f"{results.get('workers', {}).get('rss_mb_peak', '-')}, "
+         f"{results.get('workers', {}).get('cpu_pct_mean_under_load', '-')}"],
     ], ["figure", "value"])
     stats = ["count", "p50", "p90", "p99", "p99.9", "max"]
     latency = _table([[s, *[lat[s].get(k, "") for k in stats]] for s in lat if lat[s].get("count")],

@@ -20,7 +20,6 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +40,7 @@ from load.latency import (
     signals_topic,
 )
 from load.schedule import Schedule, for_scenario
+from load.workers import Fleet, start_workers
 from load.world import World, WorldConfig, plan_for
 
 ENGINE_ID = "creditstream-engine"
@@ -82,17 +82,13 @@ def _processed(sample: LagSample) -> int:
     return sum(off for tp, off in sample.committed.items() if tp.topic in INPUT_TOPICS)
 
 
-def _nothing() -> None:
-    return None
-
-
 async def _wait_caught_up(sampler: LagSampler, high: dict[str, dict[str, int]], timeout_s: float,
-                          also_signals: bool = True, alive: Callable[[], None] = _nothing) -> tuple[bool, LagSample]:
+                          fleet: Fleet, also_signals: bool = True) -> tuple[bool, LagSample]:
     """Until the groups committed past ``high`` (and, optionally, drained the signals);
-    ``alive`` raises when a worker the run started has died."""
+    raises when a worker the run started has died."""
     deadline = time.monotonic() + timeout_s
     while True:
-        alive()
+        fleet.check()
         sample = await sampler.sample()
         done = caught_up(sample, high)
         if done and also_signals:
@@ -141,29 +137,22 @@ async def run(opts: RunOptions) -> tuple[int, dict[str, Any]]:
     out_dir = opts.out_dir or settings.state_dir / "load" / tag
     say = (lambda *a: print(*a, file=sys.stderr, flush=True)) if opts.progress else (lambda *a: None)
 
-    workers = []
+    fleet = Fleet()
     if opts.start_workers:
-        from load.workers import start_workers
-
         app_id = f"cs-load-{tag.lower()}"
         say(f"load: starting {opts.start_workers} worker(s) on engine id {app_id}")
-        workers = await asyncio.to_thread(start_workers, app_id, opts.start_workers, out_dir / "workers")
+        fleet = Fleet(await asyncio.to_thread(start_workers, app_id, opts.start_workers, out_dir / "workers"))
     else:
         app_id = opts.app_id or ENGINE_ID
     try:
-        def alive() -> None:
-            for w in workers:
-                w.check()
-
         return await _run(opts, bootstrap, clauses, tag, out_dir, app_id,
-                          [u for w in workers if (u := w.metrics_url)] + list(opts.metrics_urls), say, alive)
+                          fleet.metrics_urls + list(opts.metrics_urls), say, fleet)
     finally:
-        for w in workers:
-            await asyncio.to_thread(w.stop)
+        await asyncio.to_thread(fleet.stop)
 
 
 async def _run(opts: RunOptions, bootstrap: str, clauses: list[slo.Clause], tag: str, out_dir: Path,
-               app_id: str, metrics_urls: list[str], say: Any, alive: Callable[[], None]) -> tuple[int, dict[str, Any]]:
+               app_id: str, metrics_urls: list[str], say: Any, fleet: Fleet) -> tuple[int, dict[str, Any]]:
     cfg = WorldConfig(seed=opts.seed, tag=tag, machines=opts.machines,
                       contractors=min(opts.contractors, opts.machines), cadence_s=opts.cadence_s)
     world = World(cfg)
@@ -185,7 +174,7 @@ async def _run(opts: RunOptions, bootstrap: str, clauses: list[slo.Clause], tag:
             f"registering it with engine {app_id}")
         setup_high = await _send_setup(bootstrap, world)
         setup_timeout = opts.setup_timeout_s or 120.0 + cfg.machines / 2000
-        ok, _ = await _wait_caught_up(sampler, setup_high, setup_timeout, alive=alive)
+        ok, _ = await _wait_caught_up(sampler, setup_high, setup_timeout, fleet)
         if not ok:
             raise RuntimeError(f"engine {app_id} did not process the world setup within "
                                f"{setup_timeout:.0f} s: is a worker running with this app id?")
@@ -193,7 +182,7 @@ async def _run(opts: RunOptions, bootstrap: str, clauses: list[slo.Clause], tag:
         collector = Collector(bootstrap, app_id, tag, recorder)
         await collector.open()
         try:
-            results = await _load(opts, spec, sampler, collector, recorder, say, alive)
+            results = await _load(opts, spec, sampler, collector, recorder, say, fleet)
         finally:
             await collector.close()
     finally:
@@ -218,6 +207,11 @@ async def _run(opts: RunOptions, bootstrap: str, clauses: list[slo.Clause], tag:
         checks = slo.check(clauses, results)
         checks.append({"clause": "every sent event processed", "actual": results["drained"], "limit": True,
                        "ok": bool(results["drained"])})
+        # A generator that could not keep the schedule delivered less load than asked:
+        # the run then proves nothing about the rate.
+        late = results["generator"]["lateness_ms"]["p99"]
+        checks.append({"clause": f"generators on schedule (p99 lateness <= {spec.behind_ms:g} ms)",
+                       "actual": late, "limit": spec.behind_ms, "ok": late <= spec.behind_ms})
         ok = all(c["ok"] for c in checks)
         results["slo"] = {"spec": opts.slo, "ok": ok, "checks": checks}
         code = 0 if ok else 1
@@ -227,7 +221,7 @@ async def _run(opts: RunOptions, bootstrap: str, clauses: list[slo.Clause], tag:
 
 
 async def _load(opts: RunOptions, spec: GenSpec, sampler: LagSampler, collector: Collector,
-                recorder: LatencyRecorder, say: Any, alive: Callable[[], None]) -> dict[str, Any]:
+                recorder: LatencyRecorder, say: Any, fleet: Fleet) -> dict[str, Any]:
     progress = Progress(behind_ms=spec.behind_ms)
     live = Live()
     stop = asyncio.Event()
@@ -243,40 +237,65 @@ async def _load(opts: RunOptions, spec: GenSpec, sampler: LagSampler, collector:
     # Every figure of the timeline counts seconds from the moment slot 0 was due.
     t_start = recorder.t0 = progress.t0 or time.time()
     base = await sampler.sample()
-    prev = (0, _processed(base), t_start)
+    prev = {"sent": 0, "processed": _processed(base), "at": t_start, "cpu": None}
     tty = sys.stderr.isatty()
     printed_behind = 0
+
+    async def tick(phase: str) -> LagSample:
+        """One row of the timeline: sampled lag, engine progress, worker resources."""
+        nonlocal printed_behind
+        fleet.check()
+        live.last = s = await sampler.sample()
+        now = time.time()
+        sent, processed = progress.total_sent, _processed(s)
+        dt = max(1e-3, now - prev["at"])
+        row: dict[str, Any] = {"t": round(now - t_start, 1), "sent_live": round((sent - prev["sent"]) / dt, 1),
+                               "processed_per_s": round((processed - prev["processed"]) / dt, 1), "lag": s.lag,
+                               "phase": phase}
+        usage = fleet.usage()
+        if usage is not None:
+            row["worker_rss_mb"] = round(usage[0], 1)
+            if prev["cpu"] is not None:
+                row["worker_cpu_pct"] = round((usage[1] - prev["cpu"]) / dt * 100, 1)
+            prev["cpu"] = usage[1]
+        live.rows.append(row)
+        live.peak_lag = max(live.peak_lag, s.lag)
+        prev.update(sent=sent, processed=processed, at=now)
+        for p, sec, ms in progress.behind[printed_behind:]:
+            say(f"\nload: generator {p} fell behind schedule by {ms:,.0f} ms in second {sec}")
+        printed_behind = len(progress.behind)
+        if opts.progress:
+            p99 = recorder.hist["all"].get_value_at_percentile(99) / 1000
+            line = (f"[{_bar((now - t_start) / opts.duration_s)}] {now - t_start:5.0f}/{opts.duration_s:.0f}s "
+                    f"{phase:5} sent {sent:>10,} ({row['sent_live']:>8,.0f}/s) "
+                    f"processed {row['processed_per_s']:>8,.0f}/s  p99 {p99:7.1f} ms  "
+                    f"lag {s.lag:>8,}  dead {sum(recorder.deadletters.values())}")
+            print(("\r" + line) if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
+        return s
+
     try:
         while not gen_task.done():
             await asyncio.wait({gen_task}, timeout=1.0)
-            alive()
-            live.last = s = await sampler.sample()
-            now = time.time()
-            sent, processed = progress.total_sent, _processed(s)
-            dt = max(1e-3, now - prev[2])
-            live.rows.append({"t": round(now - t_start, 1), "sent_live": round((sent - prev[0]) / dt, 1),
-                              "processed_per_s": round((processed - prev[1]) / dt, 1), "lag": s.lag})
-            live.peak_lag = max(live.peak_lag, s.lag)
-            prev = (sent, processed, now)
-            for p, sec, ms in progress.behind[printed_behind:]:
-                say(f"\nload: generator {p} fell behind schedule by {ms:,.0f} ms in second {sec}")
-            printed_behind = len(progress.behind)
-            if opts.progress:
-                p99 = recorder.hist["all"].get_value_at_percentile(99) / 1000
-                line = (f"[{_bar((now - t_start) / opts.duration_s)}] {now - t_start:5.0f}/{opts.duration_s:.0f}s "
-                        f"sent {sent:>10,} ({live.rows[-1]['sent_live']:>8,.0f}/s) "
-                        f"processed {live.rows[-1]['processed_per_s']:>8,.0f}/s  p99 {p99:7.1f} ms  "
-                        f"lag {s.lag:>8,}  dead {sum(recorder.deadletters.values())}")
-                print(("\r" + line) if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
+            await tick("load")
         t_gen0, stats = gen_task.result()
-        if opts.progress and tty:
-            print(file=sys.stderr)
         gen = merge(stats)
         send_end = time.time()
+        if opts.progress and tty:
+            print(file=sys.stderr)
         say(f"load: sent {gen['sent']:,} events ({gen['errors']} errors); waiting for the engine to drain")
-        drained, last = await _wait_caught_up(sampler, gen["high_offsets"], opts.drain_timeout_s, alive=alive)
+        # Drain: keep sampling every second until the engine committed past every event sent.
+        drained = False
+        while time.time() - send_end < opts.drain_timeout_s:
+            began = time.monotonic()
+            s = await tick("drain")
+            drained = caught_up(s, gen["high_offsets"]) and all(
+                v == 0 for t, v in s.by_topic.items() if t.startswith("cs.signals"))
+            if drained:
+                break
+            await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - began)))
+        if opts.progress and tty:
+            print(file=sys.stderr)
         drain_s = round(time.time() - send_end, 2)
-        live.last = last
         # The last outputs: read until nothing new has come for a second and a half.
         quiet_since = time.monotonic()
         seen = collector.read
@@ -305,7 +324,13 @@ async def _load(opts: RunOptions, spec: GenSpec, sampler: LagSampler, collector:
             deadletters=fig.counts.get("deadletter", 0), p50_ms=fig.p50_ms, p99_ms=fig.p99_ms, max_ms=fig.max_ms)
     committed = {f"{tp.topic}:{tp.partition}": off for tp, off in (live.last.committed if live.last else {}).items()
                  if isinstance(tp, TopicPartition)}
-    return {**summary, "generator": gen, "generator_start_offset_s": round(t_gen0 - t_start, 3),
+    workers: dict[str, Any] = {}
+    rss = [r["worker_rss_mb"] for r in live.rows if "worker_rss_mb" in r]
+    cpu = [r["worker_cpu_pct"] for r in live.rows if "worker_cpu_pct" in r and r["phase"] == "load"]
+    if rss:
+        workers = {"count": len(fleet.workers), "rss_mb_peak": max(rss), "rss_mb_end": rss[-1],
+                   "cpu_pct_mean_under_load": round(sum(cpu) / len(cpu), 1) if cpu else None}
+    return {**summary, "generator": gen, "generator_start_offset_s": round(t_gen0 - t_start, 3), "workers": workers,
             "timeline": [rows[k] for k in sorted(rows)], "peak_lag": live.peak_lag,
             "final_lag": live.last.lag if live.last else None, "drained": drained, "drain_s": drain_s,
             "committed_offsets": committed}

@@ -14,6 +14,16 @@ from pathlib import Path
 from creditstream.config import REPO_ROOT
 
 
+def process_usage(pid: int) -> tuple[float, float]:
+    """(resident memory in MB, CPU seconds used so far) of a process, from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+    rss = int(fields[21]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+    return rss, cpu
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -98,3 +108,38 @@ def start_workers(app_id: str, n: int, root: Path, timeout_s: float = 120.0) -> 
             w.stop()
         raise
     return workers
+
+
+class Fleet:
+    """The workers a run started (possibly none): liveness and resource use, summed."""
+
+    def __init__(self, workers: list[Worker] | None = None) -> None:
+        self.workers = workers or []
+
+    def check(self) -> None:
+        for w in self.workers:
+            w.check()
+
+    def usage(self) -> tuple[float, float] | None:
+        """(resident MB, CPU seconds) over all workers; None when the run started none."""
+        if not self.workers:
+            return None
+        total_rss = total_cpu = 0.0
+        for w in self.workers:
+            if w.proc is None:
+                continue
+            try:
+                rss, cpu = process_usage(w.proc.pid)
+            except (OSError, IndexError, ValueError):
+                continue  # exited between two samples: check() reports it
+            total_rss += rss
+            total_cpu += cpu
+        return total_rss, total_cpu
+
+    @property
+    def metrics_urls(self) -> list[str]:
+        return [u for w in self.workers if (u := w.metrics_url)]
+
+    def stop(self) -> None:
+        for w in self.workers:
+            w.stop()
