@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+SCENARIOS = ("steady", "burst", "utilisation_drop", "core_default", "offline_region")
 BURST_FACTOR = 10.0
 BURST_S = 60.0
 

@@ -28,6 +28,7 @@ from math import cos, radians, sin, sqrt
 
 import orjson
 
+from load.schedule import SCENARIOS
 from schemas import events as ev
 from schemas.codec import encode
 from schemas.common import Money
@@ -296,7 +297,6 @@ class _Maker:
 
 
 # ------------------------------------------------------------------ scenario plan
-SCENARIOS = ("steady", "burst", "utilisation_drop", "core_default", "offline_region")
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from load.world import SCENARIOS
+    from load.schedule import SCENARIOS
 
     p = sub.add_parser("load", help="load tests: run a scenario open-loop, or bench the hot path")
     actions = p.add_subparsers(dest="action", required=True)
