@@ -1,0 +1,1 @@
+"""PostgreSQL ledger: limit updates and alerts from Kafka into the decision tables."""

@@ -1,0 +1,165 @@
+"""The ledger process: consume cs.limits and cs.alerts, write batches, then commit offsets.
+
+At-least-once end to end: offsets are committed only after the batch's transaction has
+committed, and every write is idempotent (primary keys, version guard), so a crash or a
+redelivery never loses or duplicates a row. While PostgreSQL is unreachable the batch is
+retried with capped exponential backoff and nothing is committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass, field
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+
+from connectors.kafka_io import make_producer
+from connectors.ledger import batch as plan_mod
+from connectors.ledger import store
+from schemas.codec import encode
+from schemas.topics import route
+
+log = logging.getLogger(__name__)
+GROUP = "creditstream-ledger"
+TOPICS = (plan_mod.LIMITS_TOPIC, plan_mod.ALERTS_TOPIC)
+# Errors that mean "the database is not there right now": retry the same batch.
+CONNECTION_ERRORS = (OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError,
+                     asyncpg.InterfaceError, asyncpg.exceptions.OperatorInterventionError,
+                     asyncpg.exceptions.InsufficientResourcesError)
+
+
+@dataclass
+class Stats:
+    records: int = 0
+    batches: int = 0
+    dead_letters: int = 0
+    retries: int = 0
+    commits: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def backoff_delay(attempt: int, base: float, cap: float) -> float:
+    """Full-jitter exponential backoff: uniform in [0, min(cap, base * 2**attempt)]."""
+    return random.uniform(0, min(cap, base * (2 ** min(attempt, 30))))
+
+
+class Ledger:
+    """One ledger consumer. ``run`` until ``stop`` is set; ``stats`` for tests and logs."""
+
+    def __init__(self, bootstrap: str, pg_url: str, *, group: str = GROUP,
+                 max_records: int = 1000, backoff_base: float = 0.2, backoff_cap: float = 10.0,
+                 connect_timeout: float = 5.0) -> None:
+        self.bootstrap = bootstrap
+        self.pg_url = pg_url
+        self.group = group
+        self.max_records = max_records
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.connect_timeout = connect_timeout
+        self.stats = Stats()
+        self.assigned = asyncio.Event()  # set once the group gave this consumer partitions
+        self._conn: asyncpg.Connection | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        consumer = AIOKafkaConsumer(*TOPICS, bootstrap_servers=self.bootstrap, group_id=self.group,
+                                    enable_auto_commit=False, auto_offset_reset="earliest",
+                                    fetch_max_wait_ms=200, max_poll_records=self.max_records)
+        producer = make_producer(self.bootstrap)
+        await producer.start()
+        await consumer.start()
+        try:
+            while not stop.is_set():
+                polled = await consumer.getmany(timeout_ms=300, max_records=self.max_records)
+                if consumer.assignment():
+                    self.assigned.set()
+                records = [plan_mod.RawRecord(tp.topic, tp.partition, m.offset, m.key, m.value or b"")
+                           for tp, msgs in polled.items() for m in msgs]
+                if not records:
+                    continue
+                if not await self._handle(records, producer, stop):
+                    return  # stopped while PostgreSQL was away: nothing committed
+                try:
+                    offsets = plan_mod.plan_offsets(records)
+                    await consumer.commit({TopicPartition(t, p): o for (t, p), o in offsets.items()})
+                    self.stats.commits += 1
+                except (CommitFailedError, KafkaError) as exc:
+                    # A rebalance took the partitions: the new owner re-reads these records
+                    # and the idempotent writes make that harmless.
+                    log.warning("ledger: offset commit failed (%s); records will be re-read", exc)
+        finally:
+            await consumer.stop()
+            await producer.stop()
+            await self._close()
+
+    async def _handle(self, records: list[plan_mod.RawRecord], producer, stop: asyncio.Event) -> bool:
+        planned = plan_mod.plan(records)
+        rejected = await self._write_retrying(planned, stop)
+        if rejected is None:
+            return False
+        dead = planned.dead_letters + rejected
+        if dead:
+            futures = []
+            for dl in dead:
+                topic, key = route(dl)
+                futures.append(await producer.send(topic, encode(dl), key=key))
+            await asyncio.gather(*futures)  # acknowledged before the offsets move on
+            self.stats.dead_letters += len(dead)
+            for dl in dead:
+                log.warning("ledger: dead-lettered %s-%s@%s: %s", dl.payload.topic,
+                            dl.payload.partition, dl.payload.offset, dl.payload.error)
+        self.stats.records += len(records)
+        self.stats.batches += 1
+        return True
+
+    async def _write_retrying(self, planned: plan_mod.Batch, stop: asyncio.Event):
+        """Write until it succeeds; ``None`` when stopped first. Returns dead letters for
+        records PostgreSQL itself refuses (found by retrying them one at a time)."""
+        attempt = 0
+        while True:
+            try:
+                conn = await self._connection()
+                try:
+                    await store.write(conn, planned)
+                    return []
+                except asyncpg.PostgresError as exc:
+                    if isinstance(exc, CONNECTION_ERRORS):
+                        raise
+                    log.error("ledger: batch refused (%s); writing record by record", exc)
+                    return await self._write_singly(conn, planned)
+            except CONNECTION_ERRORS as exc:
+                await self._close()
+                delay = backoff_delay(attempt, self.backoff_base, self.backoff_cap)
+                attempt += 1
+                self.stats.retries += 1
+                log.warning("ledger: PostgreSQL unavailable (%s: %s); retry %d in %.2fs",
+                            type(exc).__name__, exc, attempt, delay)
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=delay)
+                    return None
+                except TimeoutError:
+                    pass
+
+    async def _write_singly(self, conn: asyncpg.Connection, planned: plan_mod.Batch):
+        out = []
+        for rec, single in planned.singles():
+            try:
+                await store.write(conn, single)
+            except asyncpg.PostgresError as exc:
+                if isinstance(exc, CONNECTION_ERRORS):
+                    raise
+                out.append(plan_mod.dead_letter(rec, "ledger_rejected", f"{type(exc).__name__}: {exc}"))
+        return out
+
+    async def _connection(self) -> asyncpg.Connection:
+        if self._conn is None or self._conn.is_closed():
+            self._conn = await asyncpg.connect(self.pg_url, timeout=self.connect_timeout)
+        return self._conn
+
+    async def _close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.terminate()  # never wait on a socket that may be dead

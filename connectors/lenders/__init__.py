@@ -1,0 +1,1 @@
+"""Lender delivery: signed webhooks, a resumable live stream and a REST API, per lender."""

@@ -1,0 +1,183 @@
+"""Lender HTTP API (aiohttp): REST reads and the Server-Sent Events live stream.
+
+Auth: ``Authorization: Bearer <api key>``. Every read is filtered to the borrowers whose
+updates name the caller among their lenders; anything else answers 404, exactly like a
+borrower that does not exist, so the API does not reveal whom other lenders fund.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+import orjson
+from aiohttp import web
+
+from connectors.ledger.store import NOTIFY_CHANNEL
+from connectors.lenders import repo
+from connectors.lenders.access import CursorError, parse_cursor
+
+log = logging.getLogger(__name__)
+POOL = web.AppKey("pool", asyncpg.Pool)
+OPTIONS = web.AppKey("options", dict)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Waker:
+    """Wakes stream handlers when the ledger commits decisions (PostgreSQL NOTIFY)."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def notify(self, *_: object) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+    async def wait(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._event.wait(), timeout)
+
+
+WAKER = web.AppKey("waker", Waker)
+
+
+def _json(data: object, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+def _error(status: int, error: str, detail: str) -> web.Response:
+    return _json({"error": error, "detail": detail}, status)
+
+
+def _not_found(borrower_id: str) -> web.Response:
+    return _error(404, "not_found", f"no borrower {borrower_id!r} in your portfolio")
+
+
+def _int_param(request: web.Request, name: str, default: int | None, lo: int, hi: int) -> int | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise web.HTTPBadRequest(body=orjson.dumps({"error": "bad_parameter", "detail": f"{name} must be an integer"}),
+                                 content_type="application/json") from None
+    if not lo <= value <= hi:
+        raise web.HTTPBadRequest(body=orjson.dumps({"error": "bad_parameter", "detail": f"{name} must be in [{lo}, {hi}]"}),
+                                 content_type="application/json")
+    return value
+
+
+@web.middleware
+async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if not request.path.startswith("/v1/"):
+        return await handler(request)
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    lender_id = None
+    if scheme.lower() == "bearer" and token.strip():
+        lender_id = await repo.authenticate(request.app[POOL], token.strip())
+    if lender_id is None:
+        resp = _error(401, "unauthorized", "send Authorization: Bearer <api key>")
+        resp.headers["WWW-Authenticate"] = 'Bearer realm="creditstream"'
+        return resp
+    request["lender_id"] = lender_id
+    return await handler(request)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return _json({"ok": True})
+
+
+async def get_limit(request: web.Request) -> web.Response:
+    borrower = request.match_info["borrower_id"]
+    update = await repo.current_limit(request.app[POOL], request["lender_id"], borrower)
+    return _json(update) if update else _not_found(borrower)
+
+
+async def get_history(request: web.Request) -> web.Response:
+    borrower = request.match_info["borrower_id"]
+    limit = _int_param(request, "limit", 100, 1, 1000)
+    before = _int_param(request, "before_version", None, 1, 2**62)
+    items = await repo.history(request.app[POOL], request["lender_id"], borrower, limit or 100, before)
+    if not items and before is None:
+        return _not_found(borrower)
+    more = len(items) == limit
+    return _json({"borrower_id": borrower, "items": items,
+                  "next_before_version": items[-1]["payload"]["version"] if more else None})
+
+
+async def get_alerts(request: web.Request) -> web.Response:
+    borrower = request.match_info["borrower_id"]
+    limit = _int_param(request, "limit", 100, 1, 1000)
+    items = await repo.alerts(request.app[POOL], request["lender_id"], borrower, limit or 100)
+    if items is None:
+        return _not_found(borrower)
+    return _json({"borrower_id": borrower, "items": items})
+
+
+async def stream_limits(request: web.Request) -> web.StreamResponse:
+    """SSE: each event's id is the decision's ``seq``; resume with Last-Event-ID or ?since=."""
+    pool, opts, lender = request.app[POOL], request.app[OPTIONS], request["lender_id"]
+    try:
+        cursor = parse_cursor(request.headers.get("Last-Event-ID") or request.query.get("since"))
+    except CursorError as exc:
+        return _error(400, "bad_cursor", str(exc))
+    if cursor is None:
+        cursor = await repo.max_seq(pool)  # no cursor: live from now on
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                       "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    await resp.prepare(request)
+    await resp.write(f"retry: 2000\n: cursor {cursor}\n\n".encode())
+    idle = 0.0
+    try:
+        while True:
+            rows = await repo.stream_since(pool, lender, cursor, 500)
+            for seq, envelope in rows:
+                await resp.write(b"id: %d\nevent: limit.updated\ndata: %s\n\n"
+                                 % (seq, orjson.dumps(envelope)))
+                cursor = seq
+            if len(rows) == 500:
+                continue  # still catching up
+            if rows:
+                idle = 0.0
+            elif idle >= opts["heartbeat_s"]:
+                await resp.write(b": keep-alive\n\n")
+                idle = 0.0
+            await request.app[WAKER].wait(opts["poll_s"])
+            idle += opts["poll_s"]
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    return resp
+
+
+async def _listen(app: web.Application):  # type: ignore[no-untyped-def]
+    """LISTEN for ledger commits; a dead listener only makes streams fall back to polling."""
+    conn: asyncpg.Connection | None = None
+    try:
+        conn = await app[POOL].acquire()
+        await conn.add_listener(NOTIFY_CHANNEL, app[WAKER].notify)
+    except (OSError, asyncpg.PostgresError) as exc:
+        log.warning("lender api: LISTEN unavailable (%s); streams poll only", exc)
+    yield
+    if conn is not None:
+        with contextlib.suppress(Exception):
+            await conn.remove_listener(NOTIFY_CHANNEL, app[WAKER].notify)
+            await app[POOL].release(conn)
+
+
+def make_app(pool: asyncpg.Pool, *, poll_s: float = 1.0, heartbeat_s: float = 15.0) -> web.Application:
+    """The lender API on ``pool``; ``poll_s`` bounds stream latency if a NOTIFY is missed."""
+    app = web.Application(middlewares=[auth])
+    app[POOL] = pool
+    app[WAKER] = Waker()
+    app[OPTIONS] = {"poll_s": poll_s, "heartbeat_s": heartbeat_s}
+    app.cleanup_ctx.append(_listen)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/v1/borrowers/{borrower_id}/limit", get_limit)
+    app.router.add_get("/v1/borrowers/{borrower_id}/history", get_history)
+    app.router.add_get("/v1/borrowers/{borrower_id}/alerts", get_alerts)
+    app.router.add_get("/v1/stream/limits", stream_limits)
+    return app

@@ -1,0 +1,168 @@
+"""PostgreSQL access for lender delivery: lenders, subscriptions, reads filtered per lender.
+
+Every read for a lender filters on ``payload.lenders`` in SQL, so a borrower the lender
+does not fund is indistinguishable from one that does not exist.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import orjson
+
+from connectors.lenders.access import Scope, Subscription
+
+Conn = asyncpg.Connection | asyncpg.Pool
+# The update (stored as its envelope) names lender $1 among its funders.
+_VISIBLE = ("payload -> 'payload' -> 'lenders' @> "
+            "jsonb_build_array(jsonb_build_object('lender_id', $1::text))")
+
+
+def hash_key(api_key: str) -> bytes:
+    """API keys are high-entropy random tokens: a plain SHA-256 is the right hash."""
+    return hashlib.sha256(api_key.encode()).digest()
+
+
+async def add_lender(conn: Conn, lender_id: str, name: str,
+                     webhook_url: str | None = None) -> tuple[str, str]:
+    """Create a lender; return its API key and webhook secret (shown once)."""
+    api_key = "csk_" + secrets.token_urlsafe(32)
+    secret = "whsec_" + secrets.token_urlsafe(32)
+    await conn.execute(
+        "INSERT INTO lenders (lender_id, name, api_key_hash, webhook_url, webhook_secret)"
+        " VALUES ($1, $2, $3, $4, $5)", lender_id, name, hash_key(api_key), webhook_url, secret)
+    return api_key, secret
+
+
+async def subscribe(conn: Conn, lender_id: str, scope: Scope, program_id: str | None = None,
+                    borrower_ids: list[str] | None = None) -> int:
+    if scope == "program" and not program_id:
+        raise ValueError("scope program needs a program id")
+    if scope == "borrowers" and not borrower_ids:
+        raise ValueError("scope borrowers needs at least one borrower id")
+    exists = await conn.fetchval("SELECT 1 FROM lenders WHERE lender_id = $1", lender_id)
+    if not exists:
+        raise LookupError(f"no lender {lender_id!r}")
+    return await conn.fetchval(
+        "INSERT INTO lender_subscriptions (lender_id, scope, program_id, borrower_ids)"
+        " VALUES ($1, $2, $3, $4) RETURNING id", lender_id, scope,
+        program_id if scope == "program" else None,
+        list(borrower_ids) if scope == "borrowers" else None)
+
+
+async def list_lenders(conn: Conn) -> list[dict[str, Any]]:
+    """Lenders with their subscriptions; never the key hash or the secret."""
+    rows = await conn.fetch(
+        "SELECT l.lender_id, l.name, l.webhook_url, l.active, l.created_at,"
+        " coalesce(jsonb_agg(jsonb_build_object('id', s.id, 'scope', s.scope,"
+        "   'program_id', s.program_id, 'borrower_ids', s.borrower_ids) ORDER BY s.id)"
+        "   FILTER (WHERE s.id IS NOT NULL), '[]') AS subscriptions"
+        " FROM lenders l LEFT JOIN lender_subscriptions s USING (lender_id)"
+        " GROUP BY l.lender_id ORDER BY l.lender_id")
+    return [{**dict(r), "subscriptions": orjson.loads(r["subscriptions"])} for r in rows]
+
+
+async def authenticate(conn: Conn, api_key: str) -> str | None:
+    """The active lender holding ``api_key``, or None (lookup by hash: constant-time in
+    the secret, since only a digest of it is ever compared)."""
+    return await conn.fetchval(
+        "SELECT lender_id FROM lenders WHERE api_key_hash = $1 AND active", hash_key(api_key))
+
+
+def _envelope(value: str | bytes) -> dict[str, Any]:
+    return orjson.loads(value)
+
+
+async def current_limit(conn: Conn, lender_id: str, borrower_id: str) -> dict[str, Any] | None:
+    row = await conn.fetchrow(
+        f"SELECT payload, updated_at FROM current_limits WHERE borrower_id = $2 AND {_VISIBLE}",
+        lender_id, borrower_id)
+    return _envelope(row["payload"]) if row else None
+
+
+async def history(conn: Conn, lender_id: str, borrower_id: str, limit: int = 100,
+                  before_version: int | None = None) -> list[dict[str, Any]]:
+    """Decisions the lender may see, newest first."""
+    rows = await conn.fetch(
+        f"SELECT payload FROM decision_log WHERE borrower_id = $2 AND {_VISIBLE}"
+        " AND ($3::bigint IS NULL OR version < $3) ORDER BY version DESC LIMIT $4",
+        lender_id, borrower_id, before_version, limit)
+    return [_envelope(r["payload"]) for r in rows]
+
+
+async def alerts(conn: Conn, lender_id: str, borrower_id: str,
+                 limit: int = 100) -> list[dict[str, Any]] | None:
+    """Alerts of a borrower the lender currently funds (None when it does not)."""
+    if await current_limit(conn, lender_id, borrower_id) is None:
+        return None
+    rows = await conn.fetch(
+        "SELECT payload FROM alerts WHERE borrower_id = $1 ORDER BY occurred_at DESC, alert_id"
+        " LIMIT $2", borrower_id, limit)
+    return [_envelope(r["payload"]) for r in rows]
+
+
+async def max_seq(conn: Conn) -> int:
+    return int(await conn.fetchval("SELECT coalesce(max(seq), 0) FROM decision_log"))
+
+
+async def stream_since(conn: Conn, lender_id: str, seq: int,
+                       limit: int = 500) -> list[tuple[int, dict[str, Any]]]:
+    """Decisions after ``seq`` that are pushed to the lender (entitled and subscribed)."""
+    rows = await conn.fetch(
+        f"SELECT d.seq, d.payload FROM decision_log d WHERE d.seq > $2 AND {_VISIBLE}"
+        " AND EXISTS (SELECT 1 FROM lender_subscriptions s WHERE s.lender_id = $1 AND ("
+        "   s.scope = 'all' OR (s.scope = 'program' AND s.program_id = d.program_id)"
+        "   OR (s.scope = 'borrowers' AND d.borrower_id = ANY (s.borrower_ids))))"
+        " ORDER BY d.seq LIMIT $3", lender_id, seq, limit)
+    return [(r["seq"], _envelope(r["payload"])) for r in rows]
+
+
+# --- webhooks ---------------------------------------------------------------------------
+
+async def webhook_subscriptions(conn: Conn) -> tuple[list[Subscription], dict[str, tuple[str, str]]]:
+    """Subscriptions of active lenders with a webhook, and each one's (url, secret)."""
+    rows = await conn.fetch(
+        "SELECT s.lender_id, s.scope, s.program_id, s.borrower_ids, l.webhook_url,"
+        " l.webhook_secret FROM lender_subscriptions s JOIN lenders l USING (lender_id)"
+        " WHERE l.active AND l.webhook_url IS NOT NULL AND l.webhook_secret IS NOT NULL")
+    subs = [Subscription(r["lender_id"], r["scope"], r["program_id"],
+                         frozenset(r["borrower_ids"] or ())) for r in rows]
+    return subs, {r["lender_id"]: (r["webhook_url"], r["webhook_secret"]) for r in rows}
+
+
+async def progress(conn: Conn, lender_id: str, borrower_id: str) -> int:
+    return int(await conn.fetchval(
+        "SELECT coalesce(max(version), 0) FROM webhook_progress"
+        " WHERE lender_id = $1 AND borrower_id = $2", lender_id, borrower_id))
+
+
+async def log_attempt(conn: Conn, lender_id: str, borrower_id: str, version: int, event_id: str,
+                      attempt: int, status: str, response_code: int | None, error: str | None,
+                      started_at: datetime) -> None:
+    await conn.execute(
+        "INSERT INTO webhook_deliveries (lender_id, borrower_id, version, event_id, attempt,"
+        " status, response_code, error, started_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
+        lender_id, borrower_id, version, event_id, attempt, status, response_code,
+        error[:2000] if error else None, started_at)
+
+
+async def finish(conn: asyncpg.Connection, lender_id: str, borrower_id: str, version: int,
+                 dead: tuple[str, int, str, bytes] | None = None) -> None:
+    """Mark a version done for (lender, borrower); ``dead`` = (event_id, attempts, error, body)."""
+    async with conn.transaction():
+        if dead is not None:
+            event_id, attempts, error, body = dead
+            await conn.execute(
+                "INSERT INTO webhook_dead_letters (lender_id, borrower_id, version, event_id,"
+                " attempts, last_error, body) VALUES ($1,$2,$3,$4,$5,$6,$7::jsonb)"
+                " ON CONFLICT DO NOTHING", lender_id, borrower_id, version, event_id, attempts,
+                error[:2000], body.decode())
+        await conn.execute(
+            "INSERT INTO webhook_progress (lender_id, borrower_id, version) VALUES ($1,$2,$3)"
+            " ON CONFLICT (lender_id, borrower_id) DO UPDATE SET version ="
+            " GREATEST(webhook_progress.version, EXCLUDED.version), updated_at = now()",
+            lender_id, borrower_id, version)

@@ -1,0 +1,249 @@
+"""Webhook dispatcher: cs.limits -> signed POSTs to subscribed, entitled lenders.
+
+Order: one queue and one worker per (lender, borrower). A version is retried until it
+succeeds or is dead-lettered before the next one for that pair is attempted; other pairs
+are not held up. Progress per pair is kept in PostgreSQL (webhook_progress), and Kafka
+offsets are committed only up to the lowest record with unfinished deliveries, so a
+restart resumes in order and skips what is done. Delivery is at least once: a lender
+de-duplicates by (borrower_id, version).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import aiohttp
+import asyncpg
+import orjson
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+
+from connectors.lenders import repo
+from connectors.lenders.access import RetryPolicy, Subscription, targets
+from connectors.lenders.offsets import TP, OffsetTracker
+from connectors.lenders.verify import HEADER, sign_header
+
+log = logging.getLogger(__name__)
+GROUP = "creditstream-webhooks"
+TOPIC = "cs.limits"
+DB_ERRORS = (OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+             asyncpg.exceptions.OperatorInterventionError)
+
+
+@dataclass
+class Job:
+    lender_id: str
+    borrower_id: str
+    version: int
+    event_id: str
+    body: bytes
+    tp: TP
+    offset: int
+
+
+@dataclass
+class Stats:
+    delivered: int = 0
+    failed_attempts: int = 0
+    dead: int = 0
+    skipped: int = 0
+    undecodable: int = 0
+    attempts: list[tuple[str, str, int, int]] = field(default_factory=list)
+
+
+class _Revoked(ConsumerRebalanceListener):
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self.d = dispatcher
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self.d.tracker.forget([(tp.topic, tp.partition) for tp in revoked])
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        if assigned:
+            self.d.assigned.set()
+
+
+class Dispatcher:
+    """Run with ``await run(stop)``; ``stats`` counts outcomes."""
+
+    def __init__(self, bootstrap: str, pool: asyncpg.Pool, *, group: str = GROUP,
+                 policy: RetryPolicy | None = None, timeout_s: float = 10.0,
+                 refresh_s: float = 5.0, max_pending: int = 10_000) -> None:
+        self.bootstrap = bootstrap
+        self.pool = pool
+        self.group = group
+        self.policy = policy or RetryPolicy()
+        self.timeout_s = timeout_s
+        self.refresh_s = refresh_s
+        self.max_pending = max_pending
+        self.tracker = OffsetTracker()
+        self.stats = Stats()
+        self.assigned = asyncio.Event()
+        self._queues: dict[tuple[str, str], deque[Job]] = {}
+        self._workers: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._subs: list[Subscription] = []
+        self._endpoints: dict[str, tuple[str, str]] = {}
+        self._loaded_at = 0.0
+        self._stop = asyncio.Event()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self._stop = stop
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=self.group,
+                                    enable_auto_commit=False, auto_offset_reset="earliest",
+                                    fetch_max_wait_ms=200)
+        consumer.subscribe([TOPIC], listener=_Revoked(self))
+        await consumer.start()
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout_s))
+        committed: dict[TP, int] = {}
+        try:
+            while not stop.is_set():
+                if self.tracker.pending >= self.max_pending:
+                    await asyncio.sleep(0.2)  # back-pressure: a dead endpoint must not eat RAM
+                else:
+                    polled = await consumer.getmany(timeout_ms=300, max_records=500)
+                    if polled:
+                        await self._refresh()
+                    for tp, msgs in polled.items():
+                        for m in msgs:
+                            self._dispatch((tp.topic, tp.partition), m.offset, m.value or b"")
+                committed = await self._commit(consumer, committed)
+        finally:
+            for task in self._workers.values():
+                task.cancel()
+            await asyncio.gather(*self._workers.values(), return_exceptions=True)
+            await self._commit(consumer, committed)
+            await self._session.close()
+            await consumer.stop()
+
+    async def _commit(self, consumer: AIOKafkaConsumer, committed: dict[TP, int]) -> dict[TP, int]:
+        mine = {(tp.topic, tp.partition) for tp in consumer.assignment()}
+        todo = {tp: o for tp, o in self.tracker.committable().items()
+                if tp in mine and committed.get(tp) != o}
+        if not todo:
+            return committed
+        try:
+            await consumer.commit({TopicPartition(*tp): o for tp, o in todo.items()})
+            return {**committed, **todo}
+        except (CommitFailedError, KafkaError) as exc:
+            log.warning("webhooks: commit failed (%s); records will be re-read", exc)
+            return committed
+
+    async def _refresh(self) -> None:
+        if time.monotonic() - self._loaded_at < self.refresh_s:
+            return
+        self._subs, self._endpoints = await self._db(repo.webhook_subscriptions, self.pool)
+        self._loaded_at = time.monotonic()
+
+    def _dispatch(self, tp: TP, offset: int, value: bytes) -> None:
+        try:
+            env = orjson.loads(value)
+            payload = env["payload"]
+            borrower, version = str(payload["borrower_id"]), int(payload["version"])
+            event_id = str(env["event_id"])
+            if env.get("type") != "limit.updated":
+                raise ValueError(f"type {env.get('type')!r}")
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            # The ledger dead-letters undecodable records; here they are only skipped.
+            self.stats.undecodable += 1
+            log.warning("webhooks: skipping undecodable record %s@%d: %s", tp, offset, exc)
+            self.tracker.add(tp, offset, 0)
+            return
+        lenders = [lid for lid in targets(payload, self._subs) if lid in self._endpoints]
+        self.tracker.add(tp, offset, len(lenders))
+        for lid in lenders:
+            key = (lid, borrower)
+            self._queues.setdefault(key, deque()).append(
+                Job(lid, borrower, version, event_id, value, tp, offset))
+            if key not in self._workers:
+                self._workers[key] = asyncio.create_task(self._worker(key))
+
+    async def _worker(self, key: tuple[str, str]) -> None:
+        queue = self._queues[key]
+        try:
+            while queue and not self._stop.is_set():
+                job = queue[0]
+                if not await self._deliver(job):
+                    return  # stopping: unfinished, so its offset stays uncommitted
+                queue.popleft()
+                self.tracker.done(job.tp, job.offset)
+        finally:
+            self._workers.pop(key, None)
+            if not queue:
+                self._queues.pop(key, None)
+
+    async def _deliver(self, job: Job) -> bool:
+        """Deliver one version (attempts, log rows, dead letter); False if stopped first."""
+        done = await self._db(repo.progress, self.pool, job.lender_id, job.borrower_id)
+        if done >= job.version:
+            self.stats.skipped += 1  # delivered or dead-lettered before a restart
+            return True
+        error = ""
+        for attempt in range(1, self.policy.max_attempts + 1):
+            url, secret = self._endpoints.get(job.lender_id, (None, None))
+            started = datetime.now(UTC)
+            code: int | None = None
+            if url is None or secret is None:
+                error = "lender has no webhook endpoint any more"
+            else:
+                code, error = await self._post(url, secret, job, attempt)
+            ok = code is not None and 200 <= code < 300
+            last = attempt == self.policy.max_attempts
+            status = "delivered" if ok else ("dead" if last else "failed")
+            self.stats.attempts.append((job.lender_id, job.borrower_id, job.version, attempt))
+            await self._db(repo.log_attempt, self.pool, job.lender_id, job.borrower_id, job.version,
+                           job.event_id, attempt, status, code, None if ok else error, started)
+            if ok:
+                self.stats.delivered += 1
+                await self._db(self._finish, job, None)
+                return True
+            self.stats.failed_attempts += 1
+            if last:
+                break
+            delay = self.policy.delay(attempt)
+            log.info("webhooks: %s %s v%d attempt %d failed (%s); retry in %.2fs",
+                     job.lender_id, job.borrower_id, job.version, attempt, error, delay)
+            try:
+                await asyncio.wait_for(self._stop.wait(), timeout=delay)
+                return False
+            except TimeoutError:
+                pass
+        self.stats.dead += 1
+        log.error("webhooks: dead-lettered %s %s v%d after %d attempts: %s", job.lender_id,
+                  job.borrower_id, job.version, self.policy.max_attempts, error)
+        await self._db(self._finish, job, (job.event_id, self.policy.max_attempts, error, job.body))
+        return True
+
+    async def _finish(self, job: Job, dead: tuple[str, int, str, bytes] | None) -> None:
+        async with self.pool.acquire() as conn:
+            await repo.finish(conn, job.lender_id, job.borrower_id, job.version, dead)
+
+    async def _post(self, url: str, secret: str, job: Job, attempt: int) -> tuple[int | None, str]:
+        headers = {"Content-Type": "application/json", HEADER: sign_header(secret, job.body),
+                   "X-Creditstream-Event-Id": job.event_id,
+                   "X-Creditstream-Borrower": job.borrower_id,
+                   "X-Creditstream-Version": str(job.version),
+                   "X-Creditstream-Attempt": str(attempt)}
+        try:
+            async with self._session.post(url, data=job.body, headers=headers,
+                                          allow_redirects=False) as resp:
+                await resp.read()
+                return resp.status, "" if resp.status < 300 else f"HTTP {resp.status}"
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return None, f"{type(exc).__name__}: {exc}"[:500]
+
+    async def _db(self, fn, *args):  # type: ignore[no-untyped-def]
+        """Run a database call, retrying while PostgreSQL is unreachable."""
+        attempt = 0
+        while True:
+            try:
+                return await fn(*args)
+            except DB_ERRORS as exc:
+                attempt += 1
+                delay = min(10.0, 0.2 * 2 ** min(attempt, 6))
+                log.warning("webhooks: database unavailable (%s); retry in %.1fs", exc, delay)
+                await asyncio.sleep(delay)

@@ -1,0 +1,44 @@
+"""`creditstream ledger`: consume limit updates and alerts into the PostgreSQL ledger."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+
+
+async def _main(args: argparse.Namespace) -> int:
+    from connectors.ledger.service import Ledger
+    from connectors.pg.migrate import migrate
+    from creditstream import config
+
+    settings = config.load()
+    pg_url = args.pg_url or settings.pg_url
+    await migrate(pg_url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    ledger = Ledger(args.bootstrap or settings.kafka_bootstrap, pg_url, group=args.group,
+                    max_records=args.batch)
+    logging.info("ledger: consuming cs.limits and cs.alerts as group %s", args.group)
+    await ledger.run(stop)
+    s = ledger.stats
+    logging.info("ledger: stopped; %d records, %d batches, %d dead letters, %d retries",
+                 s.records, s.batches, s.dead_letters, s.retries)
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    return asyncio.run(_main(args))
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("ledger", help="write limit updates and alerts to the PostgreSQL ledger")
+    p.add_argument("--group", default="creditstream-ledger", help="Kafka consumer group")
+    p.add_argument("--batch", type=int, default=1000, help="max records per transaction")
+    p.add_argument("--bootstrap", help="Kafka bootstrap servers (default: local stack)")
+    p.add_argument("--pg-url", help="PostgreSQL URL (default: local stack)")
+    p.set_defaults(func=_run)

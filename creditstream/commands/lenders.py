@@ -1,0 +1,145 @@
+"""`creditstream lenders add|subscribe|list|serve`: lender registry and delivery server."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+import orjson
+
+
+async def _with_conn(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    import asyncpg
+
+    from connectors.pg.migrate import migrate
+    from creditstream import config
+
+    url = args.pg_url or config.load().pg_url
+    await migrate(url)
+    return await asyncpg.connect(url)
+
+
+async def _add(args: argparse.Namespace) -> int:
+    from connectors.lenders import repo
+
+    conn = await _with_conn(args)
+    try:
+        key, secret = await repo.add_lender(conn, args.lender_id, args.name, args.webhook_url)
+    finally:
+        await conn.close()
+    # Shown once: only a hash of the key is stored.
+    print(orjson.dumps({"lender_id": args.lender_id, "api_key": key, "webhook_secret": secret},
+                       option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
+async def _subscribe(args: argparse.Namespace) -> int:
+    from connectors.lenders import repo
+
+    borrowers = [b.strip() for b in (args.borrowers or "").split(",") if b.strip()]
+    scope = "all" if args.all else "program" if args.program else "borrowers"
+    conn = await _with_conn(args)
+    try:
+        sid = await repo.subscribe(conn, args.lender_id, scope, args.program, borrowers)
+    finally:
+        await conn.close()
+    print(f"subscription {sid}: {args.lender_id} {scope} {args.program or ','.join(borrowers)}".rstrip())
+    return 0
+
+
+async def _list(args: argparse.Namespace) -> int:
+    from connectors.lenders import repo
+
+    conn = await _with_conn(args)
+    try:
+        rows = await repo.list_lenders(conn)
+    finally:
+        await conn.close()
+    print(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    import asyncpg
+    from aiohttp import web
+
+    from connectors.lenders.access import RetryPolicy
+    from connectors.lenders.api import make_app
+    from connectors.lenders.webhooks import Dispatcher
+    from connectors.pg.migrate import migrate
+    from creditstream import config
+
+    settings = config.load()
+    url = args.pg_url or settings.pg_url
+    await migrate(url)
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=args.pool)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    runner = web.AppRunner(make_app(pool))
+    await runner.setup()
+    await web.TCPSite(runner, args.host, args.port).start()
+    logging.info("lenders: API on http://%s:%d (REST + SSE)", args.host, args.port)
+    tasks = []
+    if not args.no_webhooks:
+        dispatcher = Dispatcher(args.bootstrap or settings.kafka_bootstrap, pool,
+                                policy=RetryPolicy(max_attempts=args.max_attempts))
+        tasks.append(asyncio.create_task(dispatcher.run(stop)))
+    try:
+        await stop.wait()
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await runner.cleanup()
+        await pool.close()
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        return asyncio.run(args.coro(args))
+    except (LookupError, ValueError) as exc:
+        print(f"lenders {args.action}: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # asyncpg errors (duplicate lender id, ...) with their message
+        if type(exc).__module__.startswith("asyncpg"):
+            print(f"lenders {args.action}: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("lenders", help="lenders: register, subscribe, list, serve REST/SSE/webhooks")
+    p.add_argument("--pg-url", help="PostgreSQL URL (default: local stack)")
+    a = p.add_subparsers(dest="action", required=True)
+
+    s = a.add_parser("add", help="register a lender; prints its API key and webhook secret once")
+    s.add_argument("lender_id", help="the id used in limit updates (payload.lenders[].lender_id)")
+    s.add_argument("--name", required=True)
+    s.add_argument("--webhook-url", help="HTTPS endpoint that receives signed limit updates")
+    s.set_defaults(func=_run, coro=_add)
+
+    s = a.add_parser("subscribe", help="push updates of all funded borrowers, a program or a list")
+    s.add_argument("lender_id")
+    g = s.add_mutually_exclusive_group(required=True)
+    g.add_argument("--all", action="store_true", help="every borrower the lender funds")
+    g.add_argument("--program", help="borrowers of one program")
+    g.add_argument("--borrowers", help="comma-separated borrower ids")
+    s.set_defaults(func=_run, coro=_subscribe)
+
+    s = a.add_parser("list", help="lenders and their subscriptions (no secrets)")
+    s.set_defaults(func=_run, coro=_list)
+
+    s = a.add_parser("serve", help="REST + SSE API and the webhook dispatcher")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=18090)
+    s.add_argument("--bootstrap", help="Kafka bootstrap servers (default: local stack)")
+    s.add_argument("--pool", type=int, default=10, help="PostgreSQL connections")
+    s.add_argument("--max-attempts", type=int, default=10, help="webhook attempts before a dead letter")
+    s.add_argument("--no-webhooks", action="store_true", help="serve the API only")
+    s.set_defaults(func=_run, coro=_serve)
