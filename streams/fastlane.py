@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import CommitFailedError
+from aiokafka.errors import CommitFailedError, KafkaError
 from rocksdict import Options, Rdict, WriteBatch
 
 from streams import metrics
@@ -188,8 +188,15 @@ class FastLane:
         try:
             while not (stopping and stopping.is_set()):
                 batch = await self.consumer.getmany(timeout_ms=200, max_records=self.max_records)
-                if batch:
+                if not batch:
+                    continue
+                try:
                     await self._process(batch)
+                except KafkaError as exc:
+                    # The broker went away mid-batch: forget the batch's unwritten state and
+                    # read it again from the committed offsets once the broker answers.
+                    log.warning("fastlane: %r; re-reading the batch from committed offsets", exc)
+                    await self._rewind()
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -203,6 +210,23 @@ class FastLane:
             await self.producer.stop()
             for store in self.stores.values():
                 store.close()
+
+    async def _rewind(self) -> None:
+        assert self.consumer is not None
+        for store in self.stores.values():
+            store.dirty.clear()
+        while True:
+            try:
+                for tp in self.consumer.assignment():
+                    committed = await self.consumer.committed(tp)
+                    if committed is None:
+                        await self.consumer.seek_to_beginning(tp)
+                    else:
+                        self.consumer.seek(tp, committed)
+                return
+            except KafkaError as exc:
+                log.warning("fastlane: waiting for the broker (%r)", exc)
+                await asyncio.sleep(1.0)
 
     async def _process(self, batch: dict[TopicPartition, list[Any]]) -> None:
         assert self.producer is not None and self.consumer is not None

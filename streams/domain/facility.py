@@ -78,7 +78,9 @@ def apply_signal(state: State, sig: dict[str, Any]) -> list[Output]:
 def _accept_utilisation(state: State, sig: dict[str, Any]) -> None:
     """Behaviour-driven value moves per machine signal, bounded by the policy's step rule."""
     params = PolicyParams.for_program(state["program"]) if state["program"] else PolicyParams()
-    now = max(state["watermark"], sig["at"])
+    # The machine's own event time, not the facility's watermark: how other machines'
+    # signals interleave with this one must not change what this one is worth.
+    now = sig["at"]
     hist = state["util"].setdefault(sig["asset_id"], [])
     util = accepted_utilisation(utilisation_target(sig, params), hist, params, now)
     if not hist or abs(hist[-1][1] - util) > 1e-9:
