@@ -341,6 +341,11 @@ class ProgramParameters(Model):
     max_tenor_days: Annotated[int, Field(ge=1, le=3650)] = 180
 
 
+# Joint lending rule: every cooperating funder contributes at least 30% of each loan. A
+# regulatory floor, so not something a program's own registration may lower.
+MIN_LENDER_SHARE = Decimal("0.30")
+
+
 class ProgramPayload(Model):
     program_id: Id
     name: ShortText
@@ -348,7 +353,6 @@ class ProgramPayload(Model):
     cap: Money
     lenders: Annotated[list[LenderShare], Field(min_length=1, max_length=10)]
     parameters: ProgramParameters = ProgramParameters()
-    min_lender_share: Decimal = Decimal("0.30")
 
     @model_validator(mode="after")
     def _joint_lending(self) -> ProgramPayload:
@@ -356,10 +360,10 @@ class ProgramPayload(Model):
         if total != 1:
             raise ValueError(f"lender shares must add up to 1, they add up to {total}")
         for lender in self.lenders:
-            if lender.share < self.min_lender_share:
+            if lender.share < MIN_LENDER_SHARE:
                 raise ValueError(
                     f"lender {lender.lender_id} has share {lender.share}: joint lending "
-                    f"needs every funder to contribute at least {self.min_lender_share}"
+                    f"needs every funder to contribute at least {MIN_LENDER_SHARE}"
                 )
         ids = [lender.lender_id for lender in self.lenders]
         if len(set(ids)) != len(ids):

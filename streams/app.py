@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import weakref
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
@@ -86,6 +87,10 @@ def create_app(worker_id: str = "w1", web_port: int | None = None, data_dir: Pat
         broker_commit_interval=1.0,
         table_standby_replicas=0,
         consumer_auto_offset_reset="earliest",
+        # A killed worker's partitions move to the others (or to it, restarted) after
+        # this session timeout, so it bounds the recovery time.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=3.0,
         # A fleet's facility state or limit update can exceed 1 MB; the broker takes 4 MB.
         producer_max_request_size=4 * 1024 * 1024,
         stream_buffer_maxsize=8192,
@@ -204,6 +209,18 @@ class BatchStore(MutableMapping[str, Any]):
         self.owner.clear()
 
 
+def fail_stop(where: str) -> None:
+    """Stop the process at once, without committing offsets.
+
+    An exception outside the processors (they turn bad data into dead letters) means the
+    outputs of a batch may not have been produced. Faust would restart the agent and
+    commit the batch's offsets, losing them; exiting instead makes the batch be read
+    again by the restarted worker (the supervisor's or the operator's restart)."""
+    log.critical("%s failed; stopping the worker so the batch is read again", where, exc_info=True)
+    logging.shutdown()
+    os._exit(70)
+
+
 def _wire(app: faust.App, proc: Processor, rename: dict[str, str], engine: str | None) -> None:
     partitions = BY_NAME[proc.topics[0]].partitions
     table = app.Table(proc.name, partitions=partitions,
@@ -222,26 +239,32 @@ def _wire(app: faust.App, proc: Processor, rename: dict[str, str], engine: str |
         # processors being deterministic, the same outputs are produced again.
         store = BatchStore(table)
         async for events in stream.take_events(BATCH_SIZE, within=BATCH_WINDOW_S):
-            acks = []
-            observed: list[tuple[str, dict, int | None]] = []
-            for event in events:
-                msg = event.message
-                topic = SIGNALS_TOPIC if msg.topic.startswith(SIGNALS_TOPIC) else msg.topic
-                with event_context(event):
-                    outs = proc.process(store, topic, msg.key, msg.value, msg.partition, msg.offset)
-                metrics.EVENTS_IN.labels(msg.topic).inc()
-                if outs:
-                    trace = origin_header(msg.headers)
-                    origin = metrics.origin_ns(trace)
-                    for out in outs:
-                        acks.append(await producer.send(
-                            rename.get(out.topic, out.topic), out.key.encode(), encode_output(out, engine),
-                            partition=None, timestamp=None, headers=trace))
-                        observed.append((out.topic, out.value, origin))
-            if acks:
-                await asyncio.gather(*acks)
-                metrics.observe_outputs(observed)
-            store.flush()
+            try:
+                await handle(store, events)
+            except Exception:
+                fail_stop(f"agent {proc.name}")
+
+    async def handle(store: BatchStore, events: list[EventT]) -> None:
+        acks = []
+        observed: list[tuple[str, dict, int | None]] = []
+        for event in events:
+            msg = event.message
+            topic = SIGNALS_TOPIC if msg.topic.startswith(SIGNALS_TOPIC) else msg.topic
+            with event_context(event):
+                outs = proc.process(store, topic, msg.key, msg.value, msg.partition, msg.offset)
+            metrics.EVENTS_IN.labels(msg.topic).inc()
+            if outs:
+                trace = origin_header(msg.headers)
+                origin = metrics.origin_ns(trace)
+                for out in outs:
+                    acks.append(await producer.send(
+                        rename.get(out.topic, out.topic), out.key.encode(), encode_output(out, engine),
+                        partition=None, timestamp=None, headers=trace))
+                    observed.append((out.topic, out.value, origin))
+        if acks:
+            await asyncio.gather(*acks)
+            metrics.observe_outputs(observed)
+        store.flush()
 
     app.agent(source, name=f"creditstream.{proc.name}")(agent)
 

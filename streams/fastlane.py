@@ -181,7 +181,8 @@ class FastLane:
                                          enable_auto_commit=False, auto_offset_reset="earliest",
                                          max_poll_records=self.max_records,
                                          fetch_max_bytes=32 * 1024 * 1024,
-                                         partition_assignment_strategy=(RangePartitionAssignor,))
+                                         partition_assignment_strategy=(RangePartitionAssignor,),
+                                         session_timeout_ms=10000, heartbeat_interval_ms=3000)
         await self.producer.start()
         await self.consumer.start()
         self.consumer.subscribe(list(self.proc.topics), listener=Rebalance())
@@ -200,11 +201,12 @@ class FastLane:
         except asyncio.CancelledError:
             raise
         except Exception:
-            # Health turns 503 so the supervisor restarts the worker; nothing was
-            # committed for the failed batch, so it is read again.
+            # Nothing was committed for the failed batch: stop the worker so that it is
+            # read again after the restart (see streams.app.fail_stop).
             self.failed = True
-            log.exception("fastlane stopped")
-            raise
+            from streams.app import fail_stop
+
+            fail_stop("fast lane")
         finally:
             await self.consumer.stop()
             await self.producer.stop()

@@ -40,7 +40,7 @@ def observe_outputs(outputs: Iterable[tuple[str, dict, int | None]]) -> None:
             DECISIONS.inc()
         elif topic == "cs.alerts":
             kind = "alert"
-            ALERTS.labels(value.get("code", "?")).inc()
+            ALERTS.labels(value.get("payload", {}).get("code", "?")).inc()
         else:
             kind = "deadletter"
             DEAD_LETTERS.labels(value.get("payload", {}).get("reason", "?")).inc()

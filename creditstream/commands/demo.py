@@ -39,7 +39,7 @@ async def _tell_story(settings: config.Settings, pause: float) -> int:
                             updates += 1
                             print(describe(value), flush=True)
                         else:
-                            a = value
+                            a = value["payload"]
                             print(f"  ⚠ alert {a['code']} ({a['severity']}): {a['text']}", flush=True)
     finally:
         await producer.stop()

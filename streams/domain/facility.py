@@ -101,9 +101,11 @@ def apply_ledger(state: State, event: ev.Envelope) -> list[Output]:
     if isinstance(event, ev.Drawdown):
         loan["out"] = str(Decimal(loan["out"]) + p.amount.amount)
     elif isinstance(event, ev.Repayment):
-        left = max(Decimal(0), Decimal(loan["out"]) - p.amount.amount)
+        # May go below zero when a repayment overtakes its drawdown: the balance is kept
+        # exact so the order of ledger events does not change the outstanding amount.
+        left = Decimal(loan["out"]) - p.amount.amount
         loan["out"] = str(left)
-        if left == 0:
+        if left <= 0:
             loan["overdue"] = False
     elif isinstance(event, ev.Overdue):
         loan["overdue"] = True

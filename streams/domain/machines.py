@@ -23,6 +23,9 @@ MAX_SPEED_KMH = {"excavator": 90.0, "loader": 90.0, "crane": 90.0, "electric_tru
 # An hour meter may not run faster than wall time; a little slack for rounding.
 HOURS_SLACK = 0.05
 COLLAPSE_RATIO = 0.3
+# A signal at least this often (event time) even without a material change, so stage 2
+# knows the machine still reports and never mistakes it for a silent one.
+HEARTBEAT_S = 24 * 3600.0
 
 State = dict[str, Any]
 
@@ -208,9 +211,11 @@ def _maybe_signal(state: State, at: float, ids: list[str], force: bool = False) 
         None if state["soh"] is None else int(state["soh"]),
         None if state["hours"] is None else int(state["hours"] // 100),
     ]
-    if not force and summary == state["last_sig"]:
+    quiet = state.get("sig_at") is not None and at - state["sig_at"] < HEARTBEAT_S
+    if not force and summary == state["last_sig"] and quiet:
         return out
     state["last_sig"] = summary
+    state["sig_at"] = at
     state["seq"] += 1
     out.append(signal(
         "machine", pledge["borrower_id"], state["mid"], state["seq"], at, ids,

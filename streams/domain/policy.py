@@ -242,7 +242,7 @@ def decide(state: dict[str, Any], params: PolicyParams) -> Decision:
     limit = (limit / unit).to_integral_value(rounding=ROUND_DOWN) * unit
     limit = limit.quantize(CENT)
 
-    outstanding = sum((Decimal(loan["out"]) for loan in state["loans"].values()), D0).quantize(CENT)
+    outstanding = sum((max(D0, Decimal(loan["out"])) for loan in state["loans"].values()), D0).quantize(CENT)
     overdue = [lid for lid, loan in sorted(state["loans"].items()) if loan["overdue"]]
     if overdue:
         reasons.append(("OVERDUE", f"Loan {overdue[0]} is overdue; the facility is frozen until it is repaid."))

@@ -15,6 +15,7 @@ from schemas import events as ev
 from streams.domain.signals import Output, alert, signal
 
 Store = MutableMapping[str, Any]
+CREDIT_PURPOSE = "credit_limit"
 OWN_FACTOR = {"healthy": 1.0, "watch": 0.8, "distressed": 0.5}
 # Distress one supply-chain hop away weighs half as much as the buyer's own.
 CONTAGION = 0.5
@@ -105,6 +106,8 @@ def on_event(store: Store, event: ev.Envelope) -> list[Output]:
                              f"are reduced ({len(out)} affected).", at, ids, None, p.party_id))
         return out
     if isinstance(event, ev.ConsentGranted | ev.ConsentRevoked):
+        if p.purpose != CREDIT_PURPOSE:
+            return []  # consent for another purpose does not govern the credit limit
         granted = isinstance(event, ev.ConsentGranted)
         return [signal("consent", p.borrower_id, "consent", _next_seq(store, p.borrower_id), at, ids,
                        granted=granted, purpose=p.purpose)]

@@ -9,6 +9,7 @@ is what makes at-least-once delivery safe between the stages.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 SIGNALS_TOPIC = "cs.signals"
@@ -37,11 +38,15 @@ def signal(kind: str, borrower_id: str, asset_id: str, seq: int, at: float,
 
 def alert(code: str, severity: str, text: str, at: float, triggers: list[str],
           borrower_id: str | None = None, asset_id: str | None = None) -> Output:
-    """An alert, identified deterministically so a replayed input raises the same alert id."""
+    """An ``alert.raised`` envelope, its id derived from the input that raised it, so a
+    replayed or redelivered input raises the same alert id (sinks de-duplicate by it)."""
     alert_id = f"al-{code.lower()}-{(triggers[-1] if triggers else asset_id or borrower_id)}"[:128]
-    value = {"alert_id": alert_id, "code": code, "severity": severity, "text": text,
-             "borrower_id": borrower_id, "asset_id": asset_id, "at": at,
-             "trigger_event_ids": triggers[-10:]}
+    when = datetime.fromtimestamp(at, UTC).isoformat()
+    payload = {"alert_id": alert_id, "code": code, "severity": severity, "text": text[:500],
+               "borrower_id": borrower_id, "asset_id": asset_id, "trigger_event_ids": triggers[-10:]}
+    value = {"event_id": alert_id, "type": "alert.raised", "schema_version": 1, "tenant": "creditstream",
+             "source": "creditstream.engine", "occurred_at": when, "recorded_at": when,
+             "payload": {k: v for k, v in payload.items() if v is not None}}
     return Output(ALERTS_TOPIC, borrower_id or asset_id or alert_id, value)
 
 

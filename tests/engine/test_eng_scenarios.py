@@ -16,7 +16,8 @@ def run(events) -> tuple[list[dict], list[dict], list[dict]]:
     limits, alerts, dead = [], [], []
     for e in events:
         for out in r.feed(codec.encode(e)):
-            {"cs.limits": limits, "cs.alerts": alerts, "cs.deadletter": dead}[out.topic].append(out.value)
+            value = out.value["payload"] if out.topic == "cs.alerts" else out.value
+            {"cs.limits": limits, "cs.alerts": alerts, "cs.deadletter": dead}[out.topic].append(value)
     return limits, alerts, dead
 
 
@@ -86,9 +87,9 @@ def test_utilisation_rising_two_weeks_gives_a_bounded_increase_not_before() -> N
     # Day 35: two complete weeks at 1.5x baseline; the increase is capped at +15%.
     util = float(next(c for c in current["components"] if c["asset_id"] == "exc-u4")["detail"]["utilisation"])
     assert util == 1.15
-    # Last machine signal at 301 h: 1m x (1 - 301/20000) = 984,950 x 0.6 x 1.15 = 679,615
-    # -> 679,000 (unit 1,000).
-    assert after == Decimal("679000.00")
+    # Last machine signal (daily heartbeat) at 349 h: 1m x (1 - 349/20000) = 982,550
+    # x 0.6 x 1.15 = 677,959 -> 677,000 (unit 1,000).
+    assert after == Decimal("677000.00")
     # Stage 2 holds the last *material* signal (5% steps): both weeks near 1.5x baseline.
     assert machine["w1"] / 8.0 >= 1.45 and machine["w2"] / 8.0 >= 1.45
 
@@ -206,3 +207,35 @@ def test_a_shipment_that_overtakes_its_order_is_applied_when_the_order_arrives()
     outs = [o for e in base + [shipment] + order for o in r.feed(codec.encode(e))]
     assert not [o for o in outs if o.topic == "cs.deadletter"]
     assert r.stores["facilities"][s]["deliveries"]["po-early"]["on_time"] is True
+
+
+def test_a_repayment_that_overtakes_its_drawdown_gives_the_same_outstanding() -> None:
+    from datetime import timedelta
+
+    from schemas.factory import EventFactory
+
+    events, _ = sc.receivables("ord")
+    f = EventFactory("ord-l", sc.WEEK0 + timedelta(hours=1))
+    draw, repay = f.drawdown("ln-ord", "sup-ord", "prg-ord", "200000"), f.repayment("ln-ord", "sup-ord", "50000")
+    for order in ([draw, repay], [repay, draw]):
+        final = last_for(run(events + order)[0], "sup-ord")
+        assert (final["outstanding"]["amount"], final["available"]["amount"]) == ("150000.00", "490000.00")
+
+
+def test_machines_that_keep_reporting_are_never_silent() -> None:
+    events, _ = sc.utilisation_rising("hb")
+    limits, _, _ = run(events)
+    assert all("MACHINE_SILENT" not in codes(u["payload"]) for u in limits)
+
+
+def test_consent_for_another_purpose_does_not_freeze_the_limit() -> None:
+    from datetime import timedelta
+
+    from schemas import events as ev
+    from schemas.factory import EventFactory
+
+    events, _ = sc.receivables("cp")
+    f = EventFactory("cp-x", sc.WEEK0 + timedelta(hours=1))
+    other = f._e(ev.ConsentRevoked, ev.ConsentPayload(borrower_id="sup-cp", purpose="marketing"))
+    final = last_for(run(events + [other])[0], "sup-cp")
+    assert final["status"] == "active" and final["limit"]["amount"] == "640000.00"
