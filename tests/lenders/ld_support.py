@@ -1,0 +1,139 @@
+"""Shared helpers of the lender-delivery tests: updates, groups, a PostgreSQL proxy, SSE."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from aiokafka import TopicPartition
+
+from connectors.kafka_io import commit_group_offsets, end_offsets
+from schemas import outputs as out
+from schemas.common import cny
+from schemas.examples import T0
+
+
+def limit_update(borrower: str, version: int, program: str, lenders: list[str],
+                 amount: str = "100000.00") -> out.LimitUpdated:
+    """A LimitUpdated built like schemas/examples.py, funded by ``lenders`` in equal shares."""
+    lim, zero = cny(amount), cny("0.00")
+    share = (Decimal(1) / len(lenders)).quantize(Decimal("0.0001"))
+    return out.LimitUpdated(
+        event_id=f"lu-{borrower}-{version}", type="limit.updated", tenant="creditstream",
+        source="creditstream.engine", occurred_at=T0 + timedelta(minutes=version),
+        recorded_at=T0 + timedelta(minutes=version, seconds=1),
+        payload=out.LimitUpdatePayload(
+            borrower_id=borrower, program_id=program, limit=lim, previous_limit=zero,
+            outstanding=zero, available=lim, status=out.FacilityStatus.active,
+            lenders=[out.LenderAllocation(lender_id=lid, share=share, limit=lim) for lid in lenders],
+            components=[out.Component(kind="order", asset_id=f"po-{borrower}", contribution=lim)],
+            reasons=[out.Reason(code="ORDER_CONFIRMED", text=f"Order confirmed (v{version}).")],
+            policy_version="2026.1", version=version, watermark=T0 + timedelta(minutes=version),
+            trigger_event_ids=[f"ev-{borrower}-{version}"]))
+
+
+def alert(borrower: str, alert_id: str) -> out.AlertRaised:
+    return out.AlertRaised(
+        event_id=f"ev-{alert_id}", type="alert.raised", tenant="creditstream",
+        source="creditstream.engine", occurred_at=T0, recorded_at=T0,
+        payload=out.AlertPayload(alert_id=alert_id, code="ORDERS_FALLING",
+                                 severity=out.AlertSeverity.warning, borrower_id=borrower,
+                                 text="Purchase orders fell 40% week on week."))
+
+
+async def group_at_end(bootstrap: str, group: str, topics: list[str]) -> None:
+    """Make ``group`` start at the current end of ``topics`` (shared with other tests)."""
+    offsets = await end_offsets(bootstrap, topics)
+    await commit_group_offsets(bootstrap, group, offsets)
+
+
+async def committed(bootstrap: str, group: str) -> dict[TopicPartition, int]:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        return {tp: m.offset for tp, m in (await admin.list_consumer_group_offsets(group)).items()}
+    finally:
+        await admin.close()
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 20.0,
+                     every: float = 0.2) -> Any:
+    """Poll ``check`` until it returns something truthy; fail with its last value."""
+    deadline = time.monotonic() + timeout
+    value = None
+    while time.monotonic() < deadline:
+        value = await check()
+        if value:
+            return value
+        await asyncio.sleep(every)
+    raise AssertionError(f"condition not met within {timeout}s (last: {value!r})")
+
+
+class TcpProxy:
+    """A loopback TCP proxy that can be cut (listener and live connections) and restored
+    on the same port: PostgreSQL going away and coming back, as a client sees it."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._conns: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for w in list(self._conns):
+            w.transport.abort()
+        self._conns.clear()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_r, up_w = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._conns |= {writer, up_w}
+
+        async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+                while data := await r.read(65536):
+                    w.write(data)
+                    await w.drain()
+            w.transport.abort()
+
+        await asyncio.gather(pipe(reader, up_w), pipe(up_r, writer))
+        self._conns -= {writer, up_w}
+
+
+async def read_sse(resp: Any, count: int, timeout: float = 15.0) -> list[dict[str, str]]:
+    """Read ``count`` SSE events (id, event, data) from an aiohttp response."""
+    events: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+
+    async def loop() -> None:
+        nonlocal current
+        while len(events) < count:
+            line = (await resp.content.readline()).decode().rstrip("\n")
+            if line == "":
+                if "data" in current:
+                    events.append(current)
+                current = {}
+            elif not line.startswith(":"):
+                name, _, value = line.partition(":")
+                current[name] = value.removeprefix(" ")
+
+    await asyncio.wait_for(loop(), timeout)
+    return events
