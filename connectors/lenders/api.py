@@ -23,6 +23,7 @@ from connectors.lenders.access import CursorError, parse_cursor
 log = logging.getLogger(__name__)
 POOL = web.AppKey("pool", asyncpg.Pool)
 OPTIONS = web.AppKey("options", dict)
+LENDER = web.RequestKey("lender_id", str)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -56,6 +57,10 @@ def _not_found(borrower_id: str) -> web.Response:
     return _error(404, "not_found", f"no borrower {borrower_id!r} in your portfolio")
 
 
+class BadParameter(ValueError):
+    """A query parameter out of its range: answered 400 with the reason."""
+
+
 def _int_param(request: web.Request, name: str, default: int | None, lo: int, hi: int) -> int | None:
     raw = request.query.get(name)
     if raw is None:
@@ -63,11 +68,9 @@ def _int_param(request: web.Request, name: str, default: int | None, lo: int, hi
     try:
         value = int(raw)
     except ValueError:
-        raise web.HTTPBadRequest(body=orjson.dumps({"error": "bad_parameter", "detail": f"{name} must be an integer"}),
-                                 content_type="application/json") from None
+        raise BadParameter(f"{name} must be an integer") from None
     if not lo <= value <= hi:
-        raise web.HTTPBadRequest(body=orjson.dumps({"error": "bad_parameter", "detail": f"{name} must be in [{lo}, {hi}]"}),
-                                 content_type="application/json")
+        raise BadParameter(f"{name} must be in [{lo}, {hi}]")
     return value
 
 
@@ -83,8 +86,11 @@ async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
         resp = _error(401, "unauthorized", "send Authorization: Bearer <api key>")
         resp.headers["WWW-Authenticate"] = 'Bearer realm="creditstream"'
         return resp
-    request["lender_id"] = lender_id
-    return await handler(request)
+    request[LENDER] = lender_id
+    try:
+        return await handler(request)
+    except BadParameter as exc:
+        return _error(400, "bad_parameter", str(exc))
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -93,7 +99,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def get_limit(request: web.Request) -> web.Response:
     borrower = request.match_info["borrower_id"]
-    update = await repo.current_limit(request.app[POOL], request["lender_id"], borrower)
+    update = await repo.current_limit(request.app[POOL], request[LENDER], borrower)
     return _json(update) if update else _not_found(borrower)
 
 
@@ -101,7 +107,7 @@ async def get_history(request: web.Request) -> web.Response:
     borrower = request.match_info["borrower_id"]
     limit = _int_param(request, "limit", 100, 1, 1000)
     before = _int_param(request, "before_version", None, 1, 2**62)
-    items = await repo.history(request.app[POOL], request["lender_id"], borrower, limit or 100, before)
+    items = await repo.history(request.app[POOL], request[LENDER], borrower, limit or 100, before)
     if not items and before is None:
         return _not_found(borrower)
     more = len(items) == limit
@@ -112,7 +118,7 @@ async def get_history(request: web.Request) -> web.Response:
 async def get_alerts(request: web.Request) -> web.Response:
     borrower = request.match_info["borrower_id"]
     limit = _int_param(request, "limit", 100, 1, 1000)
-    items = await repo.alerts(request.app[POOL], request["lender_id"], borrower, limit or 100)
+    items = await repo.alerts(request.app[POOL], request[LENDER], borrower, limit or 100)
     if items is None:
         return _not_found(borrower)
     return _json({"borrower_id": borrower, "items": items})
@@ -120,7 +126,7 @@ async def get_alerts(request: web.Request) -> web.Response:
 
 async def stream_limits(request: web.Request) -> web.StreamResponse:
     """SSE: each event's id is the decision's ``seq``; resume with Last-Event-ID or ?since=."""
-    pool, opts, lender = request.app[POOL], request.app[OPTIONS], request["lender_id"]
+    pool, opts, lender = request.app[POOL], request.app[OPTIONS], request[LENDER]
     try:
         cursor = parse_cursor(request.headers.get("Last-Event-ID") or request.query.get("since"))
     except CursorError as exc:
@@ -133,7 +139,8 @@ async def stream_limits(request: web.Request) -> web.StreamResponse:
     await resp.write(f"retry: 2000\n: cursor {cursor}\n\n".encode())
     idle = 0.0
     try:
-        while True:
+        # aiohttp does not cancel handlers when a client leaves: stop when the socket closes.
+        while request.transport is not None and not request.transport.is_closing():
             rows = await repo.stream_since(pool, lender, cursor, 500)
             for seq, envelope in rows:
                 await resp.write(b"id: %d\nevent: limit.updated\ndata: %s\n\n"
