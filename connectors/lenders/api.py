@@ -157,6 +157,9 @@ async def stream_limits(request: web.Request) -> web.StreamResponse:
             idle += opts["poll_s"]
     except (ConnectionResetError, asyncio.CancelledError):
         pass
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        # The client reconnects (retry: 2000) with Last-Event-ID and misses nothing.
+        log.warning("lender api: stream for %s ended: %s", lender, exc)
     return resp
 
 
