@@ -123,3 +123,16 @@ def test_offset_tracker_commits_up_to_the_lowest_unfinished_record() -> None:
     assert t.committable() == {tp: 5}
     t.done(tp, 5)
     assert t.committable() == {tp: 8} and t.pending == 0
+
+
+def test_openapi_document_lists_every_route_of_the_api() -> None:
+    from pathlib import Path
+
+    from connectors.lenders.api import make_app
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "openapi-lender.yaml").read_text()
+    routes = {r.resource.canonical for r in make_app(None).router.routes()}  # type: ignore[arg-type]
+    assert routes == {"/healthz", "/v1/borrowers/{borrower_id}/limit", "/v1/stream/limits",
+                      "/v1/borrowers/{borrower_id}/history", "/v1/borrowers/{borrower_id}/alerts"}
+    for path in routes:
+        assert f"\n  {path}:\n" in doc, f"{path} missing from docs/openapi-lender.yaml"
