@@ -197,7 +197,7 @@ class Collector:
                     series = "limit"
                 else:
                     series = "alert"
-                    self.rec.alert(orjson.loads(m.value).get("code", "?"))
+                    self.rec.alert(orjson.loads(m.value).get("payload", {}).get("code", "?"))
                 self.rec.record(series, _origin(m.headers), now)
         self.read += n
         return n

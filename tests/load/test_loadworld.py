@@ -166,7 +166,7 @@ def test_the_engine_accepts_the_world_without_dead_letters_or_implausibility() -
     for i in range(200):
         outs += list(r.feed(to_record(biz.next(world.cfg.start + timedelta(hours=72, minutes=5 * i)))[2]))
     assert not [o for o in outs if o.topic == "cs.deadletter"]
-    codes = {o.value["code"] for o in outs if o.topic == "cs.alerts"}
+    codes = {o.value["payload"]["code"] for o in outs if o.topic == "cs.alerts"}
     assert not codes & {"HOUR_METER_BACKWARDS", "HOUR_METER_TOO_FAST", "LOCATION_JUMP", "GEOFENCE_BREACH"}
     limited = {o.key for o in outs if o.topic == "cs.limits"}
     assert {c.party_id for c in world.contractors} <= limited
@@ -212,7 +212,7 @@ def test_core_default_reaches_suppliers_and_dealers_in_the_engine() -> None:
     after = []
     for e in biz.core_default(world.cfg.start + timedelta(days=3)):
         after += list(r.feed(to_record(e)[2]))
-    codes = {o.value["code"] for o in after if o.topic == "cs.alerts"}
+    codes = {o.value["payload"]["code"] for o in after if o.topic == "cs.alerts"}
     assert {"BUYER_DISTRESS", "OVERDUE"} <= codes
     latest = {o.key: o.value["payload"] for o in after if o.topic == "cs.limits"}
     core = world.cores[0].party_id
