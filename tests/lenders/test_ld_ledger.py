@@ -66,8 +66,24 @@ async def test_ld_same_updates_twice_and_older_versions_change_nothing(
             assert mine, "the undecodable record was not dead-lettered"
             assert mine[0].payload.reason == "malformed_json" and mine[0].payload.stage == "ledger"
 
+            # Valid by the contract but refused by PostgreSQL (jsonb has no \u0000): only
+            # that record is dead-lettered, the records around it are still written.
+            raw = encode(limit_update(f"nul-{uid}", 1, "prg", ["L"]))
+            raw = raw.replace(b"Order confirmed (v1).", b"bad\\u0000byte")
+            assert decode(raw).payload.reasons[0].text == "bad\x00byte"  # type: ignore[attr-defined]
+            await producer.send_and_wait("cs.limits", raw, key=f"nul-{uid}".encode())
+            await produce_events(producer, [limit_update(f"ok-{uid}", 1, "prg", ["L"])])
+            dead = await dlq.read(lambda rs: any(f"lu-nul-{uid}-1".encode() in
+                                                 base64.b64decode(orjson.loads(r.value)["payload"]["value_b64"])
+                                                 for r in rs))
+            refused = [decode(r.value) for r in dead
+                       if f"lu-nul-{uid}-1".encode() in base64.b64decode(orjson.loads(r.value)["payload"]["value_b64"])]
+            assert refused and refused[0].payload.reason == "ledger_rejected"
+        await eventually(lambda: _has(conn, f"ok-{uid}", [1]))
+        assert await _versions(conn, f"nul-{uid}") == []
+
         async def caught_up() -> bool:
-            return ledger.stats.records >= 11 and await _versions(conn, b) == [1, 2, 3]
+            return ledger.stats.records >= 13 and await _versions(conn, b) == [1, 2, 3]
         await eventually(caught_up)
         await asyncio.sleep(0.5)
         assert await _versions(conn, b) == [1, 2, 3]
