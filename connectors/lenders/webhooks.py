@@ -11,6 +11,7 @@ de-duplicates by (borrower_id, version).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -33,6 +34,10 @@ GROUP = "creditstream-webhooks"
 TOPIC = "cs.limits"
 DB_ERRORS = (OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
              asyncpg.exceptions.OperatorInterventionError)
+
+
+class Stopping(Exception):
+    """Raised out of a database retry when the dispatcher is asked to stop."""
 
 
 @dataclass
@@ -90,6 +95,7 @@ class Dispatcher:
         self._endpoints: dict[str, tuple[str, str]] = {}
         self._loaded_at = 0.0
         self._stop = asyncio.Event()
+        self._committed: dict[TP, int] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
         self._stop = stop
@@ -99,26 +105,30 @@ class Dispatcher:
         consumer.subscribe([TOPIC], listener=_Revoked(self))
         await consumer.start()
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout_s))
-        committed: dict[TP, int] = {}
+        self._committed = {}
         try:
-            while not stop.is_set():
-                if self.tracker.pending >= self.max_pending:
-                    await asyncio.sleep(0.2)  # back-pressure: a dead endpoint must not eat RAM
-                else:
-                    polled = await consumer.getmany(timeout_ms=300, max_records=500)
-                    if polled:
-                        await self._refresh()
-                    for tp, msgs in polled.items():
-                        for m in msgs:
-                            self._dispatch((tp.topic, tp.partition), m.offset, m.value or b"")
-                committed = await self._commit(consumer, committed)
+            with contextlib.suppress(Stopping):
+                await self._loop(consumer, stop)
         finally:
             for task in self._workers.values():
                 task.cancel()
             await asyncio.gather(*self._workers.values(), return_exceptions=True)
-            await self._commit(consumer, committed)
+            await self._commit(consumer, self._committed)
             await self._session.close()
             await consumer.stop()
+
+    async def _loop(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            if self.tracker.pending >= self.max_pending:
+                await asyncio.sleep(0.2)  # back-pressure: a dead endpoint must not eat RAM
+            else:
+                polled = await consumer.getmany(timeout_ms=300, max_records=500)
+                if polled:
+                    await self._refresh()
+                for tp, msgs in polled.items():
+                    for m in msgs:
+                        self._dispatch((tp.topic, tp.partition), m.offset, m.value or b"")
+            self._committed = await self._commit(consumer, self._committed)
 
     async def _commit(self, consumer: AIOKafkaConsumer, committed: dict[TP, int]) -> dict[TP, int]:
         mine = {(tp.topic, tp.partition) for tp in consumer.assignment()}
@@ -171,6 +181,8 @@ class Dispatcher:
                     return  # stopping: unfinished, so its offset stays uncommitted
                 queue.popleft()
                 self.tracker.done(job.tp, job.offset)
+        except Stopping:
+            return
         finally:
             self._workers.pop(key, None)
             if not queue:
@@ -246,4 +258,8 @@ class Dispatcher:
                 attempt += 1
                 delay = min(10.0, 0.2 * 2 ** min(attempt, 6))
                 log.warning("webhooks: database unavailable (%s); retry in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
+                try:
+                    await asyncio.wait_for(self._stop.wait(), timeout=delay)
+                    raise Stopping()
+                except TimeoutError:
+                    pass
