@@ -1,0 +1,1 @@
+"""HTTP ingest gateway: tenant API keys, validation, authorization, idempotent produce."""

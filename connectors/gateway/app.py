@@ -1,0 +1,198 @@
+"""The ingest gateway: ``POST /v1/events`` (one JSON event, or NDJSON batches).
+
+Per item: decode (the event contract), authorize (the key's scope), skip event ids the
+tenant already published (idempotency), produce with acks=all. The response lists every
+item with its status; nothing is buffered without bound: when too many requests are in
+flight the gateway answers 429, and when Kafka does not acknowledge in time 503, both
+with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import orjson
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+from connectors.gateway.authorize import refuse
+from connectors.gateway.store import GatewayStore
+from connectors.kafka_io import make_producer
+from schemas import codec
+from schemas.topics import route
+
+log = logging.getLogger(__name__)
+NDJSON = "application/x-ndjson"
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_body_bytes: int = 4 * 1024 * 1024
+    max_items: int = 1000
+    max_in_flight: int = 32
+    produce_timeout_s: float = 5.0
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("creditstream_gateway_requests_total", "Requests by status", ["status"],
+                                registry=self.registry)
+        self.items = Counter("creditstream_gateway_items_total", "Items by outcome and reason",
+                             ["outcome", "reason"], registry=self.registry)
+        self.produce = Histogram("creditstream_gateway_produce_seconds", "Time for Kafka to acknowledge a request",
+                                 registry=self.registry)
+
+
+def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json",
+                        headers=headers)
+
+
+def _items(request_body: bytes, content_type: str) -> list[bytes]:
+    if content_type == NDJSON:
+        return [line for line in request_body.split(b"\n") if line.strip()]
+    return [request_body]
+
+
+DEFAULT_LIMITS = Limits()
+POOL = web.AppKey("pool", asyncpg.Pool)
+STORE = web.AppKey("store", GatewayStore)
+PRODUCER = web.AppKey("producer", object)
+
+
+def build_app(pg_url: str, bootstrap: str, limits: Limits = DEFAULT_LIMITS) -> web.Application:
+    app = web.Application(client_max_size=limits.max_body_bytes)
+    metrics = Metrics()
+    gate = asyncio.Semaphore(limits.max_in_flight)
+
+    async def startup(app: web.Application) -> None:
+        app[POOL] = await asyncpg.create_pool(pg_url, min_size=1, max_size=8)
+        app[STORE] = GatewayStore(app[POOL])
+        app[PRODUCER] = None
+        try:
+            await producer()
+        except Exception as exc:  # noqa: BLE001 - the gateway serves 503s until Kafka answers
+            log.warning("gateway: Kafka not reachable at start (%r); requests get 503 until it is", exc)
+
+    async def producer() -> Any:
+        """The producer, started on first use: a gateway that starts while Kafka is down
+        answers 503 instead of refusing to start."""
+        if app[PRODUCER] is None:
+            p = make_producer(bootstrap, request_timeout_ms=int(limits.produce_timeout_s * 1000))
+            try:
+                await asyncio.wait_for(p.start(), timeout=limits.produce_timeout_s)
+            except BaseException:
+                await p.stop()
+                raise
+            app[PRODUCER] = p
+        return app[PRODUCER]
+
+    async def cleanup(app: web.Application) -> None:
+        if app[PRODUCER] is not None:
+            await app[PRODUCER].stop()
+        await app[POOL].close()
+
+    app.on_startup.append(startup)
+    app.on_cleanup.append(cleanup)
+
+    def answer(status: int, body: Any, headers: dict[str, str] | None = None) -> web.Response:
+        metrics.requests.labels(str(status)).inc()
+        return _json(status, body, headers)
+
+    async def post_events(request: web.Request) -> web.Response:
+        auth = request.headers.get("Authorization", "")
+        scope = await app[STORE].authenticate(auth[7:]) if auth.startswith("Bearer ") else None
+        if scope is None:
+            return answer(401, {"error": "unauthorized", "reason": "missing, unknown or revoked API key"},
+                          {"WWW-Authenticate": "Bearer"})
+        if gate.locked():
+            return answer(429, {"error": "busy", "reason": "too many requests in flight; retry later"},
+                          {"Retry-After": "1"})
+        async with gate:
+            return await _publish(request, scope)
+
+    async def _publish(request: web.Request, scope: Any) -> web.Response:
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return answer(413, {"error": "too_large", "reason": f"body over {limits.max_body_bytes} bytes"})
+        raw_items = _items(body, request.content_type)
+        if not raw_items:
+            return answer(400, {"error": "empty", "reason": "no event in the body"})
+        if len(raw_items) > limits.max_items:
+            return answer(413, {"error": "too_many_items",
+                                "reason": f"{len(raw_items)} items; at most {limits.max_items} per request"})
+        results: list[dict[str, Any]] = []
+        good: list[tuple[int, Any]] = []
+        for i, raw in enumerate(raw_items):
+            try:
+                event = codec.decode(raw)
+            except codec.DecodeError as exc:
+                results.append({"index": i, "status": "rejected", "reason": exc.reason, "errors": exc.errors})
+                metrics.items.labels("rejected", exc.reason).inc()
+                continue
+            why = refuse(scope, event)
+            if why:
+                results.append({"index": i, "event_id": event.event_id, "status": "forbidden", "reason": why})
+                metrics.items.labels("forbidden", "scope").inc()
+                continue
+            good.append((i, event))
+        known = await app[STORE].known(scope.tenant, [e.event_id for _, e in good]) if good else set()
+        to_send = []
+        for i, event in good:
+            if event.event_id in known:
+                results.append({"index": i, "event_id": event.event_id, "status": "duplicate"})
+                metrics.items.labels("duplicate", "").inc()
+            else:
+                to_send.append((i, event))
+        if to_send:
+            t0 = time.perf_counter()
+            try:
+                kafka = await producer()
+                sent = [(i, e, *route(e)) for i, e in to_send]
+                futures = [await kafka.send(topic, codec.encode(e), key=key) for _, e, topic, key in sent]
+                await asyncio.wait_for(asyncio.gather(*futures), timeout=limits.produce_timeout_s)
+            except (TimeoutError, Exception) as exc:  # noqa: BLE001 - any broker failure is a 503
+                log.warning("gateway: produce failed for tenant %s: %r", scope.tenant, exc)
+                return answer(503, {"error": "unavailable", "reason": "the event log did not acknowledge in time; "
+                                    "retry with the same event ids"}, {"Retry-After": "5"})
+            metrics.produce.observe(time.perf_counter() - t0)
+            await app[STORE].record(scope.tenant, [(e.event_id, e.type, topic) for _, e, topic, _ in sent])
+            for i, e, topic, _ in sent:
+                results.append({"index": i, "event_id": e.event_id, "status": "accepted", "topic": topic})
+                metrics.items.labels("accepted", "").inc()
+        results.sort(key=lambda r: r["index"])
+        ok = sum(1 for r in results if r["status"] in ("accepted", "duplicate"))
+        if ok == len(results):
+            status = 200
+        elif ok:
+            status = 207
+        elif all(r["status"] == "forbidden" for r in results):
+            status = 403
+        else:
+            status = 422
+        return answer(status, {"accepted": sum(1 for r in results if r["status"] == "accepted"),
+                               "duplicates": sum(1 for r in results if r["status"] == "duplicate"),
+                               "refused": len(results) - ok, "results": results})
+
+    async def healthz(request: web.Request) -> web.Response:
+        try:
+            await app[POOL].fetchval("SELECT 1")
+            await (await producer()).client.fetch_all_metadata()
+        except Exception as exc:  # noqa: BLE001 - health reports, never raises
+            return _json(503, {"status": "failing", "reason": repr(exc)})
+        return _json(200, {"status": "ok"})
+
+    async def metrics_page(request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(metrics.registry), content_type="text/plain")
+
+    app.router.add_post("/v1/events", post_events)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_page)
+    return app

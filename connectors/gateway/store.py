@@ -1,0 +1,58 @@
+"""PostgreSQL side of the gateway: keys and accepted event ids (asyncpg)."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from connectors.gateway.keys import Scope, matches, new_key, parse
+
+
+class GatewayStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def authenticate(self, key: str) -> Scope | None:
+        """The key's scope when it is well-formed, known, not revoked and the secret matches."""
+        parsed = parse(key)
+        if parsed is None:
+            return None
+        key_id, secret = parsed
+        row = await self.pool.fetchrow(
+            "SELECT tenant, secret_hash, event_types, parties, programs FROM api_keys "
+            "WHERE key_id = $1 AND revoked_at IS NULL", key_id)
+        if row is None or not matches(secret, row["secret_hash"]):
+            return None
+        return Scope(key_id, row["tenant"], frozenset(row["event_types"]), frozenset(row["parties"]),
+                     frozenset(row["programs"]))
+
+    async def known(self, tenant: str, event_ids: list[str]) -> set[str]:
+        rows = await self.pool.fetch(
+            "SELECT event_id FROM accepted_events WHERE tenant = $1 AND event_id = ANY($2::text[])",
+            tenant, event_ids)
+        return {r["event_id"] for r in rows}
+
+    async def record(self, tenant: str, accepted: list[tuple[str, str, str]]) -> None:
+        """Remember accepted (event id, type, topic) after the broker acknowledged them."""
+        await self.pool.executemany(
+            "INSERT INTO accepted_events (tenant, event_id, event_type, topic) VALUES ($1, $2, $3, $4) "
+            "ON CONFLICT DO NOTHING", [(tenant, *a) for a in accepted])
+
+
+async def create_key(conn: asyncpg.Connection, tenant: str, types: list[str], parties: list[str],
+                     programs: list[str]) -> tuple[str, str]:
+    key_id, key, secret_hash = new_key()
+    await conn.execute(
+        "INSERT INTO api_keys (key_id, tenant, secret_hash, event_types, parties, programs) "
+        "VALUES ($1, $2, $3, $4, $5, $6)", key_id, tenant, secret_hash, types, parties, programs)
+    return key_id, key
+
+
+async def revoke_key(conn: asyncpg.Connection, key_id: str) -> bool:
+    done = await conn.execute("UPDATE api_keys SET revoked_at = now() WHERE key_id = $1 AND revoked_at IS NULL",
+                              key_id)
+    return done.endswith("1")
+
+
+async def list_keys(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    return await conn.fetch("SELECT key_id, tenant, event_types, parties, programs, created_at, revoked_at "
+                            "FROM api_keys ORDER BY created_at")

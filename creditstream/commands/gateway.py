@@ -1,0 +1,30 @@
+"""`creditstream gateway`: the HTTP ingest gateway for core enterprises."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+
+def _run(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from connectors.gateway.app import Limits, build_app
+    from connectors.pg.migrate import migrate
+    from creditstream import config
+
+    settings = config.load()
+    asyncio.run(migrate(settings.pg_url))
+    limits = Limits(max_in_flight=args.max_in_flight, max_items=args.max_items)
+    web.run_app(build_app(settings.pg_url, settings.kafka_bootstrap, limits), host=args.host,
+                port=args.port or settings.gateway_port, print=None)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("gateway", help="HTTP ingest gateway: POST /v1/events with a tenant API key")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=None, help="default CREDITSTREAM_GATEWAY_PORT (18080)")
+    p.add_argument("--max-in-flight", type=int, default=32, help="requests in flight before 429")
+    p.add_argument("--max-items", type=int, default=1000, help="events per request")
+    p.set_defaults(func=_run)

@@ -1,0 +1,38 @@
+"""Authorization rules and key handling, without I/O."""
+
+from __future__ import annotations
+
+from connectors.gateway import keys
+from connectors.gateway.authorize import refuse
+from schemas.examples import example_events
+
+EVENTS = {e.type: e for e in example_events()}
+
+
+def scope(**kw) -> keys.Scope:
+    base = {"key_id": "k", "tenant": "sany-heavy", "event_types": frozenset({"*"}),
+            "parties": frozenset(), "programs": frozenset()}
+    return keys.Scope(**{**base, **kw})
+
+
+def test_a_core_enterprise_confirms_only_invoices_addressed_to_itself() -> None:
+    confirm = EVENTS["invoice.confirmed"]  # buyer sany-heavy
+    assert refuse(scope(parties=frozenset({"sany-heavy"})), confirm) is None
+    assert "buyer 'sany-heavy'" in refuse(scope(parties=frozenset({"xcmg"})), confirm)
+
+
+def test_tenant_types_and_programs_are_enforced() -> None:
+    assert "tenant" in refuse(scope(tenant="xcmg"), EVENTS["telemetry.equipment"])
+    assert "may not publish invoice.issued" in refuse(scope(event_types=frozenset({"telemetry.equipment"})),
+                                                      EVENTS["invoice.issued"])
+    pledge = EVENTS["registry.pledge"]  # program prg-sany-equip
+    assert "program 'prg-sany-equip'" in refuse(scope(programs=frozenset({"other"})), pledge)
+    assert refuse(scope(programs=frozenset({"prg-sany-equip"})), pledge) is None
+
+
+def test_keys_are_stored_as_hashes_and_compared_whole() -> None:
+    key_id, key, stored = keys.new_key()
+    parsed = keys.parse(key)
+    assert parsed is not None and parsed[0] == key_id and parsed[1] not in stored
+    assert keys.matches(parsed[1], stored) and not keys.matches(parsed[1][:-1], stored)
+    assert keys.parse("csk_short_x") is None and keys.parse("Bearer x") is None
