@@ -22,7 +22,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from hdrh.histogram import HdrHistogram
 
-from load.generator import ORIGIN_HEADER, new_histogram
+from load.generator import new_histogram
 
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 SERIES = ("all", "signal", "telemetry_signal", "limit", "alert")
@@ -134,12 +134,9 @@ class LatencyRecorder:
 
 
 def _origin(headers: Any) -> int | None:
-    for k, v in headers or ():
-        if k == ORIGIN_HEADER:
-            try:
-                return int(v)
-            except ValueError:
-                return None
+    from streams.metrics import origin_ns
+
+    return origin_ns(headers)
     return None
 
 

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from schemas import events as ev
-from streams.domain.signals import Output, Rejected, alert, signal
+from streams.domain.signals import Output, Rejected, alert, first_time, signal
 
 State = dict[str, Any]
 LIVE = {"issued", "confirmed", "disputed", "partially_paid"}
@@ -22,9 +22,8 @@ def new_state(fingerprint: str) -> State:
 
 
 def on_event(state: State, event: ev.Envelope) -> list[Output]:
-    if event.event_id in state["seen"]:
+    if not first_time(state, event.event_id):
         return []
-    state["seen"] = [*state["seen"][-31:], event.event_id]
     p = event.payload  # type: ignore[attr-defined]
     at = event.occurred_at.timestamp()
     ids = [event.event_id]

@@ -13,7 +13,7 @@ from typing import Any
 
 from schemas import events as ev
 from streams.domain.geo import haversine_km
-from streams.domain.signals import Output, Rejected, alert, signal
+from streams.domain.signals import Output, Rejected, alert, first_time, signal
 
 DAY = 86400.0
 KEEP_DAYS = 21
@@ -36,15 +36,8 @@ def new_state(machine_id: str) -> State:
             "seen": [], "seq": 0, "last_sig": None, "r7": None}
 
 
-def _seen(state: State, event_id: str) -> bool:
-    if event_id in state["seen"]:
-        return True
-    state["seen"] = [*state["seen"][-(SEEN_IDS - 1):], event_id]
-    return False
-
-
 def on_pledge(state: State, event: ev.MachinePledged | ev.PledgeReleased) -> list[Output]:
-    if _seen(state, event.event_id):
+    if not first_time(state, event.event_id, SEEN_IDS):
         return []
     at = event.occurred_at.timestamp()
     p = event.payload
@@ -74,7 +67,7 @@ def on_telemetry(state: State, event: ev.EquipmentTelemetry | ev.BatteryTelemetr
     p = event.payload
     if pledge is None:
         raise Rejected("unpledged_machine", f"machine {p.machine_id} has no pledge: telemetry not routable")
-    if _seen(state, event.event_id):
+    if not first_time(state, event.event_id, SEEN_IDS):
         return []
     at = event.occurred_at.timestamp()
     ids = [event.event_id]

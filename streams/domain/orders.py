@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from schemas import events as ev
-from streams.domain.signals import Output, Rejected, alert, signal
+from streams.domain.signals import Output, Rejected, alert, first_time, signal
 
 State = dict[str, Any]
 
@@ -22,9 +22,8 @@ def new_state(po_id: str) -> State:
 
 
 def on_event(state: State, event: ev.Envelope) -> list[Output]:
-    if event.event_id in state["seen"]:
+    if not first_time(state, event.event_id):
         return []
-    state["seen"] = [*state["seen"][-31:], event.event_id]
     p = event.payload  # type: ignore[attr-defined]
     at = event.occurred_at.timestamp()
     ids = [event.event_id]

@@ -50,6 +50,18 @@ def alert(code: str, severity: str, text: str, at: float, triggers: list[str],
     return Output(ALERTS_TOPIC, borrower_id or asset_id or alert_id, value)
 
 
+def first_time(state: dict[str, Any], event_id: str, keep: int = 32) -> bool:
+    """Remember ``event_id`` in the asset's recent ids; False when it was seen already.
+
+    Producers retry with the same id, and at-least-once delivery repeats records: a
+    bounded window per asset is enough, since repeats arrive close to the original."""
+    seen = state["seen"]
+    if event_id in seen:
+        return False
+    state["seen"] = [*seen[-(keep - 1):], event_id]
+    return True
+
+
 class Rejected(Exception):
     """An input that is valid JSON and schema but cannot be applied (unknown asset, ...)."""
 
