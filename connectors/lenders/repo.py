@@ -15,6 +15,7 @@ import asyncpg
 import orjson
 
 from connectors.lenders.access import Scope, Subscription
+from connectors.pg.crypto import PREFIX, seal, unseal
 
 Conn = asyncpg.Connection | asyncpg.Pool
 # The update (stored as its envelope) names lender $1 among its funders.
@@ -34,7 +35,7 @@ async def add_lender(conn: Conn, lender_id: str, name: str,
     secret = "whsec_" + secrets.token_urlsafe(32)
     await conn.execute(
         "INSERT INTO lenders (lender_id, name, api_key_hash, webhook_url, webhook_secret)"
-        " VALUES ($1, $2, $3, $4, $5)", lender_id, name, hash_key(api_key), webhook_url, secret)
+        " VALUES ($1, $2, $3, $4, $5)", lender_id, name, hash_key(api_key), webhook_url, seal(secret))
     return api_key, secret
 
 
@@ -131,7 +132,13 @@ async def webhook_subscriptions(conn: Conn) -> tuple[list[Subscription], dict[st
         " WHERE l.active AND l.webhook_url IS NOT NULL AND l.webhook_secret IS NOT NULL")
     subs = [Subscription(r["lender_id"], r["scope"], r["program_id"],
                          frozenset(r["borrower_ids"] or ())) for r in rows]
-    return subs, {r["lender_id"]: (r["webhook_url"], r["webhook_secret"]) for r in rows}
+    # The secret is needed in clear to sign, so it is encrypted at rest, not hashed.
+    return subs, {r["lender_id"]: (r["webhook_url"], _secret(r["webhook_secret"])) for r in rows}
+
+
+def _secret(stored: str) -> str:
+    # Rows written before field encryption hold the secret in clear; they still sign.
+    return unseal(stored) if stored.startswith(PREFIX) else stored
 
 
 async def progress(conn: Conn, lender_id: str, borrower_id: str) -> int:
