@@ -6,7 +6,6 @@ message that names the rule a producer broke.
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
@@ -115,7 +114,3 @@ class Geofence(Model):
 
     center: GeoPoint
     radius_km: Annotated[float, Field(gt=0, le=2000)]
-
-
-def utc_iso(ts: datetime) -> str:
-    return ts.isoformat()

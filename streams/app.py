@@ -127,21 +127,6 @@ def create_app(worker_id: str = "w1", web_port: int | None = None, data_dir: Pat
     return app
 
 
-ORIGIN_HEADER = "cs-origin-ns"
-
-
-def origin_header(headers: Any) -> list[tuple[str, bytes]] | None:
-    """The producer's timestamp header, copied onto every output an input causes, so
-    end-to-end latency can be measured from source event to limit update."""
-    if not headers:
-        return None
-    items = headers.items() if isinstance(headers, dict) else headers
-    for k, v in items:
-        if k == ORIGIN_HEADER:
-            return [(k, v)]
-    return None
-
-
 BATCH_SIZE = 1000
 BATCH_WINDOW_S = 0.05
 
@@ -254,7 +239,7 @@ def _wire(app: faust.App, proc: Processor, rename: dict[str, str], engine: str |
                 outs = proc.process(store, topic, msg.key, msg.value, msg.partition, msg.offset)
             metrics.EVENTS_IN.labels(msg.topic).inc()
             if outs:
-                trace = origin_header(msg.headers)
+                trace = metrics.trace_headers(msg.headers)
                 origin = metrics.origin_ns(trace)
                 for out in outs:
                     acks.append(await producer.send(

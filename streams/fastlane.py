@@ -34,7 +34,6 @@ from streams import metrics
 from streams.processors import MachineProcessor, encode_output
 
 log = logging.getLogger(__name__)
-ORIGIN_HEADER = "cs-origin-ns"
 _OFFSET_KEY = b"\x00changelog-offset"
 
 
@@ -245,7 +244,7 @@ class FastLane:
             for m in msgs:
                 outs = self.proc.process(store, tp.topic, m.key, m.value, tp.partition, m.offset)
                 if outs:
-                    trace = [(k, v) for k, v in (m.headers or ()) if k == ORIGIN_HEADER] or None
+                    trace = metrics.trace_headers(m.headers)
                     origin = metrics.origin_ns(trace)
                     for out in outs:
                         acks.append(await send(self.rename.get(out.topic, out.topic),

@@ -48,6 +48,16 @@ def observe_outputs(outputs: Iterable[tuple[str, dict, int | None]]) -> None:
             LATENCY.labels(kind).observe(max(0.0, (now - origin_ns) / 1e9))
 
 
+def trace_headers(headers: Iterable[tuple[str, bytes]] | dict | None) -> list[tuple[str, bytes]] | None:
+    """The producer's timestamp header, copied onto every output an input causes, so
+    end-to-end latency can be measured from source event to limit update."""
+    if not headers:
+        return None
+    items = headers.items() if isinstance(headers, dict) else headers
+    found = [(k, v) for k, v in items if k == ORIGIN_HEADER]
+    return found or None
+
+
 def origin_ns(headers: Iterable[tuple[str, bytes]] | None) -> int | None:
     for k, v in headers or ():
         if k == ORIGIN_HEADER:

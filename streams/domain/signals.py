@@ -8,7 +8,7 @@ is what makes at-least-once delivery safe between the stages.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,7 +25,6 @@ class Output:
     topic: str
     key: str
     value: dict[str, Any]
-    headers: list[tuple[str, bytes]] = field(default_factory=list)
 
 
 def signal(kind: str, borrower_id: str, asset_id: str, seq: int, at: float,
