@@ -57,11 +57,17 @@ def _run(args: argparse.Namespace) -> int:
         print(f"demo: the stack did not come up: {exc}", file=sys.stderr)
         return 1
     log = settings.state_dir / "demo-worker.log"
-    print(f"demo: starting a worker (log {log})", flush=True)
+    log.unlink(missing_ok=True)
+    # A fresh engine id that starts at the end of the input topics: the demo shows its own
+    # story at once, whatever earlier runs left on the shared topics.
+    app_id = f"creditstream-demo-{int(time.time())}"
+    print(f"demo: starting a worker, engine {app_id} (log {log})", flush=True)
     with open(log, "ab") as out:
         worker = subprocess.Popen([sys.executable, "-m", "creditstream.cli", "worker", "--id", "demo",
-                                   "--loglevel", "info"], stdout=out, stderr=subprocess.STDOUT,
-                                  start_new_session=True, cwd=config.REPO_ROOT)
+                                   "--app-id", app_id, "--start-at", "latest", "--data-dir",
+                                   str(settings.state_dir / "demo" / app_id), "--loglevel", "info"],
+                                  stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                  cwd=config.REPO_ROOT)
     try:
         deadline = time.monotonic() + 120
         while b"Worker ready" not in log.read_bytes()[-20000:]:
