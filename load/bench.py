@@ -192,11 +192,55 @@ async def run(events: int, machines: int) -> BenchResult:
     return BenchResult(len(records), machines, base_eps, eng_eps)
 
 
+async def highest_rate(start: float, duration_s: float, machines: int, p99_ms: float = 250.0,
+                       limit: float = 64_000.0, floor: float = 100.0) -> tuple[float, list[dict[str, Any]]]:
+    """The highest open-loop telemetry rate one worker sustains with p99 <= ``p99_ms``.
+
+    Doubles the rate from ``start`` until a run misses the objective (or does not drain),
+    then tries once halfway between the last rate met and the first missed; when even
+    ``start`` misses, halves it down to ``floor``. Each step is
+    a full `load run` on a fresh engine id, so the steps do not disturb each other."""
+    from load.run import RunOptions
+    from load.run import run as load_run
+
+    steps: list[dict[str, Any]] = []
+
+    async def ok(rate: float) -> bool:
+        code, results = await load_run(RunOptions(rate=rate, duration_s=duration_s, machines=machines,
+                                                  slo=f"p99<={p99_ms:g}ms", start_workers=1, progress=False))
+        p99 = results["latency_ms"]["all"].get("p99")
+        steps.append({"rate": rate, "p99_ms": p99, "met": code == 0})
+        print(f"  rate {rate:>8,.0f} ev/s: p99 {p99} ms -> {'met' if code == 0 else 'missed'}",
+              file=sys.stderr, flush=True)
+        return code == 0
+
+    best, rate = 0.0, start
+    while rate <= limit and await ok(rate):
+        best, rate = rate, rate * 2
+    if not best:  # even the first rate missed: halve until one is met
+        while rate >= 2 * floor and not best:
+            rate /= 2
+            if await ok(rate):
+                best = rate
+        if best and await ok(best * 1.5):
+            best *= 1.5
+        return best, steps
+    if rate <= limit and await ok((best + rate) / 2):
+        best = (best + rate) / 2
+    return best, steps
+
+
 def main(args: Any) -> int:
     res = asyncio.run(run(args.events, args.machines))
-    print(orjson.dumps({"events": res.events, "machines": res.machines,
-                        "baseline_events_per_s": round(res.baseline_eps),
-                        "engine_events_per_s": round(res.engine_eps), "ratio": round(res.ratio, 3),
-                        "date": datetime.now(UTC).isoformat(timespec="seconds")}).decode())
+    out: dict[str, Any] = {"events": res.events, "machines": res.machines,
+                           "baseline_events_per_s": round(res.baseline_eps),
+                           "engine_events_per_s": round(res.engine_eps), "ratio": round(res.ratio, 3)}
     print(f"baseline {res.baseline_eps:,.0f} ev/s | engine {res.engine_eps:,.0f} ev/s | ratio b/a {res.ratio:.1%}")
+    if getattr(args, "find_rate", False):
+        print("bench: highest rate with p99 <= 250 ms (open loop, one worker)", file=sys.stderr)
+        best, steps = asyncio.run(highest_rate(args.start_rate, args.step_seconds, args.rate_machines))
+        out.update(highest_rate_p99_250ms=round(best), rate_steps=steps)
+        print(f"highest rate with p99 <= 250 ms: {best:,.0f} ev/s")
+    out["date"] = datetime.now(UTC).isoformat(timespec="seconds")
+    print(orjson.dumps(out).decode())
     return 0
