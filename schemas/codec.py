@@ -66,6 +66,11 @@ def decode(data: bytes | str) -> Envelope:
 def decode_obj(raw: Any) -> Envelope:
     if not isinstance(raw, dict):
         raise DecodeError("not_an_object", [{"field": "(event)", "rule": "an event is a JSON object"}])
+    if "type" in raw and not isinstance(raw["type"], str):
+        # Checked here: pydantic-core reprs a non-string tag, and the repr of a list nested
+        # a thousand deep fails inside it as an "Exception ignored" on stderr, per record.
+        raise DecodeError("invalid_event", [{"field": "type", "rule": "the event type must be a string",
+                                             "kind": "string_type"}])
     try:
         return _ADAPTER.validate_python(raw)
     except ValidationError as exc:

@@ -6,6 +6,7 @@ message that names the rule a producer broke.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
@@ -39,7 +40,19 @@ EventId = Annotated[
 TaxId = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{8,20}$")]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:\-]{1,64}$")]
-Timestamp = AwareDatetime
+
+
+def _in_utc_range(value: datetime) -> datetime:
+    # 9999-12-31T23:59:59-12:00 is a valid aware datetime whose UTC time (year 10000) is
+    # not: arithmetic and conversions on it raise OverflowError far from the decoder.
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("timestamp is outside years 1-9999 once converted to UTC") from None
+    return value
+
+
+Timestamp = Annotated[AwareDatetime, AfterValidator(_in_utc_range)]
 
 
 def _reject_float(value: Any) -> Any:

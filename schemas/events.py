@@ -52,7 +52,9 @@ class Envelope(Model):
     def _plausible_time(self) -> Envelope:
         if self.occurred_at < EARLIEST:
             raise ValueError("occurred_at is before 2000-01-01: not a plausible event time")
-        if self.occurred_at > self.recorded_at + MAX_CLOCK_SKEW:
+        # Subtract from occurred_at (at least 2000-01-01 here): recorded_at + 1 day
+        # overflows for a recorded_at on 9999-12-31.
+        if self.occurred_at - MAX_CLOCK_SKEW > self.recorded_at:
             raise ValueError("occurred_at is more than 1 day after recorded_at: clock skew")
         return self
 

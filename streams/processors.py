@@ -12,7 +12,6 @@ import base64
 import hashlib
 import logging
 from collections.abc import MutableMapping
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -21,7 +20,7 @@ from schemas import codec
 from schemas import events as ev
 from schemas.topics import KEY_OF_TYPE
 from streams.domain import facility, invoices, machines, orders, registry
-from streams.domain.signals import DEADLETTER_TOPIC, Output, Rejected
+from streams.domain.signals import DEADLETTER_TOPIC, Output, Rejected, utc_time
 
 log = logging.getLogger(__name__)
 Store = MutableMapping[str, Any]
@@ -29,9 +28,14 @@ Store = MutableMapping[str, Any]
 
 def dead_letter(topic: str, partition: int | None, offset: int | None, key: bytes | None,
                 value: bytes, stage: str, reason: str, error: str, at: float | None = None) -> Output:
-    """A dead-letter record with the reason and the original bytes, id derived from origin."""
+    """A dead-letter record with the reason and the original bytes, id derived from origin.
+
+    Its time is the refused event's time (``at``) when it decoded, else ``EARLIEST``
+    (2000-01-01, the oldest time the envelope contract accepts) meaning "unknown": a
+    wall-clock time would make replays differ, and 1970 is not a valid envelope time.
+    """
     origin = f"{topic}-{partition}-{offset}" if offset is not None else hashlib.sha256(value).hexdigest()[:24]
-    when = datetime.fromtimestamp(at, UTC).isoformat() if at is not None else "1970-01-01T00:00:00+00:00"
+    when = (utc_time(at) if at is not None else ev.EARLIEST).isoformat()
     record = {
         "event_id": f"dl-{origin}"[:128], "type": "deadletter.record", "schema_version": 1,
         "tenant": "creditstream", "source": f"creditstream.{stage}", "occurred_at": when, "recorded_at": when,

@@ -22,7 +22,7 @@ from xml.etree.ElementTree import Element, tostring
 import orjson
 
 from connectors.sources import safexml
-from connectors.sources.common import Outcome, Rejected, SourceError, build_event, is_id
+from connectors.sources.common import Outcome, Rejected, SourceError, build_event, is_id, item_bytes
 from schemas.events import EquipmentTelemetry
 
 LITRES_PER = {"litre": 1.0, "liter": 1.0, "litres": 1.0, "liters": 1.0, "l": 1.0,
@@ -230,7 +230,7 @@ def parse_json(body: bytes, base_url: str = "", machine_map: dict[str, str] | No
     equipment = _get(fleet, "Equipment")
     if equipment is not None and not isinstance(equipment, list):
         raise SourceError("not_a_fleet", "Equipment is not a list")
-    entries = [(m, orjson.dumps(m)) for m in equipment or []]
+    entries = [(m, item_bytes(m, body)) for m in equipment or []]
     return Page(_decode_machines(entries, machine_map or {}, base_url or "aemp"),
                 _next(_get(fleet, "Links"), base_url), _snapshot_time(_get(fleet, "SnapshotTime")))
 

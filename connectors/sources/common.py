@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from schemas.codec import errors_of
@@ -32,6 +33,18 @@ class SourceError(ValueError):
 def is_id(value: str) -> bool:
     """Whether ``value`` is a valid contract identifier (``schemas.common.Id``)."""
     return bool(_ID_RE.match(value))
+
+
+def item_bytes(value: Any, document: bytes) -> bytes:
+    """One item of a parsed JSON document as bytes, for its event id or its dead letter.
+
+    orjson reads 1024 levels of nesting but writes only 254: an item nested deeper than
+    that cannot be written back, so the whole ``document`` (which holds it) stands in.
+    """
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return document
 
 
 def digest(*parts: object, size: int = 24) -> str:

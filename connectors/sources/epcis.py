@@ -26,7 +26,15 @@ from typing import Any
 
 import orjson
 
-from connectors.sources.common import Outcome, Rejected, SourceError, build_event, digest, is_id
+from connectors.sources.common import (
+    Outcome,
+    Rejected,
+    SourceError,
+    build_event,
+    digest,
+    is_id,
+    item_bytes,
+)
 from schemas.events import BizStep, Disposition, ShipmentObserved
 
 SUPPORTED_TYPES = ("ObjectEvent", "TransactionEvent")
@@ -103,7 +111,10 @@ def event_time(event: dict[str, Any]) -> datetime:
         if tz is None:
             raise SourceError("bad_datetime", "eventTime has no zone and there is no eventTimeZoneOffset")
         return ts.replace(tzinfo=tz)
-    return ts.astimezone(tz) if tz else ts
+    try:
+        return ts.astimezone(tz) if tz else ts
+    except OverflowError:  # 9999-12-31T23:00:00Z shown at +08:00 is in year 10000
+        raise SourceError("bad_datetime", f"eventTime {raw!r} is out of range in {offset}") from None
 
 
 def _geo(read_point: Any) -> dict[str, float] | None:
@@ -155,7 +166,11 @@ def map_event(event: Any, *, tenant: str, party_map: dict[str, str] | None = Non
         raise SourceError("no_supplier", "no cs:supplierId and no owning_party/possessing_party in sourceList")
     site = next((loc["id"] for loc in (event.get("bizLocation"), event.get("readPoint"))
                  if isinstance(loc, dict) and isinstance(loc.get("id"), str) and is_id(loc["id"])), None)
-    ident = event.get("eventID") or orjson.dumps(event, option=orjson.OPT_SORT_KEYS).decode()
+    if not (ident := event.get("eventID")):
+        try:
+            ident = orjson.dumps(event, option=orjson.OPT_SORT_KEYS).decode()
+        except orjson.JSONEncodeError:  # deeper than orjson writes (254 levels)
+            raise SourceError("too_deep", "event without eventID nested too deep to identify") from None
     payload = {"shipment_id": shipment, "po_id": po_id, "supplier_id": supplier, "biz_step": step,
                "disposition": disp, "planned_at": planned, "actual_at": actual,
                "site_id": site, "location": _geo(event.get("readPoint"))}
@@ -193,7 +208,7 @@ def parse_document(body: bytes, *, tenant: str, origin: str = "epcis",
         try:
             mapped, note = map_event(event, tenant=tenant, party_map=party_map)
         except SourceError as exc:
-            out.rejected.append(Rejected(f"{origin}#{n}", exc.reason, exc.message, orjson.dumps(event)))
+            out.rejected.append(Rejected(f"{origin}#{n}", exc.reason, exc.message, item_bytes(event, body)))
             continue
         if mapped is not None:
             out.events.append(mapped)

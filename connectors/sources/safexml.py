@@ -39,7 +39,8 @@ def parse(data: bytes) -> Element:
         raise SourceError("xml_forbidden", f"unsafe XML refused: {exc}") from None
     except ParseError as exc:
         raise SourceError("malformed_xml", f"not well-formed XML: {exc}") from None
-    except (ValueError, UnicodeError, RecursionError) as exc:
+    except (ValueError, UnicodeError, RecursionError, LookupError) as exc:
+        # LookupError: an encoding declaration Python does not know (encoding="x-unknown").
         raise SourceError("malformed_xml", f"not well-formed XML: {exc}") from None
 
 

@@ -7,7 +7,6 @@ offline replay call exactly these functions.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -22,7 +21,7 @@ from streams.domain.policy import (
     is_material,
     utilisation_target,
 )
-from streams.domain.signals import LIMITS_TOPIC, Output, Rejected, alert
+from streams.domain.signals import LIMITS_TOPIC, Output, Rejected, alert, utc_time
 
 State = dict[str, Any]
 MAX_PENDING = 50
@@ -144,7 +143,7 @@ def decide_and_publish(state: State) -> list[Output]:
     def money(x: Decimal) -> Money:
         return Money(amount=x, currency=cur)
 
-    watermark = datetime.fromtimestamp(now, UTC)
+    watermark = utc_time(now)
     update = out.LimitUpdated(
         event_id=f"lu-{state['borrower_id']}-{version}", type="limit.updated", tenant="creditstream",
         source="creditstream.engine", occurred_at=watermark, recorded_at=watermark,

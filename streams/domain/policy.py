@@ -12,6 +12,8 @@ from datetime import UTC, date, datetime
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
+from streams.domain.signals import utc_time
+
 POLICY_VERSION = "2026.11-1"
 DAY = 86400.0
 D0 = Decimal("0.00")
@@ -69,7 +71,7 @@ def _money(x: Decimal) -> Decimal:
 
 
 def _day(ts: float) -> date:
-    return datetime.fromtimestamp(ts, UTC).date()
+    return utc_time(ts).date()
 
 
 def fulfilment_score(state: dict[str, Any], params: PolicyParams, now: float) -> tuple[Decimal, int, int]:

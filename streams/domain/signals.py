@@ -35,12 +35,24 @@ def signal(kind: str, borrower_id: str, asset_id: str, seq: int, at: float,
     return Output(SIGNALS_TOPIC, borrower_id, value)
 
 
+# The last second a datetime can hold. Event times are epoch floats here, and a float
+# cannot hold 9999-12-31T23:59:59.999999Z exactly: it rounds up into year 10000.
+LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+_LATEST_TS = LATEST.timestamp()
+
+
+def utc_time(at: float) -> datetime:
+    """The UTC datetime of an epoch time, clamped to :data:`LATEST` (never raises for an
+    event time the contract accepts)."""
+    return datetime.fromtimestamp(min(at, _LATEST_TS), UTC)
+
+
 def alert(code: str, severity: str, text: str, at: float, triggers: list[str],
           borrower_id: str | None = None, asset_id: str | None = None) -> Output:
     """An ``alert.raised`` envelope, its id derived from the input that raised it, so a
     replayed or redelivered input raises the same alert id (sinks de-duplicate by it)."""
     alert_id = f"al-{code.lower()}-{(triggers[-1] if triggers else asset_id or borrower_id)}"[:128]
-    when = datetime.fromtimestamp(at, UTC).isoformat()
+    when = utc_time(at).isoformat()
     payload = {"alert_id": alert_id, "code": code, "severity": severity, "text": text[:500],
                "borrower_id": borrower_id, "asset_id": asset_id, "trigger_event_ids": triggers[-10:]}
     value = {"event_id": alert_id, "type": "alert.raised", "schema_version": 1, "tenant": "creditstream",
