@@ -121,6 +121,9 @@ class WorldConfig:
     cadence_s: int = 600
     start: datetime = datetime(2026, 3, 2, tzinfo=UTC)
     tenant: str = "load"
+    # Put before every lender id: a run that registers the world's lenders (webhook chaos)
+    # then owns them and never shares a lender row with another run.
+    lender_prefix: str = ""
 
 
 @dataclass(frozen=True)
@@ -177,7 +180,8 @@ class World:
             n += 1
             self.cores.append(core)
             for kind in ("scf", "eq"):
-                self.programs[f"{t}-{kind}{c}"] = LENDER_MIXES[int(unit(s, c, ord(kind[0])) * len(LENDER_MIXES))]
+                mix = LENDER_MIXES[int(unit(s, c, ord(kind[0])) * len(LENDER_MIXES))]
+                self.programs[f"{t}-{kind}{c}"] = tuple((cfg.lender_prefix + lid, sh) for lid, sh in mix)
             for i in range(cfg.tier1_per_core):
                 t1 = Party(f"{t}-s{c}x{i}", "supplier", f"{t}-scf{c}", tax_id(s, n), region, core.party_id, 1)
                 n += 1
