@@ -11,8 +11,11 @@ the fault):
   identical re-publication is what at-least-once allows: lenders de-duplicate by version);
 - recovery: seconds from the fault's end until the engine commits progress again.
 
-Faults: ``kill`` (SIGKILL the worker mid-stream, restart it), ``rebalance`` (add a second
-worker, then stop the first), ``broker`` (stop Kafka for 10 s, start it again).
+Faults here hit the engine: ``kill`` (SIGKILL the worker mid-stream, restart it),
+``rebalance`` (add a second worker, then stop the first), ``broker`` (stop Kafka for
+10 s, start it again). The sinks' faults (PostgreSQL under the ledger, a lender's webhook
+endpoint) are in load/chaos_sinks.py and share the harness below: :func:`build_traffic`,
+:class:`EngineRun`, :func:`drive` and :class:`Published`.
 """
 
 from __future__ import annotations
@@ -22,16 +25,18 @@ import os
 import signal
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import orjson
 
-from connectors.kafka_io import TopicReader
+from connectors.kafka_io import Record, TopicReader
 from creditstream import config
 from load.latency import LagSampler
 from load.workers import Worker, free_port, start_at_end
-from load.world import Plan, TelemetrySim, World, WorldConfig
+from load.world import BusinessSim, Plan, Rec, TelemetrySim, World, WorldConfig, to_record
 from streams.replay import Replay
 
 FAULTS = ("kill", "rebalance", "broker")
@@ -60,7 +65,27 @@ class ChaosResult:
                 f"recovered in {self.recover_s:.1f} s -> {'PASS' if self.ok else 'FAIL'}")
 
 
-def _reference(records: list[tuple[str, bytes, bytes]]) -> dict[str, dict[str, Any]]:
+# ------------------------------------------------------------------ traffic
+@dataclass
+class Traffic:
+    """The records of one run: ``setup`` is sent and processed first, ``stream`` open loop."""
+
+    world: World
+    setup: list[Rec]
+    stream: list[Rec]
+    reference: dict[str, dict[str, Any]]  # borrower -> final limit update payload of the replay
+
+    @property
+    def records(self) -> int:
+        return len(self.setup) + len(self.stream)
+
+
+def new_tag() -> str:
+    """A run's tag: put in every id of its world, so runs never see each other's borrowers."""
+    return f"Ch{uuid.uuid4().hex[:6]}"
+
+
+def reference(records: list[Rec]) -> dict[str, dict[str, Any]]:
     """Final limit update per borrower from the offline replay of the same records."""
     r = Replay()
     final: dict[str, dict[str, Any]] = {}
@@ -71,6 +96,31 @@ def _reference(records: list[tuple[str, bytes, bytes]]) -> dict[str, dict[str, A
     return final
 
 
+def build_traffic(tag: str, seed: int, machines: int, events: int, business_every: int = 0,
+                  lender_prefix: str = "") -> Traffic:
+    """The world's setup and ``events`` telemetry readings; with ``business_every`` = n, a
+    business event (invoice, order, shipment, drawdown, repayment) after every n readings.
+
+    Steady telemetry alone changes no limit once the world is set up, so a fault in a sink
+    of limit updates needs the business events to have updates flowing while it lasts.
+    """
+    world = World(WorldConfig(seed=seed, tag=tag, machines=machines, contractors=max(2, machines // 25),
+                              lender_prefix=lender_prefix))
+    setup = list(world.setup_records())
+    stream: list[Rec] = []
+    biz = BusinessSim(world)
+    cfg = world.cfg
+    telemetry = (rec for _slot, recs in TelemetrySim(world, Plan("steady")).slots(events) for rec in recs)
+    for i, rec in enumerate(telemetry):
+        stream.append(rec)
+        if business_every and (i + 1) % business_every == 0:
+            # Reading i is in round i // machines: business time keeps pace with telemetry.
+            at = cfg.start + timedelta(seconds=cfg.cadence_s * i / cfg.machines)
+            stream.append(to_record(biz.next(at)))
+    return Traffic(world, setup, stream, reference(setup + stream))
+
+
+# ------------------------------------------------------------------ the engine under test
 async def _wait_ready(workers: list[Worker], timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while not all(w.ready() for w in workers):
@@ -99,91 +149,146 @@ async def _progress_after(sampler: LagSampler, since: float, timeout: float = 18
     raise RuntimeError("no progress after the fault")
 
 
-async def run(fault: str, events: int, machines: int, rate: float, seed: int) -> ChaosResult:
+class EngineRun:
+    """One worker on a fresh engine id (``async with``), positioned at the end of the inputs."""
+
+    def __init__(self, settings: config.Settings, tag: str) -> None:
+        self.settings = settings
+        self.bootstrap = settings.kafka_bootstrap
+        self.app_id = f"cs-chaos-{tag.lower()}"
+        self.home = settings.state_dir / "chaos" / self.app_id
+        self.workers: list[Worker] = []
+        self.sampler = LagSampler(self.bootstrap, self.app_id)
+
+    @property
+    def source(self) -> str:
+        """The ``source`` of this engine's outputs on the shared output topics."""
+        return f"creditstream.engine.{self.app_id}"
+
+    async def __aenter__(self) -> EngineRun:
+        await start_at_end(self.bootstrap, self.app_id)
+        self.workers.append(Worker(self.app_id, "c1", self.home / "c1", web_port=free_port()))
+        try:
+            self.workers[0].start()
+            await _wait_ready(self.workers)
+            await self.sampler.open()
+        except BaseException:
+            await self.__aexit__()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.sampler.close()
+        for w in self.workers:
+            await asyncio.to_thread(w.stop)
+
+    async def caught_up(self, timeout: float) -> None:
+        await _wait_caught_up(self.sampler, timeout)
+
+
+async def drive(engine: EngineRun, traffic: Traffic, rate: float,
+                on_fault: Callable[[], Awaitable[None]]) -> list[Record]:
+    """Send the setup, then the stream open loop at ``rate``, awaiting ``on_fault`` when
+    40% of it is sent; return what was written to cs.limits until the engine caught up."""
     from connectors.kafka_io import make_producer
 
-    if fault not in FAULTS:
-        raise ValueError(f"unknown fault {fault!r}; choose one of {', '.join(FAULTS)}")
-    settings = config.load()
-    bootstrap = settings.kafka_bootstrap
-    tag = f"Ch{uuid.uuid4().hex[:6]}"
-    app_id = f"cs-chaos-{tag.lower()}"
-    home = settings.state_dir / "chaos" / app_id
-    await start_at_end(bootstrap, app_id)
-    workers = [Worker(app_id, "c1", home / "c1", web_port=free_port())]
-    for w in workers:
-        w.start()
-    await _wait_ready(workers)
-
-    world = World(WorldConfig(seed=seed, tag=tag, machines=machines, contractors=max(2, machines // 25)))
-    setup = list(world.setup_records())
-    telemetry = [rec for _slot, recs in TelemetrySim(world, Plan("steady")).slots(events) for rec in recs]
-    records = setup + telemetry
-    reference = _reference(records)
-
-    sampler = LagSampler(bootstrap, app_id)
-    await sampler.open()
-    producer = make_producer(bootstrap, linger_ms=10, request_timeout_ms=120000)
+    producer = make_producer(engine.bootstrap, linger_ms=10, request_timeout_ms=120000)
     await producer.start()
-    recover_s = 0.0
     try:
-        async with TopicReader(bootstrap, "cs.limits") as reader:
-            await asyncio.gather(*[await producer.send(t, v, key=k) for t, k, v in setup])
-            await _wait_caught_up(sampler, 300)
+        async with TopicReader(engine.bootstrap, "cs.limits") as reader:
+            await asyncio.gather(*[await producer.send(t, v, key=k) for t, k, v in traffic.setup])
+            await engine.caught_up(300)
             start = time.monotonic()
-            fault_at = len(telemetry) * 2 // 5
-            for i, (topic, key, value) in enumerate(telemetry):
+            fault_at = len(traffic.stream) * 2 // 5
+            for i, (topic, key, value) in enumerate(traffic.stream):
                 # Open loop: the send schedule is fixed in advance, not paced by the engine.
                 delay = start + i / rate - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
                 await producer.send(topic, value, key=key)
                 if i == fault_at:
-                    recover_s = await _inject(fault, workers, app_id, home, settings, sampler)
+                    await on_fault()
             await producer.flush()
-            await _wait_caught_up(sampler, 600)
-            mine = await reader.read(lambda _recs: False, timeout=3.0)
+            await engine.caught_up(600)
+            return await reader.read(lambda _recs: False, timeout=3.0)
     finally:
         await producer.stop()
-        await sampler.close()
-        for w in workers:
-            w.stop()
 
-    source = f"creditstream.engine.{app_id}"
-    seen: dict[tuple[str, int], dict[str, Any]] = {}
-    duplicates = repeats = 0
-    for rec in mine:
-        try:
-            value = orjson.loads(rec.value)
-        except orjson.JSONDecodeError:
-            continue  # someone else's malformed record on the shared topic
-        if not isinstance(value, dict) or value.get("source") != source:
-            continue
-        p = value["payload"]
-        key = (p["borrower_id"], p["version"])
-        if key in seen:
-            if seen[key] == p:
-                repeats += 1
+
+# ------------------------------------------------------------------ what was published
+@dataclass
+class Published:
+    """The limit updates one engine published: first content per (borrower, version)."""
+
+    updates: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)  # payloads
+    raw: dict[tuple[str, int], bytes] = field(default_factory=dict)  # record values, as sent
+    conflicting: int = 0  # a (borrower, version) again with different content
+    repeats: int = 0  # a (borrower, version) again, identical
+
+    @classmethod
+    def of(cls, records: list[Record], source: str) -> Published:
+        pub = cls()
+        for rec in records:
+            try:
+                value = orjson.loads(rec.value)
+            except orjson.JSONDecodeError:
+                continue  # someone else's malformed record on the shared topic
+            if not isinstance(value, dict) or value.get("source") != source:
+                continue
+            p = value["payload"]
+            key = (p["borrower_id"], p["version"])
+            if key not in pub.updates:
+                pub.updates[key], pub.raw[key] = p, rec.value
+            elif pub.updates[key] == p:
+                pub.repeats += 1
             else:
-                duplicates += 1
-        else:
-            seen[key] = p
-    by_borrower: dict[str, list[int]] = {}
-    for b, v in seen:
-        by_borrower.setdefault(b, []).append(v)
-    lost = sum(max(vs) - len(vs) for vs in by_borrower.values())
-    mismatches = 0
-    for b, want in reference.items():
-        got = seen.get((b, max(by_borrower.get(b, [0]))))
-        if got is None or (got["limit"], got["available"], got["status"]) != (
-                want["limit"], want["available"], want["status"]):
-            mismatches += 1
-    return ChaosResult(fault, len(records), len(seen), len(reference), lost, duplicates, repeats,
-                       mismatches, recover_s)
+                pub.conflicting += 1
+        return pub
+
+    def versions(self) -> dict[str, list[int]]:
+        by_borrower: dict[str, list[int]] = {}
+        for b, v in self.updates:
+            by_borrower.setdefault(b, []).append(v)
+        return by_borrower
+
+    def gaps(self) -> int:
+        """Versions missing from the borrowers' sequences (each starts at 1)."""
+        return sum(max(vs) - len(vs) for vs in self.versions().values())
+
+    def last(self) -> dict[str, dict[str, Any]]:
+        """The highest version's payload per borrower."""
+        return {b: self.updates[(b, max(vs))] for b, vs in self.versions().items()}
+
+    def mismatches(self, reference: dict[str, dict[str, Any]]) -> int:
+        """Borrowers whose last limit, available amount or status differ from the replay's."""
+        last = self.last()
+        return sum(1 for b, want in reference.items()
+                   if (got := last.get(b)) is None
+                   or (got["limit"], got["available"], got["status"])
+                   != (want["limit"], want["available"], want["status"]))
 
 
-async def _inject(fault: str, workers: list[Worker], app_id: str, home: Any, settings: config.Settings,
-                  sampler: LagSampler) -> float:
+# ------------------------------------------------------------------ engine faults
+async def run(fault: str, events: int, machines: int, rate: float, seed: int) -> ChaosResult:
+    if fault not in FAULTS:
+        raise ValueError(f"unknown fault {fault!r}; choose one of {', '.join(FAULTS)}")
+    settings = config.load()
+    tag = new_tag()
+    traffic = build_traffic(tag, seed, machines, events)
+    recover_s = 0.0
+    async with EngineRun(settings, tag) as engine:
+        async def inject() -> None:
+            nonlocal recover_s
+            recover_s = await _inject(fault, engine)
+
+        records = await drive(engine, traffic, rate, inject)
+    pub = Published.of(records, engine.source)
+    return ChaosResult(fault, traffic.records, len(pub.updates), len(traffic.reference), pub.gaps(),
+                       pub.conflicting, pub.repeats, pub.mismatches(traffic.reference), recover_s)
+
+
+async def _inject(fault: str, engine: EngineRun) -> float:
+    workers, sampler = engine.workers, engine.sampler
     if fault == "kill":
         w = workers[0]
         assert w.proc is not None
@@ -194,7 +299,7 @@ async def _inject(fault: str, workers: list[Worker], app_id: str, home: Any, set
         await _wait_ready([w])
         return await _progress_after(sampler, t0)
     if fault == "rebalance":
-        extra = Worker(app_id, "c2", home / "c2", web_port=free_port())
+        extra = Worker(engine.app_id, "c2", engine.home / "c2", web_port=free_port())
         extra.start()
         workers.append(extra)
         await _wait_ready([extra])
@@ -205,17 +310,10 @@ async def _inject(fault: str, workers: list[Worker], app_id: str, home: Any, set
     # broker
     from creditstream.stack.kafka import Kafka
 
-    kafka = Kafka(settings)
+    kafka = Kafka(engine.settings)
     kafka.stop()
     await asyncio.sleep(10)
     kafka.start()
     t0 = time.monotonic()
     await kafka.wait_ready(90)
     return await _progress_after(sampler, t0)
-
-
-def main(args: Any) -> int:
-    res = asyncio.run(run(args.fault, args.events, args.machines, args.rate, args.seed))
-    print(orjson.dumps(asdict(res) | {"ok": res.ok}).decode())
-    print(res.line())
-    return 0 if res.ok else 1

@@ -6,18 +6,23 @@ import argparse
 
 
 def _run(args: argparse.Namespace) -> int:
-    from load import chaos
+    from load import chaos_runs
 
-    return chaos.main(args)
+    return chaos_runs.main(args)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("chaos", help="fault injection under load: kill, rebalance, broker restart")
+    p = sub.add_parser("chaos", help="fault injection under load: engine, broker, PostgreSQL, webhook endpoint")
     actions = p.add_subparsers(dest="action", required=True)
-    r = actions.add_parser("run", help="run one fault and print the figure line")
-    r.add_argument("--fault", choices=["kill", "rebalance", "broker"], required=True)
+    r = actions.add_parser("run", help="run one fault (or all in turn) and print the figure line")
+    # Literal names (not imported from load/) so `creditstream --help` stays fast.
+    r.add_argument("--fault", choices=["kill", "rebalance", "broker", "pg", "webhook", "all"], required=True,
+                   help="kill/rebalance/broker: the engine; pg: PostgreSQL under the ledger; "
+                        "webhook: a lender's endpoint; all: each in turn, with a summary")
     r.add_argument("--events", type=int, default=20000, help="telemetry readings to send")
     r.add_argument("--machines", type=int, default=400)
     r.add_argument("--rate", type=float, default=2000.0, help="telemetry events per second (open loop)")
     r.add_argument("--seed", type=int, default=7)
+    r.add_argument("--outage", type=float, default=None, metavar="S",
+                   help="seconds the sink stays down for pg (default 30) and webhook (default 120)")
     r.set_defaults(func=_run)

@@ -1,0 +1,72 @@
+"""`creditstream chaos run --fault F|all`: run one fault, or every fault in turn, and print
+each figure line (and with ``all`` a summary); the exit code is 1 when any fails."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+import traceback
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+import orjson
+
+from load import chaos, chaos_pg, chaos_webhook
+from load.chaos_sinks import DEFAULT_OUTAGE_S, SINK_FAULTS
+
+FAULTS = (*chaos.FAULTS, *SINK_FAULTS)
+
+
+class Result(Protocol):
+    fault: str
+
+    @property
+    def ok(self) -> bool: ...
+
+    def line(self) -> str: ...
+
+
+@dataclass
+class Crashed:
+    """A fault run that could not be completed: it counts as a failure."""
+
+    fault: str
+    error: str
+    ok: bool = False
+
+    def line(self) -> str:
+        return f"chaos {self.fault}: did not complete: {self.error} -> FAIL"
+
+
+async def run_fault(fault: str, args: argparse.Namespace) -> Result:
+    if fault in chaos.FAULTS:
+        return await chaos.run(fault, args.events, args.machines, args.rate, args.seed)
+    outage = args.outage if args.outage is not None else DEFAULT_OUTAGE_S[fault]
+    module: Any = chaos_pg if fault == "pg" else chaos_webhook
+    return await module.run(args.events, args.machines, args.rate, args.seed, outage)
+
+
+def main(args: argparse.Namespace) -> int:
+    faults = FAULTS if args.fault == "all" else (args.fault,)
+    results: list[tuple[Result, float]] = []
+    for fault in faults:
+        t0 = time.monotonic()
+        try:
+            res: Result = asyncio.run(run_fault(fault, args))
+        except Exception as exc:  # noqa: BLE001 - with `all`, the other faults still run
+            if len(faults) == 1:
+                raise
+            traceback.print_exc()
+            res = Crashed(fault, f"{type(exc).__name__}: {exc}")
+        results.append((res, time.monotonic() - t0))
+        print(orjson.dumps(asdict(res) | {"ok": res.ok}, default=str).decode())  # type: ignore[call-overload]
+        print(res.line(), flush=True)
+    if len(faults) > 1:
+        print("summary:")
+        for res, took in results:
+            print(f"  {res.fault:<10} {'PASS' if res.ok else 'FAIL'}  ({took:.0f} s)  {res.line()}")
+        failed = [res.fault for res, _ in results if not res.ok]
+        print(f"chaos all: {len(results) - len(failed)} of {len(results)} faults passed"
+              + (f"; failed: {', '.join(failed)}" if failed else "") + f" -> {'FAIL' if failed else 'PASS'}")
+    return 0 if all(res.ok for res, _ in results) else 1
