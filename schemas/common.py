@@ -72,10 +72,14 @@ def _reject_float(value: Any) -> Any:
     return value
 
 
+# Every amount the engine publishes carries cents in at most 18 digits, so an input amount
+# (and a sum the engine keeps, like a borrower's outstanding loans) stays below 10^16.
+MAX_AMOUNT = Decimal(10) ** 16
+
 Amount = Annotated[
     Decimal,
     BeforeValidator(_reject_float),
-    Field(ge=0, max_digits=18, description="Decimal string or integer; never a float"),
+    Field(ge=0, lt=MAX_AMOUNT, max_digits=18, description="Decimal string or integer; never a float"),
 ]
 
 

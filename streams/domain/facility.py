@@ -12,7 +12,7 @@ from typing import Any
 
 from schemas import events as ev
 from schemas import outputs as out
-from schemas.common import Money
+from schemas.common import MAX_AMOUNT, Money
 from streams.domain.policy import (
     POLICY_VERSION,
     PolicyParams,
@@ -91,6 +91,8 @@ def apply_ledger(state: State, event: ev.Envelope) -> list[Output]:
     p = event.payload  # type: ignore[attr-defined]
     if state["program"] is None:
         raise Rejected("unknown_borrower", f"{event.type} for borrower {p.borrower_id} with no registered program")
+    if isinstance(event, ev.Drawdown):
+        _check_outstanding(state, p.loan_id, p.amount.amount)
     loan = state["loans"].setdefault(p.loan_id, {"out": "0", "overdue": False, "ids": []})
     if event.event_id in loan["ids"]:
         return []
@@ -113,6 +115,17 @@ def apply_ledger(state: State, event: ev.Envelope) -> list[Output]:
                           at, [event.event_id], p.borrower_id, p.loan_id))
     _advance(state, at, [event.event_id])
     return outs
+
+
+def _check_outstanding(state: State, loan_id: str, drawn: Decimal) -> None:
+    """Refuse a drawdown that would take the borrower's outstanding to an amount no limit
+    update can carry (state is left as it was: the drawdown is dead-lettered)."""
+    balances = {lid: Decimal(loan["out"]) for lid, loan in state["loans"].items()}
+    balances[loan_id] = balances.get(loan_id, Decimal(0)) + drawn
+    total = sum((max(Decimal(0), b) for b in balances.values()), Decimal(0))
+    if total >= MAX_AMOUNT:
+        raise Rejected("amount_out_of_range", f"drawdown of {drawn} on loan {loan_id} takes the outstanding "
+                       f"to {total}, beyond what an amount can carry (below {MAX_AMOUNT:.0E})")
 
 
 def _advance(state: State, at: float, triggers: list[str]) -> None:

@@ -107,3 +107,37 @@ def test_a_deeply_nested_event_type_is_refused_without_an_unraisable_error(monke
     with pytest.raises(codec.DecodeError) as exc:
         codec.decode(orjson.dumps(event).replace(b'"@@"', b"[" * 1000 + b"]" * 1000))
     assert exc.value.errors[0]["field"] == "type" and not ignored
+
+
+def test_amounts_from_10_to_the_16_are_refused_by_the_contract() -> None:
+    # With cents such an amount has 19+ digits: no limit update could carry it.
+    event = orjson.loads(codec.encode(next(e for e in example_events() if e.type == "ledger.drawdown")))
+    event["payload"]["amount"]["amount"] = "999999999999999999"
+    with pytest.raises(codec.DecodeError) as exc:
+        codec.decode(orjson.dumps(event))
+    assert exc.value.errors[0]["field"] == "payload.amount.amount"
+    event["payload"]["amount"]["amount"] = "9999999999999999.99"
+    assert codec.decode(orjson.dumps(event))
+
+
+def test_drawdowns_beyond_what_an_amount_carries_are_dead_lettered_and_the_facility_goes_on() -> None:
+    # Two drawdowns just under 10^16 made an outstanding of 20 digits: every later decision
+    # for the borrower failed validation (internal_error), forever.
+    from datetime import UTC, datetime
+
+    from schemas.factory import EventFactory
+    from streams.replay import Replay
+
+    f = EventFactory("big", datetime(2026, 3, 2, tzinfo=UTC), tenant="bank")
+    r = Replay()
+    outs = []
+    for e in [f.program("prg-big", cap="9000000000000000"), f.borrower("b-big", "prg-big"), f.consent("b-big"),
+              f.drawdown("ln-1", "b-big", "prg-big", "9999999999999999.99"),
+              f.drawdown("ln-2", "b-big", "prg-big", "9999999999999999.99"),
+              f.repayment("ln-1", "b-big", "1.00")]:
+        outs += list(r.feed(codec.encode(e)))
+    letters = [o.value["payload"] for o in outs if o.topic == "cs.deadletter"]
+    assert [d["reason"] for d in letters] == ["amount_out_of_range"]
+    loans = r.stores["facilities"]["b-big"]["loans"]
+    assert {k: v["out"] for k, v in loans.items()} == {"ln-1": "9999999999999998.99"}  # the repayment counted
+    assert [o.value["payload"]["outstanding"] for o in outs if o.topic == "cs.limits"]  # decisions still made
