@@ -310,6 +310,14 @@ class BorrowerPayload(Model):
     tax_id: TaxId
     region: Code | None = None
 
+    @model_validator(mode="after")
+    def _opaque_id(self) -> BorrowerPayload:
+        # Party ids travel in clear through every topic, table and limit update; the tax
+        # id is kept encrypted in one place (docs/security.md), so it may not be the id.
+        if self.party_id.upper() == self.tax_id:
+            raise ValueError("party_id must not be the tax id: party ids are not encrypted")
+        return self
+
 
 class SupplyRelationshipPayload(Model):
     supplier_id: Id
