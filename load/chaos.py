@@ -222,6 +222,7 @@ class Published:
 
     updates: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)  # payloads
     raw: dict[tuple[str, int], bytes] = field(default_factory=dict)  # record values, as sent
+    at: dict[tuple[str, int], float] = field(default_factory=dict)  # first record's time (epoch s)
     conflicting: int = 0  # a (borrower, version) again with different content
     repeats: int = 0  # a (borrower, version) again, identical
 
@@ -238,12 +239,16 @@ class Published:
             p = value["payload"]
             key = (p["borrower_id"], p["version"])
             if key not in pub.updates:
-                pub.updates[key], pub.raw[key] = p, rec.value
+                pub.updates[key], pub.raw[key], pub.at[key] = p, rec.value, rec.timestamp_ms / 1000
             elif pub.updates[key] == p:
                 pub.repeats += 1
             else:
                 pub.conflicting += 1
         return pub
+
+    def between(self, start: float, end: float) -> int:
+        """Updates first published in [start, end) (wall clock, epoch seconds)."""
+        return sum(1 for t in self.at.values() if start <= t < end)
 
     def versions(self) -> dict[str, list[int]]:
         by_borrower: dict[str, list[int]] = {}

@@ -62,7 +62,7 @@ async def run(events: int, machines: int, rate: float, seed: int, outage_s: floa
     await group_at_end(settings.kafka_bootstrap, group, list(TOPICS))
     ledger = Ledger(settings.kafka_bootstrap, url, group=group)
     stop = asyncio.Event()
-    outage: asyncio.Task[tuple[float, float]] | None = None
+    outage: asyncio.Task[tuple[float, float, float, float]] | None = None
     async with GroupLag(settings.kafka_bootstrap, group, list(TOPICS)) as lag, \
             EngineRun(settings, tag) as engine:
         ledger_task = asyncio.create_task(ledger.run(stop), name="ledger")
@@ -74,7 +74,7 @@ async def run(events: int, machines: int, rate: float, seed: int, outage_s: floa
 
             records = await drive(engine, traffic, rate, inject)
             assert outage is not None
-            first_write_s, recover_s = await outage
+            down_at, up_at, first_write_s, recover_s = await outage
             await until(lambda: _zero(lag), 300, "the ledger did not catch up", alive)
         finally:
             if outage is not None and not outage.done():
@@ -96,7 +96,8 @@ async def run(events: int, machines: int, rate: float, seed: int, outage_s: floa
         "pg", outage_s, traffic.records, len(pub.updates), len(pub.versions()),
         lost=missing + current_off, duplicates=differing + pub.conflicting, order_violations=0,
         recover_s=recover_s,
-        notes={"postgresql_down": outage_s, "ledger_retries": ledger.stats.retries,
+        notes={"postgresql_down": outage_s, "published_meanwhile": pub.between(down_at, up_at),
+               "ledger_retries": ledger.stats.retries,
                "first_write_after": first_write_s, "missing_in_decision_log": missing,
                "current_limits_off": current_off},
         failures=failures)
@@ -107,10 +108,11 @@ async def _zero(lag: GroupLag) -> bool:
 
 
 async def _outage(pg: Postgres, ledger: Ledger, lag: GroupLag, outage_s: float,
-                  alive: Any) -> tuple[float, float]:
-    """Stop PostgreSQL for ``outage_s``, start it; return (first write, caught up) in
-    seconds after it accepts connections again."""
-    port = pg.port
+                  alive: Any) -> tuple[float, float, float, float]:
+    """Stop PostgreSQL for ``outage_s``, start it; return when it stopped and when it
+    accepted connections again (wall clock), and the seconds from then to the ledger's
+    first write and to its catching up."""
+    port, down_at = pg.port, time.time()
     await asyncio.to_thread(pg.stop)
     if pg.pid() is not None:
         raise ChaosError("PostgreSQL did not stop")
@@ -120,7 +122,7 @@ async def _outage(pg: Postgres, ledger: Ledger, lag: GroupLag, outage_s: float,
         await asyncio.to_thread(pg.start)  # `pg_ctl start -w`: returns once it accepts connections
     if pg.port != port:
         raise ChaosError(f"PostgreSQL came back on port {pg.port}, not {port}: the ledger's URL is stale")
-    t0 = time.monotonic()
+    t0, up_at = time.monotonic(), time.time()
     batches = ledger.stats.batches
     first: float | None = None
 
@@ -132,7 +134,7 @@ async def _outage(pg: Postgres, ledger: Ledger, lag: GroupLag, outage_s: float,
 
     recover_s = await until(caught_up, 300, "the ledger did not catch up after PostgreSQL came back",
                             alive, every=0.1)
-    return (recover_s if first is None else first), recover_s
+    return down_at, up_at, (recover_s if first is None else first), recover_s
 
 
 async def _check(url: str, pub: Published) -> tuple[int, int, int, int]:
