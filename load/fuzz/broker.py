@@ -212,7 +212,7 @@ def engine_campaign(bootstrap: str, sample: int, seed: int | None, root: Path,
         records += [inputs.Delivery(isolate(d.value, run), d.topic, d.key, d.wrong_key) for d in batch]
     records = records[:sample]
     fits = [d for d in records if len(d.value) <= MAX_RECORD_BYTES]
-    result = EngineResult(Tally("engine (Kafka)"), not_sent=len(records) - len(fits))
+    result = EngineResult(Tally("engine (Kafka)", examples=len(fits)), not_sent=len(records) - len(fits))
     started = time.perf_counter()
     app_id = f"cs-fuzz-{run}"
     (worker,) = start_workers(app_id, 1, root)
