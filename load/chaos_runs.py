@@ -64,8 +64,8 @@ def main(args: argparse.Namespace) -> int:
         print(res.line(), flush=True)
     if len(faults) > 1:
         print("summary:")
-        for res, took in results:
-            print(f"  {res.fault:<10} {'PASS' if res.ok else 'FAIL'}  ({took:.0f} s)  {res.line()}")
+        for res, took in results:  # the figure lines are printed above
+            print(f"  {res.fault:<10} {'PASS' if res.ok else 'FAIL'}  {took:4.0f} s")
         failed = [res.fault for res, _ in results if not res.ok]
         print(f"chaos all: {len(results) - len(failed)} of {len(results)} faults passed"
               + (f"; failed: {', '.join(failed)}" if failed else "") + f" -> {'FAIL' if failed else 'PASS'}")

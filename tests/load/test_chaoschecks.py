@@ -80,3 +80,26 @@ def test_published_keeps_first_content_and_counts_repeats_and_conflicts() -> Non
     assert pub.last()["a"]["limit"] == "7"
     assert pub.mismatches({"a": {"limit": "7", "available": "0", "status": "active"}}) == 0
     assert pub.mismatches({"b": {"limit": "1", "available": "0", "status": "active"}}) == 1
+
+
+def test_all_runs_every_fault_reports_a_crash_as_a_failure_and_exits_1(monkeypatch, capsys) -> None:
+    import argparse
+
+    from load import chaos_runs
+    from load.chaos_sinks import SinkResult
+
+    async def fake(fault: str, args: argparse.Namespace) -> SinkResult:
+        if fault == "broker":
+            raise RuntimeError("Kafka did not come back")
+        return SinkResult(fault, 1.0, 10, 5, 2, 0, 0, 0, 0.5)
+
+    monkeypatch.setattr(chaos_runs, "run_fault", fake)
+    code = chaos_runs.main(argparse.Namespace(fault="all"))
+    out = capsys.readouterr().out
+    assert code == 1
+    assert [ln.split(":")[0] for ln in out.splitlines() if ln.startswith("chaos ")] == [
+        "chaos kill", "chaos rebalance", "chaos broker", "chaos pg", "chaos webhook", "chaos all"]
+    assert "chaos broker: did not complete: RuntimeError: Kafka did not come back -> FAIL" in out
+    assert "chaos all: 4 of 5 faults passed; failed: broker -> FAIL" in out
+    monkeypatch.setattr(chaos_runs, "run_fault", lambda f, a: fake("pg", a))
+    assert chaos_runs.main(argparse.Namespace(fault="pg")) == 0
