@@ -225,18 +225,26 @@ class Published:
     at: dict[tuple[str, int], float] = field(default_factory=dict)  # first record's time (epoch s)
     conflicting: int = 0  # a (borrower, version) again with different content
     repeats: int = 0  # a (borrower, version) again, identical
+    # Updates for this engine's borrowers from other engines on the shared topic: any sink
+    # reading the whole topic sees them too, so a sink check is void while they exist.
+    foreign: dict[str, int] = field(default_factory=dict)  # source -> records
 
     @classmethod
     def of(cls, records: list[Record], source: str) -> Published:
         pub = cls()
+        others: list[tuple[str, str]] = []
         for rec in records:
             try:
                 value = orjson.loads(rec.value)
             except orjson.JSONDecodeError:
                 continue  # someone else's malformed record on the shared topic
-            if not isinstance(value, dict) or value.get("source") != source:
+            if not isinstance(value, dict):
                 continue
-            p = value["payload"]
+            p = value.get("payload")
+            if value.get("source") != source:
+                if isinstance(p, dict) and isinstance(p.get("borrower_id"), str):
+                    others.append((str(value.get("source")), p["borrower_id"]))
+                continue
             key = (p["borrower_id"], p["version"])
             if key not in pub.updates:
                 pub.updates[key], pub.raw[key], pub.at[key] = p, rec.value, rec.timestamp_ms / 1000
@@ -244,7 +252,19 @@ class Published:
                 pub.repeats += 1
             else:
                 pub.conflicting += 1
+        mine = {b for b, _v in pub.updates}
+        for src, borrower in others:
+            if borrower in mine:
+                pub.foreign[src] = pub.foreign.get(src, 0) + 1
         return pub
+
+    def foreign_failure(self) -> list[str]:
+        """A failure naming the other engines that published for these borrowers, if any."""
+        if not self.foreign:
+            return []
+        who = ", ".join(f"{src} ({n})" for src, n in sorted(self.foreign.items()))
+        return [f"other engines published for this run's borrowers, so the sink saw their "
+                f"updates too: {who}; stop them and run again"]
 
     def between(self, start: float, end: float) -> int:
         """Updates first published in [start, end) (wall clock, epoch seconds)."""

@@ -87,7 +87,7 @@ async def run(events: int, machines: int, rate: float, seed: int, outage_s: floa
             await asyncio.gather(ledger_task, return_exceptions=True)
     pub = Published.of(records, engine.source)
     missing, differing, current_off, unpublished = await _check(url, pub)
-    failures = engine_failures(pub.gaps(), 0, pub.mismatches(traffic.reference))
+    failures = pub.foreign_failure() + engine_failures(pub.gaps(), 0, pub.mismatches(traffic.reference))
     if unpublished:
         failures.append(f"{unpublished} decision_log rows this engine never published")
     if ledger.stats.retries == 0:

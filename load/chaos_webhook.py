@@ -142,7 +142,7 @@ async def run(events: int, machines: int, rate: float, seed: int, outage_s: floa
         await receiver.down()
         await pool.close()
     lost, duplicates, violations, foreign, backlog, recover_s = check(expected, receiver.deliveries, up_at)
-    failures = engine_failures(pub.gaps(), 0, pub.mismatches(traffic.reference))
+    failures = pub.foreign_failure() + engine_failures(pub.gaps(), 0, pub.mismatches(traffic.reference))
     failures += [f"{n} {what}" for n, what in ((dead, "dead letters"), (len(receiver.refused), "refused deliveries"),
                                                (foreign, "deliveries the lender was not to get")) if n]
     if backlog == 0:

@@ -60,9 +60,12 @@ class WorkerProcess:
                 self.kill()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def engine(settings: Settings):
-    """One worker for the engine broker tests, on a fresh engine id (own group, own tables)."""
+    """One worker for the engine broker tests, on a fresh engine id (own group, own tables).
+
+    Module-scoped: it must be gone before the sink fault tests, whose ledger and lender
+    read all of cs.limits and would see this worker's updates for their borrowers too."""
     from creditstream.stack.process import free_port
 
     app_id = f"cs-engine-test-{uuid.uuid4().hex[:8]}"
