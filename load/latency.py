@@ -221,11 +221,11 @@ class LagSample:
 
 
 def engine_groups(app_id: str) -> list[str]:
-    """The consumer groups of one engine: Faust's (the app id) and the telemetry fast
-    lane's, when the worker runs one (its name comes from streams/fastlane.py)."""
-    from streams.fastlane import lane_group
+    """The consumer groups of one engine: Faust's (the app id) and its lanes' (stage 1
+    and stage 2, when the worker runs them; names from streams/fastlane.py)."""
+    from streams.fastlane import lane_groups
 
-    return [app_id, lane_group(app_id)]
+    return [app_id, *lane_groups(app_id)]
 
 
 class LagSampler:

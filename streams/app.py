@@ -1,8 +1,9 @@
 """The worker: the processors of streams/processors.py wired to topics and state.
 
-Telemetry and pledges (the hot path) run on the aiokafka fast lane (streams/fastlane.py);
-the other processors are Faust agents, each with a table co-partitioned with its source
-topics, on RocksDB (rocksdict) with a changelog topic for recovery. In both, a batch's
+Stage 1 (telemetry and pledges, the hot path) and stage 2 (facilities) run on aiokafka
+lanes (streams/fastlane.py); the low-volume processors (registry, invoices, orders) are
+Faust agents, each with a table co-partitioned with its source topics, on RocksDB
+(rocksdict) with a changelog topic for recovery. In both, a batch's
 outputs are produced and acknowledged before its state is written, and offsets are
 committed after both (at-least-once). Stage 2 de-duplicates by asset sequence and event
 id, and every limit update carries a per-borrower version, so a redelivery never reaches
@@ -30,9 +31,8 @@ from creditstream import config
 from schemas.topics import BY_NAME
 from streams import metrics
 from streams.domain.signals import SIGNALS_TOPIC
-from streams.fastlane import FastLane, fast_lane
+from streams.fastlane import Lane, lane_names
 from streams.processors import (
-    MachineProcessor,
     Processor,
     all_processors,
     encode_output,
@@ -99,17 +99,16 @@ def create_app(worker_id: str = "w1", web_port: int | None = None, data_dir: Pat
     # shadow policy) gets its own signals topic so the engines never read each other's.
     signals = signals_topic(app_id)
     rename = {SIGNALS_TOPIC: signals}
-    fast = fast_lane()
+    on_lanes = lane_names()
+    lanes: list[Lane] = []
     for proc in all_processors():
-        if fast and isinstance(proc, MachineProcessor):
-            continue
-        _wire(app, proc, rename, engine_source(app_id, ENGINE_ID))
-    lane = FastLane(s.kafka_bootstrap, app_id, data_dir, rename, engine_source(app_id, ENGINE_ID)) if fast else None
-    if lane is not None:
-
-        @app.task
-        async def machines_fast_lane() -> None:
-            await lane.run()
+        if proc.name in on_lanes:
+            lanes.append(Lane(s.kafka_bootstrap, app_id, data_dir, rename, engine_source(app_id, ENGINE_ID),
+                              proc=proc))
+        else:
+            _wire(app, proc, rename, engine_source(app_id, ENGINE_ID))
+    for lane in lanes:
+        app.task(_lane_task(lane))
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
@@ -117,14 +116,22 @@ def create_app(worker_id: str = "w1", web_port: int | None = None, data_dir: Pat
 
     @app.page("/healthz")
     async def health_page(web: Any, request: Any) -> Any:
-        lane_ok = lane is None or (lane.consumer is not None and not lane.failed)
-        ok = lane_ok and not app.consumer.should_stop
-        detail = {"engine": app_id, "fast_lane": None if lane is None else
-                  {"running": lane_ok, "processed": lane.processed}}
+        running = {lane.name: lane.consumer is not None and not lane.failed for lane in lanes}
+        ok = all(running.values()) and not app.consumer.should_stop
+        detail = {"engine": app_id, "lanes": {lane.name: {"running": running[lane.name], "processed": lane.processed}
+                                              for lane in lanes}}
         return web.bytes(metrics.health(ok, detail), content_type="application/json",
                          status=200 if ok else 503)
 
     return app
+
+
+def _lane_task(lane: Lane) -> Any:
+    async def run_lane() -> None:  # no parameters: Faust would pass the app to one
+        await lane.run()
+
+    run_lane.__qualname__ = run_lane.__name__ = f"lane_{lane.name}"
+    return run_lane
 
 
 BATCH_SIZE = 1000

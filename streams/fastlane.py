@@ -1,10 +1,10 @@
-"""The telemetry hot path on aiokafka directly, without Faust's per-message machinery.
+"""The hot path on aiokafka directly, without Faust's per-message machinery.
 
 docs/performance.md measured Faust's consumer-to-agent and changelog path at ~350 us per
-event, against ~13 us for the stage-1 processor itself. This lane runs the same
-:class:`MachineProcessor` over ``getmany`` batches, with its state in RocksDB (rocksdict,
-one database per partition) and a compacted changelog topic for recovery, like a Kafka
-Streams task:
+event, against ~13 us for the stage-1 processor itself. A lane runs one processor (stage
+1, :class:`MachineProcessor`, or stage 2, :class:`FacilityProcessor`) over ``getmany``
+batches, with its state in RocksDB (rocksdict, one database per partition) and a
+compacted changelog topic for recovery, like a Kafka Streams task:
 
 1. outputs (signals, alerts, dead letters) are produced and acknowledged;
 2. the batch's changed states are produced to the changelog and acknowledged, then put
@@ -18,6 +18,7 @@ and is deterministic, so nothing is lost and a repeated output is identical.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 from collections.abc import Iterator, MutableMapping
@@ -30,39 +31,75 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, KafkaError
 from rocksdict import Options, Rdict, WriteBatch
 
+from schemas.topics import BY_NAME
 from streams import metrics
-from streams.processors import MachineProcessor, encode_output
+from streams.processors import MachineProcessor, Processor, encode_output
 
 log = logging.getLogger(__name__)
 _OFFSET_KEY = b"\x00changelog-offset"
 
 
+LANES = ("machines", "facilities")
+
+
+def lane_names() -> tuple[str, ...]:
+    """The processors that run on lanes: both stages by default; CREDITSTREAM_FASTLANE=0
+    puts them all back on Faust agents and =machines keeps only stage 1 on a lane (the
+    configurations docs/performance.md compares)."""
+    mode = os.environ.get("CREDITSTREAM_FASTLANE", "1")
+    if mode == "0":
+        return ()
+    if mode in LANES:
+        return (mode,)
+    return LANES
+
+
 def fast_lane() -> bool:
-    """On unless CREDITSTREAM_FASTLANE=0 (which runs machines as a Faust agent again)."""
-    return os.environ.get("CREDITSTREAM_FASTLANE", "1") != "0"
+    """Whether stage 1 (telemetry, the hot path) runs on a lane."""
+    return "machines" in lane_names()
 
 
-def lane_group(app_id: str) -> str:
-    """The consumer group of an engine's fast lane (its Faust agents use ``app_id``)."""
-    return f"{app_id}-machines"
+def lane_group(app_id: str, name: str = "machines") -> str:
+    """The consumer group of one of an engine's lanes (its Faust agents use ``app_id``)."""
+    return f"{app_id}-{name}"
+
+
+def lane_groups(app_id: str) -> list[str]:
+    """Every lane group an engine may have (whether or not this worker runs them): a new
+    engine id is positioned at the end of its inputs for all of them."""
+    return [lane_group(app_id, n) for n in LANES]
 
 
 class PartitionStore(MutableMapping[str, Any]):
-    """One partition's machine states: a RocksDB database plus this batch's writes."""
+    """One partition's states: a RocksDB database, a bounded cache of decoded states, and
+    this batch's writes.
 
-    def __init__(self, path: Path) -> None:
+    The cache saves a RocksDB read and a JSON decode per event for the states in use
+    (profiled at ~9% of the lane's time). It holds only states that are in the database
+    as written; :meth:`discard` empties it whenever the database may have moved without
+    it (a rewind after a broker error, a restore from the changelog)."""
+
+    def __init__(self, path: Path, cache_size: int = 50_000) -> None:
         opts = Options(raw_mode=True)
         opts.create_if_missing(True)
         self.db = Rdict(str(path), options=opts)
         self.dirty: dict[str, Any] = {}
+        self.cache: dict[str, Any] = {}
+        self.cache_size = cache_size
 
     def __getitem__(self, key: str) -> Any:
-        if key in self.dirty:
-            return self.dirty[key]
+        value = self.dirty.get(key)
+        if value is not None:
+            return value
+        value = self.cache.get(key)
+        if value is not None:
+            return value
         raw = self.db.get(key.encode())
         if raw is None:
             raise KeyError(key)
-        return orjson.loads(raw)
+        value = orjson.loads(raw)
+        self._remember(key, value)
+        return value
 
     def get(self, key: str, default: Any = None) -> Any:
         try:
@@ -74,7 +111,7 @@ class PartitionStore(MutableMapping[str, Any]):
         self.dirty[key] = value
 
     def __delitem__(self, key: str) -> None:
-        raise NotImplementedError("machine state is never deleted")
+        raise NotImplementedError("processors never delete state")
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.dirty)
@@ -82,17 +119,43 @@ class PartitionStore(MutableMapping[str, Any]):
     def __len__(self) -> int:
         return len(self.dirty)
 
+    def _remember(self, key: str, value: Any) -> None:
+        cache = self.cache
+        if len(cache) >= self.cache_size:
+            # Oldest first (insertion order): cheaper than LRU bookkeeping on every hit,
+            # and machines report in rounds, so the oldest entry is the next to be due.
+            for old in list(itertools.islice(cache, max(1, self.cache_size // 10))):
+                del cache[old]
+        cache[key] = value
+
+    def discard(self) -> None:
+        """Forget this batch's writes and every cached state (they may be ahead of the
+        database, or behind it)."""
+        self.dirty.clear()
+        self.cache.clear()
+
     @property
     def changelog_offset(self) -> int:
         raw = self.db.get(_OFFSET_KEY)
         return int(raw) if raw else 0
 
     def apply(self, items: list[tuple[bytes, bytes]], next_offset: int) -> None:
+        """Write changelog records (and the position after them) to the database."""
         wb = WriteBatch(raw_mode=True)
         for key, value in items:
             wb.put(key, value)
         wb.put(_OFFSET_KEY, str(next_offset).encode())
         self.db.write(wb)
+
+    def commit(self, items: list[tuple[bytes, bytes]], next_offset: int) -> None:
+        """Write this batch's states, already in the changelog up to ``next_offset``."""
+        self.apply(items, next_offset)
+        for key, value in self.dirty.items():
+            if key in self.cache:
+                self.cache[key] = value
+            else:
+                self._remember(key, value)
+        self.dirty.clear()
 
     def estimated_keys(self) -> int:
         return int(self.db.property_int_value("rocksdb.estimate-num-keys") or 0)
@@ -101,19 +164,30 @@ class PartitionStore(MutableMapping[str, Any]):
         self.db.close()
 
 
-class FastLane:
-    """Stage 1 for machines: cs.telemetry + cs.pledges -> signals, alerts, dead letters."""
+class Lane:
+    """One processor on aiokafka: its topics in, outputs out, state in RocksDB + changelog.
+
+    ``rename`` maps canonical output topics to this engine's (its own signals topic);
+    the processor's input topics are renamed the same way, and it is always told the
+    canonical name of the topic a record came from."""
 
     def __init__(self, bootstrap: str, app_id: str, data_dir: Path, rename: dict[str, str],
-                 source: str | None = None, max_records: int = 2000) -> None:
+                 source: str | None = None, max_records: int = 2000,
+                 proc: Processor | None = None) -> None:
+        self.proc = proc or MachineProcessor()
+        self.name = self.proc.name
         self.source = source
         self.bootstrap = bootstrap
-        self.group = lane_group(app_id)
-        self.changelog = f"{app_id}-machines-changelog"
-        self.data_dir = data_dir / "fastlane"
+        self.group = lane_group(app_id, self.name)
+        # Stage 2 on Faust kept its table in "<app>-facilities-changelog" with JSON-encoded
+        # keys; a lane's changelog has raw keys, so it must never share that topic.
+        self.changelog = (f"{app_id}-machines-changelog" if self.name == "machines"
+                          else f"{app_id}-lane-{self.name}-changelog")
+        self.data_dir = data_dir / ("fastlane" if self.name == "machines" else f"lane-{self.name}")
         self.rename = rename
+        self.topics = [rename.get(t, t) for t in self.proc.topics]
+        self.canonical = {rename.get(t, t): t for t in self.proc.topics}
         self.max_records = max_records
-        self.proc = MachineProcessor()
         self.stores: dict[int, PartitionStore] = {}
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
@@ -135,8 +209,11 @@ class FastLane:
     async def _restore(self, partition: int) -> None:
         """Bring the local database up to the end of its changelog partition."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        store = self.stores.get(partition) or PartitionStore(self.data_dir / f"machines-{partition}.db")
-        self.stores[partition] = store
+        store = self.stores.get(partition)
+        if store is None:
+            store = self.stores[partition] = PartitionStore(self.data_dir / f"{self.name}-{partition}.db")
+        else:
+            store.discard()  # another owner may have written since: trust only the changelog
         tp = TopicPartition(self.changelog, partition)
         reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
                                   max_poll_records=5000)
@@ -157,7 +234,7 @@ class FastLane:
                     restored += len(msgs)
                 if not msgs or msgs[-1].offset + 1 >= end:
                     break
-            log.info("fastlane: restored %d machine states of partition %d", restored, partition)
+            log.info("lane %s: restored %d states of partition %d", self.name, restored, partition)
         finally:
             await reader.stop()
 
@@ -172,7 +249,7 @@ class FastLane:
                 for p in sorted({tp.partition for tp in assigned}):
                     await lane._restore(p)
 
-        await self.ensure_changelog(4)
+        await self.ensure_changelog(BY_NAME[self.proc.topics[0]].partitions)
         self.producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all",
                                          enable_idempotence=True, linger_ms=2,
                                          max_batch_size=512 * 1024, max_request_size=4 * 1024 * 1024)
@@ -184,7 +261,7 @@ class FastLane:
                                          session_timeout_ms=10000, heartbeat_interval_ms=3000)
         await self.producer.start()
         await self.consumer.start()
-        self.consumer.subscribe(list(self.proc.topics), listener=Rebalance())
+        self.consumer.subscribe(self.topics, listener=Rebalance())
         try:
             while not (stopping and stopping.is_set()):
                 batch = await self.consumer.getmany(timeout_ms=200, max_records=self.max_records)
@@ -195,7 +272,7 @@ class FastLane:
                 except KafkaError as exc:
                     # The broker went away mid-batch: forget the batch's unwritten state and
                     # read it again from the committed offsets once the broker answers.
-                    log.warning("fastlane: %r; re-reading the batch from committed offsets", exc)
+                    log.warning("lane %s: %r; re-reading the batch from committed offsets", self.name, exc)
                     await self._rewind()
         except asyncio.CancelledError:
             raise
@@ -205,7 +282,7 @@ class FastLane:
             self.failed = True
             from streams.app import fail_stop
 
-            fail_stop("fast lane")
+            fail_stop(f"lane {self.name}")
         finally:
             await self.consumer.stop()
             await self.producer.stop()
@@ -215,7 +292,7 @@ class FastLane:
     async def _rewind(self) -> None:
         assert self.consumer is not None
         for store in self.stores.values():
-            store.dirty.clear()
+            store.discard()  # cached states may hold the failed batch's changes
         while True:
             try:
                 for tp in self.consumer.assignment():
@@ -226,7 +303,7 @@ class FastLane:
                         self.consumer.seek(tp, committed)
                 return
             except KafkaError as exc:
-                log.warning("fastlane: waiting for the broker (%r)", exc)
+                log.warning("lane %s: waiting for the broker (%r)", self.name, exc)
                 await asyncio.sleep(1.0)
 
     async def _process(self, batch: dict[TopicPartition, list[Any]]) -> None:
@@ -241,8 +318,9 @@ class FastLane:
                 await self._restore(tp.partition)
                 store = self.stores[tp.partition]
             touched.add(tp.partition)
+            topic = self.canonical.get(tp.topic, tp.topic)
             for m in msgs:
-                outs = self.proc.process(store, tp.topic, m.key, m.value, tp.partition, m.offset)
+                outs = self.proc.process(store, topic, m.key, m.value, tp.partition, m.offset)
                 if outs:
                     trace = metrics.trace_headers(m.headers)
                     origin = metrics.origin_ns(trace)
@@ -260,27 +338,46 @@ class FastLane:
             await asyncio.gather(*acks)
             metrics.observe_outputs(observed)
         # State after outputs: a crash in between repeats outputs, never loses them.
-        pending = []
-        for p in touched:
-            store = self.stores[p]
-            for key, value in store.dirty.items():
-                pending.append((p, key.encode(), orjson.dumps(value)))
-        results = [await send(self.changelog, v, key=k, partition=p) for p, k, v in pending]
-        metas = await asyncio.gather(*results) if results else []
-        by_partition: dict[int, list[tuple[bytes, bytes]]] = {}
-        last: dict[int, int] = {}
-        for (p, k, v), meta in zip(pending, metas, strict=True):
-            by_partition.setdefault(p, []).append((k, v))
-            last[p] = max(last.get(p, 0), meta.offset + 1)
-        for p in touched:
-            store = self.stores[p]
-            if p in by_partition:
-                store.apply(by_partition[p], last[p])
-            store.dirty.clear()
-        metrics.TABLE_KEYS.labels("machines").set(sum(s.estimated_keys() for s in self.stores.values()))
+        for p, (items, next_offset) in (await self._write_changelog(touched)).items():
+            self.stores[p].commit(items, next_offset)
+        metrics.TABLE_KEYS.labels(self.name).set(sum(s.estimated_keys() for s in self.stores.values()))
         try:
             await self.consumer.commit()
         except CommitFailedError:
             # A rebalance took the partitions: their new owner re-reads this batch and,
             # the processor being idempotent, produces the same outputs.
-            log.warning("fastlane: commit failed after a rebalance; the batch will be re-read")
+            log.warning("lane %s: commit failed after a rebalance; the batch will be re-read", self.name)
+
+    async def _write_changelog(self, touched: set[int]) -> dict[int, tuple[list[tuple[bytes, bytes]], int]]:
+        """Produce the touched partitions' changed states to the changelog and wait for the
+        acknowledgements; return per partition the records and the offset after them.
+
+        Whole batches rather than one ``send`` per state: a future per record was ~8% of
+        the lane's time, and a batch's base offset gives every record's offset."""
+        assert self.producer is not None
+        producer = self.producer
+        sent: list[tuple[int, int, asyncio.Future[Any]]] = []  # partition, records, future
+        written: dict[int, list[tuple[bytes, bytes]]] = {}
+        for p in touched:
+            store = self.stores[p]
+            if not store.dirty:
+                continue
+            items = written[p] = [(k.encode(), orjson.dumps(v)) for k, v in store.dirty.items()]
+            batch, n = producer.create_batch(), 0
+            for key, value in items:
+                if batch.append(key=key, value=value, timestamp=None) is None:
+                    if n == 0:
+                        raise ValueError(f"lane {self.name}: a state of {len(value)} bytes "
+                                         "does not fit in a producer batch")
+                    sent.append((p, n, await producer.send_batch(batch, self.changelog, partition=p)))
+                    batch, n = producer.create_batch(), 0
+                    if batch.append(key=key, value=value, timestamp=None) is None:
+                        raise ValueError(f"lane {self.name}: a state of {len(value)} bytes "
+                                         "does not fit in a producer batch")
+                n += 1
+            sent.append((p, n, await producer.send_batch(batch, self.changelog, partition=p)))
+        metas = await asyncio.gather(*(f for _p, _n, f in sent))
+        after: dict[int, int] = {}
+        for (p, n, _f), meta in zip(sent, metas, strict=True):
+            after[p] = max(after.get(p, 0), meta.offset + n)
+        return {p: (written[p], after[p]) for p in written}

@@ -34,12 +34,12 @@ async def _start_at_end(bootstrap: str, app_id: str) -> None:
     """A new engine id (test, shadow) starts from now instead of replaying all history."""
     from connectors.kafka_io import commit_group_offsets, end_offsets, group_has_offsets
     from schemas.topics import TOPICS
-    from streams.fastlane import lane_group
+    from streams.fastlane import lane_groups
 
     inputs = [t.name for t in TOPICS if t.events and t.name not in ("cs.limits", "cs.alerts", "cs.deadletter")]
     ends = await end_offsets(bootstrap, inputs)
-    # The Faust agents and the telemetry fast lane are two consumer groups of one engine.
-    for group in (app_id, lane_group(app_id)):
+    # The Faust agents and each lane are consumer groups of one engine.
+    for group in (app_id, *lane_groups(app_id)):
         if not await group_has_offsets(bootstrap, group):
             await commit_group_offsets(bootstrap, group, ends)
 
