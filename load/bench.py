@@ -28,7 +28,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from connectors.kafka_io import commit_group_offsets, end_offsets, make_producer, produce_events
 from creditstream import config
 from schemas.factory import EventFactory
-from streams.fastlane import fast_lane, lane_group
+from streams.fastlane import fast_lane, lane_group, lane_groups, lane_names
 
 TELEMETRY = "cs.telemetry"
 FLEET = 50
@@ -108,6 +108,18 @@ async def baseline(bootstrap: str, start: dict[TopicPartition, int], end: dict[T
         await producer.stop()
 
 
+def _stop_worker(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the worker; under py-spy, only the worker, so that py-spy sees it exit and
+    writes its profile (a signal to the whole group kills py-spy before it writes)."""
+    if os.environ.get("CREDITSTREAM_BENCH_PROFILE"):
+        children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        if children:
+            for pid in children:
+                os.kill(int(pid), signal.SIGTERM)
+            return
+    os.killpg(proc.pid, signal.SIGTERM)
+
+
 def _start_worker(app_id: str, data: Path, log: Path) -> subprocess.Popen[bytes]:
     profile = os.environ.get("CREDITSTREAM_BENCH_PROFILE")  # a py-spy output path
     prefix = [str(Path(sys.executable).parent / "py-spy"), "record", "-o", profile, "-f", "speedscope",
@@ -120,9 +132,12 @@ def _start_worker(app_id: str, data: Path, log: Path) -> subprocess.Popen[bytes]
 
 async def engine(settings: config.Settings, app_id: str, start: dict[TopicPartition, int],
                  end: dict[TopicPartition, int], skip_to_end: dict[TopicPartition, int]) -> float:
-    """(b) a real worker process from the first bench record until it committed the last."""
-    # Both groups of the engine start at the bench's first records (see streams/fastlane.py).
-    for group in (app_id, lane_group(app_id)):
+    """(b) a real worker process from the first bench record until it committed the last,
+    and stage 2 committed every signal stage 1 produced for them."""
+    from load.latency import signals_topic
+
+    # Every group of the engine starts at the bench's first records (see streams/fastlane.py).
+    for group in (app_id, *lane_groups(app_id)):
         await commit_group_offsets(settings.kafka_bootstrap, group, {**skip_to_end, **start})
     data = settings.state_dir / "bench" / app_id
     data.mkdir(parents=True, exist_ok=True)
@@ -145,16 +160,23 @@ async def engine(settings: config.Settings, app_id: str, start: dict[TopicPartit
             group = lane_group(app_id) if fast_lane() else app_id
             done = await committed(settings.kafka_bootstrap, group, tps) - base
             print(f"\r  engine: {done:>9,} / {total:,} events", end="", file=sys.stderr, flush=True)
-            if done >= total:
+            if done >= total and await _stage2_done(settings.kafka_bootstrap, app_id, signals_topic(app_id)):
                 print(file=sys.stderr)
                 return total / (time.perf_counter() - t0)
         raise RuntimeError("engine did not finish within 900 s")
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+        _stop_worker(proc)
         try:
             proc.wait(30)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+async def _stage2_done(bootstrap: str, app_id: str, signals: str) -> bool:
+    """Whether stage 2 has committed the end of the engine's signals topic."""
+    group = lane_group(app_id, "facilities") if "facilities" in lane_names() else app_id
+    ends = await end_offsets(bootstrap, [signals])
+    return await committed(bootstrap, group, list(ends)) >= sum(ends.values())
 
 
 async def run(events: int, machines: int) -> BenchResult:
