@@ -7,6 +7,7 @@ from typing import Annotated, Any, Union
 import orjson
 from pydantic import Field, TypeAdapter, ValidationError
 
+from schemas.common import TIMESTAMP_RANGE_RULE, UTC_MAX, UTC_MIN
 from schemas.events import INPUT_EVENTS, Envelope
 from schemas.outputs import OUTPUT_EVENTS
 
@@ -36,6 +37,18 @@ def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "(event)"
 
 
+_UTC_BOUNDS = {("greater_than_equal", "ge"): UTC_MIN, ("less_than_equal", "le"): UTC_MAX}
+
+
+def _out_of_utc_range(err: Any) -> bool:
+    """Whether a pydantic error is a Timestamp outside the years UTC can hold."""
+    for (kind, key), bound in _UTC_BOUNDS.items():
+        if err["type"] == kind:
+            value = (err.get("ctx") or {}).get(key)
+            return value == bound or value == bound.isoformat().replace("+00:00", "Z")
+    return False
+
+
 def errors_of(exc: ValidationError) -> list[dict[str, str]]:
     out = []
     for err in exc.errors(include_url=False):
@@ -47,8 +60,12 @@ def errors_of(exc: ValidationError) -> list[dict[str, str]]:
             msg, loc = "field required: the event type", ("type",)
         else:
             loc = err["loc"]
+        kind = err["type"]
+        if _out_of_utc_range(err):
+            # Reported as before the bounds moved into pydantic-core (an AfterValidator).
+            msg, kind = TIMESTAMP_RANGE_RULE, "value_error"
         msg = msg.removeprefix("Value error, ")
-        out.append({"field": _field(loc), "rule": msg, "kind": err["type"]})
+        out.append({"field": _field(loc), "rule": msg, "kind": kind})
     return out
 
 

@@ -42,17 +42,14 @@ ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:\-]{1,64}$")]
 
 
-def _in_utc_range(value: datetime) -> datetime:
-    # 9999-12-31T23:59:59-12:00 is a valid aware datetime whose UTC time (year 10000) is
-    # not: arithmetic and conversions on it raise OverflowError far from the decoder.
-    try:
-        value.astimezone(UTC)
-    except OverflowError:
-        raise ValueError("timestamp is outside years 1-9999 once converted to UTC") from None
-    return value
-
-
-Timestamp = Annotated[AwareDatetime, AfterValidator(_in_utc_range)]
+# 9999-12-31T23:59:59-12:00 is a valid aware datetime whose UTC time (year 10000) is not:
+# arithmetic and conversions on it raise OverflowError far from the decoder. Bounds, not
+# an AfterValidator: pydantic-core compares them without a Python call (2 timestamps per
+# event, ~1.7 us of the hot path's decode).
+UTC_MIN = datetime.min.replace(tzinfo=UTC)
+UTC_MAX = datetime.max.replace(tzinfo=UTC)
+TIMESTAMP_RANGE_RULE = "timestamp is outside years 1-9999 once converted to UTC"
+Timestamp = Annotated[AwareDatetime, Field(ge=UTC_MIN, le=UTC_MAX)]
 
 
 def _reject_float(value: Any) -> Any:
