@@ -29,6 +29,7 @@ from aiokafka import TopicPartition
 
 from creditstream import config
 from load import report, slo
+from load.burst import DRAIN_LIMIT_S, recovery
 from load.generator import GenSpec, Progress, merge, run_processes
 from load.latency import (
     INPUT_TOPICS,
@@ -202,9 +203,15 @@ async def _run(opts: RunOptions, bootstrap: str, clauses: list[slo.Clause], tag:
         "plan": asdict(plan), "schedule": [asdict(s) for s in shape.segments],
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
     })
+    burst = recovery(results["timeline"], results["schedule"], opts.rate)
+    if burst is not None:
+        results["burst"] = burst
     code = 0
     if clauses:
         checks = slo.check(clauses, results)
+        if burst is not None:
+            checks.append({"clause": f"lag back to its pre-burst level within {DRAIN_LIMIT_S:g} s of the burst's end",
+                           "actual": burst["drained_after_s"], "limit": DRAIN_LIMIT_S, "ok": burst["ok"]})
         checks.append({"clause": "every sent event processed", "actual": results["drained"], "limit": True,
                        "ok": bool(results["drained"])})
         # A generator that could not keep the schedule delivered less load than asked:
@@ -215,6 +222,10 @@ async def _run(opts: RunOptions, bootstrap: str, clauses: list[slo.Clause], tag:
         ok = all(c["ok"] for c in checks)
         results["slo"] = {"spec": opts.slo, "ok": ok, "checks": checks}
         code = 0 if ok else 1
+    if burst is not None:
+        back = "never during the run" if burst["drained_after_s"] is None else f"{burst['drained_after_s']:.0f} s after it ended"
+        say(f"load: {burst['factor']:g}x burst from {burst['start_s']:.0f} s to {burst['end_s']:.0f} s: lag peak "
+            f"{burst['lag_peak']:,}, back to its pre-burst level ({burst['level']:,.0f}) {back}")
     js, page = report.write(results, out_dir)
     say(f"load: results {js}\nload: report  {page}")
     return code, results

@@ -37,3 +37,17 @@ def test_load_run_loses_nothing_and_records_latency(tmp_path) -> None:
     assert (tmp_path / "report.html").read_text().count("<svg") == 6
     # The same figures fail a stricter objective.
     assert not all(v["ok"] for v in slo.check(slo.parse("max<=0.001ms"), results))
+
+
+def test_a_burst_run_reports_when_the_lag_was_back(tmp_path) -> None:
+    code = main(["load", "run", "--start-workers", "1", "--scenario", "burst", "--rate", "40",
+                 "--duration", "9s", "--burst-seconds", "3", "--machines", str(MACHINES), "--contractors", "12",
+                 "--cadence", "1800", "--workers", "1", "--slo", "p99<=20s", "--out", str(tmp_path), "--quiet"])
+    results = orjson.loads((tmp_path / "results.json").read_bytes())
+    burst = results["burst"]
+    # 10x for 3 s from a third of the run: 400 events/s between t=3 and t=6.
+    assert (burst["start_s"], burst["end_s"], burst["factor"]) == (3.0, 6.0, 10.0)
+    assert results["drained"] is True and results["final_lag"] == 0
+    assert burst["drained_after_s"] is not None and burst["ok"], burst
+    assert any(c["clause"].startswith("lag back to its pre-burst level") and c["ok"] for c in results["slo"]["checks"])
+    assert code == 0, results["slo"]
