@@ -1,7 +1,8 @@
 """The ingest gateway: ``POST /v1/events`` (one JSON event, or NDJSON batches).
 
-Per item: decode (the event contract), authorize (the key's scope), skip event ids the
-tenant already published (idempotency), produce with acks=all. The response lists every
+Per item: decode (the event contract), authorize (the key's scope, then: no program,
+borrower or machine registered by another tenant), skip event ids the tenant already
+published (idempotency), produce with acks=all. The response lists every
 item with its status; nothing is buffered without bound: when too many requests are in
 flight the gateway answers 429, and when Kafka does not acknowledge in time 503, both
 with ``Retry-After``.
@@ -20,7 +21,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-from connectors.gateway.authorize import refuse
+from connectors.gateway.authorize import foreign, refuse, registrations
 from connectors.gateway.store import GatewayStore
 from connectors.kafka_io import make_producer
 from schemas import codec
@@ -117,6 +118,35 @@ def build_app(pg_url: str, bootstrap: str, limits: Limits = DEFAULT_LIMITS) -> w
         async with gate:
             return await _publish(request, scope)
 
+    def sieve(tenant: str, good: list[tuple[int, Any]], refs: dict[int, tuple[list, list]],
+              owners: dict[Any, str], results: list[dict[str, Any]]) -> list[tuple[int, Any]]:
+        kept = []
+        for i, event in good:
+            why = foreign(tenant, [*refs[i][0], *refs[i][1]], owners)
+            if why:
+                results.append({"index": i, "event_id": event.event_id, "status": "forbidden", "reason": why})
+                metrics.items.labels("forbidden", "owner").inc()
+            else:
+                kept.append((i, event))
+        return kept
+
+    async def owned(tenant: str, good: list[tuple[int, Any]],
+                    results: list[dict[str, Any]]) -> list[tuple[int, Any]]:
+        """The items that register or name no program, borrower or machine of another
+        tenant; the others are answered forbidden. What the kept items register becomes
+        the tenant's now, before producing, so two tenants racing cannot both win."""
+        refs = {i: registrations(e) for i, e in good}
+        touched = {r for regs, names in refs.values() for r in (*regs, *names)}
+        if not touched:
+            return good
+        owners = await app[STORE].owners(touched)
+        good = sieve(tenant, good, refs, owners, results)
+        new = {r for i, _ in good for r in refs[i][0] if r not in owners}
+        if new:
+            owners.update(await app[STORE].claim(tenant, new))
+            good = sieve(tenant, good, refs, owners, results)  # another tenant claimed first
+        return good
+
     async def _publish(request: web.Request, scope: Any) -> web.Response:
         try:
             body = await request.read()
@@ -143,6 +173,7 @@ def build_app(pg_url: str, bootstrap: str, limits: Limits = DEFAULT_LIMITS) -> w
                 metrics.items.labels("forbidden", "scope").inc()
                 continue
             good.append((i, event))
+        good = await owned(scope.tenant, good, results)
         known = await app[STORE].known(scope.tenant, [e.event_id for _, e in good]) if good else set()
         to_send = []
         for i, event in good:

@@ -1,6 +1,9 @@
 """Who may publish what: a tenant speaks only about its own supply chain.
 
 Pure rules over an event and a key's :class:`Scope`; docs/gateway.md has the table.
+:func:`registrations` says which programs, borrowers and machines an event registers or
+names; the gateway ties each to the tenant that registered it first (``registrations``
+table), so one tenant cannot take over another's (connectors/gateway/app.py).
 """
 
 from __future__ import annotations
@@ -29,6 +32,24 @@ PARTY_RULES: dict[str, tuple[str, str]] = {
 # Event types whose program must be one the key may publish for.
 PROGRAM_RULES = frozenset({"registry.pledge", "registry.program", "registry.borrower", "ledger.drawdown"})
 
+Ref = tuple[str, str]  # (kind, id): ("program", ...), ("party", ...) or ("machine", ...)
+# What a registration event registers: it becomes the publishing tenant's if nobody's yet.
+REGISTERS: dict[str, tuple[str, str]] = {
+    "registry.program": ("program", "program_id"),
+    "registry.borrower": ("party", "party_id"),
+    "registry.pledge": ("machine", "machine_id"),
+}
+# What it names without registering: each must not be another tenant's. Without these,
+# a key scoped to its own program could still move another tenant's borrower into it
+# (its limit updates, built on the other tenant's confirmed invoices, would then go to
+# this program's lenders), pledge another tenant's machine or add collateral to another
+# tenant's borrower.
+NAMES: dict[str, tuple[tuple[str, str], ...]] = {
+    "registry.borrower": (("program", "program_id"),),
+    "registry.pledge": (("program", "program_id"), ("party", "borrower_id")),
+    "registry.pledge_released": (("machine", "machine_id"),),
+}
+
 
 def _has(allowed: frozenset[str], value: str | None) -> bool:
     return ANY in allowed or (value is not None and value in allowed)
@@ -50,4 +71,26 @@ def refuse(scope: Scope, event: ev.Envelope) -> str | None:
         program = payload.program_id
         if program is not None and not _has(scope.programs, program):
             return f"the key may not publish for program {program!r}"
+    return None
+
+
+def registrations(event: ev.Envelope) -> tuple[list[Ref], list[Ref]]:
+    """(what ``event`` registers, what it names): the ids whose owning tenant matters."""
+    payload = event.payload  # type: ignore[attr-defined]
+    registers = []
+    if event.type in REGISTERS:
+        kind, attr = REGISTERS[event.type]
+        registers.append((kind, getattr(payload, attr)))
+    names = [(kind, value) for kind, attr in NAMES.get(event.type, ())
+             if (value := getattr(payload, attr)) is not None]
+    return registers, names
+
+
+def foreign(tenant: str, refs: list[Ref], owners: dict[Ref, str]) -> str | None:
+    """The reason an event is refused when one of its ``refs`` belongs to another tenant."""
+    for kind, ident in refs:
+        owner = owners.get((kind, ident))
+        if owner is not None and owner != tenant:
+            what = {"party": "borrower", "machine": "machine", "program": "program"}[kind]
+            return f"{what} {ident!r} is registered by another tenant"
     return None

@@ -34,11 +34,17 @@ def new_key() -> tuple[str, str, str]:
 
 
 def hash_secret(secret: str) -> str:
+    """Hex SHA-256 of a key's secret: what ``api_keys.secret_hash`` stores."""
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def parse(key: str) -> tuple[str, str] | None:
     """(key id, secret) of a well-formed key, else None."""
+    if not key.isascii():
+        # Keys are ASCII (hex id, urlsafe base64 secret). Anything else is refused here: a
+        # header with undecodable bytes would otherwise fail to hash (a 500 whose exception
+        # object carries the whole key into error logs and trackers).
+        return None
     parts = key.split("_", 2)
     if len(parts) != 3 or parts[0] != PREFIX or len(parts[1]) != 12 or not parts[2]:
         return None
@@ -46,4 +52,5 @@ def parse(key: str) -> tuple[str, str] | None:
 
 
 def matches(secret: str, stored_hash: str) -> bool:
+    """Whether ``secret`` hashes to ``stored_hash``, compared in constant time."""
     return hmac.compare_digest(hash_secret(secret), stored_hash)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
+from connectors.gateway.authorize import Ref
 from connectors.gateway.keys import Scope, matches, new_key, parse
 
 
@@ -30,6 +31,30 @@ class GatewayStore:
             "SELECT event_id FROM accepted_events WHERE tenant = $1 AND event_id = ANY($2::text[])",
             tenant, event_ids)
         return {r["event_id"] for r in rows}
+
+    async def owners(self, refs: set[Ref]) -> dict[Ref, str]:
+        """The tenant owning each of ``refs`` that is registered."""
+        if not refs:
+            return {}
+        kinds, ids = zip(*sorted(refs), strict=True)
+        rows = await self.pool.fetch(
+            "SELECT r.kind, r.id, r.tenant FROM registrations r"
+            " JOIN unnest($1::text[], $2::text[]) AS t(kind, id) USING (kind, id)", list(kinds), list(ids))
+        return {(r["kind"], r["id"]): r["tenant"] for r in rows}
+
+    async def claim(self, tenant: str, refs: set[Ref]) -> dict[Ref, str]:
+        """Register ``refs`` to ``tenant`` where nobody owns them yet; return their owners,
+        which differ from ``tenant`` where another request claimed one first."""
+        if not refs:
+            return {}
+        # Sorted, so two requests claiming overlapping ids lock them in the same order
+        # (no deadlock); ON CONFLICT DO NOTHING leaves the first owner in place.
+        kinds, ids = zip(*sorted(refs), strict=True)
+        await self.pool.execute(
+            "INSERT INTO registrations (kind, id, tenant) SELECT kind, id, $3"
+            " FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t(kind, id, n) ORDER BY n"
+            " ON CONFLICT DO NOTHING", list(kinds), list(ids), tenant)
+        return await self.owners(refs)
 
     async def record(self, tenant: str, accepted: list[tuple[str, str, str]]) -> None:
         """Remember accepted (event id, type, topic) after the broker acknowledged them."""

@@ -36,3 +36,25 @@ def test_keys_are_stored_as_hashes_and_compared_whole() -> None:
     assert parsed is not None and parsed[0] == key_id and parsed[1] not in stored
     assert keys.matches(parsed[1], stored) and not keys.matches(parsed[1][:-1], stored)
     assert keys.parse("csk_short_x") is None and keys.parse("Bearer x") is None
+
+
+def test_registrations_and_the_ids_they_name() -> None:
+    from connectors.gateway.authorize import foreign, registrations
+
+    program, borrower, pledge = (EVENTS[t] for t in ("registry.program", "registry.borrower", "registry.pledge"))
+    assert registrations(program) == ([("program", program.payload.program_id)], [])
+    assert registrations(borrower) == ([("party", borrower.payload.party_id)],
+                                       [("program", borrower.payload.program_id)])
+    assert registrations(pledge) == ([("machine", pledge.payload.machine_id)],
+                                     [("program", pledge.payload.program_id), ("party", pledge.payload.borrower_id)])
+    assert registrations(EVENTS["telemetry.equipment"]) == ([], [])
+    refs = [("party", "sup-1"), ("program", "prg-b")]
+    assert foreign("a", refs, {("party", "sup-1"): "a"}) is None  # own or unregistered: fine
+    assert foreign("a", refs, {("program", "prg-b"): "b"}) == "program 'prg-b' is registered by another tenant"
+
+
+def test_keys_that_are_not_ascii_are_not_keys() -> None:
+    # Undecodable header bytes reach the handler as surrogates; hashing them raised (a 500
+    # whose exception object held the key). They are refused like any malformed key.
+    assert keys.parse("csk_0123456789ab_secret\udcff") is None
+    assert keys.parse("csk_0123456789ab_sécret") is None

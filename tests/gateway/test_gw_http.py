@@ -151,3 +151,56 @@ async def test_backpressure_when_kafka_does_not_answer(pg_url: str, key, uid: st
         for w in held:
             w.close()
         blackhole.close()
+
+
+async def test_a_tenant_cannot_take_over_another_tenants_programs_borrowers_or_machines(
+        gateway: str, pg_url: str, bootstrap: str, uid: str) -> None:
+    """Core enterprise A, even with a key that speaks for B's supplier or for any program,
+    cannot move B's borrower into its program, pledge B's machine, add collateral to B's
+    borrower or redefine B's program; B still can. Refused items never reach Kafka."""
+    from datetime import UTC, datetime
+
+    from schemas.factory import EventFactory
+
+    a, b = f"core-a-{uid}", f"core-b-{uid}"
+    prg_a, prg_b, sup, machine = f"prg-a-{uid}", f"prg-b-{uid}", f"sup-{uid}", f"exc-b-{uid}"
+    now = datetime.now(UTC)
+    fa, fb = EventFactory(f"a-{uid}", now, tenant=a), EventFactory(f"b-{uid}", now, tenant=b)
+    conn = await asyncpg.connect(pg_url)
+    try:
+        _, key_b = await create_key(conn, b, ["*"], [b, sup], [prg_b])
+        _, key_a = await create_key(conn, a, ["*"], [a, sup], [prg_a])   # speaks for the shared supplier too
+        _, key_a_any = await create_key(conn, a, ["*"], ["*"], ["*"])     # any party, any program
+    finally:
+        await conn.close()
+
+    async def post(http: ClientSession, key: str, event) -> tuple[int, dict]:
+        async with http.post(f"{gateway}/v1/events", data=codec.encode(event),
+                             headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"}) as r:
+            return r.status, (await r.json())["results"][0]
+
+    refused = []
+    async with TopicReader(bootstrap, "cs.registry") as reader, ClientSession() as http:
+        for event in (fb.program(prg_b), fb.borrower(sup, prg_b), fb.pledge(machine, sup, prg_b), fa.program(prg_a)):
+            assert (await post(http, key_b if event.tenant == b else key_a, event))[0] == 200
+        for key, event, why in (
+                (key_a, fa.borrower(sup, prg_a), f"borrower '{sup}' is registered by another tenant"),
+                (key_a, fa.pledge(machine, f"own-{uid}", prg_a), f"machine '{machine}' is registered by another tenant"),
+                (key_a, fa.pledge(f"exc-a-{uid}", sup, prg_a), f"borrower '{sup}' is registered by another tenant"),
+                (key_a_any, fa.program(prg_b), f"program '{prg_b}' is registered by another tenant"),
+                (key_a_any, fa.borrower(f"own-{uid}", prg_b), f"program '{prg_b}' is registered by another tenant"),
+                (key_a, fa.program(prg_b), f"the key may not publish for program '{prg_b}'")):
+            status, item = await post(http, key, event)
+            assert (status, item["status"], item["reason"]) == (403, "forbidden", why)
+            refused.append(event.event_id)
+        # The owner still may re-register its own borrower.
+        assert (await post(http, key_b, fb.borrower(sup, prg_b)))[0] == 200
+        # Two tenants registering the same new borrower at once: exactly one wins.
+        racers = await asyncio.gather(post(http, key_a, fa.borrower(f"new-{uid}", prg_a)),
+                                      post(http, key_b, fb.borrower(f"new-{uid}", prg_b)))
+        assert sorted(status for status, _ in racers) == [200, 403]
+        last = fa.program(prg_a)
+        assert (await post(http, key_a, last))[0] == 200
+        logged = await reader.read(lambda rs: any(last.event_id.encode() in r.value for r in rs))
+    on_log = {orjson.loads(r.value)["event_id"] for r in logged}
+    assert last.event_id in on_log and not on_log & set(refused)
