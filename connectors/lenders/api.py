@@ -74,14 +74,19 @@ def _int_param(request: web.Request, name: str, default: int | None, lo: int, hi
     return value
 
 
+async def _caller(request: web.Request) -> str | None:
+    """The lender whose key the request bears, when the key is valid right now."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return await repo.authenticate(request.app[POOL], token.strip())
+
+
 @web.middleware
 async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     if not request.path.startswith("/v1/"):
         return await handler(request)
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    lender_id = None
-    if scheme.lower() == "bearer" and token.strip():
-        lender_id = await repo.authenticate(request.app[POOL], token.strip())
+    lender_id = await _caller(request)
     if lender_id is None:
         resp = _error(401, "unauthorized", "send Authorization: Bearer <api key>")
         resp.headers["WWW-Authenticate"] = 'Bearer realm="creditstream"'
@@ -141,6 +146,12 @@ async def stream_limits(request: web.Request) -> web.StreamResponse:
     try:
         # aiohttp does not cancel handlers when a client leaves: stop when the socket closes.
         while request.transport is not None and not request.transport.is_closing():
+            # A stream is one long request: the key is checked again before every read, so
+            # a rotated key or a disabled lender ends it within a poll interval, not only
+            # at the client's next reconnect (which then answers 401).
+            if await _caller(request) != lender:
+                await resp.write(b": unauthorized\n\n")
+                break
             rows = await repo.stream_since(pool, lender, cursor, 500)
             for seq, envelope in rows:
                 await resp.write(b"id: %d\nevent: limit.updated\ndata: %s\n\n"

@@ -70,8 +70,31 @@ async def list_lenders(conn: Conn) -> list[dict[str, Any]]:
 async def authenticate(conn: Conn, api_key: str) -> str | None:
     """The active lender holding ``api_key``, or None (lookup by hash: constant-time in
     the secret, since only a digest of it is ever compared)."""
+    if not api_key.isascii():
+        # Keys are urlsafe base64. A header with undecodable bytes would fail to encode
+        # (a 500 whose exception object holds the whole key): it is simply not a key.
+        return None
     return await conn.fetchval(
         "SELECT lender_id FROM lenders WHERE api_key_hash = $1 AND active", hash_key(api_key))
+
+
+async def rotate_key(conn: Conn, lender_id: str) -> str:
+    """Replace a lender's API key; return the new one (shown once). The old key stops
+    working on the next request, and open streams end at their next poll."""
+    api_key = "csk_" + secrets.token_urlsafe(32)
+    done = await conn.execute("UPDATE lenders SET api_key_hash = $2 WHERE lender_id = $1",
+                              lender_id, hash_key(api_key))
+    if not done.endswith(" 1"):
+        raise LookupError(f"no lender {lender_id!r}")
+    return api_key
+
+
+async def set_active(conn: Conn, lender_id: str, active: bool) -> None:
+    """Disable (or re-enable) a lender: a disabled one gets 401 on REST and the stream and
+    no webhooks (the dispatcher drops it at its next refresh); its data is kept."""
+    done = await conn.execute("UPDATE lenders SET active = $2 WHERE lender_id = $1", lender_id, active)
+    if not done.endswith(" 1"):
+        raise LookupError(f"no lender {lender_id!r}")
 
 
 def _envelope(value: str | bytes) -> dict[str, Any]:

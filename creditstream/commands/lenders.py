@@ -1,4 +1,5 @@
-"""`creditstream lenders add|subscribe|list|serve`: lender registry and delivery server."""
+"""`creditstream lenders add|subscribe|list|rotate-key|disable|enable|serve`: lender registry,
+credentials and the delivery server."""
 
 from __future__ import annotations
 
@@ -59,6 +60,32 @@ async def _list(args: argparse.Namespace) -> int:
     finally:
         await conn.close()
     print(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
+async def _rotate_key(args: argparse.Namespace) -> int:
+    from connectors.lenders import repo
+
+    conn = await _with_conn(args)
+    try:
+        key = await repo.rotate_key(conn, args.lender_id)
+    finally:
+        await conn.close()
+    # Shown once, like at `add`: the old key no longer authenticates from now on.
+    print(orjson.dumps({"lender_id": args.lender_id, "api_key": key}, option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
+async def _set_active(args: argparse.Namespace) -> int:
+    from connectors.lenders import repo
+
+    active = args.action == "enable"
+    conn = await _with_conn(args)
+    try:
+        await repo.set_active(conn, args.lender_id, active)
+    finally:
+        await conn.close()
+    print(f"{args.lender_id}: {'enabled' if active else 'disabled (API 401, no webhooks)'}")
     return 0
 
 
@@ -134,6 +161,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     s = a.add_parser("list", help="lenders and their subscriptions (no secrets)")
     s.set_defaults(func=_run, coro=_list)
+
+    s = a.add_parser("rotate-key", help="replace a lender's API key (the old one stops working); prints it once")
+    s.add_argument("lender_id")
+    s.set_defaults(func=_run, coro=_rotate_key)
+
+    for action, text in (("disable", "revoke a lender's access: REST and stream answer 401, webhooks stop"),
+                         ("enable", "restore a disabled lender's access")):
+        s = a.add_parser(action, help=text)
+        s.add_argument("lender_id")
+        s.set_defaults(func=_run, coro=_set_active)
 
     s = a.add_parser("serve", help="REST + SSE API and the webhook dispatcher")
     s.add_argument("--host", default="127.0.0.1")

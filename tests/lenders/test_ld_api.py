@@ -4,6 +4,7 @@ API-key auth, per-lender isolation, history with reasons, alerts, and stream res
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import aiohttp
 import asyncpg
@@ -164,3 +165,67 @@ def _borrower(event: dict[str, str]) -> str:
     import orjson
 
     return str(orjson.loads(event["data"])["payload"]["borrower_id"])
+
+
+async def test_ld_sse_carries_only_the_callers_borrowers_whatever_it_subscribes_to(
+        bootstrap: str, pg_url: str, producer, uid: str) -> None:
+    """X subscribes to everything, to Y's program and to Y's borrower by name: its stream
+    still carries only updates that name X among the funders, per update (a borrower
+    refinanced away from X stops reaching X at that version), and REST agrees."""
+    async with Env(bootstrap, pg_url, uid) as env:
+        await repo.subscribe(env.pool, env.x, "program", program_id=f"pb-{uid}")
+        await repo.subscribe(env.pool, env.x, "borrowers", borrower_ids=[env.by])
+        shared, moved = f"bs-{uid}", f"bm-{uid}"
+        await produce_events(producer, [
+            limit_update(env.bx, 1, f"pa-{uid}", [env.x]),
+            limit_update(env.by, 1, f"pb-{uid}", [env.y]),
+            limit_update(shared, 1, f"pb-{uid}", [env.x, env.y]),
+            limit_update(moved, 1, f"pb-{uid}", [env.x]),
+            limit_update(moved, 2, f"pb-{uid}", [env.y]),    # refinanced: Y alone from v2
+            limit_update(env.by, 2, f"pb-{uid}", [env.y])])
+        await env.in_ledger(env.by, 2)
+        await env.in_ledger(moved, 2)
+        await env.in_ledger(shared, 1)
+
+        async def stream(key: str) -> list[tuple[str, int]]:
+            async with env.http.get(env.base + "/v1/stream/limits?since=0", headers=env.auth(key)) as r:
+                got = []
+                with contextlib.suppress(TimeoutError):  # everything visible, then nothing more
+                    while True:
+                        (event,) = await read_sse(r, 1, timeout=1.5)
+                        got.append((_borrower(event), _version(event)))
+                return got
+
+        assert sorted(await stream(env.key_x)) == sorted([(env.bx, 1), (moved, 1), (shared, 1)])
+        assert sorted(await stream(env.key_y)) == sorted([(env.by, 1), (env.by, 2), (moved, 2), (shared, 1)])
+
+        assert (await env.get(f"/v1/borrowers/{moved}/limit", env.key_x))[0] == 404  # now Y's only
+        status, body = await env.get(f"/v1/borrowers/{moved}/history", env.key_x)
+        assert status == 200 and [i["payload"]["version"] for i in body["items"]] == [1]  # type: ignore[index]
+        assert (await env.get(f"/v1/borrowers/{moved}/alerts", env.key_x))[0] == 404
+        assert (await env.get(f"/v1/borrowers/{env.by}/history", env.key_x))[0] == 404
+
+
+async def test_ld_rotated_key_and_disabled_lender_are_refused_at_once_even_mid_stream(
+        bootstrap: str, pg_url: str, producer, uid: str) -> None:
+    async with Env(bootstrap, pg_url, uid) as env:
+        await produce_events(producer, [limit_update(env.bx, 1, f"pa-{uid}", [env.x])])
+        await env.in_ledger(env.bx, 1)
+        path, old = f"/v1/borrowers/{env.bx}/limit", env.key_x
+        assert (await env.get(path, old))[0] == 200
+        async with env.http.get(env.base + "/v1/stream/limits?since=0", headers=env.auth(old)) as live:
+            assert [_version(e) for e in await read_sse(live, 1)] == [1]
+            new = await repo.rotate_key(env.pool, env.x)
+            assert (await env.get(path, old))[0] == 401        # the next request
+            assert (await env.get(path, new))[0] == 200
+            # The open stream was authorized by the old key: it ends within a poll.
+            assert await asyncio.wait_for(live.content.read(), 5) == b": unauthorized\n\n"
+        async with env.http.get(env.base + "/v1/stream/limits", headers=env.auth(new)) as live:
+            assert live.status == 200
+            await repo.set_active(env.pool, env.x, False)
+            assert (await env.get(path, new))[0] == 401
+            assert (await asyncio.wait_for(live.content.read(), 5)).endswith(b": unauthorized\n\n")
+        await repo.set_active(env.pool, env.x, True)
+        assert (await env.get(path, new))[0] == 200
+        with pytest.raises(LookupError):
+            await repo.rotate_key(env.pool, f"nobody-{uid}")

@@ -1,4 +1,5 @@
-"""`creditstream ledger` and `creditstream lenders add|subscribe|list|serve` as processes."""
+"""`creditstream ledger` and `creditstream lenders add|subscribe|list|rotate-key|disable|enable|serve`
+as processes."""
 
 from __future__ import annotations
 
@@ -71,6 +72,17 @@ async def test_ld_cli_ledger_and_lenders_commands(bootstrap: str, pg_url: str, p
                 except aiohttp.ClientConnectionError:
                     return 0
             assert await eventually(answer, timeout=30) == 200
+
+            # Revocation reaches the running server on the next request, from another process.
+            code, out, err = await _cli("lenders", "rotate-key", lender)
+            assert code == 0, err
+            new_key = orjson.loads(out)["api_key"]
+            assert new_key != creds["api_key"] and await answer() == 401
+            creds["api_key"] = new_key
+            assert await answer() == 200
+            assert (await _cli("lenders", "disable", lender))[0] == 0 and await answer() == 401
+            assert (await _cli("lenders", "enable", lender))[0] == 0 and await answer() == 200
+            assert (await _cli("lenders", "rotate-key", f"nobody-{uid}"))[0] == 2
     finally:
         await conn.close()
         for proc in (ledger, serve):
