@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 
 import aiohttp
 import asyncpg
@@ -216,6 +217,9 @@ async def test_ld_rotated_key_and_disabled_lender_are_refused_at_once_even_mid_s
         async with env.http.get(env.base + "/v1/stream/limits?since=0", headers=env.auth(old)) as live:
             assert [_version(e) for e in await read_sse(live, 1)] == [1]
             new = await repo.rotate_key(env.pool, env.x)
+            row = dict(await env.pool.fetchrow("SELECT * FROM lenders WHERE lender_id = $1", env.x))
+            assert row["api_key_hash"] == hashlib.sha256(new.encode()).digest()  # only its digest is kept
+            assert new not in repr(row) and new.removeprefix("csk_") not in repr(row)
             assert (await env.get(path, old))[0] == 401        # the next request
             assert (await env.get(path, new))[0] == 200
             # The open stream was authorized by the old key: it ends within a poll.
