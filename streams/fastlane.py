@@ -134,6 +134,11 @@ class PartitionStore(MutableMapping[str, Any]):
                 del cache[old]
         cache[key] = value
 
+    def forget(self, key: str) -> None:
+        """Drop the cached state of ``key`` (a processor refused an event for it, and may
+        have changed the cached object before refusing)."""
+        self.cache.pop(key, None)
+
     def discard(self) -> None:
         """Forget this batch's writes and every cached state (they may be ahead of the
         database, or behind it)."""
@@ -199,6 +204,7 @@ class Lane:
         self.producer: AIOKafkaProducer | None = None
         self.processed = 0
         self.failed = False
+        self.batch_lock = asyncio.Lock()  # a batch, or a restore after a rebalance: never both
 
     async def ensure_changelog(self, partitions: int) -> None:
         from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -252,8 +258,12 @@ class Lane:
                 pass  # every batch is fully committed before the next poll
 
             async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-                for p in sorted({tp.partition for tp in assigned}):
-                    await lane._restore(p)
+                # aiokafka runs this in its coordinator task, and records of the new
+                # assignment may already be fetched: a restore (which discards the
+                # cache) must never overlap a batch, or it drops the batch's states.
+                async with lane.batch_lock:
+                    for p in sorted({tp.partition for tp in assigned}):
+                        await lane._restore(p)
 
         await self.ensure_changelog(BY_NAME[self.proc.topics[0]].partitions)
         self.producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all",
@@ -273,13 +283,14 @@ class Lane:
                 batch = await self.consumer.getmany(timeout_ms=200, max_records=self.max_records)
                 if not batch:
                     continue
-                try:
-                    await self._process(batch)
-                except KafkaError as exc:
-                    # The broker went away mid-batch: forget the batch's unwritten state and
-                    # read it again from the committed offsets once the broker answers.
-                    log.warning("lane %s: %r; re-reading the batch from committed offsets", self.name, exc)
-                    await self._rewind()
+                async with self.batch_lock:
+                    try:
+                        await self._process(batch)
+                    except KafkaError as exc:
+                        # The broker went away mid-batch: forget the batch's unwritten state and
+                        # read it again from the committed offsets once the broker answers.
+                        log.warning("lane %s: %r; re-reading the batch from committed offsets", self.name, exc)
+                        await self._rewind()
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -57,6 +57,7 @@ class Processor:
     def process(self, store: Store, topic: str, key: bytes | None, value: bytes,
                 partition: int | None = None, offset: int | None = None) -> list[Output]:
         event: ev.Envelope | None = None
+        expected: str | None = None
         try:
             event = codec.decode(value)
             if event.type not in self.types:
@@ -68,14 +69,25 @@ class Processor:
         except codec.DecodeError as exc:
             return [dead_letter(topic, partition, offset, key, value, self.name, exc.reason, str(exc))]
         except Rejected as exc:
+            forget(store, expected)
             at = event.occurred_at.timestamp() if event else None
             return [dead_letter(topic, partition, offset, key, value, self.name, exc.reason, str(exc), at)]
         except Exception as exc:  # noqa: BLE001 - a bug must not stop the partition; it is dead-lettered
+            forget(store, expected)
             log.exception("processor %s failed on %s/%s@%s", self.name, topic, partition, offset)
             return [dead_letter(topic, partition, offset, key, value, self.name, "internal_error", repr(exc))]
 
     def apply(self, store: Store, key: str, event: ev.Envelope) -> list[Output]:
         raise NotImplementedError
+
+
+def forget(store: Store, key: str | None) -> None:
+    """After a refused or failed event, drop a store's cached copy of the key's state
+    (streams/fastlane.py caches decoded states; a domain function may have changed the
+    object before it refused): the next event starts again from the stored state."""
+    drop = getattr(store, "forget", None)
+    if drop is not None and isinstance(key, str):
+        drop(key)
 
 
 class MachineProcessor(Processor):
@@ -145,6 +157,7 @@ class FacilityProcessor(Processor):
         # restarts mid-batch re-publishes exactly what it published before.
         if topic != "cs.signals":
             return super().process(store, topic, key, value, partition, offset)
+        bid = None
         try:
             sig = orjson.loads(value)
             bid = sig["borrower_id"]
@@ -154,8 +167,10 @@ class FacilityProcessor(Processor):
             store[bid] = state
             return outs
         except Rejected as exc:
+            forget(store, bid)
             return [dead_letter(topic, partition, offset, key, value, self.name, exc.reason, str(exc))]
         except Exception as exc:  # noqa: BLE001 - see Processor.process
+            forget(store, bid)
             log.exception("facility failed on signal %s@%s", partition, offset)
             return [dead_letter(topic, partition, offset, key, value, self.name, "internal_error", repr(exc))]
 

@@ -42,10 +42,16 @@ def _newer(state: State, sig: dict[str, Any]) -> bool:
     return True
 
 
+SIGNAL_KINDS = frozenset({"receivable", "order", "machine", "machine_released", "delivery", "buyers",
+                          "program", "consent"})
+
+
 def apply_signal(state: State, sig: dict[str, Any]) -> list[Output]:
+    kind = sig["kind"]
+    if kind not in SIGNAL_KINDS:  # refused before any change: a refused input leaves the state as it was
+        raise Rejected("unknown_signal", f"unknown signal kind {kind!r}")
     if not _newer(state, sig):
         return []
-    kind = sig["kind"]
     outs: list[Output] = []
     if kind in ("receivable", "order", "machine"):
         state["assets"][kind][sig["asset_id"]] = sig
@@ -60,7 +66,7 @@ def apply_signal(state: State, sig: dict[str, Any]) -> list[Output]:
         state["buyers"] = sig["factors"]
     elif kind == "program":
         state["program_id"], state["program"] = sig["program_id"], sig["program"]
-    elif kind == "consent":
+    else:  # consent
         was = state["consent"]
         state["consent"] = sig["granted"]
         if was is True and not sig["granted"]:
@@ -68,8 +74,6 @@ def apply_signal(state: State, sig: dict[str, Any]) -> list[Output]:
                               f"Borrower {state['borrower_id']} withdrew consent; its data no longer "
                               "counts and the facility is frozen (audit record).",
                               sig["at"], sig["triggers"], state["borrower_id"], None))
-    else:
-        raise Rejected("unknown_signal", f"unknown signal kind {kind!r}")
     _advance(state, sig["at"], sig["triggers"])
     return outs
 
