@@ -53,16 +53,18 @@ class ChaosResult:
     identical_repeats: int
     final_mismatches: int
     recover_s: float
+    mismatch_detail: list[str] = field(default_factory=list)  # what differed, for the failure line
 
     @property
     def ok(self) -> bool:
         return self.lost == 0 and self.duplicates == 0 and self.final_mismatches == 0
 
     def line(self) -> str:
+        detail = f" [{'; '.join(self.mismatch_detail[:5])}]" if self.mismatch_detail else ""
         return (f"chaos {self.fault}: events in {self.events_in:,}, updates out {self.updates_out:,} "
                 f"({self.borrowers} borrowers), lost {self.lost}, duplicates {self.duplicates} "
                 f"(identical repeats {self.identical_repeats}), final mismatches {self.final_mismatches}, "
-                f"recovered in {self.recover_s:.1f} s -> {'PASS' if self.ok else 'FAIL'}")
+                f"recovered in {self.recover_s:.1f} s{detail} -> {'PASS' if self.ok else 'FAIL'}")
 
 
 # ------------------------------------------------------------------ traffic
@@ -286,11 +288,23 @@ class Published:
 
     def mismatches(self, reference: dict[str, dict[str, Any]]) -> int:
         """Borrowers whose last limit, available amount or status differ from the replay's."""
+        return len(self.mismatch_detail(reference))
+
+    def mismatch_detail(self, reference: dict[str, dict[str, Any]]) -> list[str]:
+        """One line per borrower of :meth:`mismatches`: what the engine and the replay ended with."""
+        def fig(p: dict[str, Any]) -> str:
+            def amount(field: str) -> Any:
+                value = p.get(field)
+                return value.get("amount") if isinstance(value, dict) else value
+
+            return (f"v{p.get('version', '?')} {amount('limit')}/{amount('available')} {p.get('status')} "
+                    f"{','.join(r.get('code', '?') for r in p.get('reasons', []))}")
+
         last = self.last()
-        return sum(1 for b, want in reference.items()
-                   if (got := last.get(b)) is None
-                   or (got["limit"], got["available"], got["status"])
-                   != (want["limit"], want["available"], want["status"]))
+        return [f"{b}: engine {'nothing' if got is None else fig(got)}, replay {fig(want)}"
+                for b, want in sorted(reference.items())
+                if (got := last.get(b)) is None
+                or (got["limit"], got["available"], got["status"]) != (want["limit"], want["available"], want["status"])]
 
 
 # ------------------------------------------------------------------ engine faults
@@ -309,7 +323,8 @@ async def run(fault: str, events: int, machines: int, rate: float, seed: int) ->
         records = await drive(engine, traffic, rate, inject)
     pub = Published.of(records, engine.source)
     return ChaosResult(fault, traffic.records, len(pub.updates), len(traffic.reference), pub.gaps(),
-                       pub.conflicting, pub.repeats, pub.mismatches(traffic.reference), recover_s)
+                       pub.conflicting, pub.repeats, pub.mismatches(traffic.reference), recover_s,
+                       pub.mismatch_detail(traffic.reference))
 
 
 async def _inject(fault: str, engine: EngineRun) -> float:
