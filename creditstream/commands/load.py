@@ -5,6 +5,8 @@ Actions:
          throughput and lag (load/run.py); `--slo` makes it a pass/fail check.
   bench  the hot path against the ceiling of one Python process (load/bench.py, whose
          ``main(args) -> int`` receives the parsed arguments below).
+  state  worker memory and restart recovery with N machines in state (load/state.py,
+         ``main(args) -> int`` likewise).
 
 Each action's code is imported only when it runs, so `creditstream --help` stays fast.
 """
@@ -70,10 +72,16 @@ def _bench(args: argparse.Namespace) -> int:
     return int(bench.main(args))
 
 
+def _state(args: argparse.Namespace) -> int:
+    from load import state
+
+    return int(state.main(args))
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     from load.schedule import SCENARIOS
 
-    p = sub.add_parser("load", help="load tests: run a scenario open-loop, or bench the hot path")
+    p = sub.add_parser("load", help="load tests: run a scenario open-loop, bench the hot path, or measure memory and recovery")
     actions = p.add_subparsers(dest="action", required=True)
 
     r = actions.add_parser("run", help="drive a simulated world through the engine; report latency and lag")
@@ -111,3 +119,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     b.add_argument("--step-seconds", type=float, default=15.0, help="length of each --find-rate run")
     b.add_argument("--rate-machines", type=int, default=5000, help="world size of the --find-rate runs")
     b.set_defaults(func=_bench)
+
+    s = actions.add_parser("state", help="worker memory and restart recovery with N machines in state")
+    s.add_argument("--machines", type=int, default=200_000, help="pledged machines, one reading each")
+    s.add_argument("--fleet", type=int, default=50, help="machines per contractor (as load bench)")
+    s.add_argument("--timeout", type=_duration, default=None,
+                   help="limit of each waiting step (default 600 s + 1 s per 250 machines)")
+    s.add_argument("--keep-data", action="store_true", help="keep the worker's data folders (GBs at 1M)")
+    s.add_argument("--quiet", action="store_true", help="no progress output")
+    s.set_defaults(func=_state)
