@@ -18,7 +18,6 @@ and is deterministic, so nothing is lost and a repeated output is identical.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import os
 from collections.abc import Iterator, MutableMapping
@@ -75,17 +74,18 @@ class PartitionStore(MutableMapping[str, Any]):
     this batch's writes.
 
     The cache saves a RocksDB read and a JSON decode per event for the states in use
-    (profiled at ~9% of the lane's time; 10,000 states per partition cover fleets
-    that report faster than the cache turns over). It holds only states that are in the database
-    as written; :meth:`discard` empties it whenever the database may have moved without
-    it (a rewind after a broker error, a restore from the changelog)."""
+    (profiled at ~9% of the lane's time). Its bound is in bytes of the states' JSON, not
+    in states: a facility's state grows with its fleet (50 machines make ~30 KB), and a
+    bound in states let 20,000 facilities hold ~2.5 GB. It holds only states that are in
+    the database as written; :meth:`discard` empties it whenever the database may have
+    moved without it (a rewind after a broker error, a restore from the changelog)."""
 
-    def __init__(self, path: Path, cache_size: int = 10_000) -> None:
+    def __init__(self, path: Path, cache_bytes: int = 8 * 1024 * 1024) -> None:
         opts = Options(raw_mode=True)
         opts.create_if_missing(True)
         # Memory per partition stays bounded whatever the number of keys: two memtables of
         # 16 MB (RocksDB's default is 64 MB, and a worker has a database per partition and
-        # lane) plus the cache of decoded states (~2.5 KB each in Python).
+        # lane) plus the cache of decoded states (8 MB of JSON, ~4x that as Python objects).
         opts.set_write_buffer_size(16 * 1024 * 1024)
         opts.set_max_write_buffer_number(2)
         self.db = Rdict(str(path), options=opts)
@@ -97,7 +97,9 @@ class PartitionStore(MutableMapping[str, Any]):
         self.db.set_write_options(writes)
         self.dirty: dict[str, Any] = {}
         self.cache: dict[str, Any] = {}
-        self.cache_size = cache_size
+        self.sizes: dict[str, int] = {}  # JSON bytes of each cached state, oldest first
+        self.cached_bytes = 0
+        self.cache_bytes = cache_bytes
 
     def __getitem__(self, key: str) -> Any:
         value = self.dirty.get(key)
@@ -110,7 +112,7 @@ class PartitionStore(MutableMapping[str, Any]):
         if raw is None:
             raise KeyError(key)
         value = orjson.loads(raw)
-        self._remember(key, value)
+        self._remember(key, value, len(raw))
         return value
 
     def get(self, key: str, default: Any = None) -> Any:
@@ -131,25 +133,38 @@ class PartitionStore(MutableMapping[str, Any]):
     def __len__(self) -> int:
         return len(self.dirty)
 
-    def _remember(self, key: str, value: Any) -> None:
-        cache = self.cache
-        if len(cache) >= self.cache_size:
-            # Oldest first (insertion order): cheaper than LRU bookkeeping on every hit,
-            # and machines report in rounds, so the oldest entry is the next to be due.
-            for old in list(itertools.islice(cache, max(1, self.cache_size // 10))):
-                del cache[old]
-        cache[key] = value
+    def _remember(self, key: str, value: Any, size: int) -> None:
+        sizes = self.sizes
+        self.cached_bytes += size - sizes.get(key, 0)
+        self.cache[key] = value
+        sizes[key] = size
+        if self.cached_bytes > self.cache_bytes:
+            # Oldest first (insertion order), down to 90% in one pass: cheaper than LRU
+            # bookkeeping on every hit, and machines report in rounds, so the oldest
+            # entry is the next to be due anyway.
+            target, freed, drop = self.cache_bytes * 0.9, 0, []
+            for old, n in sizes.items():
+                if self.cached_bytes - freed <= target:
+                    break
+                drop.append(old)
+                freed += n
+            for old in drop:
+                del self.cache[old], sizes[old]
+            self.cached_bytes -= freed
 
     def forget(self, key: str) -> None:
         """Drop the cached state of ``key`` (a processor refused an event for it, and may
         have changed the cached object before refusing)."""
         self.cache.pop(key, None)
+        self.cached_bytes -= self.sizes.pop(key, 0)
 
     def discard(self) -> None:
         """Forget this batch's writes and every cached state (they may be ahead of the
         database, or behind it)."""
         self.dirty.clear()
         self.cache.clear()
+        self.sizes.clear()
+        self.cached_bytes = 0
 
     @property
     def changelog_offset(self) -> int:
@@ -165,13 +180,11 @@ class PartitionStore(MutableMapping[str, Any]):
         self.db.write(wb)
 
     def commit(self, items: list[tuple[bytes, bytes]], next_offset: int) -> None:
-        """Write this batch's states, already in the changelog up to ``next_offset``."""
+        """Write this batch's states, already in the changelog up to ``next_offset``;
+        ``items`` are their records, in the order of :attr:`dirty`."""
         self.apply(items, next_offset)
-        for key, value in self.dirty.items():
-            if key in self.cache:
-                self.cache[key] = value
-            else:
-                self._remember(key, value)
+        for (key, value), (_k, raw) in zip(self.dirty.items(), items, strict=True):
+            self._remember(key, value, len(raw))
         self.dirty.clear()
 
     def estimated_keys(self) -> int:

@@ -48,12 +48,18 @@ def test_a_rewind_forgets_the_batch_and_the_cache(tmp_path) -> None:
     store.close()
 
 
-def test_the_cache_stays_within_its_bound(tmp_path) -> None:
-    store = PartitionStore(tmp_path / "p0.db", cache_size=10)
+def test_the_cache_stays_within_its_bound_in_bytes(tmp_path) -> None:
+    store = PartitionStore(tmp_path / "p0.db", cache_bytes=1000)
     for i in range(50):
-        store[f"m{i}"] = {"i": i}
+        store[f"m{i}"] = {"i": i, "pad": "x" * 80}  # ~100 bytes of JSON each
     _commit(store, 50)
-    assert len(store.cache) <= 10
-    assert all(store[f"m{i}"] == {"i": i} for i in range(50))  # evicted ones come from RocksDB
-    assert len(store.cache) <= 10
+    assert 0 < store.cached_bytes <= 1000 and len(store.cache) <= 10
+    assert store.cached_bytes == sum(store.sizes.values())
+    assert all(store[f"m{i}"]["i"] == i for i in range(50))  # evicted ones come from RocksDB
+    assert store.cached_bytes <= 1000
+    store["big"] = {"pad": "y" * 5000}  # one state larger than the whole budget
+    _commit(store, 51)
+    assert store.cached_bytes <= 1000 and store["big"]["pad"] == "y" * 5000
+    store.forget("m49")
+    assert store.cached_bytes == sum(store.sizes.values())
     store.close()
