@@ -67,6 +67,13 @@ def _db_property(db: Any, prop: str) -> int:
         return 0
 
 
+def cache_bound(store: Any) -> str:
+    """A lane cache's bound as the code states it: in bytes of JSON or in states."""
+    if hasattr(store, "cache_bytes"):
+        return f"{store.cache_bytes / 2**20:g} MiB of JSON a partition"
+    return f"{store.cache_size:,} states a partition"
+
+
 def _rss_mb() -> float:
     with open("/proc/self/status") as fh:
         for line in fh:
@@ -112,9 +119,11 @@ def report() -> dict[str, Any]:
     for lane in _lanes:
         stores = list(lane.stores.values())
         lanes[lane.name] = {"cached_states": sum(len(s.cache) for s in stores), "partitions": len(stores),
-                            "cache_size_per_partition": stores[0].cache_size if stores else None,
+                            "bound": cache_bound(stores[0]) if stores else None,
                             **{f"rocksdb_{label}_mb": round(sum(_db_property(s.db, prop) for s in stores) / 1e6, 1)
                                for label, prop in ROCKSDB_MEMORY.items()}}
+        if stores and hasattr(stores[0], "cached_bytes"):
+            lanes[lane.name]["cached_json_mb"] = round(sum(s.cached_bytes for s in stores) / 1e6, 1)
     out: dict[str, Any] = {"rss_mb": round(_rss_mb(), 1), "lanes": lanes, "pymalloc": pymalloc_stats(),
                            "malloc": malloc_stats(libc)}
     t0 = time.monotonic()
@@ -130,7 +139,11 @@ def _serve(request: Path) -> None:
         time.sleep(0.5)
     out = request.with_suffix(".json")
     tmp = out.with_suffix(".tmp")
-    tmp.write_bytes(orjson.dumps(report()))
+    try:
+        answer = report()
+    except Exception as exc:  # noqa: BLE001 - the reader waits for an answer: give it the error
+        answer = {"error": repr(exc)}
+    tmp.write_bytes(orjson.dumps(answer))
     tmp.rename(out)  # whole or not at all: the reader polls for it
 
 

@@ -214,12 +214,12 @@ def machine_state(data: Path, machine_id: str) -> dict[str, Any] | None:
 
 
 def heap_breakdown(data: Path, cached: dict[str, int] | None = None,
-                   sample: int = 2000) -> dict[str, dict[str, float]]:
+                   sample: int = 2000) -> dict[str, dict[str, Any]]:
     """What each lane's cache of decoded states holds, from a *stopped* worker's databases:
-    keys per partition, and for a sample of states their JSON size and the Python heap one
-    takes once decoded (tracemalloc, in this process). The states cached are ``cached``
-    (lane -> count, as the worker reported them) or else the bound, up to
-    ``PartitionStore.cache_size`` a partition; the cache is that many x the decoded size."""
+    keys, and for a sample of states their JSON size and the Python heap one takes once
+    decoded (tracemalloc, in this process). The states cached are ``cached`` (lane ->
+    count, as the worker reported them) or else what the cache's bound allows; the cache
+    takes that many x the decoded size."""
     import inspect
     import tracemalloc
 
@@ -227,10 +227,13 @@ def heap_breakdown(data: Path, cached: dict[str, int] | None = None,
 
     from streams.fastlane import PartitionStore
 
-    cache_size = int(inspect.signature(PartitionStore.__init__).parameters["cache_size"].default)
-    out: dict[str, dict[str, float]] = {}
+    # The bound as the code has it: in states (cache_size) or in bytes of JSON (cache_bytes).
+    params = inspect.signature(PartitionStore.__init__).parameters
+    bound_kind = "bytes" if "cache_bytes" in params else "states"
+    bound = int(params["cache_bytes" if bound_kind == "bytes" else "cache_size"].default)
+    out: dict[str, dict[str, Any]] = {}
     for lane, folder in (("machines", "fastlane"), ("facilities", "lane-facilities")):
-        keys = n_cached = 0
+        per_partition: list[int] = []
         raw_sample: list[bytes] = []
         for path in sorted((data / folder).glob(f"{lane}-*.db")):
             db = Rdict(str(path), options=Options(raw_mode=True), access_type=AccessType.read_only())
@@ -244,8 +247,7 @@ def heap_breakdown(data: Path, cached: dict[str, int] | None = None,
                         raw_sample.append(value)
             finally:
                 db.close()
-            keys += n
-            n_cached += min(n, cache_size)
+            per_partition.append(n)
         if not raw_sample:
             continue
         tracemalloc.start()
@@ -254,12 +256,16 @@ def heap_breakdown(data: Path, cached: dict[str, int] | None = None,
         tracemalloc.stop()
         del decoded
         per_state = heap / len(raw_sample)
+        json_per_state = sum(map(len, raw_sample)) / len(raw_sample)
         if cached and lane in cached:
             n_cached = cached[lane]
-        out[lane] = {"keys": keys, "cache_size_per_partition": cache_size, "cached_states": n_cached,
-                     "json_bytes_per_state": round(sum(map(len, raw_sample)) / len(raw_sample)),
-                     "heap_bytes_per_state": round(per_state),
-                     "cache_mb": round(n_cached * per_state / 1e6, 1)}
+        else:
+            fits = bound if bound_kind == "states" else int(bound / json_per_state)
+            n_cached = sum(min(n, fits) for n in per_partition)
+        out[lane] = {"keys": sum(per_partition),
+                     "bound": f"{bound:,} states" if bound_kind == "states" else f"{bound / 2**20:g} MiB of JSON",
+                     "cached_states": n_cached, "json_bytes_per_state": round(json_per_state),
+                     "heap_bytes_per_state": round(per_state), "cache_mb": round(n_cached * per_state / 1e6, 1)}
     return out
 
 
@@ -555,11 +561,13 @@ def summary(res: StateResult) -> list[str]:
         f"stage 2 {res.disk_mb.get('stage2', 0):,.0f} MB)",
     ]
     lines += [f"cache model, {lane}: {h['cached_states']:,.0f} of {h['keys']:,.0f} states cached "
-              f"(<= {h['cache_size_per_partition']:,.0f} a partition) x {h['heap_bytes_per_state']:,.0f} B decoded "
+              f"(bound {h['bound']} a partition) x {h['heap_bytes_per_state']:,.0f} B decoded "
               f"({h['json_bytes_per_state']:,.0f} B JSON) = {h['cache_mb']:,.0f} MB"
               for lane, h in res.heap.items()]
-    if res.worker_heap:
-        h = res.worker_heap
+    h = res.worker_heap
+    if h and "error" in h:
+        lines.append(f"worker heap: no report ({h['error']})")
+    elif h:
         caches = ", ".join(f"{k} {v['cached_states']:,} (RocksDB memtables {v.get('rocksdb_memtables_mb', 0):,.0f} MB, "
                            f"block cache {v.get('rocksdb_block_cache_mb', 0):,.0f} MB)" for k, v in h["lanes"].items())
         lines.append(f"worker heap: states cached {caches}; pymalloc {h['pymalloc']}, malloc {h['malloc']}; "
