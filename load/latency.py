@@ -251,6 +251,10 @@ class LagSampler:
         await self.admin.start()
         self.consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None)
         await self.consumer.start()
+        await self._partitions()
+
+    async def _partitions(self) -> None:
+        assert self.consumer is not None
         cluster = await self.consumer._client.fetch_all_metadata()  # noqa: SLF001 - no public API
         self.tps = [TopicPartition(t, p) for t in self.topics for p in sorted(cluster.partitions_for_topic(t) or ())]
 
@@ -262,6 +266,10 @@ class LagSampler:
 
     async def sample(self) -> LagSample:
         assert self.consumer is not None
+        if len({tp.topic for tp in self.tps}) < len(self.topics):
+            # The engine's signals topic appears with its first signal: until it is in
+            # the figures, "caught up" would ignore stage 2's backlog.
+            await self._partitions()
         ends = await self.consumer.end_offsets(self.tps)
         committed: dict[TopicPartition, int] = {}
         for group in self.groups:
