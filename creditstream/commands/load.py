@@ -125,6 +125,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     s.add_argument("--fleet", type=int, default=50, help="machines per contractor (as load bench)")
     s.add_argument("--timeout", type=_duration, default=None,
                    help="limit of each waiting step (default 600 s + 1 s per 250 machines)")
-    s.add_argument("--keep-data", action="store_true", help="keep the worker's data folders (GBs at 1M)")
+    s.add_argument("--keep-data", action="store_true", help="keep the worker's data folders (~250 MB at 1M machines)")
     s.add_argument("--quiet", action="store_true", help="no progress output")
     s.set_defaults(func=_state)
