@@ -232,8 +232,13 @@ class Lane:
         await admin.start()
         try:
             if self.changelog not in await admin.list_topics():
-                await admin.create_topics([NewTopic(self.changelog, partitions, 1,
-                                                    topic_configs={"cleanup.policy": "compact"})])
+                # Compaction only cleans closed segments: with the default 1 GB / 7-day
+                # segments a new host restored every version of every state (2 million
+                # records for 1 million machines). Segments roll after 10 minutes, and
+                # the cleaner runs once a tenth of the log is superseded.
+                await admin.create_topics([NewTopic(self.changelog, partitions, 1, topic_configs={
+                    "cleanup.policy": "compact", "segment.ms": "600000",
+                    "min.cleanable.dirty.ratio": "0.1"})])
         finally:
             await admin.close()
 
