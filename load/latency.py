@@ -144,8 +144,15 @@ class Collector:
     """Reads the engine's outputs of one run (by ``tag``) into a :class:`LatencyRecorder`."""
 
     def __init__(self, bootstrap: str, app_id: str, tag: str, recorder: LatencyRecorder) -> None:
+        from streams.processors import engine_source
+
         self.bootstrap, self.app_id, self.tag, self.rec = bootstrap, app_id, tag.encode(), recorder
         self.signals = signals_topic(app_id)
+        # Another engine reading the same inputs (a test worker, a shadow policy) publishes
+        # for the run's borrowers on the shared output topics too: only this engine's
+        # envelopes count. The default engine does not name itself, so it takes them all.
+        source = engine_source(app_id)
+        self.marker = b'"source":' + orjson.dumps(source) if source else b""
         self.consumer: AIOKafkaConsumer | None = None
         self.read = 0
 
@@ -181,6 +188,8 @@ class Collector:
             topic = tp.topic
             for m in msgs:
                 key = m.key or b""
+                if self.marker and topic != self.signals and self.marker not in m.value:
+                    continue
                 if topic == "cs.deadletter":
                     n += self._dead_letter(key, m.value, m.headers, now)
                     continue
