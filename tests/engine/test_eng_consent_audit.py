@@ -13,7 +13,6 @@ import aiohttp
 import asyncpg
 import orjson
 import pytest
-from aiohttp import web
 
 from connectors.gateway.app import Limits, build_app
 from connectors.gateway.store import create_key
@@ -24,17 +23,9 @@ from connectors.pg.migrate import migrate
 from schemas import codec
 from schemas.factory import EventFactory
 from tests.engine import scenarios as sc
-from tests.lenders.ld_support import eventually, group_at_end
+from tests.lenders.ld_support import eventually, group_at_end, start_site
 
 pytestmark = pytest.mark.integration
-
-
-async def _site(app: web.Application) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return runner, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]  # noqa: SLF001
 
 
 async def test_consent_revoked_zeroes_recomputes_freezes_and_leaves_an_audit_trail(
@@ -55,8 +46,9 @@ async def test_consent_revoked_zeroes_recomputes_freezes_and_leaves_an_audit_tra
     await group_at_end(bootstrap, group, list(TOPICS))
     stop = asyncio.Event()
     ledger_task = asyncio.create_task(Ledger(bootstrap, pg_url, group=group).run(stop))
-    gw_runner, gateway = await _site(build_app(pg_url, bootstrap, Limits()))
-    api_runner, api = await _site(make_app(pool, poll_s=0.2))
+    gw_runner, gw_port = await start_site(build_app(pg_url, bootstrap, Limits()))
+    api_runner, api_port = await start_site(make_app(pool, poll_s=0.2))
+    gateway, api = f"http://127.0.0.1:{gw_port}", f"http://127.0.0.1:{api_port}"
 
     async def decisions() -> list[asyncpg.Record]:
         return await pool.fetch("SELECT * FROM decision_log WHERE borrower_id = $1 ORDER BY version", sup)

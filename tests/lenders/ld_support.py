@@ -10,12 +10,24 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+from aiohttp import web
 from aiokafka import TopicPartition
 
 from connectors.kafka_io import commit_group_offsets, end_offsets
 from schemas import outputs as out
 from schemas.common import cny
 from schemas.examples import T0
+
+
+async def start_site(app: web.Application) -> tuple[web.AppRunner, int]:
+    """Serve ``app`` on a free loopback port with AppRunner's defaults (aiohttp's access
+    log with its default format, as the `gateway` and `lenders serve` commands run it);
+    returns the runner (``cleanup()`` it) and the port."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # noqa: SLF001
 
 
 def limit_update(borrower: str, version: int, program: str, lenders: list[str],

@@ -29,19 +29,9 @@ from connectors.pg import crypto
 from connectors.pg.migrate import migrate
 from schemas import codec
 from schemas.factory import EventFactory
-from tests.lenders.ld_support import eventually, group_at_end, limit_update, read_sse
+from tests.lenders.ld_support import eventually, group_at_end, limit_update, read_sse, start_site
 
 pytestmark = pytest.mark.integration
-
-
-async def _site(app: web.Application) -> tuple[web.AppRunner, int]:
-    # AppRunner's defaults: aiohttp's access log with its default format, as the
-    # `gateway` and `lenders serve` commands run them.
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # noqa: SLF001
 
 
 async def _raw(port: int, request_line: bytes, authorization: bytes) -> bytes:
@@ -81,9 +71,9 @@ async def test_no_api_key_webhook_secret_or_data_key_is_ever_logged(
 
     receiver = web.Application()
     receiver.router.add_post("/hook", hook)
-    receiver_runner, receiver_port = await _site(receiver)
-    gw_runner, gw_port = await _site(build_app(pg_url, bootstrap, Limits()))
-    ld_runner, ld_port = await _site(make_app(pool, poll_s=0.2))
+    receiver_runner, receiver_port = await start_site(receiver)
+    gw_runner, gw_port = await start_site(build_app(pg_url, bootstrap, Limits()))
+    ld_runner, ld_port = await start_site(make_app(pool, poll_s=0.2))
     stop, task = asyncio.Event(), None
     secrets: dict[str, str] = {}
     try:
