@@ -23,14 +23,14 @@ def recovery(timeline: list[dict[str, Any]], segments: list[dict[str, Any]], rat
     start = segments[1]["start_s"]
     end = start + segments[1]["duration_s"]
     lags = [(r["t"], r["lag"]) for r in timeline if r.get("lag") is not None]
-    before = [lag for t, lag in lags if t < start]
-    level = (max(before) if before else 0) + rate
+    before = max((lag for t, lag in lags if t < start), default=0)
+    level = before + rate
     during = [lag for t, lag in lags if start <= t <= end]
     after = [(t, lag) for t, lag in lags if t >= end]
     back = next((t for t, lag in after if lag <= level), None)
     drained = None if back is None else round(max(0.0, back - end), 1)
     return {"start_s": start, "end_s": end, "factor": round(segments[1]["rate"] / segments[0]["rate"], 1),
-            "lag_before_max": max(before) if before else 0,
+            "lag_before_max": before,
             "lag_peak": max(during + [lag for _t, lag in after], default=0),
             "level": level, "drained_after_s": drained,
             "ok": drained is not None and drained <= DRAIN_LIMIT_S}

@@ -322,9 +322,9 @@ async def run(fault: str, events: int, machines: int, rate: float, seed: int) ->
 
         records = await drive(engine, traffic, rate, inject)
     pub = Published.of(records, engine.source)
+    detail = pub.mismatch_detail(traffic.reference)
     return ChaosResult(fault, traffic.records, len(pub.updates), len(traffic.reference), pub.gaps(),
-                       pub.conflicting, pub.repeats, pub.mismatches(traffic.reference), recover_s,
-                       pub.mismatch_detail(traffic.reference))
+                       pub.conflicting, pub.repeats, len(detail), recover_s, detail)
 
 
 async def _inject(fault: str, engine: EngineRun) -> float:

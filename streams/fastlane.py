@@ -407,11 +407,9 @@ class Lane:
             batch, n = producer.create_batch(), 0
             for key, value in items:
                 if batch.append(key=key, value=value, timestamp=None) is None:
-                    if n == 0:
-                        raise ValueError(f"lane {self.name}: a state of {len(value)} bytes "
-                                         "does not fit in a producer batch")
-                    sent.append((p, n, await producer.send_batch(batch, self.changelog, partition=p)))
-                    batch, n = producer.create_batch(), 0
+                    if n:  # full: send it and start the next
+                        sent.append((p, n, await producer.send_batch(batch, self.changelog, partition=p)))
+                        batch, n = producer.create_batch(), 0
                     if batch.append(key=key, value=value, timestamp=None) is None:
                         raise ValueError(f"lane {self.name}: a state of {len(value)} bytes "
                                          "does not fit in a producer batch")
