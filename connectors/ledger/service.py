@@ -20,6 +20,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from connectors.kafka_io import make_producer
 from connectors.ledger import batch as plan_mod
 from connectors.ledger import store
+from connectors.pg.errors import CONNECTION_ERRORS
 from schemas.codec import encode
 from schemas.topics import route
 
@@ -27,9 +28,6 @@ log = logging.getLogger(__name__)
 GROUP = "creditstream-ledger"
 TOPICS = (plan_mod.LIMITS_TOPIC, plan_mod.ALERTS_TOPIC)
 # Errors that mean "the database is not there right now": retry the same batch.
-CONNECTION_ERRORS = (OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError,
-                     asyncpg.InterfaceError, asyncpg.exceptions.OperatorInterventionError,
-                     asyncpg.exceptions.InsufficientResourcesError)
 
 
 @dataclass

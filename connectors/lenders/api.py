@@ -19,6 +19,7 @@ from aiohttp import web
 from connectors.ledger.store import NOTIFY_CHANNEL
 from connectors.lenders import repo
 from connectors.lenders.access import CursorError, parse_cursor
+from connectors.pg.errors import CONNECTION_ERRORS
 
 log = logging.getLogger(__name__)
 POOL = web.AppKey("pool", asyncpg.Pool)
@@ -168,7 +169,7 @@ async def stream_limits(request: web.Request) -> web.StreamResponse:
             idle += opts["poll_s"]
     except (ConnectionResetError, asyncio.CancelledError):
         pass
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+    except (asyncpg.PostgresError, *CONNECTION_ERRORS) as exc:
         # The client reconnects (retry: 2000) with Last-Event-ID and misses nothing.
         log.warning("lender api: stream for %s ended: %s", lender, exc)
     return resp
@@ -180,7 +181,7 @@ async def _listen(app: web.Application):  # type: ignore[no-untyped-def]
     try:
         conn = await app[POOL].acquire()
         await conn.add_listener(NOTIFY_CHANNEL, app[WAKER].notify)
-    except (OSError, asyncpg.PostgresError) as exc:
+    except (asyncpg.PostgresError, *CONNECTION_ERRORS) as exc:
         log.warning("lender api: LISTEN unavailable (%s); streams poll only", exc)
     yield
     if conn is not None:

@@ -28,12 +28,11 @@ from connectors.lenders import repo
 from connectors.lenders.access import RetryPolicy, Subscription, targets
 from connectors.lenders.offsets import TP, OffsetTracker
 from connectors.lenders.verify import HEADER, sign_header
+from connectors.pg.errors import CONNECTION_ERRORS
 
 log = logging.getLogger(__name__)
 GROUP = "creditstream-webhooks"
 TOPIC = "cs.limits"
-DB_ERRORS = (OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-             asyncpg.exceptions.OperatorInterventionError)
 
 
 class Stopping(Exception):
@@ -254,7 +253,7 @@ class Dispatcher:
         while True:
             try:
                 return await fn(*args)
-            except DB_ERRORS as exc:
+            except CONNECTION_ERRORS as exc:
                 attempt += 1
                 delay = min(10.0, 0.2 * 2 ** min(attempt, 6))
                 log.warning("webhooks: database unavailable (%s); retry in %.1fs", exc, delay)

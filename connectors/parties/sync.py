@@ -17,8 +17,9 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
-from connectors.ledger.service import CONNECTION_ERRORS, backoff_delay
+from connectors.ledger.service import backoff_delay
 from connectors.parties import store
+from connectors.pg.errors import CONNECTION_ERRORS
 from schemas import codec
 from schemas.events import BorrowerRegistered
 

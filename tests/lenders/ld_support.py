@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import struct
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -97,6 +98,14 @@ class TcpProxy:
         self.port = 0
         self._server: asyncio.Server | None = None
         self._conns: set[asyncio.StreamWriter] = set()
+        self._clients: set[asyncio.StreamWriter] = set()
+
+    def announce_shutdown(self) -> None:
+        """Send every client what PostgreSQL sends an idle session when it shuts down
+        (FATAL 57P01), keeping the sockets open: the moment before the close arrives."""
+        fields = b"SFATAL\0VFATAL\0C57P01\0Mterminating connection due to administrator command\0\0"
+        for w in self._clients:
+            w.write(b"E" + struct.pack("!i", 4 + len(fields)) + fields)
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
@@ -110,6 +119,7 @@ class TcpProxy:
         for w in list(self._conns):
             w.transport.abort()
         self._conns.clear()
+        self._clients.clear()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -118,6 +128,7 @@ class TcpProxy:
             writer.transport.abort()
             return
         self._conns |= {writer, up_w}
+        self._clients.add(writer)
 
         async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
             with contextlib.suppress(OSError, asyncio.IncompleteReadError):
@@ -128,6 +139,7 @@ class TcpProxy:
 
         await asyncio.gather(pipe(reader, up_w), pipe(up_r, writer))
         self._conns -= {writer, up_w}
+        self._clients.discard(writer)
 
 
 async def read_sse(resp: Any, count: int, timeout: float = 15.0) -> list[dict[str, str]]:

@@ -143,6 +143,37 @@ async def test_ld_postgres_outage_loses_nothing_and_commits_nothing_meanwhile(
         await conn.close()
 
 
+async def test_ld_connection_stuck_by_a_shutdown_notice_is_replaced(
+        bootstrap: str, pg_url: str, producer, uid: str) -> None:
+    """PostgreSQL's FATAL notice reaching an idle connection before its close leaves
+    asyncpg stuck ("cannot switch to state 15; another operation (2) is in progress",
+    MagicStack/asyncpg#784): the ledger must drop that connection and carry on."""
+    await migrate(pg_url)
+    real = urlsplit(pg_url)
+    proxy = TcpProxy(real.hostname or "127.0.0.1", real.port or 5432)
+    await proxy.start()
+    netloc = real.netloc.rsplit("@", 1)
+    via_proxy = urlunsplit(real._replace(netloc=f"{netloc[0]}@127.0.0.1:{proxy.port}"))
+    b = f"bor-{uid}"
+    ledger, stop, task = await _start(bootstrap, via_proxy, uid, backoff_base=0.1, backoff_cap=0.5)
+    conn = await asyncpg.connect(pg_url)
+    try:
+        await produce_events(producer, [limit_update(b, 1, "prg", ["L"])])
+        await eventually(lambda: _has(conn, b, [1]))
+        proxy.announce_shutdown()
+        await asyncio.sleep(0.2)
+        await produce_events(producer, [limit_update(b, v, "prg", ["L"]) for v in (2, 3)])
+        await eventually(lambda: _has(conn, b, [1, 2, 3]))
+        assert not task.done()
+        assert ledger.stats.retries >= 1
+        assert await conn.fetchval("SELECT version FROM current_limits WHERE borrower_id = $1", b) == 3
+    finally:
+        stop.set()
+        await task
+        await proxy.stop()
+        await conn.close()
+
+
 async def _true(value: bool) -> bool:
     return value
 
