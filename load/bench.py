@@ -28,7 +28,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from connectors.kafka_io import commit_group_offsets, end_offsets, make_producer, produce_events
 from creditstream import config
 from schemas.factory import EventFactory
-from streams.fastlane import fast_lane, lane_group, lane_groups, lane_names
+from streams.fastlane import fast_lane, lane_groups, processor_group
 
 TELEMETRY = "cs.telemetry"
 FLEET = 50
@@ -145,6 +145,8 @@ async def engine(settings: config.Settings, app_id: str, start: dict[TopicPartit
     total = sum(end[tp] - start[tp] for tp in start)
     base = sum(start.values())
     tps = list(start)
+    # Lanes start with the app, Faust agents once its tables are recovered.
+    started = b"lane machines: starting" if fast_lane() else b"Worker ready"
     proc = _start_worker(app_id, data, log)
     try:
         t0 = None
@@ -153,11 +155,11 @@ async def engine(settings: config.Settings, app_id: str, start: dict[TopicPartit
             await asyncio.sleep(0.5)
             if proc.poll() is not None:
                 raise RuntimeError(f"worker exited; see {log}")
-            if t0 is None and b"Worker ready" in log.read_bytes()[-50000:]:
+            if t0 is None and started in log.read_bytes()[-50000:]:
                 t0 = time.perf_counter()
             if t0 is None:
                 continue
-            group = lane_group(app_id) if fast_lane() else app_id
+            group = processor_group(app_id, "machines")
             done = await committed(settings.kafka_bootstrap, group, tps) - base
             print(f"\r  engine: {done:>9,} / {total:,} events", end="", file=sys.stderr, flush=True)
             if done >= total and await _stage2_done(settings.kafka_bootstrap, app_id, signals_topic(app_id)):
@@ -174,7 +176,7 @@ async def engine(settings: config.Settings, app_id: str, start: dict[TopicPartit
 
 async def _stage2_done(bootstrap: str, app_id: str, signals: str) -> bool:
     """Whether stage 2 has committed the end of the engine's signals topic."""
-    group = lane_group(app_id, "facilities") if "facilities" in lane_names() else app_id
+    group = processor_group(app_id, "facilities")
     ends = await end_offsets(bootstrap, [signals])
     return await committed(bootstrap, group, list(ends)) >= sum(ends.values())
 

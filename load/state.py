@@ -51,7 +51,7 @@ from load.latency import INPUT_TOPICS, engine_groups, signals_topic
 from load.workers import free_port
 from schemas.codec import encode
 from schemas.factory import EventFactory
-from streams.fastlane import lane_group, lane_names
+from streams.fastlane import lane_group, lane_names, processor_group
 
 PLEDGES = "cs.pledges"
 REGISTRY = "cs.registry"
@@ -393,7 +393,7 @@ async def run(opts: StateOptions) -> StateResult:
     heap_request = root / "heap-request"
     worker = WorkerProcess(app_id, root / "worker.log", heap_request)
     lane = lane_group(app_id)
-    stage2 = lane_group(app_id, "facilities") if "facilities" in lane_names() else app_id
+    stage2 = processor_group(app_id, "facilities")
     if "machines" not in lane_names():
         raise RuntimeError("load state measures the stage-1 lane: unset CREDITSTREAM_FASTLANE=0")
 
@@ -450,7 +450,7 @@ async def run(opts: StateOptions) -> StateResult:
 
             async def decided() -> tuple[int, int]:
                 # Registry first (its signals go to stage 2 too), then every signal so far.
-                reg = await committed(bootstrap, app_id, registry)
+                reg = await committed(bootstrap, processor_group(app_id, "registry"), registry)
                 if reg < sum(pledge_end[tp] for tp in registry):
                     return 0, 1
                 sig_end = await end_offsets(bootstrap, [signals_topic(app_id)])

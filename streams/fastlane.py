@@ -36,13 +36,16 @@ from streams.processors import MachineProcessor, Processor, encode_output
 
 log = logging.getLogger(__name__)
 _OFFSET_KEY = b"\x00changelog-offset"
+_ADOPTING_KEY = b"\x00adopting"
 
 
-LANES = ("machines", "facilities")
+# The registry is on a lane for recovery: Faust restored its changelog at 1.3-4k records/s
+# (82,744 records for 1 million machines took 20-64 s), a lane restores ~70k/s.
+LANES = ("machines", "facilities", "registry")
 
 
 def lane_names() -> tuple[str, ...]:
-    """The processors that run on lanes: both stages by default; CREDITSTREAM_FASTLANE=0
+    """The processors that run on lanes: all of LANES by default; CREDITSTREAM_FASTLANE=0
     puts them all back on Faust agents and =machines keeps only stage 1 on a lane (the
     configurations docs/performance.md compares)."""
     mode = os.environ.get("CREDITSTREAM_FASTLANE", "1")
@@ -61,6 +64,12 @@ def fast_lane() -> bool:
 def lane_group(app_id: str, name: str = "machines") -> str:
     """The consumer group of one of an engine's lanes (its Faust agents use ``app_id``)."""
     return f"{app_id}-{name}"
+
+
+def processor_group(app_id: str, name: str) -> str:
+    """The consumer group that commits processor ``name``'s input offsets in this process's
+    configuration: its lane's, or the Faust agents' (``app_id``)."""
+    return lane_group(app_id, name) if name in lane_names() else app_id
 
 
 def lane_groups(app_id: str) -> list[str]:
@@ -213,6 +222,8 @@ class Lane:
         # keys; a lane's changelog has raw keys, so it must never share that topic.
         self.changelog = (f"{app_id}-machines-changelog" if self.name == "machines"
                           else f"{app_id}-lane-{self.name}-changelog")
+        # The table's changelog when this processor ran on a Faust agent: adopted once.
+        self.faust_changelog = f"{app_id}-{self.name}-changelog"
         self.data_dir = data_dir / ("fastlane" if self.name == "machines" else f"lane-{self.name}")
         self.rename = rename
         self.topics = [rename.get(t, t) for t in self.proc.topics]
@@ -226,12 +237,15 @@ class Lane:
         self.batch_lock = asyncio.Lock()  # a batch, or a restore after a rebalance: never both
 
     async def ensure_changelog(self, partitions: int) -> None:
+        """Create the changelog topic if needed, and adopt the Faust table's changelog."""
         from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
         await admin.start()
         try:
-            if self.changelog not in await admin.list_topics():
+            topics = set(await admin.list_topics())
+            created = self.changelog not in topics
+            if created:
                 # Compaction only cleans closed segments: with the default 1 GB / 7-day
                 # segments a new host restored every version of every state (2 million
                 # records for 1 million machines). Segments roll after 10 minutes, and
@@ -239,38 +253,122 @@ class Lane:
                 await admin.create_topics([NewTopic(self.changelog, partitions, 1, topic_configs={
                     "cleanup.policy": "compact", "segment.ms": "600000",
                     "min.cleanable.dirty.ratio": "0.1"})])
+            if self.faust_changelog != self.changelog and self.faust_changelog in topics:
+                if created or await self._adoption_started():
+                    await self._adopt_faust_changelog(partitions)
+                    await admin.delete_topics([self.faust_changelog])
+                else:
+                    log.warning("lane %s: %s is older than this lane's changelog and is left alone",
+                                self.name, self.faust_changelog)
         finally:
             await admin.close()
 
-    async def _restore(self, partition: int) -> None:
-        """Bring the local database up to the end of its changelog partition."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        store = self.stores.get(partition)
-        if store is None:
-            store = self.stores[partition] = PartitionStore(self.data_dir / f"{self.name}-{partition}.db")
-        else:
-            store.discard()  # another owner may have written since: trust only the changelog
-        tp = TopicPartition(self.changelog, partition)
-        reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
-                                  max_poll_records=5000)
+    async def _adoption_started(self) -> bool:
+        """Whether this lane's changelog begins with the adoption marker (a restart after
+        an adoption that did not finish)."""
+        tp = TopicPartition(self.changelog, 0)
+        reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
         await reader.start()
         try:
             reader.assign([tp])
-            end = (await reader.end_offsets([tp]))[tp]
-            start = store.changelog_offset
-            if start >= end:
+            await reader.seek_to_beginning(tp)
+            if (await reader.end_offsets([tp]))[tp] == 0:
+                return True
+            first = (await reader.getmany(tp, timeout_ms=5000, max_records=1)).get(tp, [])
+            return bool(first) and first[0].key == _ADOPTING_KEY
+        finally:
+            await reader.stop()
+
+    async def _adopt_faust_changelog(self, partitions: int) -> None:
+        """Copy the state this processor kept in its Faust table (JSON-encoded keys) into
+        the lane's changelog (raw keys), partition by partition and in order, so that an
+        engine switched from Faust to the lane loses no state.
+
+        A marker record goes first; until the old topic is deleted, a restart that finds
+        the marker copies everything again (the lane has processed nothing meanwhile, and
+        copies of the same records in the same order restore the same states)."""
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True,
+                                    linger_ms=5, max_batch_size=512 * 1024, max_request_size=4 * 1024 * 1024)
+        reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
+                                  max_poll_records=20000, max_partition_fetch_bytes=16 * 1024 * 1024)
+        await producer.start()
+        await reader.start()
+        copied = 0
+        try:
+            await producer.send_and_wait(self.changelog, self.faust_changelog.encode(), key=_ADOPTING_KEY,
+                                         partition=0)
+            for p in range(partitions):
+                src = TopicPartition(self.faust_changelog, p)
+                reader.assign([src])
+                await reader.seek_to_beginning(src)
+                end = (await reader.end_offsets([src]))[src]
+                acks = []
+                while await reader.position(src) < end:
+                    for m in (await reader.getmany(src, timeout_ms=1000)).get(src, []):
+                        if m.key is None or m.value is None:
+                            continue  # Faust tables' deletions: processors never delete
+                        key = orjson.loads(m.key)
+                        acks.append(await producer.send(self.changelog, m.value, partition=p,
+                                                        key=key.encode() if isinstance(key, str) else m.key))
+                await asyncio.gather(*acks)
+                copied += len(acks)
+        finally:
+            await reader.stop()
+            await producer.stop()
+        log.info("lane %s: adopted %d states from %s", self.name, copied, self.faust_changelog)
+
+    def _store_for_restore(self, partition: int) -> PartitionStore:
+        store = self.stores.get(partition)
+        if store is None:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            store = self.stores[partition] = PartitionStore(self.data_dir / f"{self.name}-{partition}.db")
+        else:
+            store.discard()  # another owner may have written since: trust only the changelog
+        return store
+
+    async def _restore(self, partitions: list[int]) -> None:
+        """Bring the local databases of ``partitions`` up to the end of their changelog
+        partitions, all read by one consumer at once.
+
+        Fetch sizes are large because a facility's state is ~30 KB: with aiokafka's default
+        of 1 MB per partition and fetch, a new host read stage 2's changelog ~35 states
+        per round trip. The restore waits for the broker rather than give up: a lane
+        that went on with part of its state would compute limits from stale states."""
+        stores = {TopicPartition(self.changelog, p): self._store_for_restore(p) for p in partitions}
+        reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
+                                  max_poll_records=20000, fetch_max_bytes=64 * 1024 * 1024,
+                                  max_partition_fetch_bytes=16 * 1024 * 1024)
+        await reader.start()
+        try:
+            reader.assign(list(stores))
+            ends = await reader.end_offsets(list(stores))
+            pending = {tp for tp, store in stores.items() if store.changelog_offset < ends[tp]}
+            if not pending:
                 return
-            reader.seek(tp, start)
-            restored = 0
-            while True:
-                batch = await reader.getmany(tp, timeout_ms=1000)
-                msgs = batch.get(tp, [])
-                if msgs:
-                    store.apply([(m.key, m.value) for m in msgs], msgs[-1].offset + 1)
+            for tp in pending:
+                reader.seek(tp, stores[tp].changelog_offset)
+            reader.pause(*(set(stores) - pending))
+            loop = asyncio.get_running_loop()
+            started = report = loop.time()
+            restored, total = 0, sum(ends[tp] - stores[tp].changelog_offset for tp in pending)
+            while pending:
+                batch = await reader.getmany(*pending, timeout_ms=1000)
+                for tp, msgs in batch.items():
+                    stores[tp].apply([(m.key, m.value) for m in msgs], msgs[-1].offset + 1)
                     restored += len(msgs)
-                if not msgs or msgs[-1].offset + 1 >= end:
-                    break
-            log.info("lane %s: restored %d states of partition %d", self.name, restored, partition)
+                for tp in list(pending):
+                    # The position, not the last offset seen: compaction leaves gaps.
+                    if await reader.position(tp) >= ends[tp]:
+                        if stores[tp].changelog_offset < ends[tp]:
+                            stores[tp].apply([], ends[tp])
+                        pending.discard(tp)
+                        reader.pause(tp)
+                if loop.time() - report >= 5.0:
+                    report = loop.time()
+                    log.info("lane %s: restoring partitions %s: %d of at most %d records, %.0f s",
+                             self.name, partitions, restored, total, report - started)
+            log.info("lane %s: restored %d states of partitions %s in %.1f s", self.name, restored,
+                     partitions, loop.time() - started)
         finally:
             await reader.stop()
 
@@ -286,9 +384,9 @@ class Lane:
                 # assignment may already be fetched: a restore (which discards the
                 # cache) must never overlap a batch, or it drops the batch's states.
                 async with lane.batch_lock:
-                    for p in sorted({tp.partition for tp in assigned}):
-                        await lane._restore(p)
+                    await lane._restore(sorted({tp.partition for tp in assigned}))
 
+        log.info("lane %s: starting", self.name)  # load bench times the lane from here
         await self.ensure_changelog(BY_NAME[self.proc.topics[0]].partitions)
         self.producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all",
                                          enable_idempotence=True, linger_ms=2,
@@ -356,7 +454,7 @@ class Lane:
         for tp, msgs in batch.items():
             store = self.stores.get(tp.partition)
             if store is None:  # assigned without restore: cannot happen, but never guess
-                await self._restore(tp.partition)
+                await self._restore([tp.partition])
                 store = self.stores[tp.partition]
             touched.add(tp.partition)
             topic = self.canonical.get(tp.topic, tp.topic)
