@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import ROUND_DOWN, Decimal
+from functools import lru_cache
 from typing import Any
 
 from streams.domain.signals import utc_time
@@ -70,6 +71,18 @@ def _money(x: Decimal) -> Decimal:
     return x.quantize(CENT, rounding=ROUND_DOWN)
 
 
+@lru_cache(maxsize=1 << 16)
+def _acquired_ts(acquired_on: str) -> float:
+    """A pledge's acquisition date as a UTC timestamp: parsed once per distinct date
+    (``decide`` values every machine of a fleet on each signal)."""
+    return datetime.fromisoformat(acquired_on).replace(tzinfo=UTC).timestamp()
+
+
+@lru_cache(maxsize=1 << 16)
+def _decimal(text: str) -> Decimal:
+    return Decimal(text)  # immutable, so one parsed value serves every caller
+
+
 def _day(ts: float) -> date:
     return utc_time(ts).date()
 
@@ -113,8 +126,8 @@ def _machine(sig: dict[str, Any], params: PolicyParams, now: float, history: lis
              reasons: list[tuple[str, str]]) -> dict[str, Any]:
     pledge = sig["pledge"]
     mid = sig["asset_id"]
-    price = Decimal(pledge["price"])
-    age_years = max(0.0, (now - datetime.fromisoformat(pledge["acquired_on"]).replace(tzinfo=UTC).timestamp()) / (365.25 * DAY))
+    price = _decimal(pledge["price"])
+    age_years = max(0.0, (now - _acquired_ts(pledge["acquired_on"])) / (365.25 * DAY))
     age_factor = max(0.0, 1 - age_years / pledge["life_years"])
     hours = sig.get("hours") or 0.0
     hours_factor = max(0.0, 1 - hours / pledge["life_hours"])
