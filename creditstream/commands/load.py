@@ -113,6 +113,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     b = actions.add_parser("bench", help="hot path (worker) vs a plain aiokafka loop, in one run")
     b.add_argument("--events", type=int, default=200_000, help="telemetry events to pre-produce")
     b.add_argument("--machines", type=int, default=10_000, help="distinct machines among them")
+    b.add_argument("--baseline-runs", type=int, default=3, help="runs of (a); the fastest is the ceiling")
     b.add_argument("--find-rate", action="store_true",
                    help="also find the highest open-loop rate one worker sustains with p99 <= 250 ms")
     b.add_argument("--start-rate", type=float, default=1000.0, help="first rate tried by --find-rate")
