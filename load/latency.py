@@ -230,8 +230,8 @@ class LagSample:
 
 
 def engine_groups(app_id: str) -> list[str]:
-    """The consumer groups of one engine: Faust's (the app id) and its lanes' (stage 1
-    and stage 2, when the worker runs them; names from streams/fastlane.py)."""
+    """The consumer groups of one engine: Faust's (the app id) and its lanes' (stage 1,
+    stage 2 and the registry, when the worker runs them; names from streams/fastlane.py)."""
     from streams.fastlane import lane_groups
 
     return [app_id, *lane_groups(app_id)]
