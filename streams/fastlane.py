@@ -256,7 +256,13 @@ class Lane:
             if self.faust_changelog != self.changelog and self.faust_changelog in topics:
                 if created or await self._adoption_started():
                     await self._adopt_faust_changelog(partitions)
-                    await admin.delete_topics([self.faust_changelog])
+                    # Deleted, or adopted again on the next start, over what the lane has
+                    # written since: a failure stops the worker rather than risk that.
+                    response = await admin.delete_topics([self.faust_changelog])
+                    for entry in response.topic_error_codes:
+                        if entry[1] not in (0, 3):  # 3: already deleted (another worker)
+                            raise RuntimeError(f"lane {self.name}: {entry[0]} adopted but not deleted "
+                                               f"(Kafka error {entry[1]}); delete it before restarting")
                 else:
                     log.warning("lane %s: %s is older than this lane's changelog and is left alone",
                                 self.name, self.faust_changelog)
