@@ -254,7 +254,7 @@ class Lane:
                     "cleanup.policy": "compact", "segment.ms": "600000",
                     "min.cleanable.dirty.ratio": "0.1"})])
             if self.faust_changelog != self.changelog and self.faust_changelog in topics:
-                if created or await self._adoption_started():
+                if created or (await self._adoption_started() and not await self._group_committed(admin)):
                     await self._adopt_faust_changelog(partitions)
                     # Deleted, or adopted again on the next start, over what the lane has
                     # written since: a failure stops the worker rather than risk that.
@@ -268,6 +268,12 @@ class Lane:
                                 self.name, self.faust_changelog)
         finally:
             await admin.close()
+
+    async def _group_committed(self, admin: Any) -> bool:
+        """Whether this lane's group has committed offsets: it has processed records, so a
+        copy of the Faust changelog would land after newer states."""
+        offsets = await admin.list_consumer_group_offsets(self.group)
+        return any(meta.offset >= 0 for meta in offsets.values())
 
     async def _adoption_started(self) -> bool:
         """Whether this lane's changelog begins with the adoption marker (a restart after
@@ -291,8 +297,10 @@ class Lane:
         engine switched from Faust to the lane loses no state.
 
         A marker record goes first; until the old topic is deleted, a restart that finds
-        the marker copies everything again (the lane has processed nothing meanwhile, and
-        copies of the same records in the same order restore the same states)."""
+        the marker and no committed offsets of the lane's group copies everything again
+        (copies of the same records in the same order restore the same states). Workers
+        starting together could both copy: the first start after the move is one worker's
+        (docs/architecture.md)."""
         producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True,
                                     linger_ms=5, max_batch_size=512 * 1024, max_request_size=4 * 1024 * 1024)
         reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,

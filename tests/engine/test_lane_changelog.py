@@ -124,3 +124,26 @@ async def test_a_faust_changelog_older_than_the_lanes_own_is_left_alone(bootstra
     await lane._restore([0])
     assert lane.stores[0]["party:a"] == {"n": "new"}
     lane.stores[0].close()
+
+
+async def test_an_adoption_is_not_redone_once_the_lane_has_committed(bootstrap: str, uid: str, tmp_path) -> None:
+    from aiokafka import TopicPartition
+
+    from connectors.kafka_io import commit_group_offsets
+
+    app_id = f"cs-test-{uid}"
+    lane = _registry_lane(bootstrap, app_id, tmp_path)
+    await _create(bootstrap, lane.faust_changelog, 1)
+    await _produce(bootstrap, lane.faust_changelog, [(0, b'"party:a"', orjson.dumps({"n": "old"}))])
+    # The marker is there, but the lane has processed since (its group committed): a copy
+    # now would put the old state after the newer one.
+    await _create(bootstrap, lane.changelog, 1)
+    await _produce(bootstrap, lane.changelog, [(0, b"\x00adopting", lane.faust_changelog.encode()),
+                                               (0, b"party:a", orjson.dumps({"n": "new"}))])
+    await commit_group_offsets(bootstrap, lane.group, {TopicPartition("cs.registry", 0): 0})
+    await lane.ensure_changelog(1)
+    assert lane.faust_changelog in await _topics(bootstrap)
+    assert await _records(bootstrap, lane.changelog) == 2
+    await lane._restore([0])
+    assert lane.stores[0]["party:a"] == {"n": "new"}
+    lane.stores[0].close()
