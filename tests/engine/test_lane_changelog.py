@@ -48,8 +48,14 @@ async def _records(bootstrap: str, topic: str) -> int:
     return sum((await end_offsets(bootstrap, [topic])).values())
 
 
-def _registry_lane(bootstrap: str, app_id: str, tmp_path) -> Lane:  # type: ignore[no-untyped-def]
-    return Lane(bootstrap, app_id, tmp_path, {}, proc=RegistryProcessor())
+async def _topic_with(bootstrap: str, topic: str, records: list[tuple[int, bytes, bytes]]) -> None:
+    """A one-partition topic holding ``records`` (partition, key, value)."""
+    await _create(bootstrap, topic, 1)
+    await _produce(bootstrap, topic, records)
+
+
+def _registry_lane(bootstrap: str, uid: str, tmp_path) -> Lane:  # type: ignore[no-untyped-def]
+    return Lane(bootstrap, f"cs-test-{uid}", tmp_path, {}, proc=RegistryProcessor())
 
 
 async def test_all_partitions_restore_at_once_with_states_over_a_megabyte_per_fetch(
@@ -72,11 +78,9 @@ async def test_all_partitions_restore_at_once_with_states_over_a_megabyte_per_fe
 
 
 async def test_a_faust_table_changelog_is_adopted_once_with_raw_keys(bootstrap: str, uid: str, tmp_path) -> None:
-    app_id = f"cs-test-{uid}"
-    lane = _registry_lane(bootstrap, app_id, tmp_path)
-    await _create(bootstrap, lane.faust_changelog, 1)
+    lane = _registry_lane(bootstrap, uid, tmp_path)
     # Faust's table wrote orjson-encoded keys; the same key twice: the later value wins.
-    await _produce(bootstrap, lane.faust_changelog, [
+    await _topic_with(bootstrap, lane.faust_changelog, [
         (0, b'"party:a"', orjson.dumps({"status": "healthy"})),
         (0, b'"members:p1"', orjson.dumps(["a"])),
         (0, b'"party:a"', orjson.dumps({"status": "distressed"})),
@@ -94,14 +98,11 @@ async def test_a_faust_table_changelog_is_adopted_once_with_raw_keys(bootstrap: 
 
 
 async def test_an_adoption_cut_short_is_done_again_on_the_next_start(bootstrap: str, uid: str, tmp_path) -> None:
-    app_id = f"cs-test-{uid}"
-    lane = _registry_lane(bootstrap, app_id, tmp_path)
-    await _create(bootstrap, lane.faust_changelog, 1)
-    await _produce(bootstrap, lane.faust_changelog, [(0, b'"party:a"', orjson.dumps({"n": 1})),
+    lane = _registry_lane(bootstrap, uid, tmp_path)
+    await _topic_with(bootstrap, lane.faust_changelog, [(0, b'"party:a"', orjson.dumps({"n": 1})),
                                                      (0, b'"party:b"', orjson.dumps({"n": 2}))])
     # The previous start created the changelog, wrote the marker and one copy, then died.
-    await _create(bootstrap, lane.changelog, 1)
-    await _produce(bootstrap, lane.changelog, [(0, b"\x00adopting", lane.faust_changelog.encode()),
+    await _topic_with(bootstrap, lane.changelog, [(0, b"\x00adopting", lane.faust_changelog.encode()),
                                                (0, b"party:a", orjson.dumps({"n": 1}))])
     await lane.ensure_changelog(1)
     assert lane.faust_changelog not in await _topics(bootstrap)
@@ -111,13 +112,10 @@ async def test_an_adoption_cut_short_is_done_again_on_the_next_start(bootstrap: 
 
 
 async def test_a_faust_changelog_older_than_the_lanes_own_is_left_alone(bootstrap: str, uid: str, tmp_path) -> None:
-    app_id = f"cs-test-{uid}"
-    lane = _registry_lane(bootstrap, app_id, tmp_path)
-    await _create(bootstrap, lane.faust_changelog, 1)
-    await _produce(bootstrap, lane.faust_changelog, [(0, b'"party:a"', orjson.dumps({"n": "old"}))])
+    lane = _registry_lane(bootstrap, uid, tmp_path)
+    await _topic_with(bootstrap, lane.faust_changelog, [(0, b'"party:a"', orjson.dumps({"n": "old"}))])
     # The lane already ran: its changelog holds newer states than the Faust leftover.
-    await _create(bootstrap, lane.changelog, 1)
-    await _produce(bootstrap, lane.changelog, [(0, b"party:a", orjson.dumps({"n": "new"}))])
+    await _topic_with(bootstrap, lane.changelog, [(0, b"party:a", orjson.dumps({"n": "new"}))])
     await lane.ensure_changelog(1)
     assert lane.faust_changelog in await _topics(bootstrap)
     assert await _records(bootstrap, lane.changelog) == 1
@@ -131,14 +129,11 @@ async def test_an_adoption_is_not_redone_once_the_lane_has_committed(bootstrap: 
 
     from connectors.kafka_io import commit_group_offsets
 
-    app_id = f"cs-test-{uid}"
-    lane = _registry_lane(bootstrap, app_id, tmp_path)
-    await _create(bootstrap, lane.faust_changelog, 1)
-    await _produce(bootstrap, lane.faust_changelog, [(0, b'"party:a"', orjson.dumps({"n": "old"}))])
+    lane = _registry_lane(bootstrap, uid, tmp_path)
+    await _topic_with(bootstrap, lane.faust_changelog, [(0, b'"party:a"', orjson.dumps({"n": "old"}))])
     # The marker is there, but the lane has processed since (its group committed): a copy
     # now would put the old state after the newer one.
-    await _create(bootstrap, lane.changelog, 1)
-    await _produce(bootstrap, lane.changelog, [(0, b"\x00adopting", lane.faust_changelog.encode()),
+    await _topic_with(bootstrap, lane.changelog, [(0, b"\x00adopting", lane.faust_changelog.encode()),
                                                (0, b"party:a", orjson.dumps({"n": "new"}))])
     await commit_group_offsets(bootstrap, lane.group, {TopicPartition("cs.registry", 0): 0})
     await lane.ensure_changelog(1)

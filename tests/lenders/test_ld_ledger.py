@@ -105,11 +105,7 @@ async def test_ld_same_updates_twice_and_older_versions_change_nothing(
 async def test_ld_postgres_outage_loses_nothing_and_commits_nothing_meanwhile(
         bootstrap: str, pg_url: str, producer, uid: str) -> None:
     await migrate(pg_url)
-    real = urlsplit(pg_url)
-    proxy = TcpProxy(real.hostname or "127.0.0.1", real.port or 5432)
-    await proxy.start()
-    netloc = real.netloc.rsplit("@", 1)
-    via_proxy = urlunsplit(real._replace(netloc=f"{netloc[0]}@127.0.0.1:{proxy.port}"))
+    proxy, via_proxy = await _through_proxy(pg_url)
     b = f"bor-{uid}"
     ledger, stop, task = await _start(bootstrap, via_proxy, uid, backoff_base=0.1, backoff_cap=0.5,
                                       connect_timeout=1.0)
@@ -149,11 +145,7 @@ async def test_ld_connection_stuck_by_a_shutdown_notice_is_replaced(
     asyncpg stuck ("cannot switch to state 15; another operation (2) is in progress",
     MagicStack/asyncpg#784): the ledger must drop that connection and carry on."""
     await migrate(pg_url)
-    real = urlsplit(pg_url)
-    proxy = TcpProxy(real.hostname or "127.0.0.1", real.port or 5432)
-    await proxy.start()
-    netloc = real.netloc.rsplit("@", 1)
-    via_proxy = urlunsplit(real._replace(netloc=f"{netloc[0]}@127.0.0.1:{proxy.port}"))
+    proxy, via_proxy = await _through_proxy(pg_url)
     b = f"bor-{uid}"
     ledger, stop, task = await _start(bootstrap, via_proxy, uid, backoff_base=0.1, backoff_cap=0.5)
     conn = await asyncpg.connect(pg_url)
@@ -172,6 +164,15 @@ async def test_ld_connection_stuck_by_a_shutdown_notice_is_replaced(
         await task
         await proxy.stop()
         await conn.close()
+
+
+async def _through_proxy(pg_url: str) -> tuple[TcpProxy, str]:
+    """A started proxy to the stack's PostgreSQL, and the URL that goes through it."""
+    real = urlsplit(pg_url)
+    proxy = TcpProxy(real.hostname or "127.0.0.1", real.port or 5432)
+    await proxy.start()
+    netloc = real.netloc.rsplit("@", 1)
+    return proxy, urlunsplit(real._replace(netloc=f"{netloc[0]}@127.0.0.1:{proxy.port}"))
 
 
 async def _true(value: bool) -> bool:
