@@ -159,16 +159,18 @@ async def engine(settings: config.Settings, app_id: str, start: dict[TopicPartit
             await asyncio.sleep(0.1 if t0 is None else 0.5)
             if proc.poll() is not None:
                 raise RuntimeError(f"worker exited; see {log}")
-            if t0 is None:
-                if b"Worker ready" not in log.read_bytes()[-50000:]:
-                    continue
-                t0 = time.perf_counter()
-                done_at_t0 = await committed(settings.kafka_bootstrap, group, tps) - base
+            if t0 is None and b"Worker ready" not in log.read_bytes()[-50000:]:
+                continue
             done = await committed(settings.kafka_bootstrap, group, tps) - base
+            if t0 is None:
+                t0, done_at_t0 = time.perf_counter(), done
             print(f"\r  engine: {done:>9,} / {total:,} events", end="", file=sys.stderr, flush=True)
             if done >= total and await _stage2_done(settings.kafka_bootstrap, app_id, signals_topic(app_id)):
                 print(f"\n  engine: {done_at_t0:,} events were committed before the worker was ready",
                       file=sys.stderr)
+                if done_at_t0 > total / 2:
+                    raise RuntimeError(f"the worker processed {done_at_t0:,} of {total:,} events while it "
+                                       "started: too few for a steady-state figure, use more --events")
                 return (total - done_at_t0) / (time.perf_counter() - t0)
         raise RuntimeError("engine did not finish within 900 s")
     finally:
@@ -266,7 +268,11 @@ async def highest_rate(start: float, duration_s: float, machines: int, p99_ms: f
 
 
 def main(args: Any) -> int:
-    res = asyncio.run(run(args.events, args.machines, getattr(args, "baseline_runs", 3)))
+    try:
+        res = asyncio.run(run(args.events, args.machines, getattr(args, "baseline_runs", 3)))
+    except RuntimeError as exc:
+        print(f"load bench failed: {exc}", file=sys.stderr)
+        return 1
     out: dict[str, Any] = {"events": res.events, "machines": res.machines,
                            "baseline_events_per_s": round(res.baseline_eps),
                            "baseline_runs_events_per_s": [round(r) for r in res.baseline_runs],
