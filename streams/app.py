@@ -1,7 +1,7 @@
 """The worker: the processors of streams/processors.py wired to topics and state.
 
-Stage 1 (telemetry and pledges, the hot path) and stage 2 (facilities) run on aiokafka
-lanes (streams/fastlane.py); the low-volume processors (registry, invoices, orders) are
+Stage 1 (telemetry and pledges, the hot path), stage 2 (facilities) and the registry run
+on aiokafka lanes (streams/fastlane.py); the low-volume processors (invoices, orders) are
 Faust agents, each with a table co-partitioned with its source topics, on RocksDB
 (rocksdict) with a changelog topic for recovery. In both, a batch's
 outputs are produced and acknowledged before its state is written, and offsets are
@@ -66,13 +66,14 @@ class EngineApp(faust.App):
     facility changelogs) is the long part, so they start with the app instead and the two
     recoveries overlap (docs/memory-recovery.md)."""
 
-    lanes: list[Lane]
+    lanes: tuple[Lane, ...] = ()
+    _lanes_started = False
 
     async def on_start(self) -> None:
         await super().on_start()
-        if not getattr(self, "_lanes_started", False):
+        if not self._lanes_started:  # on_start runs again if the app restarts
             self._lanes_started = True
-            for lane in getattr(self, "lanes", []):
+            for lane in self.lanes:
                 self.add_future(lane.run())
 
 
@@ -125,7 +126,7 @@ def create_app(worker_id: str = "w1", web_port: int | None = None, data_dir: Pat
                               proc=proc))
         else:
             _wire(app, proc, rename, engine_source(app_id, ENGINE_ID))
-    app.lanes = lanes
+    app.lanes = tuple(lanes)
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:

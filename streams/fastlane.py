@@ -254,20 +254,38 @@ class Lane:
                     "cleanup.policy": "compact", "segment.ms": "600000",
                     "min.cleanable.dirty.ratio": "0.1"})])
             if self.faust_changelog != self.changelog and self.faust_changelog in topics:
-                if created or (await self._adoption_started() and not await self._group_committed(admin)):
-                    await self._adopt_faust_changelog(partitions)
-                    # Deleted, or adopted again on the next start, over what the lane has
-                    # written since: a failure stops the worker rather than risk that.
-                    response = await admin.delete_topics([self.faust_changelog])
-                    for entry in response.topic_error_codes:
-                        if entry[1] not in (0, 3):  # 3: already deleted (another worker)
-                            raise RuntimeError(f"lane {self.name}: {entry[0]} adopted but not deleted "
-                                               f"(Kafka error {entry[1]}); delete it before restarting")
-                else:
-                    log.warning("lane %s: %s is older than this lane's changelog and is left alone",
-                                self.name, self.faust_changelog)
+                await self._take_over_faust_changelog(admin, created, partitions)
         finally:
             await admin.close()
+
+    async def _take_over_faust_changelog(self, admin: Any, created: bool, partitions: int) -> None:
+        """Adopt the Faust table's changelog and delete it, unless it is older than what
+        this lane has already written."""
+        if not created and (not await self._adoption_started() or await self._group_committed(admin)):
+            log.warning("lane %s: %s is older than this lane's changelog and is left alone",
+                        self.name, self.faust_changelog)
+            return
+        await self._adopt_faust_changelog(partitions)
+        # Deleted, or adopted again on the next start, over what the lane has written
+        # since: a failure stops the worker rather than risk that.
+        response = await admin.delete_topics([self.faust_changelog])
+        for topic, code, *_ in response.topic_error_codes:
+            if code not in (0, 3):  # 3: already deleted (another worker)
+                raise RuntimeError(f"lane {self.name}: {topic} adopted but not deleted "
+                                   f"(Kafka error {code}); delete it before restarting")
+
+    def _changelog_producer(self, linger_ms: int) -> AIOKafkaProducer:
+        # Idempotent with acks=all: a retried batch never lands twice or out of order.
+        return AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True,
+                                linger_ms=linger_ms, max_batch_size=512 * 1024,
+                                max_request_size=4 * 1024 * 1024)
+
+    def _changelog_reader(self) -> AIOKafkaConsumer:
+        # Large fetches: a facility's state is ~30 KB, and with aiokafka's default of 1 MB
+        # per partition a new host read stage 2's changelog ~35 states per round trip.
+        return AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
+                                max_poll_records=20000, fetch_max_bytes=64 * 1024 * 1024,
+                                max_partition_fetch_bytes=16 * 1024 * 1024)
 
     async def _group_committed(self, admin: Any) -> bool:
         """Whether this lane's group has committed offsets: it has processed records, so a
@@ -279,7 +297,7 @@ class Lane:
         """Whether this lane's changelog begins with the adoption marker (a restart after
         an adoption that did not finish)."""
         tp = TopicPartition(self.changelog, 0)
-        reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        reader = self._changelog_reader()
         await reader.start()
         try:
             reader.assign([tp])
@@ -301,10 +319,7 @@ class Lane:
         (copies of the same records in the same order restore the same states). Workers
         starting together could both copy: the first start after the move is one worker's
         (docs/architecture.md)."""
-        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True,
-                                    linger_ms=5, max_batch_size=512 * 1024, max_request_size=4 * 1024 * 1024)
-        reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
-                                  max_poll_records=20000, max_partition_fetch_bytes=16 * 1024 * 1024)
+        producer, reader = self._changelog_producer(linger_ms=5), self._changelog_reader()
         await producer.start()
         await reader.start()
         copied = 0
@@ -344,14 +359,10 @@ class Lane:
         """Bring the local databases of ``partitions`` up to the end of their changelog
         partitions, all read by one consumer at once.
 
-        Fetch sizes are large because a facility's state is ~30 KB: with aiokafka's default
-        of 1 MB per partition and fetch, a new host read stage 2's changelog ~35 states
-        per round trip. The restore waits for the broker rather than give up: a lane
-        that went on with part of its state would compute limits from stale states."""
+        The restore waits for the broker rather than give up: a lane that went on with
+        part of its state would compute limits from stale states."""
         stores = {TopicPartition(self.changelog, p): self._store_for_restore(p) for p in partitions}
-        reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
-                                  max_poll_records=20000, fetch_max_bytes=64 * 1024 * 1024,
-                                  max_partition_fetch_bytes=16 * 1024 * 1024)
+        reader = self._changelog_reader()
         await reader.start()
         try:
             reader.assign(list(stores))
@@ -402,9 +413,7 @@ class Lane:
 
         log.info("lane %s: starting", self.name)  # load bench times the lane from here
         await self.ensure_changelog(BY_NAME[self.proc.topics[0]].partitions)
-        self.producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all",
-                                         enable_idempotence=True, linger_ms=2,
-                                         max_batch_size=512 * 1024, max_request_size=4 * 1024 * 1024)
+        self.producer = self._changelog_producer(linger_ms=2)  # outputs and changelog alike
         self.consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=self.group,
                                          enable_auto_commit=False, auto_offset_reset="earliest",
                                          max_poll_records=self.max_records,
