@@ -20,7 +20,13 @@ from schemas import codec
 from schemas import events as ev
 from schemas.topics import KEY_OF_TYPE
 from streams.domain import facility, invoices, machines, orders, registry
-from streams.domain.signals import DEADLETTER_TOPIC, Output, Rejected, utc_time
+from streams.domain.signals import (
+    DEADLETTER_TOPIC,
+    Output,
+    Rejected,
+    one_signal_per_borrower,
+    utc_time,
+)
 
 log = logging.getLogger(__name__)
 Store = MutableMapping[str, Any]
@@ -65,7 +71,7 @@ class Processor:
             expected = KEY_OF_TYPE[event.type](event)
             if key is not None and key.decode(errors="replace") != expected:
                 raise Rejected("misrouted", f"record key {key!r} does not match the catalogue key {expected!r}")
-            return self.apply(store, expected, event)
+            return one_signal_per_borrower(self.apply(store, expected, event))
         except codec.DecodeError as exc:
             return [dead_letter(topic, partition, offset, key, value, self.name, exc.reason, str(exc))]
         except Rejected as exc:

@@ -21,7 +21,7 @@ from streams.domain.policy import (
     is_material,
     utilisation_target,
 )
-from streams.domain.signals import LIMITS_TOPIC, Output, Rejected, alert, utc_time
+from streams.domain.signals import BATCH, LIMITS_TOPIC, Output, Rejected, alert, utc_time
 
 State = dict[str, Any]
 MAX_PENDING = 50
@@ -47,9 +47,18 @@ SIGNAL_KINDS = frozenset({"receivable", "order", "machine", "machine_released", 
 
 
 def apply_signal(state: State, sig: dict[str, Any]) -> list[Output]:
+    """Fold one signal record into the state; a ``batch`` (everything one stage-1 input
+    caused for this borrower, see signals.one_signal_per_borrower) is folded whole, so
+    the decision that follows sees all of it."""
+    parts = sig.get("signals", []) if sig["kind"] == BATCH else [sig]
+    for part in parts:  # refused before any change: a refused input leaves the state as it was
+        if part["kind"] not in SIGNAL_KINDS:
+            raise Rejected("unknown_signal", f"unknown signal kind {part['kind']!r}")
+    return [o for part in parts for o in _apply_one(state, part)]
+
+
+def _apply_one(state: State, sig: dict[str, Any]) -> list[Output]:
     kind = sig["kind"]
-    if kind not in SIGNAL_KINDS:  # refused before any change: a refused input leaves the state as it was
-        raise Rejected("unknown_signal", f"unknown signal kind {kind!r}")
     if not _newer(state, sig):
         return []
     outs: list[Output] = []
@@ -134,7 +143,9 @@ def _check_outstanding(state: State, loan_id: str, drawn: Decimal) -> None:
 
 def _advance(state: State, at: float, triggers: list[str]) -> None:
     state["watermark"] = max(state["watermark"], at)
-    state["pending"] = [*state["pending"], *triggers][-MAX_PENDING:]
+    # Each input once, however many signals it caused (a batch's parts share their trigger).
+    pending = state["pending"]
+    state["pending"] = [*pending, *(t for t in dict.fromkeys(triggers) if t not in pending)][-MAX_PENDING:]
 
 
 def decide_and_publish(state: State) -> list[Output]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from streams.domain.signals import utc_time
 
-POLICY_VERSION = "2026.11-1"
+POLICY_VERSION = "2026.12-1"
 DAY = 86400.0
 D0 = Decimal("0.00")
 CENT = Decimal("0.01")

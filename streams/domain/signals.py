@@ -27,12 +27,44 @@ class Output:
     value: dict[str, Any]
 
 
+BATCH = "batch"
+
+
 def signal(kind: str, borrower_id: str, asset_id: str, seq: int, at: float,
            triggers: list[str], **data: Any) -> Output:
     """A borrower-keyed signal. ``at`` is the event time (epoch seconds) it reflects."""
     value = {"kind": kind, "borrower_id": borrower_id, "asset_id": asset_id, "seq": seq,
              "at": at, "triggers": triggers[-10:], **data}
     return Output(SIGNALS_TOPIC, borrower_id, value)
+
+
+def one_signal_per_borrower(outs: list[Output]) -> list[Output]:
+    """Fold the signals one input causes for the same borrower into one ``batch`` signal.
+
+    Stage 2 decides once per signal record it reads. A delivery, for example, sends the
+    order's new status and the delivery itself; sent apart, stage 2 would publish a
+    decision on a state between the two (the order still counted with the new fulfilment
+    score, a limit that no state of the facility justifies) and then another. Folded,
+    everything one input causes reaches the facility at once: one decision, one version.
+    Signals for different borrowers stay separate records (they are keyed by borrower).
+    """
+    by_borrower: dict[str, list[dict[str, Any]]] = {}
+    for o in outs:
+        if o.topic == SIGNALS_TOPIC:
+            by_borrower.setdefault(o.key, []).append(o.value)
+    if all(len(sigs) == 1 for sigs in by_borrower.values()):
+        return outs
+    folded: list[Output] = []
+    for o in outs:
+        if o.topic != SIGNALS_TOPIC or len(by_borrower[o.key]) == 1:
+            folded.append(o)
+        elif o.value is by_borrower[o.key][0]:  # the batch takes the place of the first one
+            sigs = by_borrower[o.key]
+            triggers = list(dict.fromkeys(t for s in sigs for t in s["triggers"]))
+            folded.append(Output(SIGNALS_TOPIC, o.key, {
+                "kind": BATCH, "borrower_id": o.key, "asset_id": BATCH, "seq": 0,
+                "at": max(s["at"] for s in sigs), "triggers": triggers[-10:], "signals": sigs}))
+    return folded
 
 
 # The last second a datetime can hold. Event times are epoch floats here, and a float

@@ -51,6 +51,26 @@ def poor_delivery(u: str) -> tuple[list[Envelope], dict[str, str]]:
     return evs, {s: "120000.00"}
 
 
+def delivery_of_a_counted_order(u: str) -> tuple[list[Envelope], dict[str, str]]:
+    """Four 100k orders delivered on time, an open order of 1m, then a fifth 100k order
+    confirmed and delivered on time. Before the fifth delivery the score is the prior
+    0.80: (1m + 100k) x 0.30 x 0.80 = 264k. The fifth delivery makes the score 5/5 = 1.0
+    *and* ends the fifth order: 1m x 0.30 x 1.0 = 300k. (Applied apart, the new score
+    with the fifth order still counted gave 330k, a limit no state justifies: issue 10.2.)"""
+    f = EventFactory(f"dlv-{u}", WEEK0)
+    s, core = f"sup-{u}", f"core-{u}"
+    evs = base(f, u, s)
+    for i in range(5):
+        po = f"po-{u}-{i}"
+        evs += [f.po("issued", po, core, s, "100000"), f.po("confirmed", po, core, s)]
+        if i == 4:
+            evs += [f.po("issued", f"po-{u}-big", core, s, "1000000"), f.po("confirmed", f"po-{u}-big", core, s)]
+        planned = f.now + timedelta(days=3)
+        evs.append(f.delivered(po, s, planned, planned - timedelta(hours=2)))
+        f.advance(days=1)
+    return evs, {s: "300000.00"}
+
+
 def duplicate_invoice(u: str) -> tuple[list[Envelope], dict[str, str]]:
     """One 400k invoice issued twice by its seller and once by another: counted once."""
     f = EventFactory(f"dup-{u}", WEEK0)
