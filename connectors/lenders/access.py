@@ -69,15 +69,33 @@ class CursorError(ValueError):
     """A stream cursor that is not a non-negative integer."""
 
 
+# A ``seq`` is a PostgreSQL bigint: a larger cursor would fail in the query, after the
+# stream had already answered 200 (found by fuzzing the lender API).
+MAX_CURSOR = 2**63 - 1
+
+
+def parse_int(value: str) -> int | None:
+    """``value`` as a non-negative integer when it is 1 to 19 ASCII digits, else None.
+
+    ``int()`` alone is too lenient for a URL: it takes signs, spaces, underscores and
+    non-ASCII digits ("١"), and raises on thousands of digits."""
+    if not (0 < len(value) <= 19 and value.isascii() and value.isdigit()):
+        return None
+    return int(value)
+
+
 def parse_cursor(value: str | None) -> int | None:
     """Stream cursor from ``Last-Event-ID`` or ``?since=``: the ``seq`` of the last
     decision the client saw; ``None`` means start live, without replay."""
     if value is None or value == "":
         return None
-    try:
-        cursor = int(value)
-    except ValueError:
-        raise CursorError(f"cursor {value!r} is not an integer event id") from None
-    if cursor < 0:
-        raise CursorError(f"cursor {value!r} is negative")
+    if value.startswith("-") and parse_int(value[1:]) is not None:
+        raise CursorError(f"cursor {value[:40]!r} is negative")
+    cursor = parse_int(value)
+    if cursor is None and value.isascii() and value.isdigit():
+        raise CursorError(f"cursor {value[:40]!r} is beyond the last possible event id ({MAX_CURSOR})")
+    if cursor is None:
+        raise CursorError(f"cursor {value[:40]!r} is not an integer event id")
+    if cursor > MAX_CURSOR:
+        raise CursorError(f"cursor {value!r} is beyond the last possible event id ({MAX_CURSOR})")
     return cursor

@@ -10,15 +10,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Awaitable, Callable
 
 import asyncpg
 import orjson
 from aiohttp import web
 
+from connectors.gateway import httplog
 from connectors.ledger.store import NOTIFY_CHANNEL
 from connectors.lenders import repo
-from connectors.lenders.access import CursorError, parse_cursor
+from connectors.lenders.access import CursorError, parse_cursor, parse_int
 from connectors.pg.errors import CONNECTION_ERRORS
 
 log = logging.getLogger(__name__)
@@ -66,13 +68,26 @@ def _int_param(request: web.Request, name: str, default: int | None, lo: int, hi
     raw = request.query.get(name)
     if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadParameter(f"{name} must be an integer") from None
+    value = parse_int(raw)
+    if value is None:
+        raise BadParameter(f"{name} must be an integer of at most 19 digits")
     if not lo <= value <= hi:
         raise BadParameter(f"{name} must be in [{lo}, {hi}]")
     return value
+
+
+# Borrower ids are contract ids (schemas/common.py ID_PATTERN). Anything else cannot name
+# a borrower, and must not reach PostgreSQL: a NUL ("x%00") made asyncpg raise and the
+# API answer 500 with a traceback in its log.
+_BORROWER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}")
+
+
+def _borrower(request: web.Request) -> str:
+    borrower = request.match_info["borrower_id"]
+    if not _BORROWER_ID.fullmatch(borrower):
+        raise BadParameter("borrower_id must be 1 to 64 characters: letters, digits, '.', '_', ':' "
+                           "or '-', starting with a letter or a digit")
+    return borrower
 
 
 async def _caller(request: web.Request) -> str | None:
@@ -97,6 +112,9 @@ async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except BadParameter as exc:
         return _error(400, "bad_parameter", str(exc))
+    except web.HTTPClientError as exc:
+        # Unknown paths and methods: the same JSON error shape as every other answer.
+        return _error(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -104,13 +122,13 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def get_limit(request: web.Request) -> web.Response:
-    borrower = request.match_info["borrower_id"]
+    borrower = _borrower(request)
     update = await repo.current_limit(request.app[POOL], request[LENDER], borrower)
     return _json(update) if update else _not_found(borrower)
 
 
 async def get_history(request: web.Request) -> web.Response:
-    borrower = request.match_info["borrower_id"]
+    borrower = _borrower(request)
     limit = _int_param(request, "limit", 100, 1, 1000)
     before = _int_param(request, "before_version", None, 1, 2**62)
     items = await repo.history(request.app[POOL], request[LENDER], borrower, limit or 100, before)
@@ -122,7 +140,7 @@ async def get_history(request: web.Request) -> web.Response:
 
 
 async def get_alerts(request: web.Request) -> web.Response:
-    borrower = request.match_info["borrower_id"]
+    borrower = _borrower(request)
     limit = _int_param(request, "limit", 100, 1, 1000)
     items = await repo.alerts(request.app[POOL], request[LENDER], borrower, limit or 100)
     if items is None:
@@ -192,6 +210,7 @@ async def _listen(app: web.Application):  # type: ignore[no-untyped-def]
 
 def make_app(pool: asyncpg.Pool, *, poll_s: float = 1.0, heartbeat_s: float = 15.0) -> web.Application:
     """The lender API on ``pool``; ``poll_s`` bounds stream latency if a NOTIFY is missed."""
+    httplog.install()
     app = web.Application(middlewares=[auth])
     app[POOL] = pool
     app[WAKER] = Waker()
