@@ -20,10 +20,19 @@ from connectors.sources.common import SourceError, build_event, is_id
 from schemas.events import BatteryTelemetry
 
 START = b"##"
+# The 2025 edition keeps the header layout but starts with '$$' and adds signatures,
+# SM2/SM4 encryption and new blocks: recognised (framed, answered, refused), not decoded.
+START_2025 = b"$$"
+STARTS = (START, START_2025)
 HEADER_LEN = 24  # '##' + command + flag + VIN + encryption + length
 CHINA = timezone(timedelta(hours=8))
 MAX_DATA_LEN = 65531  # the standard's limit for the data unit
 VIN_CHARS = frozenset(b"ABCDEFGHJKLMNPRSTUVWXYZ0123456789")  # no I, O, Q
+# A platform's frames carry the platform's own 17-byte id where vehicles put the VIN.
+PLATFORM_ID_CHARS = frozenset(range(0x20, 0x7F)) | {0}
+# Types 0x80-0xFE are the vendor's own blocks: a 2-byte length says how much to skip.
+VENDOR_BLOCKS = range(0x80, 0xFF)
+PLATFORM_USER_LEN, PLATFORM_PASSWORD_LEN = 12, 20
 
 
 class Command(IntEnum):
@@ -51,10 +60,11 @@ class GbtDecodeError(SourceError):
     """A frame that cannot be decoded; ``vin`` and ``command`` are kept when known, to answer."""
 
     def __init__(self, reason: str, message: str, *, command: int | None = None,
-                 vin: str | None = None) -> None:
+                 vin: str | None = None, start: bytes = START) -> None:
         super().__init__(reason, message)
         self.command = command
         self.vin = vin
+        self.start = start  # the edition's start mark, so the answer speaks it too
 
 
 # ---------------------------------------------------------------- decoded records
@@ -121,6 +131,16 @@ class Frame:
     skipped_blocks: tuple[int, ...] = ()
     login_serial: int | None = None
     iccid: str | None = None
+    platform_user: str | None = None      # platform login (0x05) only
+    platform_password: str | None = None
+
+    @property
+    def is_request(self) -> bool:
+        return self.flag == Flag.COMMAND
+
+    @property
+    def is_platform(self) -> bool:
+        return self.command in (Command.PLATFORM_LOGIN, Command.PLATFORM_LOGOUT)
 
 
 # ---------------------------------------------------------------- helpers
@@ -259,6 +279,8 @@ def _skip(r: _Reader, kind: int) -> None:
         for _ in range(r.u8("temperature subsystem count")):
             r.take(1, "temperature subsystem")
             r.take(r.u16("probe count"), "probe temperatures")
+    elif kind in VENDOR_BLOCKS:
+        r.take(r.u16("vendor block length"), f"vendor block 0x{kind:02X}")
     else:
         raise GbtDecodeError("unknown_block", f"information type 0x{kind:02X} at offset "
                              f"{r.pos - 1}: its length is unknown, decoding stopped")
@@ -305,13 +327,15 @@ def decode_frame(raw: bytes) -> Frame:
 def _decode(raw: bytes) -> Frame:
     if len(raw) < HEADER_LEN + 1:
         raise GbtDecodeError("truncated_frame", f"{len(raw)} bytes is shorter than a frame (25)")
-    if raw[:2] != START:
-        raise GbtDecodeError("bad_start", f"frame starts with {raw[:2].hex()}, not 2323 ('##')")
+    if raw[:2] not in STARTS:
+        raise GbtDecodeError("bad_start", f"frame starts with {raw[:2].hex()}, not 2323 ('##') "
+                             "or 2424 ('$$', 2025 edition)")
     command, flag = raw[2], raw[3]
     vin_raw, encryption = raw[4:21], raw[21]
-    vin = vin_raw.decode("ascii") if set(vin_raw) <= VIN_CHARS else None
+    platform = command in (Command.PLATFORM_LOGIN, Command.PLATFORM_LOGOUT)
+    vin = vin_raw.decode("ascii") if set(vin_raw) <= (PLATFORM_ID_CHARS if platform else VIN_CHARS) else None
     length = int.from_bytes(raw[22:24], "big")
-    ctx = {"command": command, "vin": vin}
+    ctx = {"command": command, "vin": vin, "start": raw[:2]}
     if length > MAX_DATA_LEN:
         raise GbtDecodeError("bad_length", f"data length {length} exceeds {MAX_DATA_LEN}", **ctx)
     if len(raw) != HEADER_LEN + length + 1:
@@ -320,6 +344,9 @@ def _decode(raw: bytes) -> Frame:
     if bcc(raw[2:-1]) != raw[-1]:
         raise GbtDecodeError("bad_checksum", f"BCC 0x{raw[-1]:02X} != computed "
                              f"0x{bcc(raw[2:-1]):02X}", **ctx)
+    if raw[:2] == START_2025:
+        raise GbtDecodeError("unsupported_edition", "GB/T 32960.3-2025 frame ('$$'): only the "
+                             "2016 edition ('##') is decoded; answered 0x02", **ctx)
     if vin is None:
         raise GbtDecodeError("bad_vin", f"VIN {vin_raw!r} is not 17 VIN characters", **ctx)
     if encryption != ENCRYPTION_NONE:
@@ -342,6 +369,15 @@ def _decode(raw: bytes) -> Frame:
         elif command == Command.LOGOUT:
             fields["time"] = _time(r)
             fields["login_serial"] = r.u16("logout serial")
+        elif command == Command.PLATFORM_LOGIN:
+            fields["time"] = _time(r)
+            fields["login_serial"] = r.u16("platform login serial")
+            fields["platform_user"] = _ascii(r.take(PLATFORM_USER_LEN, "platform user name"))
+            fields["platform_password"] = _ascii(r.take(PLATFORM_PASSWORD_LEN, "platform password"))
+            r.take(1, "encryption rule")
+        elif command == Command.PLATFORM_LOGOUT:
+            fields["time"] = _time(r)
+            fields["login_serial"] = r.u16("platform logout serial")
         elif command in (Command.HEARTBEAT, Command.TIME_SYNC):
             pass
         else:
@@ -351,12 +387,17 @@ def _decode(raw: bytes) -> Frame:
     return Frame(command=command, flag=flag, vin=vin, encryption=encryption, data=data, **fields)
 
 
+def _ascii(raw: bytes) -> str:
+    """A fixed-width ASCII field, its NUL or space padding removed."""
+    return raw.decode("ascii", errors="replace").strip("\x00 ")
+
+
 # ---------------------------------------------------------------- encoder
 def encode_frame(command: int, vin: str, data: bytes, flag: int = Flag.COMMAND,
-                 encryption: int = ENCRYPTION_NONE) -> bytes:
+                 encryption: int = ENCRYPTION_NONE, start: bytes = START) -> bytes:
     """Build a frame (used by the gateway's answers, the tests and the simulator)."""
     body = bytes([command, flag]) + vin.encode("ascii") + bytes([encryption]) + len(data).to_bytes(2, "big") + data
-    return START + body + bytes([bcc(body)])
+    return start + body + bytes([bcc(body)])
 
 
 def encode_time(ts: datetime) -> bytes:
@@ -400,26 +441,37 @@ def login_data(ts: datetime, serial: int = 1, iccid: str = "89860012345678901234
     return encode_time(ts) + serial.to_bytes(2, "big") + iccid.encode("ascii")[:20].ljust(20, b"0") + b"\x01\x00"
 
 
+def platform_login_data(ts: datetime, user: str, password: str, serial: int = 1) -> bytes:
+    """Platform login (0x05): time, serial, user name (12), password (20), encryption rule."""
+    return (encode_time(ts) + serial.to_bytes(2, "big") + user.encode("ascii")[:PLATFORM_USER_LEN].ljust(
+        PLATFORM_USER_LEN, b"\x00") + password.encode("ascii")[:PLATFORM_PASSWORD_LEN].ljust(
+        PLATFORM_PASSWORD_LEN, b"\x00") + bytes([ENCRYPTION_NONE]))
+
+
 # ---------------------------------------------------------------- protocol answers
-def answer(frame: Frame | None, error: GbtDecodeError | None = None) -> bytes | None:
+def answer(frame: Frame | None, error: GbtDecodeError | None = None, *,
+           flag: int = Flag.SUCCESS) -> bytes | None:
     """The platform's answer: same command and VIN, flag 0x01 success or 0x02 error.
 
     Only requests (flag 0xFE) are answered, and only when command and VIN are known.
-    The data unit echoes the request's 6-byte time, as the standard's answers do.
+    The data unit echoes the request's 6-byte time, as the standard's answers do. A
+    valid frame refused by policy (not logged in, VIN not pledged) gets ``flag`` 0x02.
+    A 2025-edition frame is answered in its own edition ('$$'), so its sender can tell.
     """
     if frame is not None:
         if frame.flag != Flag.COMMAND:
             return None
-        return encode_frame(frame.command, frame.vin, frame.data[:6], flag=Flag.SUCCESS)
+        return encode_frame(frame.command, frame.vin, frame.data[:6], flag=flag)
     if error is not None and error.vin is not None and error.command is not None:
-        return encode_frame(error.command, error.vin, b"", flag=Flag.ERROR)
+        return encode_frame(error.command, error.vin, b"", flag=Flag.ERROR, start=error.start)
     return None
 
 
 # ---------------------------------------------------------------- stream framing
 @dataclass
 class FrameBuffer:
-    """Splits a TCP byte stream into frames, resynchronising on ``##`` after garbage.
+    """Splits a TCP byte stream into frames, resynchronising on ``##`` (or the 2025
+    edition's ``$$``) after garbage.
 
     ``feed`` returns complete frames and discarded garbage, in stream order, as
     ``("frame", bytes)`` and ``("garbage", bytes)``; partial frames wait for more bytes.
@@ -432,13 +484,14 @@ class FrameBuffer:
         self.buf += chunk
         out: list[tuple[str, bytes]] = []
         while self.buf:
-            start = self.buf.find(START)
-            # '###': the real start is the last pair (no command byte is 0x23).
-            while start >= 0 and self.buf[start + 2:start + 3] == b"#":
+            start = _first_start(self.buf)
+            # '###' / '$$$': the real start is the last pair (no command byte is 0x23 or 0x24).
+            while start >= 0 and self.buf[start + 2:start + 3] == self.buf[start:start + 1]:
                 start += 1
             if start != 0:
-                # Keep a trailing '#' that may be the first half of the next start mark.
-                cut = start if start > 0 else (len(self.buf) - 1 if self.buf.endswith(b"#") else len(self.buf))
+                # Keep a trailing '#' or '$' that may be the first half of the next start mark.
+                half = self.buf.endswith(b"#") or self.buf.endswith(b"$")
+                cut = start if start > 0 else (len(self.buf) - 1 if half else len(self.buf))
                 if cut == 0:
                     break
                 out.append(("garbage", bytes(self.buf[:cut])))
@@ -456,6 +509,11 @@ class FrameBuffer:
         return len(self.buf)
 
 
+def _first_start(buf: bytearray) -> int:
+    found = [i for i in (buf.find(s) for s in STARTS) if i >= 0]
+    return min(found) if found else -1
+
+
 # ---------------------------------------------------------------- mapping to events
 def machine_for(vin: str, vin_map: dict[str, str]) -> str:
     """The machine id of a VIN: from the map, else ``vin-<VIN>``."""
@@ -470,6 +528,10 @@ def to_event(frame: Frame, *, tenant: str, vin_map: dict[str, str] | None = None
     :class:`SourceError` when a data frame lacks what the contract requires (SOC,
     pack voltage and current from the vehicle block).
     """
+    if not frame.is_request:
+        # Answers go from a platform to a vehicle; one arriving here holds no reading.
+        raise SourceError("unexpected_answer", f"answer frame (flag 0x{frame.flag:02X}) to command "
+                          f"0x{frame.command:02X}: this gateway takes requests only")
     if frame.command not in (Command.REALTIME, Command.REISSUED):
         return None
     v = frame.vehicle

@@ -1,0 +1,88 @@
+"""Issue 12's variants through each command into the real broker (samples: tests/sources/samples/)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import re
+import signal
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import orjson
+import pytest
+
+from connectors.kafka_io import TopicReader, produce_events
+from connectors.sources import gbt32960 as g
+from schemas.events import MachinePledged
+from tests.sources.test_src_broker import of_tenant
+
+pytestmark = pytest.mark.integration
+SAMPLES = Path(__file__).parent / "samples"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def hex_sample(name: str) -> bytes:
+    return bytes.fromhex((SAMPLES / "gbt32960" / name).read_text().strip())
+
+
+async def start_gateway(*argv: str, env: dict[str, str]) -> tuple[asyncio.subprocess.Process, int]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "creditstream.cli", "gbt32960", "serve", "--port", "0", *argv,
+        stderr=asyncio.subprocess.PIPE, cwd=ROOT, env={**os.environ, **env})
+    assert proc.stderr is not None
+    while True:
+        line = (await asyncio.wait_for(proc.stderr.readline(), 30)).decode()
+        assert line, "gateway exited before listening"
+        if m := re.search(r"listening on [\d.]+:(\d+)", line):
+            return proc, int(m.group(1))
+
+
+async def test_gbt32960_serve_takes_a_logged_in_platforms_pledged_vins_only(
+        bootstrap: str, producer, uid: str, tmp_path: Path) -> None:
+    tenant = f"fleet-{uid}"
+    pledged, stranger = "HAUV4BGN6S5002219", "LGHXCAE28M7654321"
+    now = datetime.now(UTC)
+    await produce_events(producer, [MachinePledged.model_validate({
+        "event_id": f"pledge-{uid}", "type": "registry.pledge", "tenant": tenant, "source": "test",
+        "occurred_at": now, "recorded_at": now, "payload": {
+            "machine_id": f"truck-{uid}", "borrower_id": f"b-{uid}", "program_id": f"p-{uid}",
+            "kind": "electric_truck", "price": {"amount": "300000", "currency": "CNY"},
+            "acquired_on": date(2024, 1, 1)}})])
+    vins = tmp_path / "vins.json"
+    vins.write_bytes(orjson.dumps({pledged: f"truck-{uid}"}))
+    proc, port = await start_gateway("--tenant", tenant, "--vin-map", str(vins), "--bootstrap", bootstrap,
+                                     "--platform-user", "fleetplat", "--platform-password-env", "GBT_TEST_PW",
+                                     env={"GBT_TEST_PW": "s3cret-pass"})
+    vendor = hex_sample("realtime-2016-vendor-0x83.hex")  # a pledged VIN, with a vendor block
+    t = g.decode_frame(vendor).time
+    assert t is not None
+    stranger_frame = g.encode_frame(2, stranger, g.realtime_data(t, g.vehicle_block(soc=50, voltage_v=500, current_a=0)))
+    frames = [vendor,  # before the platform login: refused
+              g.encode_frame(g.Command.PLATFORM_LOGIN, "PLATFORM000000001", g.platform_login_data(t, "fleetplat", "s3cret-pass")),
+              vendor, stranger_frame, hex_sample("realtime-2025.hex")]
+    try:
+        async with TopicReader(bootstrap, "cs.telemetry", "cs.deadletter") as reader:
+            r, w = await asyncio.open_connection("127.0.0.1", port)
+            buf, answers = g.FrameBuffer(), []
+            for n, frame in enumerate(frames, 1):
+                w.write(frame)
+                await w.drain()
+                while len(answers) < n:  # every frame here is answered
+                    got = buf.feed(await asyncio.wait_for(r.read(4096), 10))
+                    answers += [d for k, d in got if k == "frame"]
+            w.close()
+            recs = await reader.read(lambda rs: of_tenant(rs, "cs.telemetry", tenant)
+                                     and len(of_tenant(rs, "cs.deadletter", tenant)) >= 3)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), 30)
+    assert [(a[:2], a[2], a[3]) for a in answers] == [
+        (b"##", 2, 2), (b"##", 5, 1), (b"##", 2, 1), (b"##", 2, 2), (b"$$", 2, 2)]
+    (tele,) = of_tenant(recs, "cs.telemetry", tenant)
+    assert (tele["payload"]["machine_id"], tele["payload"]["soc_pct"]) == (f"truck-{uid}", 85)
+    letters = of_tenant(recs, "cs.deadletter", tenant)
+    assert [d["payload"]["reason"] for d in letters] == ["not_logged_in", "vin_not_pledged", "unsupported_edition"]
+    assert base64.b64decode(letters[1]["payload"]["value_b64"]) == stranger_frame
