@@ -73,7 +73,9 @@ def build_app(pg_url: str, bootstrap: str, limits: Limits = DEFAULT_LIMITS) -> w
     gate = asyncio.Semaphore(limits.max_in_flight)
 
     async def startup(app: web.Application) -> None:
-        app[POOL] = await asyncpg.create_pool(pg_url, min_size=1, max_size=8)
+        # A request holds a connection while Kafka acknowledges (its event ids stay locked
+        # until recorded): one per request in flight, and a few for authentication.
+        app[POOL] = await asyncpg.create_pool(pg_url, min_size=1, max_size=limits.max_in_flight + 4)
         app[STORE] = GatewayStore(app[POOL])
         app[PRODUCER] = None
         try:
@@ -147,6 +149,43 @@ def build_app(pg_url: str, bootstrap: str, limits: Limits = DEFAULT_LIMITS) -> w
             good = sieve(tenant, good, refs, owners, results)  # another tenant claimed first
         return good
 
+    def duplicate(i: int, event: Any, results: list[dict[str, Any]]) -> None:
+        results.append({"index": i, "event_id": event.event_id, "status": "duplicate"})
+        metrics.items.labels("duplicate", "").inc()
+
+    async def deliver(tenant: str, good: list[tuple[int, Any]],
+                      results: list[dict[str, Any]]) -> web.Response | None:
+        """Produce the items whose event id the tenant has not published yet, and record
+        them, holding their ids (store.exclusive) so parallel copies of a request cannot
+        both find an id new; None, or the 503 when Kafka did not acknowledge."""
+        async with app[STORE].exclusive(tenant, [e.event_id for _, e in good]) as accepted:
+            known = await accepted.known([e.event_id for _, e in good])
+            to_send = []
+            for i, event in good:
+                if event.event_id in known:
+                    duplicate(i, event, results)
+                else:
+                    known.add(event.event_id)  # the same id twice in one body: sent once
+                    to_send.append((i, event))
+            if not to_send:
+                return None
+            t0 = time.perf_counter()
+            try:
+                kafka = await producer()
+                sent = [(i, e, *route(e)) for i, e in to_send]
+                futures = [await kafka.send(topic, codec.encode(e), key=key) for _, e, topic, key in sent]
+                await asyncio.wait_for(asyncio.gather(*futures), timeout=limits.produce_timeout_s)
+            except (TimeoutError, Exception) as exc:  # noqa: BLE001 - any broker failure is a 503
+                log.warning("gateway: produce failed for tenant %s: %r", tenant, exc)
+                return answer(503, {"error": "unavailable", "reason": "the event log did not acknowledge in time; "
+                                    "retry with the same event ids"}, {"Retry-After": "5"})
+            metrics.produce.observe(time.perf_counter() - t0)
+            await accepted.record([(e.event_id, e.type, topic) for _, e, topic, _ in sent])
+        for i, e, topic, _ in sent:
+            results.append({"index": i, "event_id": e.event_id, "status": "accepted", "topic": topic})
+            metrics.items.labels("accepted", "").inc()
+        return None
+
     async def _publish(request: web.Request, scope: Any) -> web.Response:
         try:
             body = await request.read()
@@ -174,30 +213,10 @@ def build_app(pg_url: str, bootstrap: str, limits: Limits = DEFAULT_LIMITS) -> w
                 continue
             good.append((i, event))
         good = await owned(scope.tenant, good, results)
-        known = await app[STORE].known(scope.tenant, [e.event_id for _, e in good]) if good else set()
-        to_send = []
-        for i, event in good:
-            if event.event_id in known:
-                results.append({"index": i, "event_id": event.event_id, "status": "duplicate"})
-                metrics.items.labels("duplicate", "").inc()
-            else:
-                to_send.append((i, event))
-        if to_send:
-            t0 = time.perf_counter()
-            try:
-                kafka = await producer()
-                sent = [(i, e, *route(e)) for i, e in to_send]
-                futures = [await kafka.send(topic, codec.encode(e), key=key) for _, e, topic, key in sent]
-                await asyncio.wait_for(asyncio.gather(*futures), timeout=limits.produce_timeout_s)
-            except (TimeoutError, Exception) as exc:  # noqa: BLE001 - any broker failure is a 503
-                log.warning("gateway: produce failed for tenant %s: %r", scope.tenant, exc)
-                return answer(503, {"error": "unavailable", "reason": "the event log did not acknowledge in time; "
-                                    "retry with the same event ids"}, {"Retry-After": "5"})
-            metrics.produce.observe(time.perf_counter() - t0)
-            await app[STORE].record(scope.tenant, [(e.event_id, e.type, topic) for _, e, topic, _ in sent])
-            for i, e, topic, _ in sent:
-                results.append({"index": i, "event_id": e.event_id, "status": "accepted", "topic": topic})
-                metrics.items.labels("accepted", "").inc()
+        if good:
+            failed = await deliver(scope.tenant, good, results)
+            if failed is not None:
+                return failed
         results.sort(key=lambda r: r["index"])
         ok = sum(1 for r in results if r["status"] in ("accepted", "duplicate"))
         if ok == len(results):

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import asyncpg
 
 from connectors.gateway.authorize import Ref
@@ -26,11 +30,21 @@ class GatewayStore:
         return Scope(key_id, row["tenant"], frozenset(row["event_types"]), frozenset(row["parties"]),
                      frozenset(row["programs"]))
 
-    async def known(self, tenant: str, event_ids: list[str]) -> set[str]:
-        rows = await self.pool.fetch(
-            "SELECT event_id FROM accepted_events WHERE tenant = $1 AND event_id = ANY($2::text[])",
-            tenant, event_ids)
-        return {r["event_id"] for r in rows}
+    @asynccontextmanager
+    async def exclusive(self, tenant: str, event_ids: list[str]) -> AsyncIterator[Accepted]:
+        """Hold (tenant, event id) for each of ``event_ids`` until the block ends: the
+        duplicate check, the produce and the record of what was accepted are one step.
+
+        Without it, ten parallel copies of a request all found the id unknown and four
+        were produced. Transaction-level advisory locks (released at commit, rollback or
+        when the connection dies), so any number of gateway processes agree, and a gateway
+        that crashes mid-request leaves nothing claimed: the client's retry is produced.
+        """
+        keys = sorted({lock_key(tenant, e) for e in event_ids})
+        async with self.pool.acquire() as conn, conn.transaction():
+            # One by one, in sorted order, so two requests sharing ids cannot deadlock.
+            await conn.executemany("SELECT pg_advisory_xact_lock($1)", [(k,) for k in keys])
+            yield Accepted(conn, tenant)
 
     async def owners(self, refs: set[Ref]) -> dict[Ref, str]:
         """The tenant owning each of ``refs`` that is registered."""
@@ -56,11 +70,32 @@ class GatewayStore:
             " ON CONFLICT DO NOTHING", list(kinds), list(ids), tenant)
         return await self.owners(refs)
 
-    async def record(self, tenant: str, accepted: list[tuple[str, str, str]]) -> None:
+
+
+def lock_key(tenant: str, event_id: str) -> int:
+    """A signed 64-bit advisory-lock key for (tenant, event id). Two pairs sharing a key
+    (a 2^-64 chance) only wait for each other; they are never mistaken for duplicates."""
+    digest = hashlib.sha256(f"creditstream.gateway|{tenant}\0{event_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+class Accepted:
+    """The accepted event ids of one tenant, read and written while their locks are held."""
+
+    def __init__(self, conn: asyncpg.Connection, tenant: str) -> None:
+        self.conn, self.tenant = conn, tenant
+
+    async def known(self, event_ids: list[str]) -> set[str]:
+        rows = await self.conn.fetch(
+            "SELECT event_id FROM accepted_events WHERE tenant = $1 AND event_id = ANY($2::text[])",
+            self.tenant, event_ids)
+        return {r["event_id"] for r in rows}
+
+    async def record(self, accepted: list[tuple[str, str, str]]) -> None:
         """Remember accepted (event id, type, topic) after the broker acknowledged them."""
-        await self.pool.executemany(
+        await self.conn.executemany(
             "INSERT INTO accepted_events (tenant, event_id, event_type, topic) VALUES ($1, $2, $3, $4) "
-            "ON CONFLICT DO NOTHING", [(tenant, *a) for a in accepted])
+            "ON CONFLICT DO NOTHING", [(self.tenant, *a) for a in accepted])
 
 
 async def create_key(conn: asyncpg.Connection, tenant: str, types: list[str], parties: list[str],
