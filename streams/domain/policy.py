@@ -30,6 +30,9 @@ class PolicyParams:
     fulfilment_prior: Decimal = Decimal("0.80")
     fulfilment_min_deliveries: int = 5
     fulfilment_window_days: int = 90
+    # A confirmed order that is never delivered stops counting this long after its
+    # delivery due date: late goods are common, goods that never come are a risk.
+    order_grace_days: int = 14
     util_floor: float = 0.30
     util_cap: float = 1.25
     util_step: float = 0.15
@@ -224,8 +227,14 @@ def decide(state: dict[str, Any], params: PolicyParams) -> Decision:
     if n >= params.fulfilment_min_deliveries and score < Decimal("0.8"):
         reasons.append(("FULFILMENT_LOW", f"{on_time} of your last {n} deliveries were on time; "
                                           f"orders count at {score:.0%}."))
+    grace = params.order_grace_days * DAY
     for po, o in sorted(state["assets"]["order"].items()):
         if o["status"] != "confirmed" or po in invoiced_pos or o["currency"] != currency:
+            continue
+        if now > o["due"] + grace:  # the watermark only grows, so this is a fact once true
+            reasons.append(("ORDER_NOT_DELIVERED", f"Order {po} was due for delivery on "
+                            f"{_day(o['due']).isoformat()} and has not been delivered "
+                            f"{params.order_grace_days} days later; it no longer counts."))
             continue
         components.append({"kind": "order", "asset_id": po, "frozen": False,
                            "contribution": _money(Decimal(o["amount"]) * params.order_advance_rate * score),

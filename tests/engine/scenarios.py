@@ -71,6 +71,22 @@ def delivery_of_a_counted_order(u: str) -> tuple[list[Envelope], dict[str, str]]
     return evs, {s: "300000.00"}
 
 
+def order_never_delivered(u: str) -> tuple[list[Envelope], dict[str, object]]:
+    """A 100k order confirmed, due in 14 days, never delivered: 100k x 0.30 x 0.80 = 24k
+    while the watermark is at most 14 days past the due date, 0 after. Another order
+    issued later (issued orders do not count) moves the watermark: first exactly to the
+    end of the grace (still counts), then one second past it."""
+    f = EventFactory(f"und-{u}", WEEK0)
+    s, core = f"sup-{u}", f"core-{u}"
+    evs = base(f, u, s)
+    evs += [f.po("issued", f"po-{u}", core, s, "100000", due_in_days=14), f.po("confirmed", f"po-{u}", core, s)]
+    f.advance(days=28)
+    evs.append(f.po("issued", f"po-{u}-b", core, s, "100000"))
+    f.advance(seconds=1)
+    evs.append(f.po("issued", f"po-{u}-c", core, s, "100000"))
+    return evs, {"counting": "24000.00", "at_end_of_grace": "24000.00", "after": "0.00"}
+
+
 def duplicate_invoice(u: str) -> tuple[list[Envelope], dict[str, str]]:
     """One 400k invoice issued twice by its seller and once by another: counted once."""
     f = EventFactory(f"dup-{u}", WEEK0)

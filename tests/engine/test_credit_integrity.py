@@ -46,3 +46,19 @@ def test_every_input_publishes_at_most_one_version_per_borrower() -> None:
             assert all(n == 1 for n in per_borrower.values()), (build.__name__, event_id, per_borrower)
             for u in caused:  # each input once in the triggers
                 assert len(u["trigger_event_ids"]) == len(set(u["trigger_event_ids"]))
+
+
+# ---------------------------------------------------------------- 10.3 orders never delivered
+def test_a_confirmed_order_never_delivered_stops_counting_14_days_after_its_due_date() -> None:
+    events, expected = sc.order_never_delivered("n1")
+    steps = per_input(events)
+    limits = [u for _, us in steps for u in us]
+    assert any(u["limit"]["amount"] == expected["counting"] for u in limits)
+    # Exactly 14 days after the due date it still counts (the grace includes its end).
+    assert steps[-2][1] == []
+    final = steps[-1][1]
+    assert [u["limit"]["amount"] for u in final] == [expected["after"]]
+    reason = next(r["text"] for r in final[0]["reasons"] if r["code"] == "ORDER_NOT_DELIVERED")
+    assert reason == ("Order po-n1 was due for delivery on 2026-04-02 and has not been delivered "
+                      "14 days later; it no longer counts.")
+    assert not [c for c in final[0]["components"] if c["kind"] == "order"]
