@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +38,12 @@ class Limits:
     max_body_bytes: int = 4 * 1024 * 1024
     max_items: int = 1000
     max_in_flight: int = 32
+    # One tenant's requests never hold more than this many of the ``max_in_flight`` slots,
+    # so a tenant with slow (or many) connections cannot starve the others.
+    max_in_flight_per_tenant: int = 8
+    # The whole body must arrive within this: a client sending a byte every 2 s held its
+    # slot for as long as it liked (issue 11: sixteen of them made every tenant get 429).
+    body_timeout_s: float = 10.0
     produce_timeout_s: float = 5.0
 
 
@@ -48,6 +56,27 @@ class Metrics:
                              ["outcome", "reason"], registry=self.registry)
         self.produce = Histogram("creditstream_gateway_produce_seconds", "Time for Kafka to acknowledge a request",
                                  registry=self.registry)
+
+
+class TenantSlots:
+    """Requests in flight per tenant, at most ``limit`` each (no lock needed: one loop)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.busy: dict[str, int] = {}
+
+    def full(self, tenant: str) -> bool:
+        return self.busy.get(tenant, 0) >= self.limit
+
+    @contextmanager
+    def slot(self, tenant: str) -> Iterator[None]:
+        self.busy[tenant] = self.busy.get(tenant, 0) + 1
+        try:
+            yield
+        finally:
+            self.busy[tenant] -= 1
+            if not self.busy[tenant]:
+                del self.busy[tenant]  # no entry per tenant ever seen: the map stays small
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> web.Response:
@@ -71,6 +100,7 @@ def build_app(pg_url: str, bootstrap: str, limits: Limits = DEFAULT_LIMITS) -> w
     app = web.Application(client_max_size=limits.max_body_bytes)
     metrics = Metrics()
     gate = asyncio.Semaphore(limits.max_in_flight)
+    tenants = TenantSlots(limits.max_in_flight_per_tenant)
 
     async def startup(app: web.Application) -> None:
         # A request holds a connection while Kafka acknowledges (its event ids stay locked
@@ -114,11 +144,16 @@ def build_app(pg_url: str, bootstrap: str, limits: Limits = DEFAULT_LIMITS) -> w
         if scope is None:
             return answer(401, {"error": "unauthorized", "reason": "missing, unknown or revoked API key"},
                           {"WWW-Authenticate": "Bearer"})
+        if tenants.full(scope.tenant):
+            return answer(429, {"error": "busy", "reason": f"tenant {scope.tenant!r} has "
+                                f"{limits.max_in_flight_per_tenant} requests in flight; retry later"},
+                          {"Retry-After": "1"})
         if gate.locked():
             return answer(429, {"error": "busy", "reason": "too many requests in flight; retry later"},
                           {"Retry-After": "1"})
-        async with gate:
-            return await _publish(request, scope)
+        with tenants.slot(scope.tenant):
+            async with gate:
+                return await _publish(request, scope)
 
     def sieve(tenant: str, good: list[tuple[int, Any]], refs: dict[int, tuple[list, list]],
               owners: dict[Any, str], results: list[dict[str, Any]]) -> list[tuple[int, Any]]:
@@ -188,9 +223,15 @@ def build_app(pg_url: str, bootstrap: str, limits: Limits = DEFAULT_LIMITS) -> w
 
     async def _publish(request: web.Request, scope: Any) -> web.Response:
         try:
-            body = await request.read()
+            body = await asyncio.wait_for(request.read(), timeout=limits.body_timeout_s)
         except web.HTTPRequestEntityTooLarge:
             return answer(413, {"error": "too_large", "reason": f"body over {limits.max_body_bytes} bytes"})
+        except TimeoutError:
+            log.warning("gateway: tenant %s sent its body too slowly; closing", scope.tenant)
+            slow = answer(408, {"error": "too_slow", "reason": f"the body did not arrive within "
+                                f"{limits.body_timeout_s:g} s"})
+            slow.force_close()  # the rest of the body is not waited for (nor drained)
+            return slow
         raw_items = _items(body, request.content_type)
         if not raw_items:
             return answer(400, {"error": "empty", "reason": "no event in the body"})

@@ -15,7 +15,8 @@ def _run(args: argparse.Namespace) -> int:
 
     settings = config.load()
     asyncio.run(migrate(settings.pg_url))
-    limits = Limits(max_in_flight=args.max_in_flight, max_items=args.max_items)
+    limits = Limits(max_in_flight=args.max_in_flight, max_items=args.max_items,
+                    max_in_flight_per_tenant=args.max_in_flight_per_tenant, body_timeout_s=args.body_timeout)
     web.run_app(build_app(settings.pg_url, settings.kafka_bootstrap, limits), host=args.host,
                 port=args.port or settings.gateway_port, print=None)
     return 0
@@ -26,5 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=None, help="default CREDITSTREAM_GATEWAY_PORT (18080)")
     p.add_argument("--max-in-flight", type=int, default=32, help="requests in flight before 429")
+    p.add_argument("--max-in-flight-per-tenant", type=int, default=8,
+                   help="requests in flight of one tenant before its 429 (the others still get through)")
+    p.add_argument("--body-timeout", type=float, default=10.0, help="seconds for a whole body to arrive (408)")
     p.add_argument("--max-items", type=int, default=1000, help="events per request")
     p.set_defaults(func=_run)
