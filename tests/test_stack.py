@@ -89,3 +89,17 @@ def test_up_is_idempotent_and_down_leaves_nothing_running(settings: Settings) ->
     assert back.returncode == 0, back.stderr
     assert Kafka(settings).pid() is not None
     manager.status(settings)
+
+
+def test_storage_is_formatted_with_a_cluster_id_that_starts_with_a_dash(tmp_path, settings) -> None:
+    """A random cluster id starts with "-" one time in 64; `kafka-storage format -t ID`
+    then read it as an option and `stack up` failed (issue 13)."""
+    import dataclasses
+
+    mine = Kafka(dataclasses.replace(settings, state_dir=tmp_path))
+    mine.lib = Kafka(settings).lib  # the jars the running stack resolved
+    mine.data.mkdir(parents=True)
+    mine.logs.mkdir(parents=True)
+    mine._write_properties()
+    mine._format_once(cluster_id="-GQcYbu2Tlyx1bZ2dYC9mQ")
+    assert "cluster.id=-GQcYbu2Tlyx1bZ2dYC9mQ" in (mine.data / "meta.properties").read_text()

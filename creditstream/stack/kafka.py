@@ -79,11 +79,13 @@ message.max.bytes=4194304
         return ["java", *jvm, f"-Dlog4j2.configurationFile={LOG4J2}", f"-Dkafka.logs.dir={self.logs}",
                 "-cp", f"{self.lib}/*", main, *args]
 
-    def _format_once(self) -> None:
+    def _format_once(self, cluster_id: str | None = None) -> None:
         if (self.data / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        cmd = self._java("kafka.tools.StorageTool", "format", "-t", cluster_id,
+        cluster_id = cluster_id or base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        # One argument "--cluster-id=ID": a random id may start with "-", and as a
+        # separate argument it was then read as an option (issue 13).
+        cmd = self._java("kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
                          "-c", str(self.props), "--ignore-formatted")
         res = subprocess.run(cmd, capture_output=True, text=True)
         if res.returncode != 0:
