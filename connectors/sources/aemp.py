@@ -22,7 +22,15 @@ from xml.etree.ElementTree import Element, tostring
 import orjson
 
 from connectors.sources import safexml
-from connectors.sources.common import Outcome, Rejected, SourceError, build_event, is_id, item_bytes
+from connectors.sources.common import (
+    MAX_ITEM_BYTES,
+    Outcome,
+    Rejected,
+    SourceError,
+    build_event,
+    is_id,
+    item_bytes,
+)
 from schemas.events import EquipmentTelemetry
 
 LITRES_PER = {"litre": 1.0, "liter": 1.0, "litres": 1.0, "liters": 1.0, "l": 1.0,
@@ -202,9 +210,9 @@ def _decode_machines(entries: list[tuple[Any, bytes]], machine_map: dict[str, st
         try:
             out.append(_machine(m, raw, machine_map))
         except SourceError as exc:
-            out.append(Rejected(f"{origin}#{n}", exc.reason, exc.message, raw))
+            out.append(Rejected(f"{origin}#{n}", exc.reason, exc.message, raw, MAX_ITEM_BYTES))
         except (TypeError, ValueError, OverflowError) as exc:
-            out.append(Rejected(f"{origin}#{n}", "bad_machine", str(exc), raw))
+            out.append(Rejected(f"{origin}#{n}", "bad_machine", str(exc), raw, MAX_ITEM_BYTES))
     return out
 
 
@@ -230,7 +238,7 @@ def parse_json(body: bytes, base_url: str = "", machine_map: dict[str, str] | No
     equipment = _get(fleet, "Equipment")
     if equipment is not None and not isinstance(equipment, list):
         raise SourceError("not_a_fleet", "Equipment is not a list")
-    entries = [(m, item_bytes(m, body)) for m in equipment or []]
+    entries = [(m, item_bytes(m)) for m in equipment or []]
     return Page(_decode_machines(entries, machine_map or {}, base_url or "aemp"),
                 _next(_get(fleet, "Links"), base_url), _snapshot_time(_get(fleet, "SnapshotTime")))
 
@@ -312,7 +320,7 @@ class CounterTracker:
             out.rejected.append(Rejected(
                 f"{origin}/{mid}", "counter_reset",
                 f"CumulativeOperatingHours went back from {last['hours']} to "
-                f"{report.hours.value} at {at.isoformat()}", report.raw))
+                f"{report.hours.value} at {at.isoformat()}", report.raw, MAX_ITEM_BYTES))
             return out
         payload: dict[str, Any] = {
             "machine_id": mid, "oem": report.oem, "model": report.model,
@@ -345,7 +353,7 @@ class CounterTracker:
                                 recorded_at=recorded_at,
                                 payload={k: v for k, v in payload.items() if v is not None})
         except SourceError as exc:
-            out.rejected.append(Rejected(f"{origin}/{mid}", exc.reason, exc.message, report.raw))
+            out.rejected.append(Rejected(f"{origin}/{mid}", exc.reason, exc.message, report.raw, MAX_ITEM_BYTES))
             return out
         self.state[mid] = new_state
         out.events.append(event)

@@ -18,6 +18,12 @@ from schemas.outputs import DeadLetter, DeadLetterPayload
 
 # Dead letters carry the original bytes; keep them well under Kafka's 1 MB message limit.
 MAX_DEADLETTER_BYTES = 256 * 1024
+# One refused item of a document (a machine, an event, an invoice) carries at most this
+# much of its own bytes: a document of N refused items costs at most N x 64 KiB of dead
+# letters, and never more than the items' own bytes (issue 11: 267 KB became 140 MB).
+MAX_ITEM_BYTES = 64 * 1024
+# orjson writes 254 levels of nesting at most; deeper parts of a refused item are cut here.
+MAX_ITEM_DEPTH = 64
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$")
 
 
@@ -35,16 +41,30 @@ def is_id(value: str) -> bool:
     return bool(_ID_RE.match(value))
 
 
-def item_bytes(value: Any, document: bytes) -> bytes:
-    """One item of a parsed JSON document as bytes, for its event id or its dead letter.
+def item_bytes(value: Any, document: bytes | None = None) -> bytes:
+    """One item of a parsed JSON document as bytes, for its dead letter: its own bytes only.
 
     orjson reads 1024 levels of nesting but writes only 254: an item nested deeper than
-    that cannot be written back, so the whole ``document`` (which holds it) stands in.
+    that is written with its parts below :data:`MAX_ITEM_DEPTH` levels replaced by a
+    marker. It used to fall back to the whole ``document`` (kept as a parameter for
+    callers), which made every refused item of a big file carry the whole file.
     """
     try:
         return orjson.dumps(value)
     except orjson.JSONEncodeError:
-        return document
+        return orjson.dumps(_trim(value, MAX_ITEM_DEPTH))
+
+
+def _trim(value: Any, depth: int) -> Any:
+    """``value`` with containers deeper than ``depth`` replaced by a marker string."""
+    if not isinstance(value, dict | list):
+        return value
+    if depth <= 0:
+        return f"(cut: nested deeper than {MAX_ITEM_DEPTH} levels)"
+    # Iterative descent would avoid Python recursion, but depth is bounded to 64 here.
+    if isinstance(value, dict):
+        return {k: _trim(v, depth - 1) for k, v in value.items()}
+    return [_trim(v, depth - 1) for v in value]
 
 
 def digest(*parts: object, size: int = 24) -> str:
@@ -76,6 +96,12 @@ class Rejected:
     reason: str
     error: str
     raw: bytes
+    limit: int = MAX_DEADLETTER_BYTES  # MAX_ITEM_BYTES for one item of a larger document
+
+
+def item_rejected(origin: str, exc: SourceError, value: Any) -> Rejected:
+    """The refusal of one item of a document: its own bytes, at most :data:`MAX_ITEM_BYTES`."""
+    return Rejected(origin, exc.reason, exc.message, item_bytes(value), MAX_ITEM_BYTES)
 
 
 @dataclass
@@ -97,9 +123,10 @@ def dead_letter(item: Rejected, *, tenant: str, stage: str, now: datetime | None
     now = now or datetime.now(UTC)
     raw = item.raw
     error = item.error
-    if len(raw) > MAX_DEADLETTER_BYTES:
-        error = f"{error} (original truncated from {len(raw)} bytes)"
-        raw = raw[:MAX_DEADLETTER_BYTES]
+    limit = min(item.limit, MAX_DEADLETTER_BYTES)
+    if len(raw) > limit:
+        error = f"{error} (original truncated from {len(raw)} bytes to {limit})"
+        raw = raw[:limit]
     return DeadLetter(
         event_id=f"dl-{stage}-{digest(item.origin, item.reason, item.raw, size=32)}",
         type="deadletter.record", tenant=tenant, source=f"creditstream.{stage}",

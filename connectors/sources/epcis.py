@@ -1,9 +1,12 @@
 """GS1 EPCIS 2.0 JSON-LD documents to shipment observations (pure).
 
-Mapped: ObjectEvent and TransactionEvent with action ADD or OBSERVE, a purchase-order
-reference in ``bizTransactionList`` and a bizStep among shipping, receiving, departing,
-arriving, accepting (CBV URIs or bare words). Other event types and bizSteps are not
-about shipments: they are skipped with a note. Rules (see docs/connectors.md):
+Mapped: ObjectEvent, TransactionEvent and AggregationEvent (a pallet packed or received:
+its parentID is the shipment) with action ADD or OBSERVE, a purchase-order reference in
+``bizTransactionList`` and a bizStep among shipping, receiving, departing, arriving,
+accepting (CBV URIs or bare words). Other event types and bizSteps are not about
+shipments: they are skipped with a note. Input: an EPCISDocument, an EPCISQueryDocument
+(what a query returns), a single event (the capture interface) or a list of events.
+Rules (see docs/connectors.md):
 
 - ``actual_at``: ``eventTime`` expressed in ``eventTimeZoneOffset``.
 - ``planned_at``: the extension ``cs:plannedAt``; without it, ``actual_at`` (a missing
@@ -12,7 +15,10 @@ about shipments: they are skipped with a note. Rules (see docs/connectors.md):
 - ``shipment_id``: ``cs:shipmentId``, else the ``desadv`` bizTransaction, else
   ``parentID``, else the first EPC, else the PO id.
 - ``supplier_id``: ``cs:supplierId``, else the ``owning_party``/``possessing_party`` source,
-  through the party map when given.
+  through the party map when given; else, for events without party lists (the
+  standard's own examples), the location table: the ``location`` source, the
+  bizLocation or the readPoint, each looked up as is and as its site (an SGLN with
+  extension 0), mapped to the supplier whose goods are observed there.
 - ``disposition``: in_transit / in_progress / delivered; when absent or another CBV
   value, derived from the bizStep (shipping, departing: in_transit; arriving:
   in_progress; receiving, accepting: delivered).
@@ -28,16 +34,16 @@ import orjson
 
 from connectors.sources.common import (
     Outcome,
-    Rejected,
     SourceError,
     build_event,
     digest,
     is_id,
-    item_bytes,
+    item_rejected,
 )
 from schemas.events import BizStep, Disposition, ShipmentObserved
 
-SUPPORTED_TYPES = ("ObjectEvent", "TransactionEvent")
+SUPPORTED_TYPES = ("ObjectEvent", "TransactionEvent", "AggregationEvent")
+EVENT_TYPES = (*SUPPORTED_TYPES, "TransformationEvent", "AssociationEvent")
 FROM_STEP = {"shipping": "in_transit", "departing": "in_transit", "arriving": "in_progress",
              "receiving": "delivered", "accepting": "delivered"}
 MAX_DOCUMENT_BYTES = 20 * 1024 * 1024
@@ -80,13 +86,34 @@ def _transactions(event: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+def _sources(event: dict[str, Any], kinds: tuple[str, ...]) -> list[str]:
+    return [entry["source"].strip() for entry in _list(event.get("sourceList"))
+            if isinstance(entry, dict) and isinstance(entry.get("source"), str)
+            and (cbv_word(entry.get("type"), "SDT") or "") in kinds]
+
+
 def _party(event: dict[str, Any], party_map: dict[str, str]) -> str | None:
-    for entry in _list(event.get("sourceList")):
-        if not isinstance(entry, dict) or not isinstance(entry.get("source"), str):
-            continue
-        if (cbv_word(entry.get("type"), "SDT") or "") in ("owning_party", "possessing_party"):
-            src = entry["source"].strip()
-            return party_map.get(src) or src
+    for src in _sources(event, ("owning_party", "possessing_party")):
+        return party_map.get(src) or src
+    return None
+
+
+def _site(location: str) -> str:
+    """``urn:epc:id:sgln:0614141.07346.1234`` -> ``urn:epc:id:sgln:0614141.07346.0``: a read
+    point is usually a sub-location (the extension) of a site the table names once."""
+    head, dot, _ext = location.rpartition(".")
+    return f"{head}.0" if dot and location.lower().startswith("urn:epc:id:sgln:") else location
+
+
+def _party_at(event: dict[str, Any], location_map: dict[str, str]) -> str | None:
+    """The supplier the location table gives for where the event happened, if any."""
+    places = _sources(event, ("location",))
+    places += [loc["id"] for loc in (event.get("bizLocation"), event.get("readPoint"))
+               if isinstance(loc, dict) and isinstance(loc.get("id"), str)]
+    for place in places:
+        for key in (place.strip(), _site(place.strip())):
+            if key in location_map:
+                return location_map[key]
     return None
 
 
@@ -130,7 +157,8 @@ def _geo(read_point: Any) -> dict[str, float] | None:
 
 
 def map_event(event: Any, *, tenant: str, party_map: dict[str, str] | None = None,
-              recorded_at: datetime | None = None) -> tuple[ShipmentObserved | None, str | None]:
+              recorded_at: datetime | None = None,
+              location_map: dict[str, str] | None = None) -> tuple[ShipmentObserved | None, str | None]:
     """One EPCIS event -> (event, None), or (None, note) when it is not about a shipment.
 
     Raises :class:`SourceError` for a shipment event that cannot be mapped.
@@ -139,7 +167,7 @@ def map_event(event: Any, *, tenant: str, party_map: dict[str, str] | None = Non
         raise SourceError("not_an_event", "an eventList entry is not an object")
     etype = event.get("type")
     if etype not in SUPPORTED_TYPES:
-        return None, f"{etype} skipped: only ObjectEvent and TransactionEvent describe shipments"
+        return None, f"{etype} skipped: only ObjectEvent, TransactionEvent and AggregationEvent describe shipments"
     step = cbv_word(event.get("bizStep"), "BizStep")
     if step not in BizStep.__members__:
         return None, f"{etype} with bizStep {event.get('bizStep')!r} skipped: not a shipment step"
@@ -158,12 +186,14 @@ def map_event(event: Any, *, tenant: str, party_map: dict[str, str] | None = Non
     planned = actual
     if planned_raw is not None:
         planned = event_time({"eventTime": planned_raw, "eventTimeZoneOffset": event.get("eventTimeZoneOffset")})
-    epcs = [e for e in _list(event.get("epcList")) if isinstance(e, str)]
+    epcs = [e for e in _list(event.get("epcList")) + _list(event.get("childEPCs")) if isinstance(e, str)]
     shipment = (event.get("cs:shipmentId") or tx.get("desadv") or event.get("parentID")
                 or (epcs[0] if epcs else None) or po_id)
-    supplier = event.get("cs:supplierId") or _party(event, party_map or {})
+    supplier = (event.get("cs:supplierId") or _party(event, party_map or {})
+                or _party_at(event, location_map or {}))
     if not supplier:
-        raise SourceError("no_supplier", "no cs:supplierId and no owning_party/possessing_party in sourceList")
+        raise SourceError("no_supplier", "no cs:supplierId, no owning_party/possessing_party in "
+                          "sourceList, and no --location-map entry for its locations")
     site = next((loc["id"] for loc in (event.get("bizLocation"), event.get("readPoint"))
                  if isinstance(loc, dict) and isinstance(loc.get("id"), str) and is_id(loc["id"])), None)
     if not (ident := event.get("eventID")):
@@ -181,12 +211,32 @@ def map_event(event: Any, *, tenant: str, party_map: dict[str, str] | None = Non
     return built, note  # type: ignore[return-value]
 
 
+def _events(doc: Any) -> Any:
+    """The event list of whatever EPCIS shape ``doc`` is; raise ``not_epcis`` otherwise."""
+    kind = doc.get("type") if isinstance(doc, dict) else None
+    if kind == "EPCISDocument":
+        body = doc.get("epcisBody")
+        return body.get("eventList") if isinstance(body, dict) else None
+    if kind == "EPCISQueryDocument":
+        body = doc.get("epcisBody")
+        results = body.get("queryResults") if isinstance(body, dict) else None
+        inner = results.get("resultsBody") if isinstance(results, dict) else None
+        return inner.get("eventList") if isinstance(inner, dict) else None
+    if kind in EVENT_TYPES:  # one event, as the capture interface takes it
+        return [doc]
+    if isinstance(doc, list) and all(isinstance(e, dict) and e.get("type") in EVENT_TYPES for e in doc):
+        return doc
+    raise SourceError("not_epcis", "not an EPCISDocument, an EPCISQueryDocument or an EPCIS event "
+                      f"(type is {kind!r})")
+
+
 def parse_document(body: bytes, *, tenant: str, origin: str = "epcis",
-                   party_map: dict[str, str] | None = None) -> Outcome:
-    """An EPCISDocument (or a bare event list) -> shipment events, refusals and notes.
+                   party_map: dict[str, str] | None = None,
+                   location_map: dict[str, str] | None = None) -> Outcome:
+    """An EPCIS document, query result, single event or event list -> events, refusals, notes.
 
     A document that is not JSON or not EPCIS raises :class:`SourceError`; a bad event
-    inside a good document is refused on its own.
+    inside a good document is refused on its own, with its own bytes only.
     """
     if len(body) > MAX_DOCUMENT_BYTES:
         raise SourceError("too_large", f"document larger than {MAX_DOCUMENT_BYTES} bytes")
@@ -194,21 +244,16 @@ def parse_document(body: bytes, *, tenant: str, origin: str = "epcis",
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise SourceError("malformed_json", f"not JSON: {exc}") from None
-    if isinstance(doc, dict) and doc.get("type") == "EPCISDocument":
-        body_ = doc.get("epcisBody")
-        events = body_.get("eventList") if isinstance(body_, dict) else None
-    elif isinstance(doc, dict) and doc.get("type") in SUPPORTED_TYPES:
-        events = [doc]
-    else:
-        raise SourceError("not_epcis", "not an EPCISDocument (type must be \"EPCISDocument\")")
+    events = _events(doc)
     if not isinstance(events, list):
-        raise SourceError("not_epcis", "epcisBody.eventList is missing or not a list")
+        raise SourceError("not_epcis", "the event list (epcisBody.eventList, or "
+                          "epcisBody.queryResults.resultsBody.eventList) is missing or not a list")
     out = Outcome()
     for n, event in enumerate(events):
         try:
-            mapped, note = map_event(event, tenant=tenant, party_map=party_map)
+            mapped, note = map_event(event, tenant=tenant, party_map=party_map, location_map=location_map)
         except SourceError as exc:
-            out.rejected.append(Rejected(f"{origin}#{n}", exc.reason, exc.message, item_bytes(event, body)))
+            out.rejected.append(item_rejected(f"{origin}#{n}", exc, event))
             continue
         if mapped is not None:
             out.events.append(mapped)

@@ -17,7 +17,7 @@ from xml.etree.ElementTree import Element
 import orjson
 
 from connectors.sources import safexml
-from connectors.sources.common import Outcome, Rejected, SourceError, build_event, item_bytes
+from connectors.sources.common import Outcome, Rejected, SourceError, build_event, item_rejected
 from schemas.events import InvoiceIssued
 
 CHINA = timezone(timedelta(hours=8))
@@ -205,5 +205,5 @@ def parse_vat(body: bytes, *, tenant: str, origin: str = "vat", party_map: dict[
         try:
             out.events.append(map_vat(inv, tenant=tenant, party_map=party_map, terms_days=terms_days))
         except SourceError as exc:
-            out.rejected.append(Rejected(f"{origin}#{n}", exc.reason, exc.message, item_bytes(inv, body)))
+            out.rejected.append(item_rejected(f"{origin}#{n}", exc, inv))
     return out

@@ -22,13 +22,14 @@ def _import(args: argparse.Namespace) -> int:
     from creditstream import config
 
     party_map = load_map(args.party_map)
+    location_map = load_map(args.location_map)
     outcome = Outcome()
     for path in args.files:
         with open(path, "rb") as f:
             body = f.read()
         try:
             outcome.extend(epcis.parse_document(body, tenant=args.tenant, origin=f"file:{path}",
-                                                party_map=party_map))
+                                                party_map=party_map, location_map=location_map))
         except SourceError as exc:
             outcome.rejected.append(Rejected(f"file:{path}", exc.reason, exc.message, body))
     bootstrap = args.bootstrap or config.load().kafka_bootstrap
@@ -46,5 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     i.add_argument("files", nargs="+", metavar="FILE", help="EPCIS 2.0 JSON-LD document(s)")
     i.add_argument("--tenant", required=True, help="the publishing core enterprise")
     i.add_argument("--party-map", help="JSON file: EPCIS party id (pgln URN) -> supplier party id")
+    i.add_argument("--location-map", help="JSON file: location (sgln URN of a read point, business "
+                   "location, ship-from location or its site) -> supplier party id, for events "
+                   "without party lists")
     i.add_argument("--bootstrap", help="Kafka bootstrap servers (default: local stack)")
     i.set_defaults(func=_run)

@@ -17,7 +17,7 @@ import pytest
 from connectors.kafka_io import TopicReader, produce_events
 from connectors.sources import gbt32960 as g
 from schemas.events import MachinePledged
-from tests.sources.test_src_broker import of_tenant
+from tests.sources.test_src_broker import cli, of_tenant
 
 pytestmark = pytest.mark.integration
 SAMPLES = Path(__file__).parent / "samples"
@@ -86,3 +86,26 @@ async def test_gbt32960_serve_takes_a_logged_in_platforms_pledged_vins_only(
     letters = of_tenant(recs, "cs.deadletter", tenant)
     assert [d["payload"]["reason"] for d in letters] == ["not_logged_in", "vin_not_pledged", "unsupported_edition"]
     assert base64.b64decode(letters[1]["payload"]["value_b64"]) == stranger_frame
+
+
+async def test_epcis_import_reads_gs1_samples_with_a_location_table(bootstrap: str, uid: str, tmp_path: Path) -> None:
+    tenant = f"oem-{uid}"
+    locations = tmp_path / "locations.json"
+    locations.write_bytes(orjson.dumps({"urn:epc:id:sgln:0614141.07346.0": f"sup-{uid}"}))
+    parties = tmp_path / "parties.json"
+    parties.write_bytes(orjson.dumps({"urn:epc:id:pgln:4012345.00225": f"sup-{uid}"}))
+    files = [SAMPLES / "epcis" / n for n in ("single-object-event.json", "aggregation-receiving-po.jsonld",
+                                             "query-document.jsonld")]
+    async with TopicReader(bootstrap, "cs.shipments", "cs.deadletter") as reader:
+        rc = await cli("epcis", "import", *map(str, files), "--tenant", tenant, "--location-map", str(locations),
+                       "--party-map", str(parties), "--bootstrap", bootstrap)
+        recs = await reader.read(lambda rs: len(of_tenant(rs, "cs.shipments", tenant)) >= 3
+                                 and of_tenant(rs, "cs.deadletter", tenant))
+    assert rc == 1  # the query's receiving event is at an unmapped dock: refused
+    got = of_tenant(recs, "cs.shipments", tenant)
+    assert sorted((e["payload"]["biz_step"], e["payload"]["po_id"]) for e in got) == [
+        ("receiving", "0614141.00001.1618034"), ("shipping", "12345678"), ("shipping", "12345678")]
+    assert {e["payload"]["supplier_id"] for e in got} == {f"sup-{uid}"}
+    (dl,) = of_tenant(recs, "cs.deadletter", tenant)
+    assert dl["payload"]["reason"] == "no_supplier" and dl["payload"]["topic"].endswith("query-document.jsonld#1")
+    assert orjson.loads(base64.b64decode(dl["payload"]["value_b64"]))["bizStep"] == "receiving"
