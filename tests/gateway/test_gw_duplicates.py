@@ -10,15 +10,25 @@ import orjson
 import pytest
 from aiohttp import ClientSession
 
-from connectors.gateway.app import NDJSON
+from connectors.gateway.app import NDJSON, Limits
 from connectors.gateway.store import create_key
 from connectors.kafka_io import TopicReader
-from tests.gateway.test_gw_http import events_for, gateway  # noqa: F401 - the fixture
+from connectors.pg.migrate import migrate
+from tests.gateway.test_gw_http import events_for, serve
 
 pytestmark = pytest.mark.integration
 
 
-async def test_parallel_copies_of_a_request_are_produced_once(gateway: str, pg_url: str,  # noqa: F811
+@pytest.fixture
+async def gateway(pg_url: str, bootstrap: str):
+    """Room for ten requests of one tenant at once (the default share is 8)."""
+    await migrate(pg_url)
+    runner, url = await serve(pg_url, bootstrap, Limits(max_in_flight_per_tenant=16))
+    yield url
+    await runner.cleanup()
+
+
+async def test_parallel_copies_of_a_request_are_produced_once(gateway: str, pg_url: str,
                                                               bootstrap: str, uid: str) -> None:
     """Ten identical requests at once: one is accepted, nine are duplicates, one copy on
     Kafka (before: 4 accepted, 4 copies produced). The same id twice in one body goes once.
