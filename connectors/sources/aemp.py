@@ -21,7 +21,7 @@ from xml.etree.ElementTree import Element, tostring
 
 import orjson
 
-from connectors.sources import safexml
+from connectors.sources import aemp_ids, safexml
 from connectors.sources.common import (
     MAX_ITEM_BYTES,
     Outcome,
@@ -157,13 +157,16 @@ def _machine(m: Any, raw: bytes, machine_map: dict[str, str]) -> MachineReport:
     oem, model = _text(_get(head, "OEMName")), _text(_get(head, "Model"))
     pin, equipment_id = _text(_get(head, "PIN")), _text(_get(head, "EquipmentID"))
     serial = _text(_get(head, "SerialNumber"))
-    keys = [k for k in (pin, equipment_id, serial) if k]
+    keys = aemp_ids.candidates(pin, serial, equipment_id)
     if not keys:
-        raise SourceError("no_machine_id", "EquipmentHeader has no PIN, EquipmentID or SerialNumber")
-    machine_id = next((machine_map[k] for k in keys if k in machine_map), keys[0])
-    if not is_id(machine_id):
-        raise SourceError("bad_machine_id", f"machine id {machine_id!r} is not a valid id "
+        raise SourceError("no_machine_id", "EquipmentHeader has no usable PIN, SerialNumber or EquipmentID "
+                          f"(placeholders such as {pin or serial or equipment_id or 'empty'!r} are not ids)")
+    machine_id = aemp_ids.machine_id(keys, machine_map)
+    if machine_id is None or not is_id(machine_id):
+        raise SourceError("bad_machine_id", f"machine id {machine_id or keys[0]!r} is not a valid id "
                           "(map it with --machine-map)")
+    if serial is not None and aemp_ids.is_placeholder(serial):
+        serial = None
     notes: list[str] = []
     fields: dict[str, Any] = {}
     if (e := _element(m, "CumulativeOperatingHours")) is not None:
@@ -232,6 +235,8 @@ def parse_json(body: bytes, base_url: str = "", machine_map: dict[str, str] | No
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise SourceError("malformed_json", f"snapshot page is not JSON: {exc}") from None
+    if isinstance(doc, list):
+        doc = _page_in_array(doc)
     fleet = _get(doc, "Fleet") if isinstance(_get(doc, "Fleet"), dict) else doc
     if not isinstance(fleet, dict):
         raise SourceError("not_a_fleet", "snapshot page is not a JSON object")
@@ -241,6 +246,17 @@ def parse_json(body: bytes, base_url: str = "", machine_map: dict[str, str] | No
     entries = [(m, item_bytes(m)) for m in equipment or []]
     return Page(_decode_machines(entries, machine_map or {}, base_url or "aemp"),
                 _next(_get(fleet, "Links"), base_url), _snapshot_time(_get(fleet, "SnapshotTime")))
+
+
+def _page_in_array(doc: list[Any]) -> dict[str, Any]:
+    """A provider that documents its pages as a JSON array holding the page object: that
+    object; ``[]`` (how it ends a snapshot) is an empty last page."""
+    if not doc:
+        return {"Equipment": []}
+    if len(doc) == 1 and isinstance(doc[0], dict):
+        return doc[0]
+    raise SourceError("not_a_fleet", f"snapshot page is a JSON array of {len(doc)} items, "
+                      "not one page object")
 
 
 def _snapshot_time(v: Any) -> datetime | None:

@@ -17,6 +17,7 @@ import pytest
 from connectors.kafka_io import TopicReader, produce_events
 from connectors.sources import gbt32960 as g
 from schemas.events import MachinePledged
+from tests.sources.aemp_pages import serve
 from tests.sources.test_src_broker import cli, of_tenant
 
 pytestmark = pytest.mark.integration
@@ -109,3 +110,26 @@ async def test_epcis_import_reads_gs1_samples_with_a_location_table(bootstrap: s
     (dl,) = of_tenant(recs, "cs.deadletter", tenant)
     assert dl["payload"]["reason"] == "no_supplier" and dl["payload"]["topic"].endswith("query-document.jsonld#1")
     assert orjson.loads(base64.b64decode(dl["payload"]["value_b64"]))["bizStep"] == "receiving"
+
+
+async def test_aemp_poll_reads_array_pages_and_pinless_machines(bootstrap: str, uid: str, tmp_path: Path) -> None:
+    tenant = f"oem-{uid}"
+    aemp_dir = SAMPLES / "aemp"
+    async with serve() as provider, TopicReader(bootstrap, "cs.telemetry", "cs.deadletter") as reader:
+        # The array page links to "2": the provider's empty last page, then the XML page is polled alone.
+        provider.pages[f"/{uid}/Fleet/1"] = ((aemp_dir / "fleet-page-in-array.json").read_bytes(), "application/json")
+        provider.pages[f"/{uid}/Fleet/2"] = ((aemp_dir / "fleet-last-page-empty-array.json").read_bytes(),
+                                             "application/json")
+        provider.pages[f"/{uid}/pinless/Fleet/1"] = ((aemp_dir / "fleet-pinless.xml").read_bytes(), "application/xml")
+        assert await cli("aemp", "poll", provider.url(uid), "--tenant", tenant, "--once", "--bootstrap", bootstrap) == 0
+        assert provider.hits[f"/{uid}/Fleet/2"] == 1
+        assert await cli("aemp", "poll", provider.url(f"{uid}/pinless"), "--tenant", tenant, "--once",
+                         "--bootstrap", bootstrap) == 1
+        recs = await reader.read(lambda rs: len(of_tenant(rs, "cs.telemetry", tenant)) >= 4
+                                 and len(of_tenant(rs, "cs.deadletter", tenant)) >= 2)
+    tele = of_tenant(recs, "cs.telemetry", tenant)
+    assert sorted(e["payload"]["machine_id"] for e in tele) == [
+        "243925", "243925", "353000512", "Seither-Lustadt-Kramer5085-SN:353010025"]
+    letters = of_tenant(recs, "cs.deadletter", tenant)
+    assert [d["payload"]["reason"] for d in letters] == ["no_machine_id", "no_machine_id"]
+    assert b"<ns0:SerialNumber>0</ns0:SerialNumber>" in base64.b64decode(letters[0]["payload"]["value_b64"])
