@@ -15,6 +15,8 @@ import asyncpg
 import orjson
 
 from connectors.lenders.access import Scope, Subscription
+from connectors.lenders.urls import UrlPolicy
+from connectors.lenders.urls import check as check_url
 from connectors.pg.crypto import PREFIX, seal, unseal
 
 Conn = asyncpg.Connection | asyncpg.Pool
@@ -28,9 +30,12 @@ def hash_key(api_key: str) -> bytes:
     return hashlib.sha256(api_key.encode()).digest()
 
 
-async def add_lender(conn: Conn, lender_id: str, name: str,
-                     webhook_url: str | None = None) -> tuple[str, str]:
-    """Create a lender; return its API key and webhook secret (shown once)."""
+async def add_lender(conn: Conn, lender_id: str, name: str, webhook_url: str | None = None,
+                     url_policy: UrlPolicy | None = None) -> tuple[str, str]:
+    """Create a lender; return its API key and webhook secret (shown once). A webhook URL
+    creditstream may not call raises :class:`WebhookUrlError` (connectors/lenders/urls.py)."""
+    if webhook_url is not None:
+        await check_url(webhook_url, url_policy or UrlPolicy.from_env())
     api_key = "csk_" + secrets.token_urlsafe(32)
     secret = "whsec_" + secrets.token_urlsafe(32)
     await conn.execute(

@@ -27,6 +27,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from connectors.lenders import repo
 from connectors.lenders.access import RetryPolicy, Subscription, targets
 from connectors.lenders.offsets import TP, OffsetTracker
+from connectors.lenders.urls import GuardedResolver, UrlPolicy, WebhookUrlError, check
 from connectors.lenders.verify import HEADER, sign_header
 from connectors.pg.errors import CONNECTION_ERRORS
 
@@ -77,8 +78,10 @@ class Dispatcher:
 
     def __init__(self, bootstrap: str, pool: asyncpg.Pool, *, group: str = GROUP,
                  policy: RetryPolicy | None = None, timeout_s: float = 10.0,
-                 refresh_s: float = 5.0, max_pending: int = 10_000) -> None:
+                 refresh_s: float = 5.0, max_pending: int = 10_000,
+                 url_policy: UrlPolicy | None = None) -> None:
         self.bootstrap = bootstrap
+        self.url_policy = url_policy or UrlPolicy.from_env()
         self.pool = pool
         self.group = group
         self.policy = policy or RetryPolicy()
@@ -103,7 +106,9 @@ class Dispatcher:
                                     fetch_max_wait_ms=200)
         consumer.subscribe([TOPIC], listener=_Revoked(self))
         await consumer.start()
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout_s))
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+            connector=aiohttp.TCPConnector(resolver=GuardedResolver(self.url_policy)))
         self._committed = {}
         try:
             with contextlib.suppress(Stopping):
@@ -240,6 +245,12 @@ class Dispatcher:
                    "X-Creditstream-Version": str(job.version),
                    "X-Creditstream-Attempt": str(attempt)}
         try:
+            # Again at every attempt: the URL may predate validation, and DNS can change.
+            await check(url, self.url_policy)
+        except WebhookUrlError as exc:
+            return None, f"refused webhook URL: {exc}"[:500]
+        try:
+            # Redirects are not followed: a 3xx is a failed attempt, never a second target.
             async with self._session.post(url, data=job.body, headers=headers,
                                           allow_redirects=False) as resp:
                 await resp.read()

@@ -23,12 +23,22 @@ async def _with_conn(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     return await asyncpg.connect(url)
 
 
+def _url_policy(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The webhook URL flags: on the command line or in the environment (``=1``)."""
+    from connectors.lenders.urls import UrlPolicy
+
+    env = UrlPolicy.from_env()
+    return UrlPolicy(allow_loopback=args.allow_loopback_webhooks or env.allow_loopback,
+                     allow_private=args.allow_private_webhooks or env.allow_private)
+
+
 async def _add(args: argparse.Namespace) -> int:
     from connectors.lenders import repo
 
     conn = await _with_conn(args)
     try:
-        key, secret = await repo.add_lender(conn, args.lender_id, args.name, args.webhook_url)
+        key, secret = await repo.add_lender(conn, args.lender_id, args.name, args.webhook_url,
+                                            url_policy=_url_policy(args))
     finally:
         await conn.close()
     # Shown once: only a hash of the key is stored.
@@ -114,7 +124,8 @@ async def _serve(args: argparse.Namespace) -> int:
     tasks = []
     if not args.no_webhooks:
         dispatcher = Dispatcher(args.bootstrap or settings.kafka_bootstrap, pool,
-                                policy=RetryPolicy(max_attempts=args.max_attempts))
+                                policy=RetryPolicy(max_attempts=args.max_attempts),
+                                url_policy=_url_policy(args))
         tasks.append(asyncio.create_task(dispatcher.run(stop)))
     try:
         await stop.wait()
@@ -140,6 +151,15 @@ def _run(args: argparse.Namespace) -> int:
         raise
 
 
+def _url_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-loopback-webhooks", action="store_true",
+                   help="development only: webhooks to this machine, plain http allowed (or "
+                        "CREDITSTREAM_WEBHOOKS_ALLOW_LOOPBACK=1)")
+    p.add_argument("--allow-private-webhooks", action="store_true",
+                   help="webhooks to private networks (RFC 1918, unique local; or "
+                        "CREDITSTREAM_WEBHOOKS_ALLOW_PRIVATE=1)")
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("lenders", help="lenders: register, subscribe, list, serve REST/SSE/webhooks")
     p.add_argument("--pg-url", help="PostgreSQL URL (default: local stack)")
@@ -149,6 +169,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     s.add_argument("lender_id", help="the id used in limit updates (payload.lenders[].lender_id)")
     s.add_argument("--name", required=True)
     s.add_argument("--webhook-url", help="HTTPS endpoint that receives signed limit updates")
+    _url_flags(s)
     s.set_defaults(func=_run, coro=_add)
 
     s = a.add_parser("subscribe", help="push updates of all funded borrowers, a program or a list")
@@ -179,4 +200,5 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     s.add_argument("--pool", type=int, default=10, help="PostgreSQL connections")
     s.add_argument("--max-attempts", type=int, default=10, help="webhook attempts before a dead letter")
     s.add_argument("--no-webhooks", action="store_true", help="serve the API only")
+    _url_flags(s)
     s.set_defaults(func=_run, coro=_serve)

@@ -15,9 +15,13 @@ from aiohttp import web
 from aiokafka import TopicPartition
 
 from connectors.kafka_io import commit_group_offsets, end_offsets
+from connectors.lenders.urls import UrlPolicy
 from schemas import outputs as out
 from schemas.common import cny
 from schemas.examples import T0
+
+# The receivers of these tests listen on loopback: the development flag, explicitly.
+DEV_URLS = UrlPolicy(allow_loopback=True)
 
 
 async def start_site(app: web.Application) -> tuple[web.AppRunner, int]:

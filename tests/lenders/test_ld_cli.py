@@ -39,6 +39,9 @@ async def test_ld_cli_ledger_and_lenders_commands(bootstrap: str, pg_url: str, p
     lender, borrower = f"lc-{uid}", f"bc-{uid}"
     code, out, err = await _cli("lenders", "add", lender, "--name", "CLI Bank",
                                 "--webhook-url", "http://127.0.0.1:9/hook")
+    assert code == 2 and "loopback" in err and not out  # webhooks into this machine: refused
+    code, out, err = await _cli("lenders", "add", lender, "--name", "CLI Bank",
+                                "--webhook-url", "http://127.0.0.1:9/hook", "--allow-loopback-webhooks")
     assert code == 0, err
     creds = orjson.loads(out)
     assert creds["api_key"].startswith("csk_") and creds["webhook_secret"].startswith("whsec_")

@@ -6,6 +6,7 @@ import asyncpg
 import pytest
 
 from connectors.lenders import repo
+from connectors.lenders.urls import UrlPolicy
 from connectors.pg import crypto
 from connectors.pg.migrate import migrate
 
@@ -28,7 +29,8 @@ async def test_webhook_secret_is_not_stored_in_clear(pg_url: str, uid: str) -> N
     await migrate(pg_url)
     conn = await asyncpg.connect(pg_url)
     try:
-        _, secret = await repo.add_lender(conn, f"bank-{uid}", "Bank", "http://127.0.0.1:9/hook")
+        _, secret = await repo.add_lender(conn, f"bank-{uid}", "Bank", "http://127.0.0.1:9/hook",
+                                          url_policy=UrlPolicy(allow_loopback=True))
         stored = await conn.fetchval("SELECT webhook_secret FROM lenders WHERE lender_id = $1", f"bank-{uid}")
     finally:
         await conn.close()

@@ -16,7 +16,7 @@ from connectors.lenders.access import RetryPolicy
 from connectors.lenders.verify import HEADER, SignatureError, verify_signature
 from connectors.lenders.webhooks import TOPIC, Dispatcher
 from connectors.pg.migrate import migrate
-from tests.lenders.ld_support import eventually, group_at_end, limit_update
+from tests.lenders.ld_support import DEV_URLS, eventually, group_at_end, limit_update
 
 pytestmark = pytest.mark.integration
 
@@ -68,7 +68,8 @@ async def test_ld_webhooks_retry_in_order_dead_letter_and_stay_within_the_portfo
     task = None
     try:
         for lid in (x, y):
-            _, secret = await repo.add_lender(pool, lid, f"Bank {lid}", f"http://127.0.0.1:{port}/hook/{lid}")
+            _, secret = await repo.add_lender(pool, lid, f"Bank {lid}", f"http://127.0.0.1:{port}/hook/{lid}",
+                                              url_policy=DEV_URLS)
             receiver.secrets[lid] = secret
             await repo.subscribe(pool, lid, "all")
         # X also asks for Y's borrower by name: a subscription never widens what X may see.
@@ -76,7 +77,7 @@ async def test_ld_webhooks_retry_in_order_dead_letter_and_stay_within_the_portfo
 
         group = f"test-webhooks-{uid}"
         await group_at_end(bootstrap, group, [TOPIC])
-        dispatcher = Dispatcher(bootstrap, pool, group=group, refresh_s=0.2,
+        dispatcher = Dispatcher(bootstrap, pool, group=group, refresh_s=0.2, url_policy=DEV_URLS,
                                 policy=RetryPolicy(max_attempts=3, base_s=0.05, cap_s=0.2))
         task = asyncio.create_task(dispatcher.run(stop))
 
@@ -141,12 +142,13 @@ async def test_ld_webhook_endpoint_down_across_a_dispatcher_restart_resumes_in_o
     group = f"test-webhooks-{uid}"
     policy = RetryPolicy(max_attempts=50, base_s=0.05, cap_s=0.1)
     try:
-        _, receiver.secrets[x] = await repo.add_lender(pool, x, "Bank X", f"http://127.0.0.1:{port}/hook/{x}")
+        _, receiver.secrets[x] = await repo.add_lender(pool, x, "Bank X", f"http://127.0.0.1:{port}/hook/{x}",
+                                                               url_policy=DEV_URLS)
         await repo.subscribe(pool, x, "program", program_id=f"pa-{uid}")
         await group_at_end(bootstrap, group, [TOPIC])
 
         stop = asyncio.Event()
-        first = Dispatcher(bootstrap, pool, group=group, refresh_s=0.2, policy=policy)
+        first = Dispatcher(bootstrap, pool, group=group, refresh_s=0.2, policy=policy, url_policy=DEV_URLS)
         task = asyncio.create_task(first.run(stop))
         await produce_events(producer, [limit_update(b, 1, f"pa-{uid}", [x])])
         await eventually(lambda: _true(any(v == 1 and st == 204 for _, _, v, _, st in receiver.seen)))
@@ -159,7 +161,7 @@ async def test_ld_webhook_endpoint_down_across_a_dispatcher_restart_resumes_in_o
 
         receiver.fail.clear()                                       # back up
         stop = asyncio.Event()
-        second = Dispatcher(bootstrap, pool, group=group, refresh_s=0.2, policy=policy)
+        second = Dispatcher(bootstrap, pool, group=group, refresh_s=0.2, policy=policy, url_policy=DEV_URLS)
         task = asyncio.create_task(second.run(stop))
         await eventually(lambda: _true(any(v == 3 and st == 204 for _, _, v, _, st in receiver.seen)))
         stop.set()

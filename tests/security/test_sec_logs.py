@@ -29,7 +29,14 @@ from connectors.pg import crypto
 from connectors.pg.migrate import migrate
 from schemas import codec
 from schemas.factory import EventFactory
-from tests.lenders.ld_support import eventually, group_at_end, limit_update, read_sse, start_site
+from tests.lenders.ld_support import (
+    DEV_URLS,
+    eventually,
+    group_at_end,
+    limit_update,
+    read_sse,
+    start_site,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -82,9 +89,10 @@ async def test_no_api_key_webhook_secret_or_data_key_is_ever_logged(
             key_id, gw_key = await create_key(conn, tenant, ["*"], ["*"], ["*"])
         finally:
             await conn.close()
-        ld_key, hook_secret = await repo.add_lender(pool, lender, "Bank L", f"http://127.0.0.1:{receiver_port}/hook")
+        ld_key, hook_secret = await repo.add_lender(pool, lender, "Bank L", f"http://127.0.0.1:{receiver_port}/hook",
+                                                    url_policy=DEV_URLS)
         # An endpoint nobody listens on: connection errors are logged, then a dead letter.
-        _, offline_secret = await repo.add_lender(pool, offline, "Bank O", "http://127.0.0.1:9/hook")
+        _, offline_secret = await repo.add_lender(pool, offline, "Bank O", "http://127.0.0.1:9/hook", url_policy=DEV_URLS)
         for lid in (lender, offline):
             await repo.subscribe(pool, lid, "all")
         secrets.update({
@@ -96,7 +104,7 @@ async def test_no_api_key_webhook_secret_or_data_key_is_ever_logged(
 
         group = f"test-sec-webhooks-{uid}"
         await group_at_end(bootstrap, group, [TOPIC])
-        dispatcher = Dispatcher(bootstrap, pool, group=group, refresh_s=0.2,
+        dispatcher = Dispatcher(bootstrap, pool, group=group, refresh_s=0.2, url_policy=DEV_URLS,
                                 policy=RetryPolicy(max_attempts=2, base_s=0.05, cap_s=0.1))
         task = asyncio.create_task(dispatcher.run(stop))
 
