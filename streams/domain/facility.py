@@ -66,6 +66,8 @@ def _apply_one(state: State, sig: dict[str, Any]) -> list[Output]:
         state["assets"][kind][sig["asset_id"]] = sig
         if kind == "machine":
             _accept_utilisation(state, sig)
+        elif kind == "receivable":
+            outs += _seller_alerts(state, sig["at"], sig["triggers"])
     elif kind == "machine_released":
         state["assets"]["machine"].pop(sig["asset_id"], None)
         state["util"].pop(sig["asset_id"], None)
@@ -75,6 +77,8 @@ def _apply_one(state: State, sig: dict[str, Any]) -> list[Output]:
         state["buyers"] = sig["factors"]
     elif kind == "program":
         state["program_id"], state["program"] = sig["program_id"], sig["program"]
+        state["tax_ref"] = sig.get("tax_ref")
+        outs += _seller_alerts(state, sig["at"], sig["triggers"])
     else:  # consent
         was = state["consent"]
         state["consent"] = sig["granted"]
@@ -84,6 +88,26 @@ def _apply_one(state: State, sig: dict[str, Any]) -> list[Output]:
                               "counts and the facility is frozen (audit record).",
                               sig["at"], sig["triggers"], state["borrower_id"], None))
     _advance(state, sig["at"], sig["triggers"])
+    return outs
+
+
+def _seller_alerts(state: State, at: float, triggers: list[str]) -> list[Output]:
+    """RECEIVABLE_SELLER_MISMATCH once per invoice whose seller tax id is not the
+    borrower's registered one. The invoice and the registration travel on different
+    topics, so this is checked whenever either arrives; ``tax_alerted`` (only grows)
+    keeps it to one alert per invoice whichever came first."""
+    own = state.get("tax_ref")
+    if own is None:
+        return []  # not registered yet: checked again when the registration arrives
+    alerted = state.setdefault("tax_alerted", [])
+    outs = []
+    for fp, r in sorted(state["assets"]["receivable"].items()):
+        if r.get("seller_tax_ref") != own and fp not in alerted:
+            alerted.append(fp)
+            outs.append(alert("RECEIVABLE_SELLER_MISMATCH", "critical",
+                              f"Invoice {r['number']} presented by {state['borrower_id']} names a seller "
+                              "tax id that is not the borrower's registered one; it does not count.",
+                              at, triggers, state["borrower_id"], fp))
     return outs
 
 

@@ -1,8 +1,12 @@
 """Stage 1 for invoices, keyed by fingerprint: lifecycle and the duplicate-financing registry.
 
-The first seller to issue an invoice owns its fingerprint while it is live (not paid or
-cancelled). Any later ``invoice.issued`` with the same fingerprint, by the same or another
-seller, is a duplicate: it raises an alert and is not counted again.
+The first seller to issue an invoice owns its fingerprint for the invoice's whole life
+and after it: paid and cancelled invoices keep their state (it is never deleted). Any
+later ``invoice.issued`` with the same fingerprint, by the same or another seller, live
+or closed, is a re-presentation: it raises DUPLICATE_FINANCING and is not counted. A
+fingerprint is one real invoice (seller tax id, number, amount, currency, issue date),
+and an invoice once paid or cancelled is never legitimately financed again (a corrected
+invoice gets a new number), so there is no age after which forgetting it would be safe.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from schemas import events as ev
-from streams.domain.signals import Output, Rejected, alert, first_time, signal
+from streams.domain.signals import Output, Rejected, alert, first_time, signal, tax_ref
 
 State = dict[str, Any]
 LIVE = {"issued", "confirmed", "disputed", "partially_paid"}
@@ -29,13 +33,16 @@ def on_event(state: State, event: ev.Envelope) -> list[Output]:
     ids = [event.event_id]
     fp = state["fp"]
     if isinstance(event, ev.InvoiceIssued):
-        if state["status"] in LIVE:
+        if state["status"] is not None:
             holder = state["seller_id"]
             who = "the same seller" if holder == p.seller_id else "another seller"
+            when = ("while it is already financed" if state["status"] in LIVE
+                    else f"after it was {state['status']}")
             return [alert("DUPLICATE_FINANCING", "critical",
-                          f"Invoice {p.invoice.invoice_number} was submitted again by {who} while it is "
-                          f"already financed; it is not counted twice.", at, ids, p.seller_id, fp)]
+                          f"Invoice {p.invoice.invoice_number} was submitted again by {who} {when}; "
+                          "it is not counted again.", at, ids, p.seller_id, fp)]
         state.update(status="issued", seller_id=p.seller_id, buyer_id=p.buyer_id,
+                     seller_tax_ref=tax_ref(p.invoice.seller_tax_id),
                      number=p.invoice.invoice_number, amount=str(p.invoice.total.amount),
                      currency=p.invoice.total.currency, paid="0",
                      issue_date=p.invoice.issue_date.isoformat(), due_date=p.due_date.isoformat(),
@@ -73,4 +80,5 @@ def _signal(state: State, at: float, ids: list[str]) -> Output:
     return signal("receivable", state["seller_id"], state["fp"], state["seq"], at, ids,
                   status=state["status"], buyer_id=state["buyer_id"], number=state["number"],
                   outstanding=str(outstanding), currency=state["currency"],
-                  issue_date=state["issue_date"], due_date=state["due_date"], po_id=state["po_id"])
+                  issue_date=state["issue_date"], due_date=state["due_date"], po_id=state["po_id"],
+                  seller_tax_ref=state.get("seller_tax_ref"))

@@ -199,6 +199,10 @@ def decide(state: dict[str, Any], params: PolicyParams) -> Decision:
             elif r["status"] == "issued":
                 reasons.append(("RECEIVABLE_UNCONFIRMED", f"Invoice {r['number']} counts once the buyer confirms it."))
             continue
+        if r.get("seller_tax_ref") is None or r.get("seller_tax_ref") != state.get("tax_ref"):
+            reasons.append(("RECEIVABLE_SELLER_MISMATCH", f"Invoice {r['number']} does not name your "
+                            "registered tax id as its seller and does not count."))
+            continue
         due, issued = date.fromisoformat(r["due_date"]), date.fromisoformat(r["issue_date"])
         if due < today:
             reasons.append(("RECEIVABLE_OVERDUE", f"Invoice {r['number']} is past its due date and does not count."))

@@ -12,7 +12,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from schemas import events as ev
-from streams.domain.signals import Output, alert, signal
+from streams.domain.signals import Output, alert, signal, tax_ref
 
 Store = MutableMapping[str, Any]
 CREDIT_PURPOSE = "credit_limit"
@@ -55,8 +55,11 @@ def _next_seq(store: Store, borrower_id: str) -> int:
 
 
 def _program_signal(store: Store, borrower_id: str, program_id: str, at: float, ids: list[str]) -> Output:
+    # The borrower's registered tax id (as a digest) travels with its program: stage 2
+    # counts only invoices whose seller tax id is the borrower's own.
     return signal("program", borrower_id, "program", _next_seq(store, borrower_id), at, ids,
-                  program_id=program_id, program=store.get(f"program:{program_id}"))
+                  program_id=program_id, program=store.get(f"program:{program_id}"),
+                  tax_ref=_get(store, f"party:{borrower_id}", {}).get("tax_ref"))
 
 
 def on_event(store: Store, event: ev.Envelope) -> list[Output]:
@@ -70,7 +73,7 @@ def on_event(store: Store, event: ev.Envelope) -> list[Output]:
     if isinstance(event, ev.BorrowerRegistered):
         party = _get(store, f"party:{p.party_id}", {})
         old_program = party.get("program_id")
-        party.update(kind=p.kind.value, program_id=p.program_id)
+        party.update(kind=p.kind.value, program_id=p.program_id, tax_ref=tax_ref(p.tax_id))
         party.setdefault("status", "healthy")
         store[f"party:{p.party_id}"] = party
         if old_program and old_program != p.program_id:

@@ -8,6 +8,7 @@ is what makes at-least-once delivery safe between the stages.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -103,6 +104,13 @@ def first_time(state: dict[str, Any], event_id: str, keep: int = 32) -> bool:
         return False
     state["seen"] = [*seen[-(keep - 1):], event_id]
     return True
+
+
+def tax_ref(tax_id: str) -> str:
+    """A tax id as the engine's states and signals carry it: a digest, never the id
+    itself (tax ids are kept encrypted in one place, docs/security.md). Stage 2 compares
+    the digest of an invoice's seller tax id with its borrower's registered one."""
+    return hashlib.sha256(f"creditstream-tax:{tax_id}".encode()).hexdigest()[:32]
 
 
 class Rejected(Exception):

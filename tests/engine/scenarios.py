@@ -98,6 +98,28 @@ def duplicate_invoice(u: str) -> tuple[list[Envelope], dict[str, str]]:
     return evs, {s: "320000.00", s2: "0.00"}
 
 
+def represented_invoices(u: str) -> tuple[list[Envelope], dict[str, str]]:
+    """Invoices presented again after they closed, and an invoice under another's tax id.
+
+    ``sup`` (tax id TAX_S) has P1 (400k) confirmed, then paid: 0. It presents P1 again
+    and the buyer confirms again. C1 (200k) of ``sup`` is cancelled; ``sup2`` (TAX_S2)
+    presents it, quoting ``sup``'s tax id. ``sup2`` also presents F1 (100k), an invoice
+    never seen, under ``sup``'s tax id, and the buyer confirms it. None of these count:
+    both end at 0 (before 2026.12-1: ``sup`` 320k, ``sup2`` 80k + 160k = 240k)."""
+    f = EventFactory(f"rep-{u}", WEEK0)
+    s, s2, core = f"sup-{u}", f"sup2-{u}", f"core-{u}"
+    evs = base(f, u, s) + [f.borrower(s2, f"prg-{u}", tax_id=TAX_S2), f.consent(s2), f.supplies(s2, core)]
+    p1, c1, f1 = (f.invoice_ref(TAX_S, f"{u}{n}", a) for n, a in (("P1", "400000"), ("C1", "200000"),
+                                                                    ("F1", "100000")))
+    evs += [f.invoice_issued(p1, s, core), f.invoice_action("confirmed", p1, s, core),
+            f.invoice_action("paid", p1, s, core),
+            f.invoice_issued(p1, s, core), f.invoice_action("confirmed", p1, s, core),
+            f.invoice_issued(c1, s, core), f.invoice_action("cancelled", c1, s, core),
+            f.invoice_issued(c1, s2, core), f.invoice_action("confirmed", c1, s2, core),
+            f.invoice_issued(f1, s2, core), f.invoice_action("confirmed", f1, s2, core)]
+    return evs, {s: "0.00", s2: "0.00"}
+
+
 def contractor_with_machines(f: EventFactory, u: str, c: str, *, truck: bool = False,
                              fence: tuple[float, float, float] | None = None) -> list[Envelope]:
     evs = [f.program(f"prg-{u}"), f.borrower(c, f"prg-{u}", kind="contractor"), f.consent(c),
@@ -161,7 +183,7 @@ def tier2_distress(u: str) -> tuple[list[Envelope], list[str]]:
     """T2 sells 100k to tier-1 S1, which sells to the core. Core distressed: 80k -> 60k."""
     f = EventFactory(f"t2-{u}", WEEK0)
     core, s1, t2 = f"core-{u}", f"s1-{u}", f"t2-{u}"
-    evs = [f.program(f"prg-{u}"), f.borrower(t2, f"prg-{u}"), f.consent(t2),
+    evs = [f.program(f"prg-{u}"), f.borrower(t2, f"prg-{u}", tax_id=TAX_S2), f.consent(t2),
            f.supplies(s1, core, 1), f.supplies(t2, s1, 2)]
     ref = f.invoice_ref(TAX_S2, f"{u}T1", "100000")
     evs += [f.invoice_issued(ref, t2, s1), f.invoice_action("confirmed", ref, t2, s1)]

@@ -11,7 +11,7 @@ import pytest
 
 from connectors.kafka_io import TopicReader, produce_events
 from tests.engine import scenarios as sc
-from tests.engine.test_eng_broker import OUT, Outputs, limits_of, send_phased, u
+from tests.engine.test_eng_broker import OUT, Outputs, limits_of, send_phased, u, values
 
 pytestmark = pytest.mark.integration
 
@@ -62,3 +62,23 @@ async def test_an_order_never_delivered_stops_counting_after_its_grace(producer,
     final = mine(outputs.records, s)[-1]
     assert "ORDER_NOT_DELIVERED" in {r["code"] for r in final["reasons"]}
     assert final["trigger_event_ids"] == [events[-1].event_id]
+
+
+def alerts_of(records: list, engine, code: str, uid: str) -> list[dict]:
+    return [a["payload"] for a in values(records, "cs.alerts")
+            if a["source"] == f"creditstream.engine.{engine.app_id}" and a["payload"]["code"] == code
+            and uid in (a["payload"].get("borrower_id") or "")]
+
+
+async def test_represented_invoices_and_foreign_tax_ids_never_count(producer, outputs: Outputs, mine,
+                                                                    engine) -> None:
+    uid = u()
+    events, expected = sc.represented_invoices(uid)
+    s, s2 = f"sup-{uid}", f"sup2-{uid}"
+    await send_phased(producer, outputs, events, [s, s2])
+    await outputs.wait(lambda rs: len(alerts_of(rs, engine, "DUPLICATE_FINANCING", uid)) == 2
+                       and len(alerts_of(rs, engine, "RECEIVABLE_SELLER_MISMATCH", uid)) == 1
+                       and all(mine(rs, b) and mine(rs, b)[-1]["limit"]["amount"] == amount
+                               for b, amount in expected.items()))
+    assert {x["limit"]["amount"] for x in mine(outputs.records, s2)} == {"0.00"}
+    assert "RECEIVABLE_SELLER_MISMATCH" in {r["code"] for r in mine(outputs.records, s2)[-1]["reasons"]}

@@ -62,3 +62,46 @@ def test_a_confirmed_order_never_delivered_stops_counting_14_days_after_its_due_
     assert reason == ("Order po-n1 was due for delivery on 2026-04-02 and has not been delivered "
                       "14 days later; it no longer counts.")
     assert not [c for c in final[0]["components"] if c["kind"] == "order"]
+
+
+# ---------------------------------------------------------------- 10.1 duplicate financing
+def run(events) -> tuple[list[dict], list[dict], list[dict]]:
+    r = Replay()
+    limits, alerts, dead = [], [], []
+    for e in events:
+        for o in r.feed(codec.encode(e)):
+            {"cs.limits": limits, "cs.alerts": alerts, "cs.deadletter": dead}[o.topic].append(o.value["payload"])
+    return limits, alerts, dead
+
+
+def test_an_invoice_presented_again_after_it_closed_or_under_another_tax_id_never_counts() -> None:
+    events, expected = sc.represented_invoices("r1")
+    limits, alerts, dead = run(events)
+    for borrower, amount in expected.items():
+        mine = [u for u in limits if u["borrower_id"] == borrower]
+        assert mine[-1]["limit"]["amount"] == amount
+        assert not [c for c in mine[-1]["components"] if c["kind"] == "receivable"]
+    # sup's only counted invoice was P1 before it was paid; sup2 never had one.
+    assert [u["limit"]["amount"] for u in limits if u["borrower_id"] == "sup2-r1" and u["limit"]["amount"] != "0.00"] == []
+    assert {u["limit"]["amount"] for u in limits if u["borrower_id"] == "sup-r1"} == {"0.00", "320000.00"}
+    dups = [a for a in alerts if a["code"] == "DUPLICATE_FINANCING"]
+    assert [(a["borrower_id"], a["text"]) for a in dups] == [
+        ("sup-r1", "Invoice r1P1 was submitted again by the same seller after it was paid; it is not counted again."),
+        ("sup2-r1", "Invoice r1C1 was submitted again by another seller after it was cancelled; "
+                    "it is not counted again.")]
+    mismatch = [a for a in alerts if a["code"] == "RECEIVABLE_SELLER_MISMATCH"]
+    assert [a["borrower_id"] for a in mismatch] == ["sup2-r1"] and mismatch[0]["severity"] == "critical"
+    final = [u for u in limits if u["borrower_id"] == "sup2-r1"][-1]
+    assert "RECEIVABLE_SELLER_MISMATCH" in {r["code"] for r in final["reasons"]}
+    # The buyer's confirmations of the re-presented invoices are refused, with reasons.
+    assert sorted(d["reason"] for d in dead) == ["invoice_closed", "party_mismatch"]
+
+
+def test_seller_check_does_not_depend_on_whether_the_invoice_or_the_registration_came_first() -> None:
+    events, _ = sc.represented_invoices("r2")
+    registration = next(e for e in events if e.type == "registry.borrower" and e.payload.party_id == "sup2-r2")
+    moved = [e for e in events if e is not registration] + [registration]
+    for log in (events, moved):
+        limits, alerts, _ = run(log)
+        assert [u for u in limits if u["borrower_id"] == "sup2-r2"][-1]["limit"]["amount"] == "0.00"
+        assert len([a for a in alerts if a["code"] == "RECEIVABLE_SELLER_MISMATCH"]) == 1
