@@ -1,9 +1,13 @@
 """Invoices to ``invoice.issued`` events (pure): UBL 2.1 / Peppol BIS 3.0 XML, Chinese VAT JSON.
 
 Parties become creditstream party ids through a party map keyed by tax id (the id both
-sides of an invoice agree on); without an entry the tax id itself is the party id. A
+sides of an invoice agree on); without an entry the tax id itself is the party id. UBL
+parties without a VAT number are identified by their Peppol ids (``ubl_parties``). A
 missing due date is the issue date plus the payment terms (``terms_days``, default 30).
 Event ids derive from the invoice fingerprint, so importing a file twice is harmless.
+UBL credit notes reduce the invoice they credit (``credit_notes``). Refusal texts are
+our own: a value the contract cannot carry is named with the rule it breaks, never with
+the validation library's message.
 """
 
 from __future__ import annotations
@@ -16,12 +20,17 @@ from xml.etree.ElementTree import Element
 
 import orjson
 
-from connectors.sources import safexml
+from connectors.sources import safexml, ubl_parties, vat_keys
 from connectors.sources.common import Outcome, Rejected, SourceError, build_event, item_rejected
+from connectors.sources.credit_notes import InvoiceIndex, map_credit_note
 from schemas.events import InvoiceIssued
 
 CHINA = timezone(timedelta(hours=8))
 DEFAULT_TERMS_DAYS = 30
+INVOICE_NUMBER = re.compile(r"[A-Za-z0-9\-/]{1,32}")  # schemas.events.InvoiceRef.invoice_number
+# Peppol's "no purchase order" placeholder: OrderReference/ID is mandatory when a sales
+# order is referenced, so "NA" stands in for the purchase order that does not exist.
+NO_ORDER = frozenset({"NA", "N/A"})
 
 
 def _tax_id(value: Any, what: str) -> str:
@@ -36,7 +45,8 @@ def _tax_id(value: Any, what: str) -> str:
 def _date(value: Any, what: str) -> date:
     if not isinstance(value, str):
         raise SourceError("missing_field", f"{what} is required")
-    v = value.strip()
+    # Exports often give the issue time too ("2024-03-06 10:22:33"): the day is the date.
+    v = value.strip().split(" ")[0].split("T")[0]
     for fmt in ("%Y-%m-%d", "%Y%m%d", "%Y年%m月%d日"):
         try:
             return datetime.strptime(v, fmt).date()
@@ -57,19 +67,26 @@ def _amount(value: Any, what: str) -> Decimal:
     return out
 
 
-def _event(*, tenant: str, source: str, number: str, seller_tax: str, buyer_tax: str,
-           issue: date, due: date, total: Decimal, currency: str, po_id: str | None,
-           party_map: dict[str, str], tz: timezone) -> InvoiceIssued:
+def _event(*, tenant: str, source: str, number: str, seller_tax: str, seller_id: str,
+           buyer_id: str, issue: date, due: date, total: Decimal, currency: str, po_id: str | None,
+           tz: timezone) -> InvoiceIssued:
+    from pydantic import ValidationError
+
+    from schemas.codec import errors_of
     from schemas.events import InvoiceRef  # fingerprint lives on the contract model
 
+    if not INVOICE_NUMBER.fullmatch(number):
+        raise SourceError("bad_invoice_number", f"invoice number {number[:64]!r} cannot be carried: at most "
+                          "32 letters, digits, '-' or '/' (country formats such as Greece's '|'-separated "
+                          "numbers are not supported)")
     invoice = {"seller_tax_id": seller_tax, "invoice_number": number, "issue_date": issue,
                "total": {"amount": str(total), "currency": currency}}
     try:
         fingerprint = InvoiceRef.model_validate(invoice).fingerprint()
-    except ValueError as exc:
-        raise SourceError("invalid_event", str(exc).replace("\n", " ")) from None
-    payload = {"invoice": invoice, "seller_id": party_map.get(seller_tax, seller_tax),
-               "buyer_id": party_map.get(buyer_tax, buyer_tax), "due_date": due, "po_id": po_id}
+    except ValidationError as exc:
+        detail = "; ".join(f"invoice.{e['field']}: {e['rule']}" for e in errors_of(exc))
+        raise SourceError("invalid_event", detail) from None
+    payload = {"invoice": invoice, "seller_id": seller_id, "buyer_id": buyer_id, "due_date": due, "po_id": po_id}
     return build_event(  # type: ignore[return-value]
         InvoiceIssued, event_id=f"{source}-{fingerprint}", tenant=tenant, source=source,
         occurred_at=datetime.combine(issue, time(0), tz),
@@ -77,21 +94,15 @@ def _event(*, tenant: str, source: str, number: str, seller_tax: str, buyer_tax:
 
 
 # ---------------------------------------------------------------- UBL 2.1 / Peppol BIS 3.0
-def _party_tax(party: Element | None) -> str | None:
-    if party is None:
-        return None
-    for scheme in safexml.children(party, "PartyTaxScheme"):
-        if (v := safexml.text(scheme, "CompanyID")) is not None:
-            return v
-    return safexml.text(party, "PartyLegalEntity", "CompanyID")
+def _order(root: Element) -> str | None:
+    po = safexml.text(root, "OrderReference", "ID")
+    return None if po is None or po.strip().upper() in NO_ORDER else po
 
 
 def map_ubl(root: Element, *, tenant: str, party_map: dict[str, str] | None = None,
             terms_days: int = DEFAULT_TERMS_DAYS) -> InvoiceIssued:
     """A parsed UBL ``Invoice`` -> ``invoice.issued``; raise :class:`SourceError` if unusable."""
     name = safexml.local(root.tag) if isinstance(root.tag, str) else "?"
-    if name == "CreditNote":
-        raise SourceError("unsupported_document", "a CreditNote reduces an invoice; import invoices only")
     if name != "Invoice":
         raise SourceError("not_an_invoice", f"root element is <{name}>, not a UBL <Invoice>")
     number = safexml.text(root, "ID")
@@ -111,40 +122,48 @@ def map_ubl(root: Element, *, tenant: str, party_map: dict[str, str] | None = No
     currency = currency or amount_currency
     if not currency:
         raise SourceError("missing_field", "DocumentCurrencyCode is required")
-    seller = _tax_id(_party_tax(safexml.path(root, "AccountingSupplierParty", "Party")), "AccountingSupplierParty")
-    buyer = _tax_id(_party_tax(safexml.path(root, "AccountingCustomerParty", "Party")), "AccountingCustomerParty")
-    return _event(tenant=tenant, source="ubl", number=number, seller_tax=seller, buyer_tax=buyer,
+    seller = ubl_parties.identify(safexml.path(root, "AccountingSupplierParty", "Party"), "AccountingSupplierParty")
+    buyer = ubl_parties.identify(safexml.path(root, "AccountingCustomerParty", "Party"), "AccountingCustomerParty")
+    pm = party_map or {}
+    return _event(tenant=tenant, source="ubl", number=number, seller_tax=seller.tax_id,
+                  seller_id=ubl_parties.party_id(seller, pm), buyer_id=ubl_parties.party_id(buyer, pm),
                   issue=issue, due=due, total=_amount(payable.text, "PayableAmount"),
-                  currency=currency, po_id=safexml.text(root, "OrderReference", "ID"),
-                  party_map=party_map or {}, tz=UTC)
+                  currency=currency, po_id=_order(root), tz=UTC)
+
+
+def document_kind(body: bytes) -> str:
+    """The root element's local name (``Invoice``, ``CreditNote``), or "" when unreadable."""
+    try:
+        root = safexml.parse(body)
+    except SourceError:
+        return ""
+    return safexml.local(root.tag) if isinstance(root.tag, str) else ""
 
 
 def parse_ubl(body: bytes, *, tenant: str, origin: str = "ubl", party_map: dict[str, str] | None = None,
-              terms_days: int = DEFAULT_TERMS_DAYS) -> Outcome:
-    """One UBL XML document (parsed safely) -> an outcome with its event or its refusal."""
+              terms_days: int = DEFAULT_TERMS_DAYS, index: InvoiceIndex | None = None) -> Outcome:
+    """One UBL XML document (parsed safely) -> an outcome with its event or its refusal.
+
+    An ``Invoice`` is added to ``index`` once mapped; a ``CreditNote`` is looked up in it.
+    """
     out = Outcome()
+    index = index if index is not None else InvoiceIndex()
     try:
         root = safexml.parse(body)
-        out.events.append(map_ubl(root, tenant=tenant, party_map=party_map, terms_days=terms_days))
+        if isinstance(root.tag, str) and safexml.local(root.tag) == "CreditNote":
+            out.events.append(map_credit_note(root, tenant=tenant, index=index, parse_date=_date, amount=_amount))
+        else:
+            event = map_ubl(root, tenant=tenant, party_map=party_map, terms_days=terms_days)
+            index.add(event)
+            out.events.append(event)
     except SourceError as exc:
         out.rejected.append(Rejected(origin, exc.reason, exc.message, body))
     return out
 
 
 # ---------------------------------------------------------------- Chinese VAT invoices (JSON)
-# English keys, or the pinyin abbreviations of the tax bureau's verification services.
-ALIASES = {
-    "invoice_code": ("invoice_code", "fpdm"), "invoice_number": ("invoice_number", "fphm"),
-    "issue_date": ("issue_date", "kprq"), "seller_name": ("seller_name", "xfmc"),
-    "seller_tax_id": ("seller_tax_id", "xfsbh", "xfnsrsbh"), "buyer_name": ("buyer_name", "gfmc"),
-    "buyer_tax_id": ("buyer_tax_id", "gfsbh", "gfnsrsbh"), "amount": ("amount", "je", "hjje"),
-    "tax": ("tax", "se", "hjse"), "total": ("total", "jshj"), "currency": ("currency",),
-    "due_date": ("due_date",), "po_id": ("po_id",),
-}
-
-
 def _field(inv: dict[str, Any], name: str) -> Any:
-    for key in ALIASES[name]:
+    for key in vat_keys.ALIASES[name]:
         if key in inv:
             return inv[key]
     nested = {"seller_name": ("seller", "name"), "seller_tax_id": ("seller", "tax_id"),
@@ -178,17 +197,16 @@ def map_vat(inv: Any, *, tenant: str, party_map: dict[str, str] | None = None,
     total = _amount(_field(inv, "total"), "total") if _field(inv, "total") is not None else amount + tax
     if amount + tax != total:
         raise SourceError("total_mismatch", f"amount {amount} + tax {tax} != total {total}")
-    for side in ("seller", "buyer"):
-        if not _field(inv, f"{side}_name"):
-            raise SourceError("missing_field", f"{side} name is required")
+    # Names are not required: the tax ids identify the parties, and exports often omit names.
     due_raw = _field(inv, "due_date")
     due = _date(due_raw, "due_date") if due_raw else issue + timedelta(days=terms_days)
     po = _field(inv, "po_id")
-    return _event(tenant=tenant, source="vat", number=invoice_number,
-                  seller_tax=_tax_id(_field(inv, "seller_tax_id"), "seller"),
-                  buyer_tax=_tax_id(_field(inv, "buyer_tax_id"), "buyer"), issue=issue, due=due,
+    seller, buyer = _tax_id(_field(inv, "seller_tax_id"), "seller"), _tax_id(_field(inv, "buyer_tax_id"), "buyer")
+    pm = party_map or {}
+    return _event(tenant=tenant, source="vat", number=invoice_number, seller_tax=seller,
+                  seller_id=pm.get(seller, seller), buyer_id=pm.get(buyer, buyer), issue=issue, due=due,
                   total=total, currency=str(_field(inv, "currency") or "CNY"),
-                  po_id=str(po) if po else None, party_map=party_map or {}, tz=CHINA)
+                  po_id=str(po) if po else None, tz=CHINA)
 
 
 def parse_vat(body: bytes, *, tenant: str, origin: str = "vat", party_map: dict[str, str] | None = None,

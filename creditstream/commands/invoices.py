@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 
 
@@ -22,18 +23,48 @@ def _import(args: argparse.Namespace) -> int:
     from creditstream import config
 
     party_map = load_map(args.party_map)
-    parse = invoices.parse_ubl if args.format == "ubl" else invoices.parse_vat
+    index = _load_index(args.invoice_index)
     outcome = Outcome()
+    bodies = []
     for path in args.files:
         with open(path, "rb") as f:
-            outcome.extend(parse(f.read(), tenant=args.tenant, origin=f"file:{path}",
-                                 party_map=party_map, terms_days=args.terms_days))
+            bodies.append((path, f.read()))
+    if args.format == "ubl":
+        # Invoices first: a credit note in the same run then finds the invoice it credits.
+        bodies.sort(key=lambda pb: invoices.document_kind(pb[1]) == "CreditNote")
+    for path, body in bodies:
+        if args.format == "ubl":
+            outcome.extend(invoices.parse_ubl(body, tenant=args.tenant, origin=f"file:{path}",
+                                              party_map=party_map, terms_days=args.terms_days, index=index))
+        else:
+            outcome.extend(invoices.parse_vat(body, tenant=args.tenant, origin=f"file:{path}",
+                                              party_map=party_map, terms_days=args.terms_days))
     bootstrap = args.bootstrap or config.load().kafka_bootstrap
     try:
-        return asyncio.run(send_outcome(bootstrap, outcome, tenant=args.tenant, stage="invoices"))
+        rc = asyncio.run(send_outcome(bootstrap, outcome, tenant=args.tenant, stage="invoices"))
     except Exception as exc:  # noqa: BLE001 - Kafka unreachable: say so, exit non-zero
         print(f"invoices: could not produce to Kafka at {bootstrap}: {exc}", file=sys.stderr)
         return 2
+    if args.invoice_index:  # only once Kafka acknowledged the invoices it records
+        import orjson
+
+        with open(args.invoice_index, "wb") as f:
+            f.write(orjson.dumps(index.entries, option=orjson.OPT_INDENT_2))
+    return rc
+
+
+def _load_index(path: str | None):  # -> InvoiceIndex
+    import orjson
+
+    from connectors.sources.credit_notes import InvoiceIndex
+
+    if not path or not os.path.exists(path):
+        return InvoiceIndex()
+    with open(path, "rb") as f:
+        entries = orjson.loads(f.read())
+    if not isinstance(entries, dict):
+        raise ValueError(f"{path}: an invoice index is a JSON object")
+    return InvoiceIndex(entries)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -47,5 +78,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     i.add_argument("--party-map", help="JSON file: tax id -> party id (default: the tax id)")
     i.add_argument("--terms-days", type=int, default=30,
                    help="payment terms when an invoice has no due date (default 30)")
+    i.add_argument("--invoice-index", help="JSON file recording every invoice imported (kept between runs), "
+                   "so a later UBL credit note finds the invoice it credits")
     i.add_argument("--bootstrap", help="Kafka bootstrap servers (default: local stack)")
     i.set_defaults(func=_run)

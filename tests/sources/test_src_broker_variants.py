@@ -133,3 +133,33 @@ async def test_aemp_poll_reads_array_pages_and_pinless_machines(bootstrap: str, 
     letters = of_tenant(recs, "cs.deadletter", tenant)
     assert [d["payload"]["reason"] for d in letters] == ["no_machine_id", "no_machine_id"]
     assert b"<ns0:SerialNumber>0</ns0:SerialNumber>" in base64.b64decode(letters[0]["payload"]["value_b64"])
+
+
+async def test_invoice_imports_peppol_parties_credit_notes_and_pinyin_exports(
+        bootstrap: str, uid: str, tmp_path: Path) -> None:
+    tenant = f"oem-{uid}"
+    ubl_dir, index = SAMPLES / "ubl", tmp_path / "invoices-index.json"
+    # A partial credit of Snippet1, imported in a later run than the invoice: found through the index.
+    partial = tmp_path / "credit-400.xml"
+    partial.write_bytes((ubl_dir / "base-creditnote-correction.xml").read_bytes().replace(
+        b"1656.25</cbc:PayableAmount>", b"400.00</cbc:PayableAmount>"))
+    common = ["--tenant", tenant, "--bootstrap", bootstrap]
+    async with TopicReader(bootstrap, "cs.invoices", "cs.deadletter") as reader:
+        assert await cli("invoices", "import", str(ubl_dir / "base-example.xml"), str(ubl_dir / "vat-category-O.xml"),
+                         str(ubl_dir / "GR-base-example-correct.xml"), "--format", "ubl",
+                         "--invoice-index", str(index), *common) == 1
+        assert await cli("invoices", "import", str(partial), "--format", "ubl", "--invoice-index", str(index),
+                         *common) == 0
+        assert await cli("invoices", "import", str(SAMPLES / "vat" / "pinyin-export.json"), "--format", "vat",
+                         *common) == 1
+        recs = await reader.read(lambda rs: len(of_tenant(rs, "cs.invoices", tenant)) >= 5
+                                 and len(of_tenant(rs, "cs.deadletter", tenant)) >= 2)
+    got = of_tenant(recs, "cs.invoices", tenant)
+    assert sorted((e["type"], e["payload"]["invoice"]["invoice_number"]) for e in got) == [
+        ("invoice.issued", "24312000000123456790"), ("invoice.issued", "4300231130-08812346"),
+        ("invoice.issued", "Snippet1"), ("invoice.issued", "Vat-O"), ("invoice.partially_paid", "Snippet1")]
+    keys = {orjson.loads(r.value)["type"]: r.key for r in recs if r.topic == "cs.invoices"
+            and orjson.loads(r.value)["tenant"] == tenant and b"Snippet1" in r.value}
+    assert keys["invoice.issued"] == keys["invoice.partially_paid"]  # one partition: the engine sees both
+    assert sorted(d["payload"]["reason"] for d in of_tenant(recs, "cs.deadletter", tenant)) == [
+        "bad_invoice_number", "total_mismatch"]

@@ -45,10 +45,10 @@ def test_ubl_without_due_date_uses_payment_terms() -> None:
 @pytest.mark.parametrize(("old", "new", "reason"), [
     ('<cbc:PayableAmount currencyID="EUR">', '<cbc:PayableAmount currencyID="USD">', "currency_mismatch"),
     ("<cbc:IssueDate>2024-03-04</cbc:IssueDate>", "<cbc:IssueDate>4 March</cbc:IssueDate>", "bad_date"),
-    ("<cbc:CompanyID>DE811907980</cbc:CompanyID>", "", "missing_field"),
+    ("<cbc:CompanyID>DE811907980</cbc:CompanyID>", "<cbc:CompanyID>DE 81#1907980</cbc:CompanyID>", "bad_tax_id"),
     ("23800.00</cbc:PayableAmount>", "23800.001</cbc:PayableAmount>", "invalid_event"),
-    ("<cbc:ID>INV-2024-00871</cbc:ID>", "<cbc:ID>INV 2024 #871</cbc:ID>", "invalid_event"),
-    ("<Invoice xmlns=", "<CreditNote xmlns=", "unsupported_document"),
+    ("<cbc:ID>INV-2024-00871</cbc:ID>", "<cbc:ID>INV 2024 #871</cbc:ID>", "bad_invoice_number"),
+    ("<Invoice xmlns=", "<CreditNote xmlns=", "no_invoice_reference"),
 ])
 def test_bad_ubl_invoices_are_refused(old: str, new: str, reason: str) -> None:
     body = _ubl(old, new)
@@ -95,7 +95,7 @@ def test_vat_example_fully_digital_and_legacy_invoices() -> None:
     ({"invoice_code": "4300231130"}, "bad_invoice_number"),
     ({"amount": 88495.58}, "bad_amount"),
     ({"seller": {"name": "X", "tax_id": "9143#0100"}}, "bad_tax_id"),
-    ({"buyer": {"tax_id": "91430100732857326L"}}, "missing_field"),
+    ({"buyer": {"name": "Sany Heavy"}}, "missing_field"),
     ({"issue_date": "next week"}, "bad_date"),
 ])
 def test_bad_vat_invoices_are_refused_one_by_one(change: dict, reason: str) -> None:
