@@ -21,7 +21,7 @@ from streams.domain.policy import (
     is_material,
     utilisation_target,
 )
-from streams.domain.signals import BATCH, LIMITS_TOPIC, Output, Rejected, alert, utc_time
+from streams.domain.signals import BATCH, LIMITS_TOPIC, Output, Rejected, alert, event_key, utc_time
 
 State = dict[str, Any]
 MAX_PENDING = 50
@@ -131,9 +131,10 @@ def apply_ledger(state: State, event: ev.Envelope) -> list[Output]:
     if isinstance(event, ev.Drawdown):
         _check_outstanding(state, p.loan_id, p.amount.amount)
     loan = state["loans"].setdefault(p.loan_id, {"out": "0", "overdue": False, "ids": []})
-    if event.event_id in loan["ids"]:
+    key = event_key(event)  # per tenant: a lender's and the operator's ids may coincide
+    if key in loan["ids"] or event.event_id in loan["ids"]:  # or a bare id from before 2026.12-1
         return []
-    loan["ids"] = [*loan["ids"][-63:], event.event_id]
+    loan["ids"] = [*loan["ids"][-63:], key]
     outs: list[Output] = []
     at = event.occurred_at.timestamp()
     if isinstance(event, ev.Drawdown):

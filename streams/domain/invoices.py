@@ -26,7 +26,7 @@ def new_state(fingerprint: str) -> State:
 
 
 def on_event(state: State, event: ev.Envelope) -> list[Output]:
-    if not first_time(state, event.event_id):
+    if not first_time(state, event):
         return []
     p = event.payload  # type: ignore[attr-defined]
     at = event.occurred_at.timestamp()

@@ -37,7 +37,7 @@ def new_state(machine_id: str) -> State:
 
 
 def on_pledge(state: State, event: ev.MachinePledged | ev.PledgeReleased) -> list[Output]:
-    if not first_time(state, event.event_id, SEEN_IDS):
+    if not first_time(state, event, SEEN_IDS):
         return []
     at = event.occurred_at.timestamp()
     p = event.payload
@@ -67,7 +67,7 @@ def on_telemetry(state: State, event: ev.EquipmentTelemetry | ev.BatteryTelemetr
     p = event.payload
     if pledge is None:
         raise Rejected("unpledged_machine", f"machine {p.machine_id} has no pledge: telemetry not routable")
-    if not first_time(state, event.event_id, SEEN_IDS):
+    if not first_time(state, event, SEEN_IDS):
         return []
     at = event.occurred_at.timestamp()
     ids = [event.event_id]

@@ -12,7 +12,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from schemas import events as ev
-from streams.domain.signals import Output, alert, signal, tax_ref
+from streams.domain.signals import Output, alert, event_key, signal, tax_ref
 
 Store = MutableMapping[str, Any]
 CREDIT_PURPOSE = "credit_limit"
@@ -63,8 +63,8 @@ def _program_signal(store: Store, borrower_id: str, program_id: str, at: float, 
 
 
 def on_event(store: Store, event: ev.Envelope) -> list[Output]:
-    seen_key = f"seen:{event.event_id}"
-    if store.get(seen_key):
+    seen_key = f"seen:{event_key(event)}"  # per tenant: ids are the publishers' own
+    if store.get(seen_key) or store.get(f"seen:{event.event_id}"):  # or a bare id from before 2026.12-1
         return []
     store[seen_key] = 1
     at = event.occurred_at.timestamp()

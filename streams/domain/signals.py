@@ -94,15 +94,33 @@ def alert(code: str, severity: str, text: str, at: float, triggers: list[str],
     return Output(ALERTS_TOPIC, borrower_id or asset_id or alert_id, value)
 
 
-def first_time(state: dict[str, Any], event_id: str, keep: int = 32) -> bool:
-    """Remember ``event_id`` in the asset's recent ids; False when it was seen already.
+def event_key(event: Any) -> str:
+    """An input's identity in the engine's states: its event id *within its tenant*.
+
+    Event ids are chosen by each publisher, so two tenants may use the same one; an id
+    alone made one tenant's event drop another's (issue 11: tenant B's consent
+    revocation was ignored because tenant A had sent an event with the same id). A
+    tenant id cannot contain ``/`` (schemas.common.Id), so the key is unambiguous."""
+    return f"{event.tenant}/{event.event_id}"
+
+
+# States written before policy 2026.12-1 hold bare event ids (no "/", which an event id
+# cannot contain): they still count as seen, so a record redelivered across the upgrade
+# is not applied twice. They age out of the per-asset windows; only the registry keeps
+# its legacy ``seen:<id>`` keys.
+
+
+def first_time(state: dict[str, Any], event: Any, keep: int = 32) -> bool:
+    """Remember ``event`` (by :func:`event_key`) in the asset's recent inputs; False when
+    it was seen already.
 
     Producers retry with the same id, and at-least-once delivery repeats records: a
     bounded window per asset is enough, since repeats arrive close to the original."""
+    key = event_key(event)
     seen = state["seen"]
-    if event_id in seen:
+    if key in seen or event.event_id in seen:  # the bare id: an entry from before 2026.12-1
         return False
-    state["seen"] = [*seen[-(keep - 1):], event_id]
+    state["seen"] = [*seen[-(keep - 1):], key]
     return True
 
 

@@ -120,6 +120,29 @@ def represented_invoices(u: str) -> tuple[list[Envelope], dict[str, str]]:
     return evs, {s: "0.00", s2: "0.00"}
 
 
+def colliding_event_ids(u: str) -> tuple[list[Envelope], dict[str, str]]:
+    """Another tenant's events reuse event ids (ids are each publisher's own choice).
+
+    On receivables (640k, all from tenant ``core``): the borrower's own seller system
+    (tenant ``sup``) issues invoice E1 (100k) and ``core`` confirms it under the same
+    event id (+80k: 720k); lender ``bank-a`` draws down 100k and co-lender ``mfi-b``
+    repays 40k under the same event id (outstanding 60k); then the borrower (tenant
+    ``sup``) revokes its consent under the id of ``core``'s program registration: the
+    facility is frozen at 0. Before 2026.12-1 each of the three was dropped as a
+    duplicate of the other tenant's event (the revocation left the limit active)."""
+    evs, _ = receivables(u)
+    f = EventFactory(f"col-{u}", WEEK0 + timedelta(hours=1))
+    s, core = f"sup-{u}", f"core-{u}"
+    ref = f.invoice_ref(TAX_S, f"{u}E1", "100000")
+    evs += [f.invoice_issued(ref, s, core).model_copy(update={"tenant": s, "event_id": f"col-{u}-inv"}),
+            f.invoice_action("confirmed", ref, s, core).model_copy(update={"event_id": f"col-{u}-inv"}),
+            f.drawdown(f"ln-{u}", s, f"prg-{u}", "100000").model_copy(update={"tenant": "bank-a",
+                                                                               "event_id": f"col-{u}-led"}),
+            f.repayment(f"ln-{u}", s, "40000").model_copy(update={"tenant": "mfi-b", "event_id": f"col-{u}-led"}),
+            f.consent(s, granted=False).model_copy(update={"tenant": s, "event_id": evs[0].event_id})]
+    return evs, {"before_revocation": "720000.00", "outstanding": "60000.00", "final": "0.00"}
+
+
 def contractor_with_machines(f: EventFactory, u: str, c: str, *, truck: bool = False,
                              fence: tuple[float, float, float] | None = None) -> list[Envelope]:
     evs = [f.program(f"prg-{u}"), f.borrower(c, f"prg-{u}", kind="contractor"), f.consent(c),

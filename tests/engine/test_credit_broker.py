@@ -82,3 +82,19 @@ async def test_represented_invoices_and_foreign_tax_ids_never_count(producer, ou
                                for b, amount in expected.items()))
     assert {x["limit"]["amount"] for x in mine(outputs.records, s2)} == {"0.00"}
     assert "RECEIVABLE_SELLER_MISMATCH" in {r["code"] for r in mine(outputs.records, s2)[-1]["reasons"]}
+
+
+async def test_another_tenants_event_with_the_same_id_is_not_dropped(producer, outputs: Outputs, mine) -> None:
+    uid = u()
+    events, expected = sc.colliding_event_ids(uid)
+    s = f"sup-{uid}"
+    base, invoice, ledger, revocation = events[:-5], events[-5:-3], events[-3:-1], events[-1:]
+    await send_phased(producer, outputs, base, [s])
+    await outputs.wait(lambda rs: (mine(rs, s) or [{}])[-1].get("limit", {}).get("amount") == "640000.00")
+    await produce_events(producer, invoice)
+    await outputs.wait(lambda rs: mine(rs, s)[-1]["limit"]["amount"] == expected["before_revocation"])
+    await produce_events(producer, ledger)
+    await outputs.wait(lambda rs: mine(rs, s)[-1]["outstanding"]["amount"] == expected["outstanding"])
+    await produce_events(producer, revocation)
+    await outputs.wait(lambda rs: mine(rs, s)[-1]["status"] == "frozen")
+    assert mine(outputs.records, s)[-1]["limit"]["amount"] == expected["final"]

@@ -105,3 +105,28 @@ def test_seller_check_does_not_depend_on_whether_the_invoice_or_the_registration
         limits, alerts, _ = run(log)
         assert [u for u in limits if u["borrower_id"] == "sup2-r2"][-1]["limit"]["amount"] == "0.00"
         assert len([a for a in alerts if a["code"] == "RECEIVABLE_SELLER_MISMATCH"]) == 1
+
+
+# ---------------------------------------------------------------- 11.1 event ids per tenant
+def test_another_tenants_event_with_the_same_id_is_not_dropped() -> None:
+    events, expected = sc.colliding_event_ids("t1")
+    steps = per_input(events)
+    limits = [u for _, us in steps for u in us if u["borrower_id"] == "sup-t1"]
+    assert any(u["limit"]["amount"] == expected["before_revocation"] for u in limits)
+    assert limits[-2]["outstanding"]["amount"] == expected["outstanding"]
+    final = limits[-1]
+    assert (final["limit"]["amount"], final["status"]) == (expected["final"], "frozen")
+    assert "CONSENT_REVOKED" in {r["code"] for r in final["reasons"]}
+    # A true duplicate (same tenant, same id) is still ignored.
+    again = per_input(events + [events[-1]])
+    assert again[-1][1] == []
+
+
+def test_an_input_recorded_before_the_upgrade_by_its_bare_id_is_still_a_duplicate() -> None:
+    from streams.domain.signals import first_time
+
+    events, _ = sc.receivables("t2")
+    issued = events[4]
+    state = {"seen": [issued.event_id]}  # as 2026.11-1 wrote it
+    assert first_time(state, issued) is False
+    assert first_time({"seen": []}, issued) is True
