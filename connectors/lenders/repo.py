@@ -17,7 +17,7 @@ import orjson
 from connectors.lenders.access import Scope, Subscription
 from connectors.lenders.urls import UrlPolicy
 from connectors.lenders.urls import check as check_url
-from connectors.pg.crypto import PREFIX, seal, unseal
+from connectors.pg.crypto import DataKeyError, is_sealed, key_id, seal, sealed_key_id, unseal
 
 Conn = asyncpg.Connection | asyncpg.Pool
 # The update (stored as its envelope) names lender $1 among its funders.
@@ -152,21 +152,72 @@ async def stream_since(conn: Conn, lender_id: str, seq: int,
 
 # --- webhooks ---------------------------------------------------------------------------
 
-async def webhook_subscriptions(conn: Conn) -> tuple[list[Subscription], dict[str, tuple[str, str]]]:
-    """Subscriptions of active lenders with a webhook, and each one's (url, secret)."""
+async def webhook_subscriptions(conn: Conn) -> tuple[list[Subscription], dict[str, tuple[str, str]],
+                                                    dict[str, str]]:
+    """Subscriptions of active lenders with a webhook, each one's (url, secret), and the
+    lenders whose secret cannot be opened, with the reason (they are in the subscriptions,
+    not in the endpoints: their updates are dead-lettered unsent, the others go on)."""
     rows = await conn.fetch(
         "SELECT s.lender_id, s.scope, s.program_id, s.borrower_ids, l.webhook_url,"
         " l.webhook_secret FROM lender_subscriptions s JOIN lenders l USING (lender_id)"
         " WHERE l.active AND l.webhook_url IS NOT NULL AND l.webhook_secret IS NOT NULL")
     subs = [Subscription(r["lender_id"], r["scope"], r["program_id"],
                          frozenset(r["borrower_ids"] or ())) for r in rows]
-    # The secret is needed in clear to sign, so it is encrypted at rest, not hashed.
-    return subs, {r["lender_id"]: (r["webhook_url"], _secret(r["webhook_secret"])) for r in rows}
+    endpoints: dict[str, tuple[str, str]] = {}
+    unreadable: dict[str, str] = {}
+    for r in rows:
+        if r["lender_id"] in endpoints or r["lender_id"] in unreadable:
+            continue
+        try:
+            # The secret is needed in clear to sign, so it is encrypted at rest, not hashed.
+            endpoints[r["lender_id"]] = (r["webhook_url"], _secret(r["webhook_secret"]))
+        except DataKeyError as exc:
+            unreadable[r["lender_id"]] = str(exc)
+    return subs, endpoints, unreadable
 
 
 def _secret(stored: str) -> str:
     # Rows written before field encryption hold the secret in clear; they still sign.
-    return unseal(stored) if stored.startswith(PREFIX) else stored
+    return unseal(stored) if is_sealed(stored) else stored
+
+
+async def secret_problems(conn: Conn) -> tuple[int, dict[str, str]]:
+    """(how many active lenders have a sealed webhook secret, those whose secret no
+    configured key opens, with the reason): what ``lenders serve`` checks before starting."""
+    rows = await conn.fetch("SELECT lender_id, webhook_secret FROM lenders"
+                            " WHERE active AND webhook_secret IS NOT NULL")
+    sealed, problems = 0, {}
+    for r in rows:
+        if not is_sealed(r["webhook_secret"]):
+            continue
+        sealed += 1
+        try:
+            unseal(r["webhook_secret"])
+        except DataKeyError as exc:
+            problems[r["lender_id"]] = str(exc)
+    return sealed, problems
+
+
+async def rekey_secrets(conn: asyncpg.Connection) -> tuple[int, dict[str, str]]:
+    """Re-seal every webhook secret not sealed with the current key (older keys, ``v1:``
+    values, secrets in clear) with it; (how many, the lenders whose secret no key opens)."""
+    current, done, problems = key_id(), 0, {}
+    async with conn.transaction():
+        rows = await conn.fetch("SELECT lender_id, webhook_secret FROM lenders"
+                                " WHERE webhook_secret IS NOT NULL FOR UPDATE")
+        for r in rows:
+            stored = r["webhook_secret"]
+            if sealed_key_id(stored) == current:
+                continue
+            try:
+                secret = _secret(stored)
+            except DataKeyError as exc:
+                problems[r["lender_id"]] = str(exc)
+                continue
+            await conn.execute("UPDATE lenders SET webhook_secret = $2 WHERE lender_id = $1",
+                               r["lender_id"], seal(secret))
+            done += 1
+    return done, problems
 
 
 async def progress(conn: Conn, lender_id: str, borrower_id: str) -> int:

@@ -40,6 +40,25 @@ class Stopping(Exception):
     """Raised out of a database retry when the dispatcher is asked to stop."""
 
 
+class CannotOpenData(RuntimeError):
+    """No lender's webhook secret opens with the configured data keys: the process has the
+    wrong key, and must not start as if it could deliver (docs/security.md, data keys)."""
+
+
+async def preflight(pool: asyncpg.Pool) -> dict[str, str]:
+    """Raise :class:`CannotOpenData` when webhook secrets exist and none opens; else the
+    lenders whose secret does not (alerted and skipped, the others are served)."""
+    sealed, problems = await repo.secret_problems(pool)
+    if sealed and len(problems) == sealed:
+        # Prefer a value that names its key (v2): the message then says which key is needed.
+        first = next((p for p in problems.values() if "needs data key id" in p), next(iter(problems.values())))
+        raise CannotOpenData(
+            f"none of the {sealed} webhook secrets opens with the configured data key; the first: "
+            f"{first}. Set CREDITSTREAM_DATA_KEY to the key that sealed them (compare with "
+            "`creditstream keys data-key status`), or CREDITSTREAM_DATA_KEY_PREVIOUS during a rotation")
+    return problems
+
+
 @dataclass
 class Job:
     lender_id: str
@@ -57,6 +76,7 @@ class Stats:
     failed_attempts: int = 0
     dead: int = 0
     skipped: int = 0
+    unreadable: set[str] = field(default_factory=set)  # lenders whose secret does not open
     undecodable: int = 0
     attempts: list[tuple[str, str, int, int]] = field(default_factory=list)
 
@@ -95,12 +115,14 @@ class Dispatcher:
         self._workers: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._subs: list[Subscription] = []
         self._endpoints: dict[str, tuple[str, str]] = {}
+        self._unreadable: dict[str, str] = {}
         self._loaded_at = 0.0
         self._stop = asyncio.Event()
         self._committed: dict[TP, int] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
         self._stop = stop
+        self._alert(await preflight(self.pool))
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=self.group,
                                     enable_auto_commit=False, auto_offset_reset="earliest",
                                     fetch_max_wait_ms=200)
@@ -150,8 +172,22 @@ class Dispatcher:
     async def _refresh(self) -> None:
         if time.monotonic() - self._loaded_at < self.refresh_s:
             return
-        self._subs, self._endpoints = await self._db(repo.webhook_subscriptions, self.pool)
+        self._subs, self._endpoints, unreadable = await self._db(repo.webhook_subscriptions, self.pool)
+        self._alert(unreadable)
+        self._unreadable = unreadable
         self._loaded_at = time.monotonic()
+
+    def _alert(self, unreadable: dict[str, str]) -> None:
+        """An ERROR line (what operators alert on) for each lender newly found unreadable.
+
+        One bad row used to raise out of the refresh: the dispatcher left its group and no
+        lender received anything while REST kept answering. Now only that lender is
+        skipped, its updates dead-lettered unsent, and the others keep receiving."""
+        for lender, why in unreadable.items():
+            if lender not in self.stats.unreadable:
+                log.error("webhooks: ALERT: skipping lender %s, its webhook secret cannot be opened: %s; its "
+                          "updates are dead-lettered unsent until the key is configured", lender, why)
+        self.stats.unreadable = set(unreadable)
 
     def _dispatch(self, tp: TP, offset: int, value: bytes) -> None:
         try:
@@ -167,7 +203,8 @@ class Dispatcher:
             log.warning("webhooks: skipping undecodable record %s@%d: %s", tp, offset, exc)
             self.tracker.add(tp, offset, 0)
             return
-        lenders = [lid for lid in targets(payload, self._subs) if lid in self._endpoints]
+        lenders = [lid for lid in targets(payload, self._subs)
+                   if lid in self._endpoints or lid in self._unreadable]
         self.tracker.add(tp, offset, len(lenders))
         for lid in lenders:
             key = (lid, borrower)
@@ -197,6 +234,12 @@ class Dispatcher:
         done = await self._db(repo.progress, self.pool, job.lender_id, job.borrower_id)
         if done >= job.version:
             self.stats.skipped += 1  # delivered or dead-lettered before a restart
+            return True
+        if job.lender_id in self._unreadable:
+            # Nothing can be signed for it: no attempt, a dead letter to replay once fixed.
+            self.stats.dead += 1
+            await self._db(self._finish, job, (job.event_id, 0, "webhook secret cannot be opened: "
+                                               + self._unreadable[job.lender_id], job.body))
             return True
         error = ""
         for attempt in range(1, self.policy.max_attempts + 1):

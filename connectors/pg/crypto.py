@@ -8,6 +8,12 @@ Rotation: put the new key in ``CREDITSTREAM_DATA_KEY`` and the old ones, comma-s
 in ``CREDITSTREAM_DATA_KEY_PREVIOUS``; values sealed with an old key still open, and
 ``creditstream parties rekey`` re-seals the personal data with the new one (docs/security.md).
 
+Sealed values name the key that sealed them: ``v2:<key id>:<base64url(nonce, ciphertext,
+tag)>``. A value that no configured key opens is then reported by the key it needs
+(issue 11: a second key generated silently in another state folder made webhook secrets
+unreadable, and nothing said which key was missing). ``v1:`` values (no key id) still open
+with whichever configured key fits.
+
 A ``context`` (for personal data: the column and the row's id) is bound into each
 ciphertext as associated data, so a value cannot be copied to another row or column and
 still open. Equality lookups (a tax id) use :func:`lookup_hash`, an HMAC under a key
@@ -17,8 +23,10 @@ derived from the data key for that purpose only.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
+import logging
 import os
 import secrets
 from functools import lru_cache
@@ -30,9 +38,11 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from creditstream import config
 
+log = logging.getLogger(__name__)
 ENV = "CREDITSTREAM_DATA_KEY"
 PREVIOUS_ENV = "CREDITSTREAM_DATA_KEY_PREVIOUS"
-PREFIX = "v1:"
+PREFIX = "v1:"      # legacy: no key id
+PREFIX_V2 = "v2:"   # v2:<key id>:<payload>
 # Binds ciphertexts to this use, so a value cannot be moved to another kind of column.
 AAD = b"creditstream.field.v1"
 
@@ -63,6 +73,10 @@ def data_key() -> bytes:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
+        # Never silently: in another state folder this is a second key, and what the first
+        # one sealed does not open here. `creditstream keys data-key status` compares.
+        log.warning("%s is not set: generated a new data key in %s (key id %s); values sealed "
+                    "with any other key will not open", ENV, path, key_id(_decode(path.read_text().strip())))
     return _decode(path.read_text().strip())
 
 
@@ -88,26 +102,62 @@ def _aad(context: str) -> bytes:
     return AAD + b"|" + context.encode() if context else AAD
 
 
-def seal(plaintext: str, context: str = "") -> str:
-    """Encrypt ``plaintext`` with the current key, bound to ``context``."""
+def seal(plaintext: str, context: str = "", key: bytes | None = None) -> str:
+    """Encrypt ``plaintext`` with the current key (or ``key``), bound to ``context``,
+    naming the key's id."""
+    key = key or data_key()
     nonce = secrets.token_bytes(12)
-    sealed = AESGCM(data_key()).encrypt(nonce, plaintext.encode(), _aad(context))
-    return PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode()
+    sealed = AESGCM(key).encrypt(nonce, plaintext.encode(), _aad(context))
+    return f"{PREFIX_V2}{key_id(key)}:" + base64.urlsafe_b64encode(nonce + sealed).decode()
+
+
+def is_sealed(token: str) -> bool:
+    return token.startswith((PREFIX, PREFIX_V2))
+
+
+def sealed_key_id(token: str) -> str | None:
+    """The id of the key that sealed ``token`` (None for a legacy ``v1:`` value)."""
+    if token.startswith(PREFIX_V2):
+        return token[len(PREFIX_V2):].partition(":")[0]
+    return None
+
+
+def configured() -> dict[str, bytes]:
+    """Every configured key by id: the current one first, then the previous ones."""
+    return {key_id(k): k for k in (data_key(), *previous_keys())}
+
+
+def _configured_text() -> str:
+    ids = [key_id(k) for k in previous_keys()]
+    return f"{ENV} (key id {key_id()}) and {PREVIOUS_ENV} ({', '.join(ids) if ids else 'unset'})"
 
 
 def unseal(token: str, context: str = "") -> str:
-    """Decrypt a sealed value with the current key or a previous one; raise
-    :class:`DataKeyError` when none opens it."""
-    if not token.startswith(PREFIX):
+    """Decrypt a sealed value with the key it names (``v2:``), or any configured key
+    (``v1:``); raise :class:`DataKeyError` saying which key is needed when none opens it."""
+    what = context or "a sealed field"
+    if not is_sealed(token):
         raise ValueError("not an encrypted field")
-    raw = base64.urlsafe_b64decode(token[len(PREFIX):])
-    for key in (data_key(), *previous_keys()):
+    wanted = sealed_key_id(token)
+    body = token[len(PREFIX_V2) + len(wanted) + 1:] if wanted is not None else token[len(PREFIX):]
+    try:
+        raw = base64.urlsafe_b64decode(body)
+    except (binascii.Error, ValueError):
+        raise DataKeyError(f"cannot decrypt {what}: the stored value is not base64 (altered?)") from None
+    keys = configured()
+    if wanted is not None and wanted not in keys:
+        raise DataKeyError(f"cannot decrypt {what}: it was sealed with a key other than {_configured_text()}: "
+                           f"it needs data key id {wanted}")
+    for key in [keys[wanted]] if wanted is not None else keys.values():
         try:
             return AESGCM(key).decrypt(raw[:12], raw[12:], _aad(context)).decode()
-        except InvalidTag:
+        except (InvalidTag, ValueError):
             continue
+    if wanted is not None:
+        raise DataKeyError(f"cannot decrypt {what}: key id {wanted} is configured but does not open it: "
+                           f"the value was altered or copied from another row or column")
     raise DataKeyError(
-        f"cannot decrypt {context or 'a sealed field'}: it was sealed with a key other than "
+        f"cannot decrypt {what}: it was sealed with a key other than "
         f"{ENV} (key id {key_id()}) and {PREVIOUS_ENV}, or it was altered")
 
 

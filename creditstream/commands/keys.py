@@ -1,13 +1,56 @@
-"""`creditstream keys create|revoke|list`: tenant API keys of the ingest gateway."""
+"""`creditstream keys create|revoke|list`: tenant API keys of the ingest gateway;
+`creditstream keys data-key new|status|rekey`: the data key that seals secrets and personal
+data at rest (docs/security.md, "Data keys")."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 
 
 def _split(value: str) -> list[str]:
     return [v for v in (s.strip() for s in value.split(",")) if v]
+
+
+async def _data_key_status(conn) -> int:  # type: ignore[no-untyped-def]
+    """Configured key ids against the key ids of what the database holds sealed."""
+    from connectors.pg import crypto
+
+    keys = crypto.configured()
+    print(f"configured: {crypto.ENV} key id {crypto.key_id()}; "
+          f"{crypto.PREVIOUS_ENV}: {', '.join(list(keys)[1:]) or 'unset'}")
+    rows = await conn.fetch(
+        "SELECT 'lenders.webhook_secret' AS place, CASE WHEN webhook_secret LIKE 'v2:%'"
+        "   THEN split_part(webhook_secret, ':', 2) WHEN webhook_secret LIKE 'v1:%' THEN 'v1 (no key id)'"
+        "   ELSE 'in clear' END AS key_id, count(*) AS n FROM lenders WHERE webhook_secret IS NOT NULL"
+        " GROUP BY 1, 2 UNION ALL SELECT 'parties', key_id, count(*) FROM parties GROUP BY 1, 2 ORDER BY 1, 2")
+    missing = 0
+    for r in rows:
+        # "v1 (no key id)" and "in clear" name no key: they cannot be checked without opening.
+        known = r["key_id"] in keys or " " in r["key_id"]
+        missing += 0 if known else r["n"]
+        print(f"{r['place']:<24} key id {r['key_id']:<16} {r['n']:>8}  "
+              f"{'' if known else 'NOT CONFIGURED: these do not open here'}")
+    return 1 if missing else 0
+
+
+async def _data_key_rekey(conn) -> int:  # type: ignore[no-untyped-def]
+    """Re-seal lenders' webhook secrets and the parties table with the current key."""
+    from connectors.lenders import repo
+    from connectors.parties import store
+    from connectors.pg import crypto
+
+    secrets, problems = await repo.rekey_secrets(conn)
+    for lender, why in problems.items():
+        print(f"lenders.webhook_secret of {lender}: {why}", file=sys.stderr)
+    try:
+        parties = await store.rekey(conn)
+    except crypto.DataKeyError as exc:
+        print(f"parties: {exc}", file=sys.stderr)
+        return 2
+    print(f"re-sealed with key id {crypto.key_id()}: {secrets} webhook secrets, {parties} parties")
+    return 2 if problems else 0
 
 
 async def _main(args: argparse.Namespace) -> int:
@@ -17,10 +60,23 @@ async def _main(args: argparse.Namespace) -> int:
     from connectors.pg.migrate import migrate
     from creditstream import config
 
+    if args.action == "data-key" and args.what == "new":
+        import base64
+        import secrets
+
+        from connectors.pg import crypto
+
+        key = secrets.token_bytes(32)
+        print(f"key id {crypto.key_id(key)}; put this in {crypto.ENV} (the old key in "
+              f"{crypto.PREVIOUS_ENV}), restart, then run `creditstream keys data-key rekey`:\n"
+              f"{base64.urlsafe_b64encode(key).decode()}")
+        return 0
     url = config.load().pg_url
     await migrate(url)
     conn = await asyncpg.connect(url)
     try:
+        if args.action == "data-key":
+            return await (_data_key_status(conn) if args.what == "status" else _data_key_rekey(conn))
         if args.action == "create":
             key_id, key = await create_key(conn, args.tenant, _split(args.types), _split(args.parties),
                                            _split(args.programs))
@@ -41,7 +97,13 @@ async def _main(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    return asyncio.run(_main(args))
+    from connectors.pg.crypto import DataKeyError
+
+    try:
+        return asyncio.run(_main(args))
+    except DataKeyError as exc:  # a malformed key in the environment: say so, no traceback
+        print(f"keys {args.action}: {exc}", file=sys.stderr)
+        return 2
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -55,4 +117,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     r = actions.add_parser("revoke", help="revoke a key by its id")
     r.add_argument("key_id")
     actions.add_parser("list", help="list keys (ids and scopes, never secrets)")
+    d = actions.add_parser("data-key", help="the data key sealing secrets and personal data at rest")
+    d.add_argument("what", choices=("new", "status", "rekey"),
+                   help="new: print a fresh key; status: configured key ids against those the database "
+                        "holds (exit 1 if one is missing); rekey: re-seal everything with the current key")
     p.set_defaults(func=_run)

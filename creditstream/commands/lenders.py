@@ -105,7 +105,7 @@ async def _serve(args: argparse.Namespace) -> int:
 
     from connectors.lenders.access import RetryPolicy
     from connectors.lenders.api import make_app
-    from connectors.lenders.webhooks import Dispatcher
+    from connectors.lenders.webhooks import CannotOpenData, Dispatcher, preflight
     from connectors.pg.migrate import migrate
     from creditstream import config
 
@@ -113,6 +113,14 @@ async def _serve(args: argparse.Namespace) -> int:
     url = args.pg_url or settings.pg_url
     await migrate(url)
     pool = await asyncpg.create_pool(url, min_size=1, max_size=args.pool)
+    if not args.no_webhooks:
+        try:
+            # Before listening: a process with the wrong data key must not look healthy.
+            await preflight(pool)
+        except CannotOpenData as exc:
+            await pool.close()
+            print(f"lenders serve: refusing to start: {exc}", file=sys.stderr)
+            return 2
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -126,15 +134,25 @@ async def _serve(args: argparse.Namespace) -> int:
         dispatcher = Dispatcher(args.bootstrap or settings.kafka_bootstrap, pool,
                                 policy=RetryPolicy(max_attempts=args.max_attempts),
                                 url_policy=_url_policy(args))
-        tasks.append(asyncio.create_task(dispatcher.run(stop)))
+        tasks.append(asyncio.create_task(dispatcher.run(stop), name="webhook dispatcher"))
+    stopping = asyncio.create_task(stop.wait())
+    code = 0
     try:
-        await stop.wait()
+        await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            if task.done() and not stop.is_set():
+                # The dispatcher ended on its own: exit rather than serve REST while no
+                # webhook goes out (a supervisor restarts us, and the log says why).
+                logging.error("lenders: the webhook dispatcher stopped: %r; exiting",
+                              task.exception() if not task.cancelled() else "cancelled")
+                code = 1
     finally:
         stop.set()
+        stopping.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await runner.cleanup()
         await pool.close()
-    return 0
+    return code
 
 
 def _run(args: argparse.Namespace) -> int:

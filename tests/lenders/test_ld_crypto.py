@@ -13,7 +13,8 @@ from connectors.pg.migrate import migrate
 
 def test_seal_round_trips_and_is_bound_to_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
     token = crypto.seal("whsec_abc")
-    assert token.startswith("v1:") and "whsec_abc" not in token and crypto.unseal(token) == "whsec_abc"
+    assert token.startswith(f"v2:{crypto.key_id()}:") and "whsec_abc" not in token
+    assert crypto.unseal(token) == "whsec_abc" and crypto.sealed_key_id(token) == crypto.key_id()
     assert crypto.seal("whsec_abc") != token  # a fresh nonce every time
     crypto.data_key.cache_clear()
     monkeypatch.setenv(crypto.ENV, "A" * 43)  # another 32-byte key
