@@ -62,3 +62,34 @@ def test_a_malformed_key_in_the_environment_is_a_clear_error(keys, bad: str) -> 
     keys(bad)
     with pytest.raises(crypto.DataKeyError, match=crypto.ENV):
         crypto.seal("x")
+
+
+def test_a_sealed_value_names_its_key_and_a_missing_key_is_named(keys) -> None:
+    old, new = new_key(), new_key()
+    keys(old)
+    token, old_id = crypto.seal("whsec_x", "c"), crypto.key_id()
+    assert token.startswith(f"v2:{old_id}:") and crypto.sealed_key_id(token) == old_id
+    keys(new)
+    with pytest.raises(crypto.DataKeyError, match=f"it needs data key id {old_id}"):
+        crypto.unseal(token, "c")
+    keys(new, old)
+    assert crypto.unseal(token, "c") == "whsec_x"
+    altered = token[:-6] + ("AAAAAA" if not token.endswith("AAAAAA") else "BBBBBB")
+    with pytest.raises(crypto.DataKeyError, match="altered"):
+        crypto.unseal(altered, "c")
+    for garbage in ("!!!", "A", ""):  # a clear DataKeyError, never binascii's or an IndexError
+        with pytest.raises(crypto.DataKeyError):
+            crypto.unseal(f"v2:{old_id}:{garbage}", "c")
+
+
+def test_values_sealed_before_key_ids_still_open(keys) -> None:
+    import secrets
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    key = new_key()
+    keys(key)
+    nonce = secrets.token_bytes(12)  # the v1 layout: no key id
+    legacy = "v1:" + base64.urlsafe_b64encode(
+        nonce + AESGCM(crypto.data_key()).encrypt(nonce, b"whsec_old", crypto._aad("c"))).decode()  # noqa: SLF001
+    assert crypto.sealed_key_id(legacy) is None and crypto.unseal(legacy, "c") == "whsec_old"
