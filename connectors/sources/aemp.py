@@ -23,7 +23,6 @@ import orjson
 
 from connectors.sources import aemp_ids, safexml
 from connectors.sources.common import (
-    MAX_ITEM_BYTES,
     Outcome,
     Rejected,
     SourceError,
@@ -213,9 +212,9 @@ def _decode_machines(entries: list[tuple[Any, bytes]], machine_map: dict[str, st
         try:
             out.append(_machine(m, raw, machine_map))
         except SourceError as exc:
-            out.append(Rejected(f"{origin}#{n}", exc.reason, exc.message, raw, MAX_ITEM_BYTES))
+            out.append(Rejected.item(f"{origin}#{n}", exc.reason, exc.message, raw))
         except (TypeError, ValueError, OverflowError) as exc:
-            out.append(Rejected(f"{origin}#{n}", "bad_machine", str(exc), raw, MAX_ITEM_BYTES))
+            out.append(Rejected.item(f"{origin}#{n}", "bad_machine", str(exc), raw))
     return out
 
 
@@ -333,10 +332,10 @@ class CounterTracker:
             self.repeats += 1  # the provider has nothing newer for this machine
             return out
         if last is not None and report.hours.value < last["hours"] - RESET_TOLERANCE:
-            out.rejected.append(Rejected(
+            out.rejected.append(Rejected.item(
                 f"{origin}/{mid}", "counter_reset",
                 f"CumulativeOperatingHours went back from {last['hours']} to "
-                f"{report.hours.value} at {at.isoformat()}", report.raw, MAX_ITEM_BYTES))
+                f"{report.hours.value} at {at.isoformat()}", report.raw))
             return out
         payload: dict[str, Any] = {
             "machine_id": mid, "oem": report.oem, "model": report.model,
@@ -369,7 +368,7 @@ class CounterTracker:
                                 recorded_at=recorded_at,
                                 payload={k: v for k, v in payload.items() if v is not None})
         except SourceError as exc:
-            out.rejected.append(Rejected(f"{origin}/{mid}", exc.reason, exc.message, report.raw, MAX_ITEM_BYTES))
+            out.rejected.append(Rejected.item(f"{origin}/{mid}", exc.reason, exc.message, report.raw))
             return out
         self.state[mid] = new_state
         out.events.append(event)

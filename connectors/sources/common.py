@@ -96,12 +96,19 @@ class Rejected:
     reason: str
     error: str
     raw: bytes
-    limit: int = MAX_DEADLETTER_BYTES  # MAX_ITEM_BYTES for one item of a larger document
+    truncated_from: int | None = None  # the item's size, when ``raw`` holds only its start
+
+    @classmethod
+    def item(cls, origin: str, reason: str, error: str, raw: bytes) -> Rejected:
+        """One item of a larger document: its bytes cut to :data:`MAX_ITEM_BYTES`."""
+        if len(raw) <= MAX_ITEM_BYTES:
+            return cls(origin, reason, error, raw)
+        return cls(origin, reason, error, raw[:MAX_ITEM_BYTES], len(raw))
 
 
 def item_rejected(origin: str, exc: SourceError, value: Any) -> Rejected:
     """The refusal of one item of a document: its own bytes, at most :data:`MAX_ITEM_BYTES`."""
-    return Rejected(origin, exc.reason, exc.message, item_bytes(value), MAX_ITEM_BYTES)
+    return Rejected.item(origin, exc.reason, exc.message, item_bytes(value))
 
 
 @dataclass
@@ -123,10 +130,11 @@ def dead_letter(item: Rejected, *, tenant: str, stage: str, now: datetime | None
     now = now or datetime.now(UTC)
     raw = item.raw
     error = item.error
-    limit = min(item.limit, MAX_DEADLETTER_BYTES)
-    if len(raw) > limit:
-        error = f"{error} (original truncated from {len(raw)} bytes to {limit})"
-        raw = raw[:limit]
+    if item.truncated_from is not None:
+        error = f"{error} (original truncated from {item.truncated_from} bytes to {len(raw)})"
+    elif len(raw) > MAX_DEADLETTER_BYTES:
+        error = f"{error} (original truncated from {len(raw)} bytes to {MAX_DEADLETTER_BYTES})"
+        raw = raw[:MAX_DEADLETTER_BYTES]
     return DeadLetter(
         event_id=f"dl-{stage}-{digest(item.origin, item.reason, item.raw, size=32)}",
         type="deadletter.record", tenant=tenant, source=f"creditstream.{stage}",
