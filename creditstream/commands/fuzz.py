@@ -32,6 +32,13 @@ def _run(args: argparse.Namespace) -> int:
         gateway = broker.gateway_campaign(settings.pg_url, settings.kafka_bootstrap, args.gateway_sample, args.seed)
         progress(gateway)
         tallies += [engine.tally, gateway]
+        from load.fuzz import attacks  # issue 11: the lender API fuzzed, and the abuse attacks
+
+        lender_api = attacks.lender_api_campaign(settings.pg_url, args.gateway_sample, args.seed)
+        progress(lender_api)
+        abuse = attacks.attacks_campaign(settings.pg_url, settings.kafka_bootstrap)
+        progress(abuse)
+        tallies += [lender_api, abuse]
     print(campaign.table(tallies))
     for note in notes:
         print(f"note: {note}")

@@ -1,0 +1,249 @@
+"""Issue 11's attacks, run by ``creditstream fuzz run --broker`` against the real stack.
+
+Two rows of the campaign table:
+
+``lender api HTTP``: fuzzed paths, parameters and cursors (``load.fuzz.lender_api``) to an
+in-process lender API on the stack's PostgreSQL, with a valid key. Refused = a clear 4xx,
+counted by status and error code; a 5xx, a non-JSON answer or a 4xx without a reason fails.
+
+``issue 11 attacks``: each attempt is refused (the control held, counted by how) or a
+failure (the attack worked); the requests of the tenant under attack count as accepted.
+- slow bodies: a tenant opens as many connections as the gateway has slots and sends a byte
+  every 0.25 s; each must end 408 (body timeout) or 429 (its share is full) while another
+  tenant's requests get 200;
+- concurrent duplicates: rounds of ten parallel copies of one request; exactly one copy may
+  be accepted per round;
+- webhook URLs: schemes, metadata, loopback, private and malformed URLs at registration;
+- data keys: a value sealed under a key the process does not have must fail as
+  ``DataKeyError`` naming that key id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+import uuid
+from typing import Any
+
+import orjson
+
+from load.fuzz import lender_api
+from load.fuzz.broker import draw_many
+from load.fuzz.campaign import Failure, Tally, sample_of
+
+WEBHOOK_URLS = (
+    "file:///etc/passwd", "gopher://127.0.0.1:6379/_FLUSHALL", "ftp://lender.example/x", "dict://127.0.0.1:11211/",
+    "http://169.254.169.254/latest/meta-data/", "https://169.254.169.254/", "http://lender.example/hook",
+    "https://127.0.0.1:16066/", "https://localhost/", "https://[::1]/", "https://[::ffff:127.0.0.1]/",
+    "https://10.0.0.5/", "https://192.168.0.1/", "https://172.16.0.1/", "https://100.64.0.1/", "https://[fd00::1]/",
+    "https://[fe80::1]/", "https://0.0.0.0/", "https://224.0.0.1/", "https://bank:pw@93.184.216.34/",
+    "https:///hook", "https://93.184.216.34:99999/", "javascript:alert(1)", "", "https://a b/",
+)
+
+
+def _fail(tally: Tally, error: str, sample: Any, where: str) -> None:
+    tally.tried += 1
+    tally.failed += 1
+    if len(tally.failures) < 20:
+        tally.failures.append(Failure(tally.name, error[:500], sample_of(sample), where))
+
+
+# ---------------------------------------------------------------- the lender API
+async def _lender_api_async(pg_url: str, probes: list[lender_api.Probe], tally: Tally) -> None:
+    import aiohttp
+    import asyncpg
+    from aiohttp import web
+
+    from connectors.lenders import repo
+    from connectors.lenders.api import make_app
+    from connectors.pg.migrate import migrate
+
+    await migrate(pg_url)
+    pool = await asyncpg.create_pool(pg_url, min_size=1, max_size=4)
+    lender = f"fuzz-{uuid.uuid4().hex[:8]}"
+    key, _ = await repo.add_lender(pool, lender, "Fuzz Bank")
+    runner = web.AppRunner(make_app(pool, poll_s=0.2))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]  # noqa: SLF001
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+            for probe in probes:
+                status, ctype, body = await lender_api.send(http, base, key, probe)
+                why = lender_api.problem(status, ctype, body)
+                if why:
+                    _fail(tally, why, probe.path, f"HTTP {status}")
+                    continue
+                tally.tried += 1
+                if status < 400:
+                    tally.accepted += 1
+                else:
+                    tally.refused[lender_api.reason(status, body)] += 1
+    finally:
+        await runner.cleanup()
+        await repo.set_active(pool, lender, False)
+        await pool.close()
+
+
+def lender_api_campaign(pg_url: str, sample: int, seed: int | None) -> Tally:
+    tally = Tally("lender api HTTP")
+    started = time.perf_counter()
+    probes = draw_many(lender_api.probes(), sample, seed)
+    asyncio.run(_lender_api_async(pg_url, probes, tally))
+    tally.examples = len(probes)
+    tally.seconds = time.perf_counter() - started
+    return tally
+
+
+# ---------------------------------------------------------------- issue 11's attacks
+async def _slow_bodies(url: str, attacker: str, victim: str, item: dict[str, Any], slots: int,
+                       tally: Tally) -> None:
+    from aiohttp import ClientSession
+
+    async def slowloris() -> int:
+        host, _, port = url.removeprefix("http://").partition(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(f"POST /v1/events HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {attacker}\r\n"
+                     "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n".encode())
+        answer = asyncio.ensure_future(reader.readline())
+        try:
+            for _ in range(100):
+                if answer.done():
+                    break
+                writer.write(b"x")
+                await writer.drain()
+                await asyncio.wait([answer], timeout=0.25)
+            return int((await asyncio.wait_for(answer, timeout=5)).split()[1])
+        finally:
+            answer.cancel()
+            writer.close()
+
+    attack = [asyncio.ensure_future(slowloris()) for _ in range(slots)]
+    await asyncio.sleep(0.4)
+    async with ClientSession() as http:
+        for n in range(3):
+            event = dict(item, event_id=f"{item['event_id']}-{n}")
+            async with http.post(f"{url}/v1/events", data=orjson.dumps(event), headers={
+                    "Authorization": f"Bearer {victim}", "Content-Type": "application/json"}) as r:
+                if r.status == 200:
+                    tally.tried += 1
+                    tally.accepted += 1
+                else:
+                    _fail(tally, f"another tenant got HTTP {r.status} during the attack", event["event_id"], "slow bodies")
+    for status in await asyncio.gather(*attack):
+        if status in (408, 429):
+            tally.tried += 1
+            tally.refused[f"slow_body_{status}"] += 1
+        else:
+            _fail(tally, f"a slow body was answered {status}", "1 byte / 0.25 s", "slow bodies")
+
+
+async def _duplicates(url: str, key: str, item: dict[str, Any], rounds: int, tally: Tally) -> None:
+    from aiohttp import ClientSession
+
+    async with ClientSession() as http:
+        for n in range(rounds):
+            body = orjson.dumps(dict(item, event_id=f"{item['event_id']}-dup{n}"))
+
+            async def post(body: bytes = body) -> str:
+                async with http.post(f"{url}/v1/events", data=body, headers={
+                        "Authorization": f"Bearer {key}", "Content-Type": "application/json"}) as r:
+                    answer = await r.json()
+                    return answer["results"][0]["status"] if r.status == 200 else f"http_{r.status}"
+
+            statuses = await asyncio.gather(*(post() for _ in range(10)))
+            if statuses.count("accepted") != 1:
+                _fail(tally, f"ten parallel copies answered {sorted(statuses)}", body, "concurrent duplicates")
+                continue
+            tally.tried += 10
+            tally.accepted += 1
+            for s in statuses:
+                if s != "accepted":
+                    tally.refused[f"parallel_{s}"] += 1
+
+
+async def _webhook_urls(tally: Tally) -> None:
+    from connectors.lenders.urls import UrlPolicy, WebhookUrlError, check
+
+    for url in WEBHOOK_URLS:
+        try:
+            await check(url, UrlPolicy())
+        except WebhookUrlError:
+            tally.tried += 1
+            tally.refused["webhook_url_refused"] += 1
+        else:
+            _fail(tally, "webhook URL accepted", url, "webhook urls")
+
+
+def _data_keys(tally: Tally, tries: int = 20) -> None:
+    from connectors.pg import crypto
+
+    for _ in range(tries):
+        other = secrets.token_bytes(32)
+        token = crypto.seal("whsec_fuzz", "lenders.webhook_secret", key=other)
+        try:
+            crypto.unseal(token, "lenders.webhook_secret")
+        except crypto.DataKeyError as exc:
+            if crypto.key_id(other) in str(exc):
+                tally.tried += 1
+                tally.refused["data_key_missing_named"] += 1
+                continue
+            _fail(tally, f"the error does not name the key: {exc}", token, "data keys")
+        except Exception as exc:  # noqa: BLE001 - any other escape is the finding
+            _fail(tally, f"{type(exc).__name__}: {exc}", token, "data keys")
+        else:
+            _fail(tally, "opened with a key it was not sealed with", token, "data keys")
+
+
+async def _attacks_async(pg_url: str, bootstrap: str, tally: Tally) -> None:
+    import asyncpg
+    from aiohttp import web
+
+    from connectors.gateway.app import Limits, build_app
+    from connectors.gateway.store import create_key, revoke_key
+    from connectors.pg.migrate import migrate
+    from schemas import codec
+    from schemas.examples import example_events
+
+    run = uuid.uuid4().hex[:6]
+    await migrate(pg_url)
+    conn = await asyncpg.connect(pg_url)
+    attacker_id, attacker = await create_key(conn, f"fuzz-slow-{run}", ["*"], ["*"], ["*"])
+    victim_id, victim = await create_key(conn, f"fuzz-victim-{run}", ["*"], ["*"], ["*"])
+    telemetry = orjson.loads(codec.encode(next(e for e in example_events() if e.type == "telemetry.equipment")))
+    item = dict(telemetry, tenant=f"fuzz-victim-{run}", event_id=f"fuzz-{run}")
+    limits = Limits(max_in_flight=4, max_in_flight_per_tenant=2, body_timeout_s=1.0)
+    runner = web.AppRunner(build_app(pg_url, bootstrap, limits))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]  # noqa: SLF001
+    try:
+        await _slow_bodies(url, attacker, victim, item, limits.max_in_flight, tally)
+    finally:
+        await runner.cleanup()
+    runner = web.AppRunner(build_app(pg_url, bootstrap, Limits(max_in_flight_per_tenant=16)))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]  # noqa: SLF001
+    try:
+        await _duplicates(url, victim, item, 5, tally)
+    finally:
+        await runner.cleanup()
+        for key_id in (attacker_id, victim_id):
+            await revoke_key(conn, key_id)
+        await conn.close()
+    await _webhook_urls(tally)
+    _data_keys(tally)
+
+
+def attacks_campaign(pg_url: str, bootstrap: str) -> Tally:
+    tally = Tally("issue 11 attacks")
+    started = time.perf_counter()
+    asyncio.run(_attacks_async(pg_url, bootstrap, tally))
+    tally.examples = tally.tried
+    tally.seconds = time.perf_counter() - started
+    return tally
