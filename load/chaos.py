@@ -11,9 +11,14 @@ the fault):
   identical re-publication is what at-least-once allows: lenders de-duplicate by version);
 - recovery: seconds from the fault's end until the engine commits progress again.
 
-Faults here hit the engine: ``kill`` (SIGKILL the worker mid-stream, restart it),
-``rebalance`` (add a second worker, then stop the first), ``broker`` (stop Kafka for
-10 s, start it again). The sinks' faults (PostgreSQL under the ledger, a lender's webhook
+Faults here hit the engine while telemetry and business events (invoices, orders,
+shipments, drawdowns, repayments) keep flowing: ``kill`` (SIGKILL the worker mid-stream,
+restart it on its data folder), ``rebalance`` (add a second worker, then stop the first),
+``broker`` (stop Kafka for 10 s, start it again), ``pause`` (SIGSTOP the only worker for
+5 s, under its session timeout: no crash, no rebalance, only a backlog of every topic),
+``churn`` (workers join, leave, are SIGKILLed and return on their old data folders, in an
+order drawn from the seed) and ``late`` (the worker starts only after every record was
+sent: the whole run is one backlog). The sinks' faults (PostgreSQL under the ledger, a lender's webhook
 endpoint) are in load/chaos_sinks.py and share the harness below: :func:`build_traffic`,
 :class:`EngineRun`, :func:`drive` and :class:`Published`.
 """
@@ -21,7 +26,9 @@ endpoint) are in load/chaos_sinks.py and share the harness below: :func:`build_t
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import random
 import signal
 import time
 import uuid
@@ -39,7 +46,12 @@ from load.workers import Worker, free_port, start_at_end
 from load.world import BusinessSim, Plan, Rec, TelemetrySim, World, WorldConfig, to_record
 from streams.replay import Replay
 
-FAULTS = ("kill", "rebalance", "broker")
+log = logging.getLogger(__name__)
+
+FAULTS = ("kill", "rebalance", "broker", "pause", "churn", "late")
+# A business event after every 20 readings: without them no limit moves during the
+# fault, and the engine faults would test telemetry alone (issue 19).
+BUSINESS_EVERY = 20
 
 
 @dataclass
@@ -154,8 +166,9 @@ async def _progress_after(sampler: LagSampler, since: float, timeout: float = 18
 class EngineRun:
     """One worker on a fresh engine id (``async with``), positioned at the end of the inputs."""
 
-    def __init__(self, settings: config.Settings, tag: str) -> None:
+    def __init__(self, settings: config.Settings, tag: str, start: bool = True) -> None:
         self.settings = settings
+        self.start = start
         self.bootstrap = settings.kafka_bootstrap
         self.app_id = f"cs-chaos-{tag.lower()}"
         self.home = settings.state_dir / "chaos" / self.app_id
@@ -171,8 +184,9 @@ class EngineRun:
         await start_at_end(self.bootstrap, self.app_id)
         self.workers.append(Worker(self.app_id, "c1", self.home / "c1", web_port=free_port()))
         try:
-            self.workers[0].start()
-            await _wait_ready(self.workers)
+            if self.start:
+                self.workers[0].start()
+                await _wait_ready(self.workers)
             await self.sampler.open()
         except BaseException:
             await self.__aexit__()
@@ -182,6 +196,8 @@ class EngineRun:
     async def __aexit__(self, *exc: object) -> None:
         await self.sampler.close()
         for w in self.workers:
+            if w.proc is not None and w.proc.poll() is None:
+                os.killpg(w.proc.pid, signal.SIGCONT)  # a paused worker cannot stop
             await asyncio.to_thread(w.stop)
 
     async def caught_up(self, timeout: float) -> None:
@@ -189,9 +205,11 @@ class EngineRun:
 
 
 async def drive(engine: EngineRun, traffic: Traffic, rate: float,
-                on_fault: Callable[[], Awaitable[None]]) -> list[Record]:
-    """Send the setup, then the stream open loop at ``rate``, awaiting ``on_fault`` when
-    40% of it is sent; return what was written to cs.limits until the engine caught up."""
+                on_fault: Callable[[], Awaitable[None]], fault_at: float = 0.4) -> list[Record]:
+    """Send the setup, then the stream open loop at ``rate``, starting ``on_fault`` when
+    the fraction ``fault_at`` of it is sent (1.0: after the last record); the traffic
+    keeps flowing while the fault lasts. Return what was written to cs.limits until the
+    engine caught up."""
     from connectors.kafka_io import make_producer
 
     producer = make_producer(engine.bootstrap, linger_ms=10, request_timeout_ms=120000)
@@ -199,18 +217,23 @@ async def drive(engine: EngineRun, traffic: Traffic, rate: float,
     try:
         async with TopicReader(engine.bootstrap, "cs.limits") as reader:
             await asyncio.gather(*[await producer.send(t, v, key=k) for t, k, v in traffic.setup])
-            await engine.caught_up(300)
+            if any(w.proc is not None for w in engine.workers):
+                await engine.caught_up(300)
             start = time.monotonic()
-            fault_at = len(traffic.stream) * 2 // 5
+            at = int(len(traffic.stream) * fault_at)
+            fault: asyncio.Task[None] | None = None
             for i, (topic, key, value) in enumerate(traffic.stream):
+                if i == at:
+                    fault = asyncio.create_task(on_fault())
                 # Open loop: the send schedule is fixed in advance, not paced by the engine.
                 delay = start + i / rate - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
                 await producer.send(topic, value, key=key)
-                if i == fault_at:
-                    await on_fault()
             await producer.flush()
+            if fault is None:
+                fault = asyncio.create_task(on_fault())
+            await fault
             await engine.caught_up(600)
             return await reader.read(lambda _recs: False, timeout=3.0)
     finally:
@@ -308,27 +331,44 @@ class Published:
 
 
 # ------------------------------------------------------------------ engine faults
-async def run(fault: str, events: int, machines: int, rate: float, seed: int) -> ChaosResult:
+async def run(fault: str, events: int, machines: int, rate: float, seed: int,
+              business_every: int = BUSINESS_EVERY) -> ChaosResult:
     if fault not in FAULTS:
         raise ValueError(f"unknown fault {fault!r}; choose one of {', '.join(FAULTS)}")
     settings = config.load()
     tag = new_tag()
-    traffic = build_traffic(tag, seed, machines, events)
+    traffic = build_traffic(tag, seed, machines, events, business_every)
     recover_s = 0.0
-    async with EngineRun(settings, tag) as engine:
+    async with EngineRun(settings, tag, start=fault != "late") as engine:
         async def inject() -> None:
             nonlocal recover_s
-            recover_s = await _inject(fault, engine)
+            recover_s = await _inject(fault, engine, seed)
 
-        records = await drive(engine, traffic, rate, inject)
+        records = await drive(engine, traffic, rate, inject, fault_at=1.0 if fault == "late" else 0.4)
     pub = Published.of(records, engine.source)
     detail = pub.mismatch_detail(traffic.reference)
     return ChaosResult(fault, traffic.records, len(pub.updates), len(traffic.reference), pub.gaps(),
                        pub.conflicting, pub.repeats, len(detail), recover_s, detail)
 
 
-async def _inject(fault: str, engine: EngineRun) -> float:
+async def _inject(fault: str, engine: EngineRun, seed: int) -> float:
     workers, sampler = engine.workers, engine.sampler
+    if fault == "late":
+        t0 = time.monotonic()
+        workers[0].start()
+        await _wait_ready([workers[0]])
+        return await _progress_after(sampler, t0)
+    if fault == "pause":
+        w = workers[0]
+        assert w.proc is not None
+        # 5 s is under the 10 s session timeout: the group keeps its member, so this
+        # is a backlog of every topic and nothing else.
+        os.killpg(w.proc.pid, signal.SIGSTOP)
+        await asyncio.sleep(5)
+        os.killpg(w.proc.pid, signal.SIGCONT)
+        return await _progress_after(sampler, time.monotonic())
+    if fault == "churn":
+        return await _churn(engine, random.Random(f"{seed}-churn"))
     if fault == "kill":
         w = workers[0]
         assert w.proc is not None
@@ -357,3 +397,49 @@ async def _inject(fault: str, engine: EngineRun) -> float:
     t0 = time.monotonic()
     await kafka.wait_ready(90)
     return await _progress_after(sampler, t0)
+
+
+CHURN_STEPS = 6
+
+
+async def _churn(engine: EngineRun, rng: random.Random) -> float:
+    """Workers join, leave, are SIGKILLed and return on their old data folders, a step
+    every 2-5 s in an order drawn from ``rng``; at least one worker runs at the end.
+    Returns seconds from the last step until the engine commits progress."""
+    workers = engine.workers
+    stopped: list[Worker] = []
+
+    def running() -> list[Worker]:
+        return [w for w in workers if w.proc is not None and w.proc.poll() is None]
+
+    for _ in range(CHURN_STEPS):
+        await asyncio.sleep(rng.uniform(2, 5))
+        choices = ["join"] if len(running()) < 3 else []
+        if len(running()) > 1:
+            choices += ["leave", "kill"]
+        if stopped:
+            choices.append("return")
+        step = rng.choice(choices)
+        if step == "join":
+            w = Worker(engine.app_id, f"c{len(workers) + 1}", engine.home / f"c{len(workers) + 1}",
+                       web_port=free_port())
+            workers.append(w)
+            w.start()
+        elif step == "return":
+            w = stopped.pop(rng.randrange(len(stopped)))
+            w.start()  # on the data folder it had when it stopped
+        else:
+            w = rng.choice(running())
+            assert w.proc is not None
+            if step == "kill":
+                os.killpg(w.proc.pid, signal.SIGKILL)
+                await asyncio.to_thread(w.proc.wait, 10)
+            else:
+                await asyncio.to_thread(w.stop)
+            stopped.append(w)
+        log.info("churn: %s %s; running %s", step, w.worker_id, [x.worker_id for x in running()])
+    if not running():
+        stopped.pop().start()
+    t0 = time.monotonic()
+    await _wait_ready(running())
+    return await _progress_after(engine.sampler, t0)

@@ -41,7 +41,8 @@ class Crashed:
 
 async def run_fault(fault: str, args: argparse.Namespace) -> Result:
     if fault in chaos.FAULTS:
-        return await chaos.run(fault, args.events, args.machines, args.rate, args.seed)
+        return await chaos.run(fault, args.events, args.machines, args.rate, args.seed,
+                               args.business_every)
     outage = args.outage if args.outage is not None else DEFAULT_OUTAGE_S[fault]
     module: Any = chaos_pg if fault == "pg" else chaos_webhook
     return await module.run(args.events, args.machines, args.rate, args.seed, outage)
@@ -49,19 +50,30 @@ async def run_fault(fault: str, args: argparse.Namespace) -> Result:
 
 def main(args: argparse.Namespace) -> int:
     faults = FAULTS if args.fault == "all" else (args.fault,)
+    runs = max(1, getattr(args, "runs", 1))
     results: list[tuple[Result, float]] = []
+    first_seed = args.seed
     for fault in faults:
-        t0 = time.monotonic()
-        try:
-            res: Result = asyncio.run(run_fault(fault, args))
-        except Exception as exc:  # noqa: BLE001 - with `all`, the other faults still run
-            if len(faults) == 1:
-                raise
-            traceback.print_exc()
-            res = Crashed(fault, f"{type(exc).__name__}: {exc}")
-        results.append((res, time.monotonic() - t0))
-        print(orjson.dumps(asdict(res) | {"ok": res.ok}, default=str).decode())  # type: ignore[call-overload]
-        print(res.line(), flush=True)
+        for n in range(runs):
+            # Run n of a fault uses seed + n: another world, and for churn another order of steps.
+            args.seed = first_seed + n
+            t0 = time.monotonic()
+            try:
+                res: Result = asyncio.run(run_fault(fault, args))
+            except Exception as exc:  # noqa: BLE001 - with `all` or --runs, the other runs still run
+                if len(faults) == 1 and runs == 1:
+                    raise
+                traceback.print_exc()
+                res = Crashed(fault, f"{type(exc).__name__}: {exc}")
+            results.append((res, time.monotonic() - t0))
+            print(orjson.dumps(asdict(res) | {"ok": res.ok, "seed": args.seed}, default=str).decode())  # type: ignore[call-overload]
+            print(f"[{fault} run {n + 1}/{runs}, seed {args.seed}] {res.line()}", flush=True)
+    args.seed = first_seed
+    if runs > 1:
+        print("runs per fault:")
+        for fault in faults:
+            mine = [res for res, _ in results if res.fault == fault]
+            print(f"  {fault:<10} {sum(r.ok for r in mine)} of {len(mine)} passed")
     if len(faults) > 1:
         print("summary:")
         for res, took in results:  # the figure lines are printed above

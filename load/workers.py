@@ -37,6 +37,7 @@ class Worker:
         self.app_id, self.worker_id, self.data_dir, self.web_port = app_id, worker_id, data_dir, web_port
         self.log = data_dir.parent / f"{worker_id}.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self._log_from = 0  # where this start's output begins in ``log``
 
     @property
     def metrics_url(self) -> str | None:
@@ -44,6 +45,8 @@ class Worker:
 
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        # A restarted worker appends to the same log: only this start's lines count.
+        self._log_from = self.log.stat().st_size if self.log.exists() else 0
         cmd = [sys.executable, "-m", "creditstream.cli", "worker", "--app-id", self.app_id, "--id",
                self.worker_id, "--data-dir", str(self.data_dir), "--loglevel", "info", "--start-at", "latest"]
         if self.web_port:
@@ -54,7 +57,11 @@ class Worker:
 
     def ready(self) -> bool:
         self.check()
-        return self.log.exists() and b"Worker ready" in self.log.read_bytes()
+        if not self.log.exists():
+            return False
+        with open(self.log, "rb") as f:
+            f.seek(self._log_from)
+            return b"Worker ready" in f.read()
 
     def check(self) -> None:
         """Raise when the process has exited (it should run until stopped)."""

@@ -266,9 +266,12 @@ def _wire(app: faust.App, proc: Processor, rename: dict[str, str], engine: str |
                 trace = metrics.trace_headers(msg.headers)
                 origin = metrics.origin_ns(trace)
                 for out in outs:
+                    # A signal carries its cause's timestamp: stage 2 merges signals with the
+                    # ledger by the time of their inputs (streams/fastlane.py).
                     acks.append(await producer.send(
                         rename.get(out.topic, out.topic), out.key.encode(), encode_output(out, engine),
-                        partition=None, timestamp=None, headers=trace))
+                        partition=None, timestamp=msg.timestamp if out.topic == SIGNALS_TOPIC else None,
+                        headers=trace))
                     observed.append((out.topic, out.value, origin))
         if acks:
             await asyncio.gather(*acks)

@@ -13,6 +13,14 @@ compacted changelog topic for recovery, like a Kafka Streams task:
 
 A crash between any two steps re-reads the batch; the processor de-duplicates by event id
 and is deterministic, so nothing is lost and a repeated output is identical.
+
+Co-partitioned inputs (telemetry and pledges; signals and the ledger) are read in record
+timestamp order, as Kafka Streams does: when a worker falls behind, a fetch returns whole
+runs of one topic, and a reading processed before the pledge produced ahead of it would be
+refused. Partition *n*'s records are therefore merged by timestamp, and held while a
+co-partitioned input is known to have earlier records not yet fetched (bounded by
+:data:`MAX_HOLD_S`). Stage 1 gives each signal the timestamp of the record that caused
+it, so stage 2 orders signals and ledger events by the time of their inputs too.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections import deque
 from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -27,16 +36,23 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from rocksdict import Options, Rdict, WriteBatch, WriteOptions
 
 from schemas.topics import BY_NAME
 from streams import metrics
+from streams.domain.signals import SIGNALS_TOPIC
 from streams.processors import MachineProcessor, Processor, encode_output
 
 log = logging.getLogger(__name__)
 _OFFSET_KEY = b"\x00changelog-offset"
 _ADOPTING_KEY = b"\x00adopting"
+# The longest a partition's fetched records wait for a co-partitioned input that may
+# hold earlier records: a fetch normally answers within milliseconds, so this only
+# bounds the stall when one partition cannot be fetched at all.
+MAX_HOLD_S = 2.0
+# Fetched records kept per input partition before its fetching is paused.
+MAX_BUFFERED = 20000
 
 
 # The registry is on a lane for recovery: Faust restored its changelog at 1.3-4k records/s
@@ -234,7 +250,12 @@ class Lane:
         self.producer: AIOKafkaProducer | None = None
         self.processed = 0
         self.failed = False
-        self.batch_lock = asyncio.Lock()  # a batch, or a restore after a rebalance: never both
+        self.batch_lock = asyncio.Lock()  # a batch, or a rebalance's close or restore: never both
+        # Fetched, not yet processed records per input partition, and since when a
+        # partition number's records have been held for a lagging co-partitioned input.
+        self.buffers: dict[TopicPartition, deque[Any]] = {}
+        self.held_since: dict[int, float] = {}
+        self.assigned: set[TopicPartition] = set()
 
     async def ensure_changelog(self, partitions: int) -> None:
         """Create the changelog topic if needed, and adopt the Faust table's changelog."""
@@ -402,13 +423,19 @@ class Lane:
 
         class Rebalance(ConsumerRebalanceListener):
             async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-                pass  # every batch is fully committed before the next poll
+                # The batch in flight finishes (and commits, which the group still
+                # allows here) first; then nothing of the revoked partitions is kept:
+                # their next owner writes to the changelog, so a store kept open here
+                # would be stale if they came back.
+                async with lane.batch_lock:
+                    lane._close(revoked)
 
             async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
                 # aiokafka runs this in its coordinator task, and records of the new
                 # assignment may already be fetched: a restore (which discards the
                 # cache) must never overlap a batch, or it drops the batch's states.
                 async with lane.batch_lock:
+                    lane.assigned = set(assigned)
                     await lane._restore(sorted({tp.partition for tp in assigned}))
 
         log.info("lane %s: starting", self.name)  # load bench times the lane from here
@@ -425,12 +452,17 @@ class Lane:
         self.consumer.subscribe(self.topics, listener=Rebalance())
         try:
             while not (stopping and stopping.is_set()):
-                batch = await self.consumer.getmany(timeout_ms=200, max_records=self.max_records)
-                if not batch:
+                # Shorter waits while records are held for a lagging co-partitioned input.
+                held = any(self.buffers.values())
+                batch = await self.consumer.getmany(timeout_ms=20 if held else 200, max_records=self.max_records)
+                if not batch and not held:
                     continue
                 async with self.batch_lock:
                     try:
-                        await self._process(batch)
+                        self._buffer(batch)
+                        runs = await self._aligned()
+                        if runs:
+                            await self._process(runs)
                     except KafkaError as exc:
                         # The broker went away mid-batch: forget the batch's unwritten state and
                         # read it again from the committed offsets once the broker answers.
@@ -451,8 +483,106 @@ class Lane:
             for store in self.stores.values():
                 store.close()
 
+    def _close(self, revoked: list[TopicPartition]) -> None:
+        """Drop everything held for ``revoked``: fetched records, and the stores of the
+        partition numbers this lane no longer reads."""
+        gone = set(revoked)
+        self.assigned -= gone
+        for tp in gone:
+            self.buffers.pop(tp, None)
+        kept = {tp.partition for tp in self.assigned}
+        for p in [p for p in self.stores if p not in kept]:
+            self.stores.pop(p).close()
+            self.held_since.pop(p, None)
+            metrics.TABLE_KEYS.labels(self.name).set(sum(s.estimated_keys() for s in self.stores.values()))
+
+    def _buffer(self, batch: dict[TopicPartition, list[Any]]) -> None:
+        """Keep fetched records until their turn; pause a partition whose buffer is full."""
+        assert self.consumer is not None
+        for tp, msgs in batch.items():
+            if tp not in self.assigned:
+                continue  # fetched before a revocation
+            buf = self.buffers.setdefault(tp, deque())
+            buf.extend(msgs)
+            if len(buf) >= MAX_BUFFERED:
+                self.consumer.pause(tp)
+
+    async def _may_have_earlier(self, tp: TopicPartition) -> bool:
+        """Whether ``tp`` may hold records on the broker that are not fetched yet."""
+        assert self.consumer is not None
+        try:
+            highwater = self.consumer.highwater(tp)
+        except AssertionError:  # aiokafka's word for "not assigned"
+            return False
+        if highwater is None:
+            return True  # no fetch answered since it was assigned
+        try:
+            # A known highwater means a fetch answered, so the position is valid and
+            # this returns at once.
+            return await self.consumer.position(tp) < highwater
+        except IllegalStateError:
+            return False  # revoked meanwhile
+
+    async def _aligned(self) -> list[tuple[TopicPartition, list[Any]]]:
+        """This batch: per partition number, the buffered records of its input topics in
+        timestamp order (ties: the order of the processor's topics), as runs of one
+        topic partition; at most ``max_records`` records."""
+        assert self.consumer is not None
+        runs: list[tuple[TopicPartition, list[Any]]] = []
+        budget = self.max_records
+        now = asyncio.get_running_loop().time()
+        for p in sorted({tp.partition for tp in self.assigned}):
+            tps = [tp for t in self.topics if (tp := TopicPartition(t, p)) in self.assigned]
+            if budget <= 0 or not any(self.buffers.get(tp) for tp in tps):
+                continue
+            # Inputs with records on the broker not yet fetched: the partition's records
+            # wait while one of them has nothing buffered, and a merge stops where one
+            # runs dry.
+            lagging = {tp for tp in tps if await self._may_have_earlier(tp)}
+            if any(not self.buffers.get(tp) for tp in lagging):
+                since = self.held_since.setdefault(p, now)
+                if now - since < MAX_HOLD_S:
+                    continue
+                log.warning("lane %s: %s gave no records for %.1f s; going on without them",
+                            self.name, sorted(f"{tp.topic}-{tp.partition}" for tp in lagging), now - since)
+                lagging = set()
+            self.held_since.pop(p, None)
+            live = [(tp, buf) for tp in tps if (buf := self.buffers.get(tp))]
+            if len(live) == 1 and not lagging - {live[0][0]}:
+                # The common case (telemetry alone): the whole buffer, no merge.
+                tp, buf = live[0]
+                n = min(budget, len(buf))
+                runs.append((tp, [buf.popleft() for _ in range(n)]))
+                budget -= n
+            else:
+                budget = self._merge(tps, lagging, budget, runs)
+            for tp in tps:
+                buf = self.buffers.get(tp)
+                if buf is not None and len(buf) < MAX_BUFFERED // 2 and tp in self.consumer.paused():
+                    self.consumer.resume(tp)
+        return runs
+
+    def _merge(self, tps: list[TopicPartition], lagging: set[TopicPartition], budget: int,
+               runs: list[tuple[TopicPartition, list[Any]]]) -> int:
+        """Append to ``runs`` the records of ``tps`` by timestamp until the budget is spent
+        or an input that may hold earlier records runs dry; return the budget left."""
+        rank = {tp: i for i, tp in enumerate(tps)}
+        while budget > 0:
+            heads = [(buf[0].timestamp, rank[tp], tp) for tp in tps if (buf := self.buffers.get(tp))]
+            if not heads or (len(heads) < len(tps) and any(not self.buffers.get(tp) for tp in lagging)):
+                break
+            _ts, _r, tp = min(heads)
+            record = self.buffers[tp].popleft()
+            if runs and runs[-1][0] == tp:
+                runs[-1][1].append(record)
+            else:
+                runs.append((tp, [record]))
+            budget -= 1
+        return budget
+
     async def _rewind(self) -> None:
         assert self.consumer is not None
+        self.buffers.clear()  # read again from the committed offsets
         for store in self.stores.values():
             store.discard()  # cached states may hold the failed batch's changes
         while True:
@@ -468,13 +598,13 @@ class Lane:
                 log.warning("lane %s: waiting for the broker (%r)", self.name, exc)
                 await asyncio.sleep(1.0)
 
-    async def _process(self, batch: dict[TopicPartition, list[Any]]) -> None:
+    async def _process(self, runs: list[tuple[TopicPartition, list[Any]]]) -> None:
         assert self.producer is not None and self.consumer is not None
         send = self.producer.send
         acks = []
         observed: list[tuple[str, dict, int | None]] = []
         touched: set[int] = set()
-        for tp, msgs in batch.items():
+        for tp, msgs in runs:
             store = self.stores.get(tp.partition)
             if store is None:  # assigned without restore: cannot happen, but never guess
                 await self._restore([tp.partition])
@@ -487,9 +617,12 @@ class Lane:
                     trace = metrics.trace_headers(m.headers)
                     origin = metrics.origin_ns(trace)
                     for out in outs:
+                        # A signal carries its cause's timestamp, so stage 2 merges it with
+                        # the ledger by the time of the inputs (see the module docstring).
                         acks.append(await send(self.rename.get(out.topic, out.topic),
                                                encode_output(out, self.source), key=out.key.encode(),
-                                               headers=trace))
+                                               headers=trace,
+                                               timestamp_ms=m.timestamp if out.topic == SIGNALS_TOPIC else None))
                         observed.append((out.topic, out.value, origin))
             self.processed += len(msgs)
             metrics.EVENTS_IN.labels(tp.topic).inc(len(msgs))
@@ -503,8 +636,10 @@ class Lane:
         for p, (items, next_offset) in (await self._write_changelog(touched)).items():
             self.stores[p].commit(items, next_offset)
         metrics.TABLE_KEYS.labels(self.name).set(sum(s.estimated_keys() for s in self.stores.values()))
+        # Explicit offsets: records fetched but held back (see _aligned) are not done.
+        done = {tp: msgs[-1].offset + 1 for tp, msgs in runs}
         try:
-            await self.consumer.commit()
+            await self.consumer.commit(done)
         except CommitFailedError:
             # A rebalance took the partitions: their new owner re-reads this batch and,
             # the processor being idempotent, produces the same outputs.
