@@ -44,6 +44,9 @@ async def _serve(args: argparse.Namespace) -> int:
                            return_when=asyncio.FIRST_COMPLETED)
         if follower.done():  # failed before catching up: its exception says why
             follower.result()
+        # Failing later leaves the pledges as last read: say so loudly rather than silently.
+        follower.add_done_callback(lambda t: t.cancelled() or logging.getLogger(__name__).error(
+            "gbt32960: stopped following cs.pledges (%s): pledges are frozen as last read", t.exception()))
     producer = make_producer(bootstrap)
     await producer.start()
 
