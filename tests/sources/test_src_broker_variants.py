@@ -163,3 +163,19 @@ async def test_invoice_imports_peppol_parties_credit_notes_and_pinyin_exports(
     assert keys["invoice.issued"] == keys["invoice.partially_paid"]  # one partition: the engine sees both
     assert sorted(d["payload"]["reason"] for d in of_tenant(recs, "cs.deadletter", tenant)) == [
         "bad_invoice_number", "total_mismatch"]
+
+
+async def test_epcis_refusals_of_a_nested_file_do_not_each_carry_the_file(bootstrap: str, uid: str, tmp_path: Path) -> None:
+    # Issue 11.4: every refused item of a deeply nested file used to carry the whole file.
+    tenant = f"oem-{uid}"
+    event = (b'{"type": "ObjectEvent", "bizStep": "shipping", "action": "OBSERVE", "bizTransactionList": [], '
+             b'"cs:deep": ' + b"[" * 300 + b'"x"' + b"]" * 300 + b"}")
+    doc = tmp_path / "nested.jsonld"
+    doc.write_bytes(b'{"type": "EPCISDocument", "epcisBody": {"eventList": [' + b", ".join([event] * 50) + b"]}}")
+    async with TopicReader(bootstrap, "cs.deadletter") as reader:
+        assert await cli("epcis", "import", str(doc), "--tenant", tenant, "--bootstrap", bootstrap) == 1
+        recs = await reader.read(lambda rs: len(of_tenant(rs, "cs.deadletter", tenant)) >= 50)
+    letters = of_tenant(recs, "cs.deadletter", tenant)
+    carried = [len(base64.b64decode(d["payload"]["value_b64"])) for d in letters]
+    assert len(letters) == 50 and {d["payload"]["reason"] for d in letters} == {"no_po_reference"}
+    assert sum(carried) <= doc.stat().st_size and max(carried) < 2048
