@@ -127,7 +127,11 @@ class Dispatcher:
                                     enable_auto_commit=False, auto_offset_reset="earliest",
                                     fetch_max_wait_ms=200)
         consumer.subscribe([TOPIC], listener=_Revoked(self))
-        await consumer.start()
+        try:
+            await consumer.start()
+        except BaseException:
+            await consumer.stop()  # Kafka unreachable: release the client, then say so
+            raise
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=self.timeout_s),
             connector=aiohttp.TCPConnector(resolver=GuardedResolver(self.url_policy)))

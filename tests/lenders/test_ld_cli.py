@@ -92,3 +92,19 @@ async def test_ld_cli_ledger_and_lenders_commands(bootstrap: str, pg_url: str, p
             proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(ledger.wait(), 30) == 0
         assert await asyncio.wait_for(serve.wait(), 30) == 0
+
+
+async def test_ld_serve_exits_when_its_dispatcher_stops(uid: str) -> None:
+    """Before, a dispatcher that ended (here: no Kafka at all) left `lenders serve` answering
+    REST with no webhook going out, and nothing said so; now the process exits 1."""
+    proc = await asyncio.create_subprocess_exec(CLI, "lenders", "serve", "--port", str(_free_port()),
+                                                "--bootstrap", "127.0.0.1:1", stdout=asyncio.subprocess.DEVNULL,
+                                                stderr=asyncio.subprocess.PIPE)
+    try:
+        _, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        pytest.fail("lenders serve kept running without its webhook dispatcher")
+    assert proc.returncode == 1 and "the webhook dispatcher stopped" in err.decode()
+    assert "Unclosed AIOKafkaConsumer" not in err.decode()
