@@ -77,7 +77,7 @@ def _apply_one(state: State, sig: dict[str, Any]) -> list[Output]:
         state["buyers"] = sig["factors"]
     elif kind == "program":
         state["program_id"], state["program"] = sig["program_id"], sig["program"]
-        state["tax_ref"] = sig.get("tax_ref")
+        state["tax_ref"], state["operator"] = sig.get("tax_ref"), sig.get("operator")
         outs += _seller_alerts(state, sig["at"], sig["triggers"])
     else:  # consent
         was = state["consent"]
@@ -128,6 +128,7 @@ def apply_ledger(state: State, event: ev.Envelope) -> list[Output]:
     p = event.payload  # type: ignore[attr-defined]
     if state["program"] is None:
         raise Rejected("unknown_borrower", f"{event.type} for borrower {p.borrower_id} with no registered program")
+    _check_entitled(state, event)
     if isinstance(event, ev.Drawdown):
         _check_outstanding(state, p.loan_id, p.amount.amount)
     loan = state["loans"].setdefault(p.loan_id, {"out": "0", "overdue": False, "ids": []})
@@ -153,6 +154,29 @@ def apply_ledger(state: State, event: ev.Envelope) -> list[Output]:
                           at, [event.event_id], p.borrower_id, p.loan_id))
     _advance(state, at, [event.event_id])
     return outs
+
+
+def _check_entitled(state: State, event: ev.Envelope) -> None:
+    """Only who lends under the facility, or operates its program, may move its money.
+
+    Ledger events change ``outstanding`` and ``available``, which every lender of the
+    program sees: a drawdown posted by anyone else would move them (issue 11: a key of
+    tenant A posted a drawdown for tenant B's borrower). The publisher is the envelope's
+    ``tenant`` (the gateway checks it against the key); it must be one of the program's
+    ``lenders`` (their loan systems) or the program's operator (the tenant that first
+    registered it). A drawdown must also name the borrower's program. Refused inputs
+    are dead-lettered and change nothing."""
+    p = event.payload  # type: ignore[attr-defined]
+    program = state["program"]
+    lenders = [lender["lender_id"] for lender in program["lenders"]]
+    operator = state.get("operator")
+    if event.tenant not in lenders and event.tenant != operator:
+        raise Rejected("not_entitled", f"{event.type} from tenant {event.tenant} for borrower {p.borrower_id}: "
+                       f"only the lenders of program {state['program_id']} ({', '.join(lenders)}) or its "
+                       f"operator ({operator or 'unknown'}) may post ledger events for it")
+    if isinstance(event, ev.Drawdown) and p.program_id != state["program_id"]:
+        raise Rejected("program_mismatch", f"drawdown names program {p.program_id}; borrower {p.borrower_id} "
+                       f"is in program {state['program_id']}")
 
 
 def _check_outstanding(state: State, loan_id: str, drawn: Decimal) -> None:

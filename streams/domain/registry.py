@@ -12,7 +12,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from schemas import events as ev
-from streams.domain.signals import Output, alert, event_key, signal, tax_ref
+from streams.domain.signals import Output, Rejected, alert, event_key, signal, tax_ref
 
 Store = MutableMapping[str, Any]
 CREDIT_PURPOSE = "credit_limit"
@@ -59,6 +59,7 @@ def _program_signal(store: Store, borrower_id: str, program_id: str, at: float, 
     # counts only invoices whose seller tax id is the borrower's own.
     return signal("program", borrower_id, "program", _next_seq(store, borrower_id), at, ids,
                   program_id=program_id, program=store.get(f"program:{program_id}"),
+                  operator=store.get(f"operator:{program_id}"),
                   tax_ref=_get(store, f"party:{borrower_id}", {}).get("tax_ref"))
 
 
@@ -66,10 +67,19 @@ def on_event(store: Store, event: ev.Envelope) -> list[Output]:
     seen_key = f"seen:{event_key(event)}"  # per tenant: ids are the publishers' own
     if store.get(seen_key) or store.get(f"seen:{event.event_id}"):  # or a bare id from before 2026.12-1
         return []
+    p = event.payload  # type: ignore[attr-defined]
+    if isinstance(event, ev.ProgramRegistered):
+        # The tenant that first registered a program is its operator: it alone may change
+        # the program (its lenders are who a limit is published for and who may post
+        # ledger events for its borrowers). Refused before any change to the store.
+        operator = store.get(f"operator:{p.program_id}")
+        if operator is not None and operator != event.tenant:
+            raise Rejected("not_program_operator", f"program {p.program_id} is operated by tenant {operator}; "
+                           f"tenant {event.tenant} may not change it")
+        store[f"operator:{p.program_id}"] = event.tenant
     store[seen_key] = 1
     at = event.occurred_at.timestamp()
     ids = [event.event_id]
-    p = event.payload  # type: ignore[attr-defined]
     if isinstance(event, ev.BorrowerRegistered):
         party = _get(store, f"party:{p.party_id}", {})
         old_program = party.get("program_id")

@@ -143,6 +143,26 @@ def colliding_event_ids(u: str) -> tuple[list[Envelope], dict[str, str]]:
     return evs, {"before_revocation": "720000.00", "outstanding": "60000.00", "final": "0.00"}
 
 
+def ledger_from_strangers(u: str) -> tuple[list[Envelope], dict[str, object]]:
+    """Who may move money. On receivables (640k; program registered by tenant ``core``,
+    lenders ``bank-a`` and ``mfi-b``): tenant ``intruder`` draws down 500k and repays
+    for the borrower, ``bank-a`` draws down naming another program, and ``intruder``
+    re-registers the program with itself as the only lender and draws down again: all
+    refused and dead-lettered. Then ``bank-a`` draws down 100k and the operator ``core``
+    books a repayment of 30k: outstanding 70k, available 570k."""
+    evs, _ = receivables(u)
+    f = EventFactory(f"ent-{u}", WEEK0 + timedelta(hours=1))
+    x = EventFactory(f"int-{u}", WEEK0 + timedelta(hours=1), tenant="intruder")
+    bank = EventFactory(f"bka-{u}", WEEK0 + timedelta(hours=1), tenant="bank-a")
+    s, prg, loan = f"sup-{u}", f"prg-{u}", f"ln-{u}"
+    evs += [x.drawdown(loan, s, prg, "500000"), x.repayment(loan, s, "1000"),
+            bank.drawdown(loan, s, f"prg-other-{u}", "100000"),
+            x.program(prg, lenders=(("intruder", "1"),)), x.drawdown(loan, s, prg, "500000"),
+            bank.drawdown(loan, s, prg, "100000"), f.repayment(loan, s, "30000")]
+    return evs, {"refused": ["not_entitled", "not_entitled", "program_mismatch", "not_program_operator",
+                             "not_entitled"], "outstanding": "70000.00", "available": "570000.00"}
+
+
 def contractor_with_machines(f: EventFactory, u: str, c: str, *, truck: bool = False,
                              fence: tuple[float, float, float] | None = None) -> list[Envelope]:
     evs = [f.program(f"prg-{u}"), f.borrower(c, f"prg-{u}", kind="contractor"), f.consent(c),

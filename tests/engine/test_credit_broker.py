@@ -98,3 +98,28 @@ async def test_another_tenants_event_with_the_same_id_is_not_dropped(producer, o
     await produce_events(producer, revocation)
     await outputs.wait(lambda rs: mine(rs, s)[-1]["status"] == "frozen")
     assert mine(outputs.records, s)[-1]["limit"]["amount"] == expected["final"]
+
+
+async def test_ledger_events_only_from_the_programs_lenders_or_its_operator(producer, outputs: Outputs, mine,
+                                                                           engine) -> None:
+    import base64
+
+    uid = u()
+    events, expected = sc.ledger_from_strangers(uid)
+    s = f"sup-{uid}"
+    base, rest = events[:-7], events[-7:]
+    await send_phased(producer, outputs, base, [s])
+    await outputs.wait(lambda rs: (mine(rs, s) or [{}])[-1].get("limit", {}).get("amount") == "640000.00")
+    await produce_events(producer, rest)
+
+    def refused(rs: list) -> list[dict]:
+        return [d["payload"] for d in values(rs, "cs.deadletter")
+                if d["source"] == f"creditstream.engine.{engine.app_id}"
+                and uid in base64.b64decode(d["payload"]["value_b64"]).decode(errors="replace")]
+
+    await outputs.wait(lambda rs: len(refused(rs)) == len(expected["refused"])
+                       and mine(rs, s)[-1]["outstanding"]["amount"] == expected["outstanding"])
+    assert sorted(d["reason"] for d in refused(outputs.records)) == sorted(expected["refused"])
+    final = mine(outputs.records, s)[-1]
+    assert final["available"]["amount"] == expected["available"]
+    assert all(x["outstanding"]["amount"] in ("0.00", "100000.00", "70000.00") for x in mine(outputs.records, s))

@@ -130,3 +130,18 @@ def test_an_input_recorded_before_the_upgrade_by_its_bare_id_is_still_a_duplicat
     state = {"seen": [issued.event_id]}  # as 2026.11-1 wrote it
     assert first_time(state, issued) is False
     assert first_time({"seen": []}, issued) is True
+
+
+# ---------------------------------------------------------------- 11.2 who may move money
+def test_ledger_events_only_from_the_programs_lenders_or_its_operator() -> None:
+    events, expected = sc.ledger_from_strangers("e1")
+    limits, _, dead = run(events)
+    assert [d["reason"] for d in dead] == expected["refused"]
+    assert all(d["stage"] in ("facilities", "registry") for d in dead)
+    assert "only the lenders of program prg-e1 (bank-a, mfi-b) or its operator (core)" in dead[0]["error"]
+    mine = [u for u in limits if u["borrower_id"] == "sup-e1"]
+    assert (mine[-1]["outstanding"]["amount"], mine[-1]["available"]["amount"]) == (
+        expected["outstanding"], expected["available"])
+    # The intruder's drawdown never showed: no update with the 500k outstanding.
+    assert all(u["outstanding"]["amount"] in ("0.00", "100000.00", "70000.00") for u in mine)
+    assert [lender["lender_id"] for lender in mine[-1]["lenders"]] == ["bank-a", "mfi-b"]
