@@ -23,6 +23,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
+from connectors.gateway import httplog
 from connectors.gateway.authorize import foreign, refuse, registrations
 from connectors.gateway.store import GatewayStore
 from connectors.kafka_io import make_producer
@@ -97,6 +98,7 @@ PRODUCER = web.AppKey("producer", object)
 
 
 def build_app(pg_url: str, bootstrap: str, limits: Limits = DEFAULT_LIMITS) -> web.Application:
+    httplog.install()
     app = web.Application(client_max_size=limits.max_body_bytes)
     metrics = Metrics()
     gate = asyncio.Semaphore(limits.max_in_flight)
