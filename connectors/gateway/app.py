@@ -2,10 +2,11 @@
 
 Per item: decode (the event contract), authorize (the key's scope, then: no program,
 borrower or machine registered by another tenant), skip event ids the tenant already
-published (idempotency), produce with acks=all. The response lists every
-item with its status; nothing is buffered without bound: when too many requests are in
-flight the gateway answers 429, and when Kafka does not acknowledge in time 503, both
-with ``Retry-After``.
+published (idempotency: check, produce and record are one step per (tenant, event id)),
+produce with acks=all. The response lists every item with its status; nothing is
+buffered without bound: when too many requests are in flight, overall or for the
+tenant, the gateway answers 429, when Kafka does not acknowledge in time 503, both with
+``Retry-After``; a body that does not arrive within the body timeout gets 408.
 """
 
 from __future__ import annotations
