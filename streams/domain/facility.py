@@ -143,10 +143,20 @@ def apply_ledger(state: State, event: ev.Envelope) -> list[Output]:
     elif isinstance(event, ev.Repayment):
         # May go below zero when a repayment overtakes its drawdown: the balance is kept
         # exact so the order of ledger events does not change the outstanding amount.
-        left = Decimal(loan["out"]) - p.amount.amount
+        before = Decimal(loan["out"])
+        left = before - p.amount.amount
         loan["out"] = str(left)
         if left <= 0:
             loan["overdue"] = False
+        if left < 0:
+            # One rule (section 2): the excess stays on the loan as a credit and nets
+            # against its next drawdown. Said aloud, since it is either an over-payment
+            # or a repayment read before its drawdown (another lender's topic order).
+            outs.append(alert("REPAYMENT_EXCEEDS_BALANCE", "warning",
+                              f"Repayment of {p.amount.amount:,} {p.amount.currency} on loan {p.loan_id} exceeds "
+                              f"its balance of {max(before, Decimal(0)):,}; the excess {-left:,} is kept as a "
+                              "credit on the loan and nets against its next drawdown.",
+                              at, [event.event_id], p.borrower_id, p.loan_id))
     elif isinstance(event, ev.Overdue):
         loan["overdue"] = True
         outs.append(alert("OVERDUE", "critical",
@@ -211,9 +221,10 @@ def decide_and_publish(state: State) -> list[Output]:
     prev_limit = Decimal(last["limit"]) if last else Decimal("0.00")
     reasons = list(d.reasons)
     if last:
-        reasons.append(_change_reason(prev_limit, d.limit, last["sums"], d.sums, d.currency))
+        reasons.append(_change_reason(prev_limit, d.limit, last["sums"], d.sums, d.currency,
+                                      Decimal(last.get("outstanding", d.outstanding)), d.outstanding))
     state["last"] = {"limit": str(d.limit), "available": str(d.available), "status": d.status,
-                     "codes": d.codes, "version": version, "sums": d.sums}
+                     "codes": d.codes, "version": version, "sums": d.sums, "outstanding": str(d.outstanding)}
     triggers, state["pending"] = state["pending"][-100:], []
     cur = d.currency
 
@@ -238,13 +249,16 @@ def decide_and_publish(state: State) -> list[Output]:
 
 
 def _change_reason(prev: Decimal, new: Decimal, before: dict[str, str], after: dict[str, str],
-                   currency: str) -> dict[str, str]:
+                   currency: str, out_before: Decimal, out_after: Decimal) -> dict[str, str]:
     names = {"receivable": "confirmed invoices", "order": "confirmed orders", "equipment": "machines"}
     moves = []
     for k, name in names.items():
         delta = Decimal(after[k]) - Decimal(before.get(k, "0"))
         if abs(delta) >= 1:
             moves.append(f"{name} {'+' if delta > 0 else '-'}{abs(delta):,.0f}")
+    drawn = out_after - out_before
+    if drawn:
+        moves.append(f"{'drawn' if drawn > 0 else 'repaid'} {abs(drawn):,.2f}, outstanding {out_after:,.2f}")
     if new == prev:
         text = f"Your limit stays at {new:,.0f} {currency}"
     else:

@@ -304,10 +304,14 @@ def decide(state: dict[str, Any], params: PolicyParams) -> Decision:
 
 
 def is_material(decision: Decision, last: dict[str, Any] | None) -> bool:
-    """Publish when the rounded limit, the available amount, the status or the reason
-    codes change. With no hysteresis the last update published always equals the
-    decision on the current state, however inputs were batched or replayed."""
+    """Publish when anything a lender sees changes: the rounded limit, the outstanding
+    or available amount, the status or the reason codes. With no hysteresis the last
+    update published always equals the decision on the current state, however inputs
+    were batched or replayed. (``outstanding`` is compared too: while a facility is
+    frozen or over-drawn ``available`` stays 0 and a drawdown moved nothing else.)"""
     if last is None:
         return True
     return (decision.status != last["status"] or decision.codes != last["codes"]
-            or decision.limit != Decimal(last["limit"]) or decision.available != Decimal(last["available"]))
+            or decision.limit != Decimal(last["limit"]) or decision.available != Decimal(last["available"])
+            # States from before 2026.12-1 lack it: compared from their next update on.
+            or decision.outstanding != Decimal(last.get("outstanding", decision.outstanding)))

@@ -163,6 +163,21 @@ def ledger_from_strangers(u: str) -> tuple[list[Envelope], dict[str, object]]:
                              "not_entitled"], "outstanding": "70000.00", "available": "570000.00"}
 
 
+def exposure_while_unavailable(u: str) -> tuple[list[Envelope], dict[str, object]]:
+    """Drawdowns and repayments while nothing is available. On receivables (640k): a
+    drawdown of 700k on ln-1 (over-drawn: available 0), 10k more on ln-2, ln-1 overdue
+    (frozen), ln-2 repaid 10k, then 5k more than its balance (a credit of 5k on ln-2:
+    REPAYMENT_EXCEEDS_BALANCE), then 20k drawn on ln-2, which nets to 15k. Every move of
+    ``outstanding`` is published though ``available`` stays 0."""
+    evs, _ = receivables(u)
+    f = EventFactory(f"exp-{u}", WEEK0 + timedelta(hours=1))
+    s, prg = f"sup-{u}", f"prg-{u}"
+    evs += [f.drawdown(f"ln1-{u}", s, prg, "700000"), f.drawdown(f"ln2-{u}", s, prg, "10000"),
+            f.overdue(f"ln1-{u}", s, "700000"), f.repayment(f"ln2-{u}", s, "10000"),
+            f.repayment(f"ln2-{u}", s, "5000"), f.drawdown(f"ln2-{u}", s, prg, "20000")]
+    return evs, {"outstanding": ["700000.00", "710000.00", "710000.00", "700000.00", None, "715000.00"]}
+
+
 def contractor_with_machines(f: EventFactory, u: str, c: str, *, truck: bool = False,
                              fence: tuple[float, float, float] | None = None) -> list[Envelope]:
     evs = [f.program(f"prg-{u}"), f.borrower(c, f"prg-{u}", kind="contractor"), f.consent(c),

@@ -123,3 +123,18 @@ async def test_ledger_events_only_from_the_programs_lenders_or_its_operator(prod
     final = mine(outputs.records, s)[-1]
     assert final["available"]["amount"] == expected["available"]
     assert all(x["outstanding"]["amount"] in ("0.00", "100000.00", "70000.00") for x in mine(outputs.records, s))
+
+
+async def test_every_move_of_outstanding_is_published_while_nothing_is_available(producer, outputs: Outputs,
+                                                                                mine, engine) -> None:
+    uid = u()
+    events, expected = sc.exposure_while_unavailable(uid)
+    s = f"sup-{uid}"
+    await send_phased(producer, outputs, events[:-6], [s])
+    await outputs.wait(lambda rs: (mine(rs, s) or [{}])[-1].get("limit", {}).get("amount") == "640000.00")
+    before = len(mine(outputs.records, s))
+    await produce_events(producer, events[-6:])
+    want = [x for x in expected["outstanding"] if x]
+    await outputs.wait(lambda rs: [x["outstanding"]["amount"] for x in mine(rs, s)[before:]] == want
+                       and alerts_of(rs, engine, "REPAYMENT_EXCEEDS_BALANCE", uid))
+    assert all(x["available"]["amount"] == "0.00" for x in mine(outputs.records, s)[before:])

@@ -145,3 +145,19 @@ def test_ledger_events_only_from_the_programs_lenders_or_its_operator() -> None:
     # The intruder's drawdown never showed: no update with the 500k outstanding.
     assert all(u["outstanding"]["amount"] in ("0.00", "100000.00", "70000.00") for u in mine)
     assert [lender["lender_id"] for lender in mine[-1]["lenders"]] == ["bank-a", "mfi-b"]
+
+
+# ---------------------------------------------------------------- 10.5 every visible change is published
+def test_every_move_of_outstanding_is_published_while_nothing_is_available() -> None:
+    events, expected = sc.exposure_while_unavailable("x1")
+    steps = per_input(events)[-6:]
+    got = [us[0]["outstanding"]["amount"] if us else None for _, us in steps]
+    assert got == expected["outstanding"]
+    assert all(us[0]["available"]["amount"] == "0.00" for _, us in steps if us)
+    second = steps[1][1][0]
+    assert next(r for r in second["reasons"] if r["code"] == "LIMIT_UNCHANGED")["text"] == (
+        "Your limit stays at 640,000 CNY (drawn 10,000.00, outstanding 710,000.00).")
+    _, alerts, _ = run(events)
+    over = [a for a in alerts if a["code"] == "REPAYMENT_EXCEEDS_BALANCE"]
+    assert [(a["asset_id"], a["severity"]) for a in over] == [("ln2-x1", "warning")]
+    assert "excess 5,000 is kept as a credit" in over[0]["text"]
