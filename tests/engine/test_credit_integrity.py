@@ -161,3 +161,30 @@ def test_every_move_of_outstanding_is_published_while_nothing_is_available() -> 
     over = [a for a in alerts if a["code"] == "REPAYMENT_EXCEEDS_BALANCE"]
     assert [(a["asset_id"], a["severity"]) for a in over] == [("ln2-x1", "warning")]
     assert "excess 5,000 is kept as a credit" in over[0]["text"]
+
+
+# ---------------------------------------------------------------- 10.8 trigger ids
+ALL_SCENARIOS = (sc.receivables, sc.poor_delivery, sc.delivery_of_a_counted_order, sc.duplicate_invoice,
+                 sc.represented_invoices, sc.battery_alarm, sc.geofence_breach, sc.drawdown_repayment,
+                 sc.exposure_while_unavailable, sc.tier2_distress, sc.late_telemetry, sc.order_never_delivered,
+                 sc.colliding_event_ids, sc.ledger_from_strangers, sc.utilisation_rising)
+
+
+def test_trigger_ids_list_each_input_once_and_only_since_the_previous_version() -> None:
+    # Not colliding_event_ids: two tenants' inputs share an id there on purpose.
+    for build in (b for b in ALL_SCENARIOS if b is not sc.colliding_event_ids):
+        events, _ = build("tr")
+        since: dict[str, list[str]] = {}  # borrower -> inputs fed since its last version
+        listed: dict[str, set[str]] = {}
+        for event_id, caused in per_input(events):
+            for ids in since.values():
+                ids.append(event_id)
+            for u in caused:
+                b, triggers = u["borrower_id"], u["trigger_event_ids"]
+                window = since.get(b, [e.event_id for e in events])
+                assert triggers, (build.__name__, b, u["version"])
+                assert set(triggers) <= set(window), (build.__name__, b, u["version"], triggers)
+                assert not set(triggers) & listed.setdefault(b, set()), (build.__name__, b, triggers)
+                assert len(triggers) == len(set(triggers))
+                listed[b] |= set(triggers)
+                since[b] = []
