@@ -138,3 +138,14 @@ async def test_every_move_of_outstanding_is_published_while_nothing_is_available
     await outputs.wait(lambda rs: [x["outstanding"]["amount"] for x in mine(rs, s)[before:]] == want
                        and alerts_of(rs, engine, "REPAYMENT_EXCEEDS_BALANCE", uid))
     assert all(x["available"]["amount"] == "0.00" for x in mine(outputs.records, s)[before:])
+
+
+async def test_trigger_ids_list_each_input_once(producer, outputs: Outputs, mine) -> None:
+    uid = u()
+    events, expected = sc.receivables(uid)
+    s = f"sup-{uid}"
+    await send_phased(producer, outputs, events, [s])
+    await outputs.wait(lambda rs: (mine(rs, s) or [{}])[-1].get("limit", {}).get("amount") == expected[s]
+                       and "RECEIVABLE_DISPUTED" in {r["code"] for r in mine(rs, s)[-1]["reasons"]})
+    listed = [t for x in mine(outputs.records, s) for t in x["trigger_event_ids"]]
+    assert len(listed) == len(set(listed)) and set(listed) <= {e.event_id for e in events}
