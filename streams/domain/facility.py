@@ -222,7 +222,10 @@ def decide_and_publish(state: State) -> list[Output]:
     reasons = list(d.reasons)
     if last:
         reasons.append(_change_reason(prev_limit, d.limit, last["sums"], d.sums, d.currency,
-                                      Decimal(last.get("outstanding", d.outstanding)), d.outstanding))
+                                      Decimal(last.get("outstanding", d.outstanding)), d.outstanding,
+                                      [c for c in last["codes"] if c not in d.codes],
+                                      [c for c in d.codes if c not in last["codes"]],
+                                      None if d.status == last["status"] else d.status))
     state["last"] = {"limit": str(d.limit), "available": str(d.available), "status": d.status,
                      "codes": d.codes, "version": version, "sums": d.sums, "outstanding": str(d.outstanding)}
     triggers, state["pending"] = state["pending"][-100:], []
@@ -248,8 +251,32 @@ def decide_and_publish(state: State) -> list[Output]:
     return [Output(LIMITS_TOPIC, state["borrower_id"], update.model_dump(mode="json", exclude_none=True))]
 
 
+# What it means when a reason no longer applies, in the words of its own text (a new
+# reason speaks for itself; one that went away would otherwise leave the change unsaid).
+CLEARED = {
+    "CONSENT_MISSING": "consent given", "CONSENT_REVOKED": "consent given again",
+    "OVERDUE": "no loan overdue any more", "BATTERY_ALARM_L3": "battery alarm cleared",
+    "GEOFENCE_BREACH": "machine back inside its site area", "CRITICAL_FAULT": "critical fault cleared",
+    "MACHINE_SILENT": "machine reporting again", "RECEIVABLE_DISPUTED": "dispute resolved",
+    "RECEIVABLE_UNCONFIRMED": "invoice confirmed or withdrawn", "BUYER_DISTRESSED": "buyer no longer in distress",
+    "BUYER_WATCH": "buyer no longer under watch", "FULFILMENT_LOW": "delivery record improved",
+    "PROGRAM_CAP": "below the program cap", "INCLUSIVE_CAP": "below the inclusive-finance cap",
+}
+# A new reason has its own sentence in the update; the change reason names it briefly.
+ADDED = {
+    "RECEIVABLE_UNCONFIRMED": "an invoice awaits its buyer's confirmation", "RECEIVABLE_DISPUTED": "an invoice disputed",
+    "RECEIVABLE_OVERDUE": "an invoice past its due date", "ORDER_NOT_DELIVERED": "an order not delivered",
+    "RECEIVABLE_SELLER_MISMATCH": "an invoice under another seller's tax id", "OVERDUE": "a loan overdue",
+    "CONSENT_REVOKED": "consent withdrawn", "CONSENT_MISSING": "consent missing",
+}
+STATUS_WORDS = {"active": "active", "partially_frozen": "partly frozen", "frozen": "frozen"}
+
+
 def _change_reason(prev: Decimal, new: Decimal, before: dict[str, str], after: dict[str, str],
-                   currency: str, out_before: Decimal, out_after: Decimal) -> dict[str, str]:
+                   currency: str, out_before: Decimal, out_after: Decimal, cleared: list[str],
+                   added: list[str], status: str | None) -> dict[str, str]:
+    """LIMIT_UP / LIMIT_DOWN / LIMIT_UNCHANGED with what changed: the component sums that
+    moved, money drawn or repaid, reasons that no longer apply and a new status."""
     names = {"receivable": "confirmed invoices", "order": "confirmed orders", "equipment": "machines"}
     moves = []
     for k, name in names.items():
@@ -259,10 +286,14 @@ def _change_reason(prev: Decimal, new: Decimal, before: dict[str, str], after: d
     drawn = out_after - out_before
     if drawn:
         moves.append(f"{'drawn' if drawn > 0 else 'repaid'} {abs(drawn):,.2f}, outstanding {out_after:,.2f}")
+    moves += [CLEARED.get(code, f"{code} no longer applies") for code in cleared]
+    moves += [ADDED.get(code, code.lower().replace("_", " ")) for code in added]
+    if status is not None:
+        moves.append(f"facility now {STATUS_WORDS[status]}")
     if new == prev:
         text = f"Your limit stays at {new:,.0f} {currency}"
     else:
         text = f"Your limit {'rose' if new > prev else 'fell'} from {prev:,.0f} to {new:,.0f} {currency}"
-    text += f" ({', '.join(moves)})." if moves else "."
+    text += f" ({'; '.join(moves)})." if moves else "."
     code = "LIMIT_UP" if new > prev else "LIMIT_DOWN" if new < prev else "LIMIT_UNCHANGED"
-    return {"code": code, "text": text}
+    return {"code": code, "text": text[:500]}

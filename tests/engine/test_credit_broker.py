@@ -149,3 +149,25 @@ async def test_trigger_ids_list_each_input_once(producer, outputs: Outputs, mine
                        and "RECEIVABLE_DISPUTED" in {r["code"] for r in mine(rs, s)[-1]["reasons"]})
     listed = [t for x in mine(outputs.records, s) for t in x["trigger_event_ids"]]
     assert len(listed) == len(set(listed)) and set(listed) <= {e.event_id for e in events}
+
+
+async def test_every_published_change_says_what_changed(producer, outputs: Outputs, mine) -> None:
+    from datetime import timedelta
+
+    from schemas.factory import EventFactory
+
+    uid = u()
+    events, _ = sc.drawdown_repayment(uid)
+    s = f"sup-{uid}"
+    await send_phased(producer, outputs, events, [s])
+    await outputs.wait(lambda rs: (mine(rs, s) or [{}])[-1].get("outstanding", {}).get("amount") == "150000.00")
+    await produce_events(producer, [EventFactory(f"w-{uid}", sc.WEEK0 + timedelta(hours=2)).consent(s, granted=False)])
+    await outputs.wait(lambda rs: mine(rs, s)[-1]["status"] == "frozen")
+
+    def said(x: dict) -> str:
+        return next(r["text"] for r in x["reasons"] if r["code"].startswith("LIMIT_"))
+
+    ours = mine(outputs.records, s)
+    assert said(ours[1]) == "Your limit stays at 0 CNY (consent given; facility now active)."
+    assert said(ours[-1]).endswith("(confirmed invoices -640,000; consent withdrawn; facility now frozen).")
+    assert all("(" in said(x) for x in ours[1:])

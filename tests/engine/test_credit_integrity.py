@@ -7,8 +7,10 @@ the real broker in test_credit_broker.py.
 from __future__ import annotations
 
 from collections import Counter
+from datetime import timedelta
 
 from schemas import codec
+from schemas.factory import EventFactory
 from streams.replay import Replay
 from tests.engine import scenarios as sc
 
@@ -188,3 +190,25 @@ def test_trigger_ids_list_each_input_once_and_only_since_the_previous_version() 
                 assert len(triggers) == len(set(triggers))
                 listed[b] |= set(triggers)
                 since[b] = []
+
+
+# ---------------------------------------------------------------- 10.9 reasons for every change
+def change_reason(update: dict) -> str:
+    return next(r["text"] for r in update["reasons"] if r["code"] in ("LIMIT_UP", "LIMIT_DOWN", "LIMIT_UNCHANGED"))
+
+
+def test_every_published_change_says_what_changed() -> None:
+    events, _ = sc.drawdown_repayment("w1")
+    revoked = EventFactory("w1-r", sc.WEEK0 + timedelta(hours=2)).consent("sup-w1", granted=False)
+    limits, _, _ = run(events + [revoked])
+    mine = [u for u in limits if u["borrower_id"] == "sup-w1"]
+    assert change_reason(mine[1]) == "Your limit stays at 0 CNY (consent given; facility now active)."
+    assert change_reason(mine[-3]) == "Your limit stays at 640,000 CNY (drawn 200,000.00, outstanding 200,000.00)."
+    assert change_reason(mine[-2]) == "Your limit stays at 640,000 CNY (repaid 50,000.00, outstanding 150,000.00)."
+    assert change_reason(mine[-1]) == ("Your limit fell from 640,000 to 0 CNY (confirmed invoices -640,000; "
+                                       "consent withdrawn; facility now frozen).")
+    for build in ALL_SCENARIOS:
+        events, _ = build("w2")
+        for u in run(events)[0]:
+            if u["version"] > 1:
+                assert "(" in change_reason(u), (build.__name__, u["borrower_id"], u["version"], u["reasons"])
