@@ -23,6 +23,7 @@ MAX_SPEED_KMH = {"excavator": 90.0, "loader": 90.0, "crane": 90.0, "electric_tru
 # An hour meter may not run faster than wall time; a little slack for rounding.
 HOURS_SLACK = 0.05
 COLLAPSE_RATIO = 0.3
+COLLAPSE_WINDOW_DAYS = 14
 # A signal at least this often (event time) even without a material change, so stage 2
 # knows the machine still reports and never mistakes it for a silent one.
 HEARTBEAT_S = 24 * 3600.0
@@ -33,7 +34,7 @@ State = dict[str, Any]
 def new_state(machine_id: str) -> State:
     return {"mid": machine_id, "pledge": None, "hours": None, "ts": None, "lat": None, "lon": None, "days": {},
             "first_day": None, "soh": None, "alarm": 0, "critical": False, "in_fence": True,
-            "seen": [], "seq": 0, "last_sig": None, "r7": None}
+            "seen": [], "seq": 0, "last_sig": None}
 
 
 def on_pledge(state: State, event: ev.MachinePledged | ev.PledgeReleased) -> list[Output]:
@@ -122,9 +123,22 @@ def _apply_hours(state: State, hours: float, at: float, prev_ts: float | None, i
                       f"Hour meter of {mid} advanced {delta:.1f} h in {elapsed_h:.1f} h of wall time; reading ignored.",
                       at, ids, bid, mid)]
     state["hours"] = hours
-    day = str(int(at // DAY))
     days = state["days"]
-    days[day] = days.get(day, 0.0) + delta
+    if prev_ts is not None and at - prev_ts > DAY:
+        # A gap of more than a day (a telemetry outage): the meter says how much the
+        # machine worked in it, not on which day, so the hours are spread over the gap
+        # in proportion to time. Booked on the last day alone, they left the days of
+        # the gap at 0 h: an outage looked like idleness (issue 10.4).
+        span = at - prev_ts
+        start = prev_ts
+        while start < at:
+            end = min(at, (start // DAY + 1) * DAY)
+            day = str(int(start // DAY))
+            days[day] = days.get(day, 0.0) + delta * (end - start) / span
+            start = end
+    else:
+        day = str(int(at // DAY))
+        days[day] = days.get(day, 0.0) + delta
     if len(days) > KEEP_DAYS:
         for old in sorted(days, key=int)[:-KEEP_DAYS]:
             del days[old]
@@ -170,13 +184,42 @@ def utilisation(state: State) -> tuple[float | None, float | None, float | None]
     def avg(start: int, end: int) -> float | None:  # inclusive day range
         if start < first_full or start > end:
             return None
-        return sum(days.get(str(d), 0.0) for d in range(start, end + 1)) / (end - start + 1)
+        # A day with no hours booked at all is unknown, not idle: left out of the mean
+        # (a day with readings and no work is booked, at 0 h). None if none is known.
+        known = [days[str(d)] for d in range(start, end + 1) if str(d) in days]
+        return sum(known) / len(known) if known else None
 
     week = today // 7
     r7 = avg(max(today - 7, first_full), today - 1) if today - 1 >= first_full else None
     w1 = avg((week - 1) * 7, week * 7 - 1)
     w2 = avg((week - 2) * 7, (week - 1) * 7 - 1)
     return r7, w1, w2
+
+
+def _collapse(state: State, ratio: float | None, at: float, ids: list[str]) -> list[Output]:
+    """UTILISATION_COLLAPSE when r7 falls below 0.3 x the machine's level, the highest
+    r7 ratio of the last COLLAPSE_WINDOW_DAYS days (when that level was >= 0.5); raised
+    on the transition, and again only after r7 has recovered above 0.3 x the level.
+
+    The level is a maximum over days, not the last value: compared with the last value,
+    a machine that stops working declines day by day (7 days of r7 lose 1/7 each) and
+    every step was "stable", so the alert never fired (issue 10.4: 9 days at 0 h)."""
+    pledge = state["pledge"]
+    if ratio is None:
+        return []
+    day = int(at // DAY)
+    levels = {int(d): r for d, r in (state.get("levels") or {}).items() if int(d) > day - COLLAPSE_WINDOW_DAYS}
+    level = max(levels.values(), default=None)
+    levels[day] = max(levels.get(day, 0.0), ratio)
+    state["levels"] = {str(d): r for d, r in levels.items()}
+    collapsed = level is not None and level >= 0.5 and ratio < COLLAPSE_RATIO * level
+    was = state.get("collapsed", False)
+    state["collapsed"] = collapsed
+    if not collapsed or was:
+        return []
+    return [alert("UTILISATION_COLLAPSE", "warning",
+                  f"Machine {state['mid']} now works {ratio:.0%} of its baseline, down from {level:.0%} "
+                  f"in the last {COLLAPSE_WINDOW_DAYS} days.", at, ids, pledge["borrower_id"], state["mid"])]
 
 
 def _maybe_signal(state: State, at: float, ids: list[str], force: bool = False) -> list[Output]:
@@ -187,15 +230,7 @@ def _maybe_signal(state: State, at: float, ids: list[str], force: bool = False) 
     r7, w1, w2 = utilisation(state)
     base = pledge["baseline"]
     ratio = None if r7 is None else r7 / base
-    prev_ratio = state["r7"]
-    if (ratio is not None and prev_ratio is not None and prev_ratio >= 0.5
-            and ratio < COLLAPSE_RATIO * prev_ratio):
-        out.append(alert("UTILISATION_COLLAPSE", "warning",
-                         f"Machine {state['mid']} now works {ratio:.0%} of its baseline, "
-                         f"down from {prev_ratio:.0%}.", at, ids, pledge["borrower_id"], state["mid"]))
-    # Remember the level the collapse check compares against only when it is stable.
-    if ratio is not None and (prev_ratio is None or ratio >= COLLAPSE_RATIO * prev_ratio):
-        state["r7"] = ratio
+    out += _collapse(state, ratio, at, ids)
     summary = [
         None if r7 is None else round(r7 / base * 20),  # 5% steps of the baseline
         None if w1 is None else round(w1 / base * 20),

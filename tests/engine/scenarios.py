@@ -206,6 +206,37 @@ def utilisation_rising(u: str) -> tuple[list[Envelope], dict[str, object]]:
     return evs, marks
 
 
+def telemetry_outage(u: str) -> tuple[list[Envelope], dict[str, object]]:
+    """14 days at 8 h/day (readings every 6 h), then no reading for 3 days while the
+    machine goes on working, then readings again: the first one after the gap shows 24 h
+    more on the meter. The outage is not idleness: utilisation stays 1.0."""
+    f = EventFactory(f"out-{u}", WEEK0)
+    c, mid = f"ctr-{u}", f"exc-{u}"
+    evs = contractor_with_machines(f, u, c)
+    hours = 0.0
+    for day in range(21):
+        for _ in range(4):
+            f.advance(hours=6)
+            hours += 2.0
+            if not 14 <= day < 17:
+                evs.append(f.equipment(mid, round(hours, 2), lat=28.2, lon=112.9))
+    return evs, {}
+
+
+def machine_stops_working(u: str) -> tuple[list[Envelope], dict[str, object]]:
+    """14 days at 8 h/day, then 9 days reporting every 6 h with 0 h worked."""
+    f = EventFactory(f"idl-{u}", WEEK0)
+    c, mid = f"ctr-{u}", f"exc-{u}"
+    evs = contractor_with_machines(f, u, c)
+    hours = 0.0
+    for day in range(23):
+        for _ in range(4):
+            f.advance(hours=6)
+            hours += 2.0 if day < 14 else 0.0
+            evs.append(f.equipment(mid, round(hours, 2), lat=28.2, lon=112.9))
+    return evs, {}
+
+
 def battery_alarm(u: str) -> tuple[list[Envelope], dict[str, str]]:
     f = EventFactory(f"bat-{u}", WEEK0)
     c = f"ctr-{u}"

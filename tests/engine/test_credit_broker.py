@@ -171,3 +171,21 @@ async def test_every_published_change_says_what_changed(producer, outputs: Outpu
     assert said(ours[1]) == "Your limit stays at 0 CNY (consent given; facility now active)."
     assert said(ours[-1]).endswith("(confirmed invoices -640,000; consent withdrawn; facility now frozen).")
     assert all("(" in said(x) for x in ours[1:])
+
+
+async def test_outage_is_not_idleness_and_idle_machines_collapse(producer, outputs: Outputs, mine, engine) -> None:
+    from tests.engine.test_eng_broker import replay_final
+
+    ua, ub = u(), u()
+    outage, _ = sc.telemetry_outage(ua)
+    idle, _ = sc.machine_stops_working(ub)
+    a, b = f"ctr-{ua}", f"ctr-{ub}"
+    expected = replay_final(outage, a)
+    await send_phased(producer, outputs, outage + idle, [a, b])
+    await outputs.wait(lambda rs: (mine(rs, a) or [{}])[-1].get("limit") == expected["limit"]
+                       and alerts_of(rs, engine, "UTILISATION_COLLAPSE", ub), timeout=90)
+    utils = {c["detail"]["utilisation"] for x in mine(outputs.records, a) for c in x["components"]
+             if c["asset_id"] == f"exc-{ua}"}
+    assert utils == {"1.000"}
+    assert len(alerts_of(outputs.records, engine, "UTILISATION_COLLAPSE", ub)) == 1
+    assert not alerts_of(outputs.records, engine, "UTILISATION_COLLAPSE", ua)

@@ -212,3 +212,28 @@ def test_every_published_change_says_what_changed() -> None:
         for u in run(events)[0]:
             if u["version"] > 1:
                 assert "(" in change_reason(u), (build.__name__, u["borrower_id"], u["version"], u["reasons"])
+
+
+# ---------------------------------------------------------------- 10.4 idleness from real data
+def test_a_telemetry_outage_is_not_idleness() -> None:
+    events, _ = sc.telemetry_outage("i1")
+    limits, _, _ = run(events)
+    mine = [u for u in limits if u["borrower_id"] == "ctr-i1"]
+    utils = {c["detail"]["utilisation"] for u in mine for c in u["components"] if c["asset_id"] == "exc-i1"}
+    assert utils == {"1.000"}
+    assert all("UTILISATION_LOW" not in {r["code"] for r in u["reasons"]} for u in mine)
+
+
+def test_a_machine_that_stops_working_raises_utilisation_collapse_once() -> None:
+    events, _ = sc.machine_stops_working("i2")
+    r = Replay()
+    collapse_at = []
+    for i, e in enumerate(events):
+        for o in r.feed(codec.encode(e)):
+            if o.topic == "cs.alerts" and o.value["payload"]["code"] == "UTILISATION_COLLAPSE":
+                collapse_at.append((i, o.value["payload"]["text"]))
+    assert len(collapse_at) == 1
+    # At 00:00 of day 20: r7 over days 13-19 = (8 + 2 + 5 x 0) / 7 = 1.43 h, 18% of the
+    # baseline (the reading before, over days 12-18, gave 32%: not yet below 0.3 x 100%).
+    assert collapse_at == [(4 + 20 * 4 - 1, "Machine exc-i2 now works 18% of its baseline, down from 100% "
+                                            "in the last 14 days.")]
