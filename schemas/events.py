@@ -364,6 +364,10 @@ class ProgramPayload(Model):
     currency: Currency = "CNY"
     cap: Money
     lenders: Annotated[list[LenderShare], Field(min_length=1, max_length=10)]
+    min_lender_share: Annotated[Decimal, Field(
+        ge=MIN_LENDER_SHARE, le=1, max_digits=6,
+        description="Smallest share a lender of this program may have; a program may raise the "
+                    "regulatory floor of 0.30, never lower it")] = MIN_LENDER_SHARE
     parameters: ProgramParameters = ProgramParameters()
 
     @model_validator(mode="after")
@@ -372,10 +376,10 @@ class ProgramPayload(Model):
         if total != 1:
             raise ValueError(f"lender shares must add up to 1, they add up to {total}")
         for lender in self.lenders:
-            if lender.share < MIN_LENDER_SHARE:
+            if lender.share < self.min_lender_share:
                 raise ValueError(
                     f"lender {lender.lender_id} has share {lender.share}: joint lending "
-                    f"needs every funder to contribute at least {MIN_LENDER_SHARE}"
+                    f"needs every funder to contribute at least {self.min_lender_share}"
                 )
         ids = [lender.lender_id for lender in self.lenders]
         if len(set(ids)) != len(ids):

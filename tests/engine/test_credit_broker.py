@@ -189,3 +189,20 @@ async def test_outage_is_not_idleness_and_idle_machines_collapse(producer, outpu
     assert utils == {"1.000"}
     assert len(alerts_of(outputs.records, engine, "UTILISATION_COLLAPSE", ub)) == 1
     assert not alerts_of(outputs.records, engine, "UTILISATION_COLLAPSE", ua)
+
+
+async def test_a_documented_program_field_is_accepted(producer, outputs: Outputs, mine) -> None:
+    import orjson
+
+    from schemas import codec
+
+    uid = u()
+    events, expected = sc.receivables(uid)
+    program = orjson.loads(codec.encode(events[0]))
+    program["payload"]["min_lender_share"] = "0.4"  # bank-a 0.6, mfi-b 0.4: allowed
+    await producer.send_and_wait("cs.registry", orjson.dumps(program), key=f"prg-{uid}".encode())
+    s = f"sup-{uid}"
+    await send_phased(producer, outputs, events[1:], [s])
+    await outputs.wait(lambda rs: (mine(rs, s) or [{}])[-1].get("limit", {}).get("amount") == expected[s])
+    assert [lender["limit"]["amount"] for lender in mine(outputs.records, s)[-1]["lenders"]] == [
+        "384000.00", "256000.00"]

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import timedelta
+from decimal import Decimal
+
+import orjson
+import pytest
 
 from schemas import codec
 from schemas.factory import EventFactory
@@ -237,3 +241,25 @@ def test_a_machine_that_stops_working_raises_utilisation_collapse_once() -> None
     # baseline (the reading before, over days 12-18, gave 32%: not yet below 0.3 x 100%).
     assert collapse_at == [(4 + 20 * 4 - 1, "Machine exc-i2 now works 18% of its baseline, down from 100% "
                                             "in the last 14 days.")]
+
+
+# ---------------------------------------------------------------- 10.6 documented means accepted
+def test_every_accepted_program_and_pledge_field_is_documented_and_every_documented_one_works() -> None:
+    from pathlib import Path
+
+    from schemas import events as ev
+
+    doc = (Path(__file__).parents[2] / "docs" / "credit-policy.md").read_text()
+    for model in (ev.ProgramPayload, ev.ProgramParameters, ev.PledgePayload):
+        missing = [name for name in model.model_fields if f"`{name}`" not in doc]
+        assert missing == [], (model.__name__, missing)
+    f = EventFactory("mls", sc.WEEK0)
+    program = orjson.loads(codec.encode(f.program("prg-mls", lenders=(("a", "0.6"), ("b", "0.4")))))
+    program["payload"]["min_lender_share"] = "0.4"
+    assert codec.decode(orjson.dumps(program)).payload.min_lender_share == Decimal("0.4")
+    program["payload"]["min_lender_share"] = "0.45"  # b's 0.4 is below the program's floor
+    with pytest.raises(codec.DecodeError, match="at least 0.45"):
+        codec.decode(orjson.dumps(program))
+    program["payload"]["min_lender_share"] = "0.2"  # below the regulatory floor
+    with pytest.raises(codec.DecodeError, match="greater than or equal to 0.3"):
+        codec.decode(orjson.dumps(program))
