@@ -13,12 +13,14 @@ from typing import Any
 from schemas import events as ev
 from schemas import outputs as out
 from schemas.common import MAX_AMOUNT, Money
+from schemas.currencies import MINOR_UNITS
 from streams.domain.policy import (
     POLICY_VERSION,
     PolicyParams,
     accepted_utilisation,
     decide,
     is_material,
+    minor_unit,
     utilisation_target,
 )
 from streams.domain.signals import BATCH, LIMITS_TOPIC, Output, Rejected, alert, event_key, utc_time
@@ -129,6 +131,10 @@ def apply_ledger(state: State, event: ev.Envelope) -> list[Output]:
     if state["program"] is None:
         raise Rejected("unknown_borrower", f"{event.type} for borrower {p.borrower_id} with no registered program")
     _check_entitled(state, event)
+    money = getattr(p, "amount", None)
+    if money is not None and money.currency != state["program"]["currency"]:
+        raise Rejected("currency_mismatch", f"{event.type} of {money.amount} {money.currency} for borrower "
+                       f"{p.borrower_id}, whose program is in {state['program']['currency']}")
     if isinstance(event, ev.Drawdown):
         _check_outstanding(state, p.loan_id, p.amount.amount)
     loan = state["loans"].setdefault(p.loan_id, {"out": "0", "overdue": False, "ids": []})
@@ -218,7 +224,7 @@ def decide_and_publish(state: State) -> list[Output]:
     if not is_material(d, last):
         return []
     version = (last["version"] if last else 0) + 1
-    prev_limit = Decimal(last["limit"]) if last else Decimal("0.00")
+    prev_limit = Decimal(last["limit"]) if last else minor_unit(d.currency) * 0
     reasons = list(d.reasons)
     if last:
         reasons.append(_change_reason(prev_limit, d.limit, last["sums"], d.sums, d.currency,
@@ -285,7 +291,9 @@ def _change_reason(prev: Decimal, new: Decimal, before: dict[str, str], after: d
             moves.append(f"{name} {'+' if delta > 0 else '-'}{abs(delta):,.0f}")
     drawn = out_after - out_before
     if drawn:
-        moves.append(f"{'drawn' if drawn > 0 else 'repaid'} {abs(drawn):,.2f}, outstanding {out_after:,.2f}")
+        places = MINOR_UNITS[currency]
+        moves.append(f"{'drawn' if drawn > 0 else 'repaid'} {abs(drawn):,.{places}f}, "
+                     f"outstanding {out_after:,.{places}f}")
     moves += [CLEARED.get(code, f"{code} no longer applies") for code in cleared]
     moves += [ADDED.get(code, code.lower().replace("_", " ")) for code in added]
     if status is not None:

@@ -13,6 +13,7 @@ from decimal import ROUND_DOWN, Decimal
 from functools import lru_cache
 from typing import Any
 
+from schemas.currencies import MINOR_UNITS
 from streams.domain.signals import utc_time
 
 POLICY_VERSION = "2026.12-1"
@@ -70,8 +71,19 @@ class Decision:
     sums: dict[str, str]
 
 
-def _money(x: Decimal) -> Decimal:
-    return x.quantize(CENT, rounding=ROUND_DOWN)
+def minor_unit(currency: str) -> Decimal:
+    """The smallest amount of a currency: 0.01 CNY, 1 JPY, 0.001 KWD (ISO 4217)."""
+    return _minor_unit(MINOR_UNITS[currency])
+
+
+@lru_cache(maxsize=8)
+def _minor_unit(places: int) -> Decimal:
+    return Decimal(1).scaleb(-places)
+
+
+def _money(x: Decimal, unit: Decimal = CENT) -> Decimal:
+    """Round down to the currency's minor unit (``unit``): "round_down_cent" for CNY."""
+    return x.quantize(unit, rounding=ROUND_DOWN)
 
 
 @lru_cache(maxsize=1 << 16)
@@ -126,7 +138,7 @@ def utilisation_target(sig: dict[str, Any], params: PolicyParams) -> float:
 
 
 def _machine(sig: dict[str, Any], params: PolicyParams, now: float, history: list[list[float]],
-             reasons: list[tuple[str, str]]) -> dict[str, Any]:
+             reasons: list[tuple[str, str]], unit: Decimal = CENT) -> dict[str, Any]:
     pledge = sig["pledge"]
     mid = sig["asset_id"]
     price = _decimal(pledge["price"])
@@ -134,7 +146,7 @@ def _machine(sig: dict[str, Any], params: PolicyParams, now: float, history: lis
     age_factor = max(0.0, 1 - age_years / pledge["life_years"])
     hours = sig.get("hours") or 0.0
     hours_factor = max(0.0, 1 - hours / pledge["life_hours"])
-    value = _money(price * Decimal(str(round(min(age_factor, hours_factor), 6))))
+    value = _money(price * Decimal(str(round(min(age_factor, hours_factor), 6))), unit)
     base = pledge["baseline"]
     ratios = [1.0 if r is None else r / base for r in (sig.get("r7"), sig.get("w1"), sig.get("w2"))]
     # Rising use counts only once both complete weeks confirm it; falling use at once.
@@ -171,7 +183,8 @@ def _machine(sig: dict[str, Any], params: PolicyParams, now: float, history: lis
         health *= params.silent_factor
         reasons.append(("MACHINE_SILENT", f"Machine {mid} has not reported for over "
                                           f"{params.silent_after_hours:.0f} hours."))
-    contribution = D0 if frozen else _money(value * params.loan_to_value * Decimal(str(round(util, 6))) * health)
+    contribution = (_money(D0, unit) if frozen
+                    else _money(value * params.loan_to_value * Decimal(str(round(util, 6))) * health, unit))
     return {"kind": "equipment", "asset_id": mid, "contribution": contribution, "frozen": frozen,
             "detail": {"collateral_value": str(value), "utilisation": f"{util:.3f}",
                        "health": str(health), "hours": f"{hours:.1f}"}}
@@ -182,6 +195,9 @@ def decide(state: dict[str, Any], params: PolicyParams) -> Decision:
     now = state["watermark"]
     program = state["program"]
     currency = program["currency"]
+    # Every amount is rendered to the currency's minor unit (JPY has none, KWD three).
+    unit = minor_unit(currency)
+    zero = _money(D0, unit)
     today = _day(now)
     reasons: list[tuple[str, str]] = []
     components: list[dict[str, Any]] = []
@@ -223,7 +239,7 @@ def decide(state: dict[str, Any], params: PolicyParams) -> Decision:
             reasons.append((code, f"Your buyer {r['buyer_id']} is {state_words}{via}; invoices "
                                   f"to it count at {factor:.0%}."))
         components.append({"kind": "receivable", "asset_id": fp, "frozen": False,
-                           "contribution": _money(Decimal(r["outstanding"]) * params.advance_rate * factor),
+                           "contribution": _money(Decimal(r["outstanding"]) * params.advance_rate * factor, unit),
                            "detail": {"invoice": r["number"], "buyer": r["buyer_id"], "buyer_factor": str(factor)}})
 
     # Orders
@@ -241,24 +257,24 @@ def decide(state: dict[str, Any], params: PolicyParams) -> Decision:
                             f"{params.order_grace_days} days later; it no longer counts."))
             continue
         components.append({"kind": "order", "asset_id": po, "frozen": False,
-                           "contribution": _money(Decimal(o["amount"]) * params.order_advance_rate * score),
+                           "contribution": _money(Decimal(o["amount"]) * params.order_advance_rate * score, unit),
                            "detail": {"buyer": o["buyer_id"], "fulfilment": f"{score:.3f}"}})
 
     # Equipment
     for mid, sig in sorted(state["assets"]["machine"].items()):
         if sig["pledge"]["currency"] != currency:
             continue
-        components.append(_machine(sig, params, now, state["util"].get(mid, []), reasons))
+        components.append(_machine(sig, params, now, state["util"].get(mid, []), reasons, unit))
 
     if not consent:
         code = "CONSENT_REVOKED" if state["consent"] is False else "CONSENT_MISSING"
         reasons.append((code, "You withdrew consent to use your data, so none of it counts." if
                         state["consent"] is False else "We need your consent before your data can count."))
-        components = [dict(c, contribution=D0, frozen=True) for c in components]
+        components = [dict(c, contribution=zero, frozen=True) for c in components]
 
-    sums = {k: sum((c["contribution"] for c in components if c["kind"] == k), D0)
+    sums = {k: sum((c["contribution"] for c in components if c["kind"] == k), zero)
             for k in ("receivable", "order", "equipment")}
-    total = sum(sums.values(), D0)
+    total = sum(sums.values(), zero)
     cap = Decimal(program["cap"]["amount"])
     limit = min(total, cap)
     if total > cap:
@@ -266,11 +282,11 @@ def decide(state: dict[str, Any], params: PolicyParams) -> Decision:
     if currency == "CNY" and limit > params.inclusive_cap_cny:
         limit = params.inclusive_cap_cny
         reasons.append(("INCLUSIVE_CAP", "Inclusive-finance limits stop at CNY 10 million."))
-    unit = params.rounding_unit
-    limit = (limit / unit).to_integral_value(rounding=ROUND_DOWN) * unit
-    limit = limit.quantize(CENT)
+    step = params.rounding_unit
+    limit = (limit / step).to_integral_value(rounding=ROUND_DOWN) * step
+    limit = limit.quantize(unit)
 
-    outstanding = sum((max(D0, Decimal(loan["out"])) for loan in state["loans"].values()), D0).quantize(CENT)
+    outstanding = sum((max(zero, Decimal(loan["out"])) for loan in state["loans"].values()), zero).quantize(unit)
     overdue = [lid for lid, loan in sorted(state["loans"].items()) if loan["overdue"]]
     if overdue:
         reasons.append(("OVERDUE", f"Loan {overdue[0]} is overdue; the facility is frozen until it is repaid."))
@@ -280,14 +296,14 @@ def decide(state: dict[str, Any], params: PolicyParams) -> Decision:
         status = "partially_frozen"
     else:
         status = "active"
-    available = D0.quantize(CENT) if status == "frozen" else max(D0, limit - outstanding).quantize(CENT)
+    available = zero if status == "frozen" else max(zero, limit - outstanding).quantize(unit)
 
     lenders = []
     remaining = limit
     shares = program["lenders"]
     for i, lender in enumerate(shares):
         share = Decimal(str(lender["share"]))
-        amount = remaining if i == len(shares) - 1 else _money(limit * share)
+        amount = remaining if i == len(shares) - 1 else _money(limit * share, unit)
         remaining -= amount
         lenders.append({"lender_id": lender["lender_id"], "share": share, "limit": amount})
 

@@ -178,6 +178,29 @@ def exposure_while_unavailable(u: str) -> tuple[list[Envelope], dict[str, object
     return evs, {"outstanding": ["700000.00", "710000.00", "710000.00", "700000.00", None, "715000.00"]}
 
 
+def in_currency(u: str, currency: str, amount: str, drawn: str) -> tuple[list[Envelope], dict[str, str]]:
+    """A program in ``currency``: one confirmed invoice of ``amount`` (x 0.80), then a
+    drawdown of ``drawn`` in the currency and one of 1 CNY (refused: not the program's)."""
+    from decimal import Decimal
+
+    from schemas import events as ev
+    from schemas.common import Money
+
+    f = EventFactory(f"ccy-{u}", WEEK0)
+    s, core, prg = f"sup-{u}", f"core-{u}", f"prg-{u}"
+    program = f.program(prg)
+    payload = program.payload.model_copy(update={  # type: ignore[attr-defined]
+        "currency": currency, "cap": Money(amount=Decimal("900000000"), currency=currency)})
+    evs = [program.model_copy(update={"payload": payload}), f.borrower(s, prg), f.consent(s), f.supplies(s, core)]
+    ref = ev.InvoiceRef(seller_tax_id=TAX_S, invoice_number=f"{u}Y1", issue_date=f.now.date(),
+                        total=Money(amount=Decimal(amount), currency=currency))
+    evs += [f.invoice_issued(ref, s, core), f.invoice_action("confirmed", ref, s, core)]
+    draw = f.drawdown(f"ln-{u}", s, prg, "1")
+    evs += [draw.model_copy(update={"payload": draw.payload.model_copy(update={  # type: ignore[attr-defined]
+        "amount": Money(amount=Decimal(drawn), currency=currency)})}), f.drawdown(f"ln-{u}", s, prg, "1")]
+    return evs, {}
+
+
 def contractor_with_machines(f: EventFactory, u: str, c: str, *, truck: bool = False,
                              fence: tuple[float, float, float] | None = None) -> list[Envelope]:
     evs = [f.program(f"prg-{u}"), f.borrower(c, f"prg-{u}", kind="contractor"), f.consent(c),

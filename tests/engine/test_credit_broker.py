@@ -206,3 +206,15 @@ async def test_a_documented_program_field_is_accepted(producer, outputs: Outputs
     await outputs.wait(lambda rs: (mine(rs, s) or [{}])[-1].get("limit", {}).get("amount") == expected[s])
     assert [lender["limit"]["amount"] for lender in mine(outputs.records, s)[-1]["lenders"]] == [
         "384000.00", "256000.00"]
+
+
+async def test_a_program_in_yen_gets_limits_in_whole_yen(producer, outputs: Outputs, mine, engine) -> None:
+    uid = u()
+    events, _ = sc.in_currency(uid, "JPY", "1000000", "123456")
+    s = f"sup-{uid}"
+    await send_phased(producer, outputs, events, [s])
+    await outputs.wait(lambda rs: (mine(rs, s) or [{}])[-1].get("available", {}).get("amount") == "676544")
+    final = mine(outputs.records, s)[-1]
+    assert (final["limit"], final["outstanding"]) == ({"amount": "800000", "currency": "JPY"},
+                                                      {"amount": "123456", "currency": "JPY"})
+    assert [x["limit"]["amount"] for x in final["lenders"]] == ["480000", "320000"]

@@ -263,3 +263,28 @@ def test_every_accepted_program_and_pledge_field_is_documented_and_every_documen
     program["payload"]["min_lender_share"] = "0.2"  # below the regulatory floor
     with pytest.raises(codec.DecodeError, match="greater than or equal to 0.3"):
         codec.decode(orjson.dumps(program))
+
+
+# ---------------------------------------------------------------- 10.7 every valid currency
+@pytest.mark.parametrize(("currency", "amount", "drawn", "limit", "lenders", "available"), [
+    ("JPY", "1000000", "123456", "800000", ["480000", "320000"], "676544"),
+    ("KWD", "100000.125", "1.5", "80000.000", ["48000.000", "32000.000"], "79998.500"),
+    ("CNY", "100000.25", "1.5", "80000.00", ["48000.00", "32000.00"], "79997.50"),  # 1 CNY drawn too
+])
+def test_amounts_are_rendered_to_the_currencys_minor_units(currency, amount, drawn, limit, lenders,
+                                                           available) -> None:
+    from schemas.currencies import MINOR_UNITS
+
+    events, _ = sc.in_currency("c1", currency, amount, drawn)
+    limits, _, dead = run(events)
+    assert [d["reason"] for d in dead] == ([] if currency == "CNY" else ["currency_mismatch"])
+    final = limits[-1]
+    assert (final["limit"]["amount"], final["available"]["amount"]) == (limit, available)
+    assert [x["limit"]["amount"] for x in final["lenders"]] == lenders
+
+    places = MINOR_UNITS[currency]
+    for u in limits:
+        for money in (u["limit"], u["previous_limit"], u["outstanding"], u["available"],
+                      *(x["limit"] for x in u["lenders"]), *(c["contribution"] for c in u["components"])):
+            assert money["currency"] == currency
+            assert len(money["amount"].partition(".")[2]) == places, money
