@@ -19,6 +19,7 @@ def _stack(args: argparse.Namespace) -> int:
         if args.action == "init":
             manager.init(settings, timeout=args.timeout)
         elif args.action == "up":
+            settings = manager.with_brokers(settings, args.brokers)
             manager.up(settings, timeout=args.timeout)
             manager.print_status(settings)
         elif args.action == "down":
@@ -61,7 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("stack", help="local Kafka + PostgreSQL: up, down, status")
     s.add_argument("action", choices=["up", "down", "status", "init"],
                    help="init: create topics and apply migrations on configured servers")
-    s.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for readiness")
+    s.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for readiness (default 90)")
+    s.add_argument("--brokers", type=int, choices=[1, 3], default=1,
+                   help="up: Kafka nodes; 3 runs a KRaft cluster with replication 3 and "
+                        "min.insync.replicas 2, for fault runs (default 1)")
     s.add_argument("--json", action="store_true", help="status as JSON")
     s.set_defaults(func=_stack)
 

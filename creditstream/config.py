@@ -27,6 +27,19 @@ class Settings:
     pg_url_override: str | None
     worker_web_port: int
     gateway_port: int
+    # Brokers of the local stack: 1, or 3 for the fault runs (`stack up --brokers 3`).
+    kafka_brokers: int = 1
+
+    @property
+    def kafka_replication(self) -> int:
+        """Replicas per partition: every broker up to three."""
+        return min(self.kafka_brokers, 3)
+
+    @property
+    def kafka_min_insync(self) -> int:
+        """With three replicas an acknowledged write is on two brokers, so losing any one
+        broker loses nothing and leaves the partition writable."""
+        return 2 if self.kafka_replication >= 3 else 1
 
     @property
     def pg_url_file(self) -> Path:
@@ -45,13 +58,36 @@ class Settings:
             ) from None
 
 
+def brokers_file(state_dir: Path) -> Path:
+    """Where `creditstream stack up` records how many brokers the local stack runs."""
+    return state_dir / "kafka-brokers"
+
+
+def _stack_brokers(state_dir: Path) -> int:
+    try:
+        return max(1, int(brokers_file(state_dir).read_text().strip()))
+    except (FileNotFoundError, ValueError):
+        return 1
+
+
+def broker_port(kafka_port: int, node: int) -> int:
+    """Node n (from 1) of the local stack listens on kafka_port + 2(n-1); its controller
+    port is the one after it."""
+    return kafka_port + 2 * (node - 1)
+
+
 def load() -> Settings:
     kafka_port = int(_env("CREDITSTREAM_KAFKA_PORT", "19092"))
+    state_dir = Path(_env("CREDITSTREAM_STATE_DIR", str(REPO_ROOT / ".state"))).resolve()
+    brokers = int(_env("CREDITSTREAM_KAFKA_BROKERS", str(_stack_brokers(state_dir))))
+    # Every broker in the bootstrap list: a client started while one is down still connects.
+    bootstrap = ",".join(f"127.0.0.1:{broker_port(kafka_port, n)}" for n in range(1, brokers + 1))
     return Settings(
-        state_dir=Path(_env("CREDITSTREAM_STATE_DIR", str(REPO_ROOT / ".state"))).resolve(),
+        state_dir=state_dir,
         kafka_port=kafka_port,
         kafka_controller_port=int(_env("CREDITSTREAM_KAFKA_CONTROLLER_PORT", str(kafka_port + 1))),
-        kafka_bootstrap=_env("CREDITSTREAM_KAFKA_BOOTSTRAP", f"127.0.0.1:{kafka_port}"),
+        kafka_bootstrap=_env("CREDITSTREAM_KAFKA_BOOTSTRAP", bootstrap),
+        kafka_brokers=brokers,
         kafka_heap=_env("CREDITSTREAM_KAFKA_HEAP", "768m"),
         pg_url_override=os.environ.get("CREDITSTREAM_PG_URL") or None,
         worker_web_port=int(_env("CREDITSTREAM_WORKER_WEB_PORT", "16066")),

@@ -38,10 +38,11 @@ from datetime import timedelta
 from typing import Any
 
 import orjson
+from aiokafka.errors import KafkaError
 
 from connectors.kafka_io import Record, TopicReader
 from creditstream import config
-from load.latency import LagSampler
+from load.latency import LagSample, LagSampler
 from load.workers import Worker, free_port, start_at_end
 from load.world import BusinessSim, Plan, Rec, TelemetrySim, World, WorldConfig, to_record
 from streams.replay import Replay
@@ -143,9 +144,19 @@ async def _wait_ready(workers: list[Worker], timeout: float = 120) -> None:
         await asyncio.sleep(0.3)
 
 
+async def _sample(sampler: LagSampler) -> LagSample | None:
+    """A lag sample, or None while the broker that answers it is down (a broker fault
+    takes the group coordinator with it until another broker takes over)."""
+    try:
+        return await sampler.sample()
+    except KafkaError as exc:
+        log.info("lag sample failed (%r); trying again", exc)
+        return None
+
+
 async def _wait_caught_up(sampler: LagSampler, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    while (await sampler.sample()).lag > 0:
+    while (s := await _sample(sampler)) is None or s.lag > 0:
         if time.monotonic() > deadline:
             raise RuntimeError("the engine did not catch up in time")
         await asyncio.sleep(0.5)
@@ -153,11 +164,15 @@ async def _wait_caught_up(sampler: LagSampler, timeout: float) -> None:
 
 async def _progress_after(sampler: LagSampler, since: float, timeout: float = 180) -> float:
     """Seconds from ``since`` until the engine commits past what it had committed."""
-    before = sum((await sampler.sample()).committed.values())
     deadline = time.monotonic() + timeout
+    while (first := await _sample(sampler)) is None:
+        if time.monotonic() > deadline:
+            raise RuntimeError("no lag figures after the fault")
+        await asyncio.sleep(0.2)
+    before = sum(first.committed.values())
     while time.monotonic() < deadline:
-        s = await sampler.sample()
-        if sum(s.committed.values()) > before or s.lag == 0:
+        s = await _sample(sampler)
+        if s is not None and (sum(s.committed.values()) > before or s.lag == 0):
             return time.monotonic() - since
         await asyncio.sleep(0.2)
     raise RuntimeError("no progress after the fault")
@@ -387,16 +402,46 @@ async def _inject(fault: str, engine: EngineRun, seed: int) -> float:
         workers[0].stop()
         t0 = time.monotonic()
         return await _progress_after(sampler, t0)
-    # broker
-    from creditstream.stack.kafka import Kafka
+    return await _broker_fault(engine)
 
-    kafka = Kafka(engine.settings)
-    kafka.stop()
-    await asyncio.sleep(10)
-    kafka.start()
+
+async def _broker_fault(engine: EngineRun) -> float:
+    """One broker: stopped for 10 s, then started; seconds from its start until the engine
+    commits progress. A cluster: the leader of cs.telemetry-0 is SIGKILLed and comes back
+    after 10 s; the others keep serving, so the seconds run from the kill."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from creditstream.stack.kafka import kafka_nodes
+
+    nodes = kafka_nodes(engine.settings)
+    if len(nodes) == 1:
+        kafka = nodes[0]
+        kafka.stop()
+        await asyncio.sleep(10)
+        kafka.start()
+        t0 = time.monotonic()
+        await kafka.wait_ready(90)
+        return await _progress_after(engine.sampler, t0)
+    admin = AIOKafkaAdminClient(bootstrap_servers=engine.bootstrap)
+    await admin.start()
+    try:
+        topic = (await admin.describe_topics(["cs.telemetry"]))[0]
+        leader = next(p["leader"] for p in topic["partitions"] if p["partition"] == 0)
+    finally:
+        await admin.close()
+    kafka = next(k for k in nodes if k.node == leader)
+    pid = kafka.pid()
+    assert pid is not None, f"broker {leader} is not running"
+    os.kill(pid, signal.SIGKILL)
     t0 = time.monotonic()
-    await kafka.wait_ready(90)
-    return await _progress_after(sampler, t0)
+    log.info("broker fault: SIGKILL of node %d, the leader of cs.telemetry-0", leader)
+    try:
+        recovered = await _progress_after(engine.sampler, t0)
+        await asyncio.sleep(max(0.0, 10 - (time.monotonic() - t0)))
+    finally:  # whatever happens, the cluster is left whole
+        kafka.start()
+        await kafka.wait_ready(90)
+    return recovered
 
 
 CHURN_STEPS = 6

@@ -96,7 +96,7 @@ def create_app(worker_id: str = "w1", web_port: int | None = None, data_dir: Pat
         processing_guarantee="at_least_once",
         producer_acks=-1,
         topic_partitions=4,
-        topic_replication_factor=1,
+        topic_replication_factor=s.kafka_replication,
         key_serializer="raw",
         value_serializer="raw",
         web_enabled=web_port is not None,
@@ -123,7 +123,7 @@ def create_app(worker_id: str = "w1", web_port: int | None = None, data_dir: Pat
     for proc in all_processors():
         if proc.name in on_lanes:
             lanes.append(Lane(s.kafka_bootstrap, app_id, data_dir, rename, engine_source(app_id, ENGINE_ID),
-                              proc=proc))
+                              proc=proc, replication=(s.kafka_replication, s.kafka_min_insync)))
         else:
             _wire(app, proc, rename, engine_source(app_id, ENGINE_ID))
     app.lanes = tuple(lanes)

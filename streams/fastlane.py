@@ -228,7 +228,7 @@ class Lane:
 
     def __init__(self, bootstrap: str, app_id: str, data_dir: Path, rename: dict[str, str],
                  source: str | None = None, max_records: int = 2000,
-                 proc: Processor | None = None) -> None:
+                 proc: Processor | None = None, replication: tuple[int, int] = (1, 1)) -> None:
         self.proc = proc or MachineProcessor()
         self.name = self.proc.name
         self.source = source
@@ -245,6 +245,7 @@ class Lane:
         self.topics = [rename.get(t, t) for t in self.proc.topics]
         self.canonical = {rename.get(t, t): t for t in self.proc.topics}
         self.max_records = max_records
+        self.replication = replication  # (replicas, min.insync.replicas) of the changelog
         self.stores: dict[int, PartitionStore] = {}
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
@@ -271,9 +272,10 @@ class Lane:
                 # segments a new host restored every version of every state (2 million
                 # records for 1 million machines). Segments roll after 10 minutes, and
                 # the cleaner runs once a tenth of the log is superseded.
-                await admin.create_topics([NewTopic(self.changelog, partitions, 1, topic_configs={
+                replicas, min_insync = self.replication
+                await admin.create_topics([NewTopic(self.changelog, partitions, replicas, topic_configs={
                     "cleanup.policy": "compact", "segment.ms": "600000",
-                    "min.cleanable.dirty.ratio": "0.1"})])
+                    "min.cleanable.dirty.ratio": "0.1", "min.insync.replicas": str(min_insync)})])
             if self.faust_changelog != self.changelog and self.faust_changelog in topics:
                 await self._take_over_faust_changelog(admin, created, partitions)
         finally:

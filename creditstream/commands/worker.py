@@ -19,7 +19,8 @@ def _run(args: argparse.Namespace) -> int:
     settings = config.load()
     # The catalogue topics and this engine's own signals topic exist before agents subscribe.
     asyncio.run(ensure_topics(settings.kafka_bootstrap, extra=(
-        (signals_topic(args.app_id), BY_NAME["cs.signals"].partitions),)))
+        (signals_topic(args.app_id), BY_NAME["cs.signals"].partitions),),
+        replication=settings.kafka_replication, min_insync=settings.kafka_min_insync))
     if args.start_at == "latest":
         asyncio.run(_start_at_end(settings.kafka_bootstrap, args.app_id))
 
