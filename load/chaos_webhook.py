@@ -31,6 +31,7 @@ import asyncpg
 
 from connectors.lenders import repo
 from connectors.lenders.access import RetryPolicy, funders
+from connectors.lenders.urls import UrlPolicy
 from connectors.lenders.webhooks import TOPIC, Dispatcher
 from connectors.pg.migrate import migrate
 from creditstream import config
@@ -102,12 +103,15 @@ async def run(events: int, machines: int, rate: float, seed: int, outage_s: floa
     stop = asyncio.Event()
     dispatcher_task: asyncio.Task[None] | None = None
     try:
-        _key, receiver.secret = await repo.add_lender(pool, lender, f"Chaos {lender}", receiver.url)
+        # The receiver is on this machine: loopback is allowed for this run only.
+        loopback = UrlPolicy(allow_loopback=True)
+        _key, receiver.secret = await repo.add_lender(pool, lender, f"Chaos {lender}", receiver.url,
+                                                      url_policy=loopback)
         # All the run's borrowers: the dispatcher must push only those the lender funds.
         await repo.subscribe(pool, lender, "borrowers", borrower_ids=subscribed)
         group = f"cs-chaos-webhooks-{tag.lower()}"
         await group_at_end(bootstrap, group, [TOPIC])
-        dispatcher = Dispatcher(bootstrap, pool, group=group, policy=policy)
+        dispatcher = Dispatcher(bootstrap, pool, group=group, policy=policy, url_policy=loopback)
         dispatcher_task = asyncio.create_task(dispatcher.run(stop), name="webhook dispatcher")
         alive = task_alive(dispatcher_task)
         await until(lambda: _true(dispatcher.assigned.is_set()), 60, "the dispatcher got no partitions", alive)
