@@ -96,6 +96,19 @@ def forget(store: Store, key: str | None) -> None:
         drop(key)
 
 
+def own_copy(store: Store, key: str, new: Any) -> Any:
+    """The key's state as a private copy (or a new one), for the low-volume processors.
+
+    A refused input must leave the state as it was, but a domain function may change the
+    state before it refuses (it records the input's id first, to ignore repeats). Stores
+    hand out the cached object itself (the replay's dict, a lane's cache, a Faust batch's
+    writes), so those changes would stick or not depending on the store and the batch:
+    the replay and a worker would then treat a corrected retry differently. Working on
+    a copy, only a successful input's state is written back."""
+    state = store.get(key)
+    return new(key) if state is None else orjson.loads(orjson.dumps(state))
+
+
 class MachineProcessor(Processor):
     """Stage 1: pledges and telemetry by machine id."""
 
@@ -104,11 +117,14 @@ class MachineProcessor(Processor):
     types = frozenset({"telemetry.equipment", "telemetry.battery", "registry.pledge", "registry.pledge_released"})
 
     def apply(self, store: Store, key: str, event: ev.Envelope) -> list[Output]:
-        state = store.get(key) or machines.new_state(key)
         if isinstance(event, ev.MachinePledged | ev.PledgeReleased):
+            state = own_copy(store, key, machines.new_state)  # pledges are rare: a copy is cheap
             outs = machines.on_pledge(state, event)
-        else:
-            outs = machines.on_telemetry(state, event)  # type: ignore[arg-type]
+            store[key] = state
+            return outs
+        # Telemetry (the hot path) is not copied: on_telemetry refuses before any change.
+        state = store.get(key) or machines.new_state(key)
+        outs = machines.on_telemetry(state, event)  # type: ignore[arg-type]
         store[key] = state
         return outs
 
@@ -119,7 +135,7 @@ class InvoiceProcessor(Processor):
     types = frozenset(t for t in KEY_OF_TYPE if t.startswith("invoice."))
 
     def apply(self, store: Store, key: str, event: ev.Envelope) -> list[Output]:
-        state = store.get(key) or invoices.new_state(key)
+        state = own_copy(store, key, invoices.new_state)
         outs = invoices.on_event(state, event)
         store[key] = state
         return outs
@@ -131,7 +147,7 @@ class OrderProcessor(Processor):
     types = frozenset(t for t in KEY_OF_TYPE if t.startswith("po.")) | {"shipment.observed"}
 
     def apply(self, store: Store, key: str, event: ev.Envelope) -> list[Output]:
-        state = store.get(key) or orders.new_state(key)
+        state = own_copy(store, key, orders.new_state)
         outs = orders.on_event(state, event)
         store[key] = state
         return outs

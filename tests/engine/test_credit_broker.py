@@ -241,3 +241,22 @@ async def test_the_worker_and_the_replay_agree_on_the_canonical_decision(produce
     # order than the log, so it is the decision on the final state that must agree.
     await outputs.wait(lambda rs: bool(mine(rs, s)) and canonical(mine(rs, s)[-1]) == canonical(expected))
     assert mine(outputs.records, s)[-1]["limit"]["amount"] == "640000.00"
+
+
+async def test_a_refused_input_changes_nothing_so_its_corrected_retry_is_applied(producer, outputs: Outputs,
+                                                                                 mine) -> None:
+    from datetime import timedelta
+
+    from schemas.factory import EventFactory
+
+    uid = u()
+    events, _ = sc.receivables(uid)
+    s = f"sup-{uid}"
+    await send_phased(producer, outputs, events, [s])
+    await outputs.wait(lambda rs: (mine(rs, s) or [{}])[-1].get("limit", {}).get("amount") == "640000.00")
+    f = EventFactory(f"rf-{uid}", sc.WEEK0 + timedelta(hours=1))
+    ref = f.invoice_ref(sc.TAX_S, f"{uid}R1", "100000")
+    wrong = f.invoice_action("confirmed", ref, f"sup2-{uid}", f"core-{uid}")
+    retry = f.invoice_action("confirmed", ref, s, f"core-{uid}").model_copy(update={"event_id": wrong.event_id})
+    await produce_events(producer, [f.invoice_issued(ref, s, f"core-{uid}"), wrong, retry])
+    await outputs.wait(lambda rs: mine(rs, s)[-1]["limit"]["amount"] == "720000.00")

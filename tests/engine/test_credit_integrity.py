@@ -288,3 +288,19 @@ def test_amounts_are_rendered_to_the_currencys_minor_units(currency, amount, dra
                       *(x["limit"] for x in u["lenders"]), *(c["contribution"] for c in u["components"])):
             assert money["currency"] == currency
             assert len(money["amount"].partition(".")[2]) == places, money
+
+
+# ---------------------------------------------------------------- replay = worker for refused inputs
+def test_a_refused_input_changes_nothing_so_its_corrected_retry_is_applied() -> None:
+    # The buyer's system first names the wrong seller (refused: party_mismatch), then
+    # retries the same event, corrected. The refusal must not have marked the id as
+    # seen: the worker's stores drop a refused input's changes, and so must the replay.
+    events, _ = sc.receivables("rf")
+    f = EventFactory("rf-x", sc.WEEK0 + timedelta(hours=1))
+    ref = f.invoice_ref(sc.TAX_S, "rfR1", "100000")
+    issued = f.invoice_issued(ref, "sup-rf", "core-rf")
+    wrong = f.invoice_action("confirmed", ref, "sup2-rf", "core-rf")
+    retry = f.invoice_action("confirmed", ref, "sup-rf", "core-rf").model_copy(update={"event_id": wrong.event_id})
+    limits, _, dead = run(events + [issued, wrong, retry])
+    assert [d["reason"] for d in dead] == ["party_mismatch"]
+    assert [u for u in limits if u["borrower_id"] == "sup-rf"][-1]["limit"]["amount"] == "720000.00"
