@@ -160,7 +160,8 @@ async def test_every_published_change_says_what_changed(producer, outputs: Outpu
     events, _ = sc.drawdown_repayment(uid)
     s = f"sup-{uid}"
     await send_phased(producer, outputs, events, [s])
-    await outputs.wait(lambda rs: (mine(rs, s) or [{}])[-1].get("outstanding", {}).get("amount") == "150000.00")
+    # Invoices and ledger are two topics: wait for both before the revocation.
+    await outputs.wait(lambda rs: (mine(rs, s) or [{}])[-1].get("available", {}).get("amount") == "490000.00")
     await produce_events(producer, [EventFactory(f"w-{uid}", sc.WEEK0 + timedelta(hours=2)).consent(s, granted=False)])
     await outputs.wait(lambda rs: mine(rs, s)[-1]["status"] == "frozen")
 
@@ -169,6 +170,7 @@ async def test_every_published_change_says_what_changed(producer, outputs: Outpu
 
     ours = mine(outputs.records, s)
     assert said(ours[1]) == "Your limit stays at 0 CNY (consent given; facility now active)."
+    assert any(said(x).endswith("(drawn 200,000.00, outstanding 200,000.00).") for x in ours[1:])
     assert said(ours[-1]).endswith("(confirmed invoices -640,000; consent withdrawn; facility now frozen).")
     assert all("(" in said(x) for x in ours[1:])
 
