@@ -51,7 +51,7 @@ from load.latency import INPUT_TOPICS, engine_groups, signals_topic
 from load.workers import free_port
 from schemas.codec import encode
 from schemas.factory import EventFactory
-from streams.fastlane import lane_group, lane_names, processor_group
+from streams.fastlane import lane_group, processor_group
 
 PLEDGES = "cs.pledges"
 REGISTRY = "cs.registry"
@@ -394,8 +394,6 @@ async def run(opts: StateOptions) -> StateResult:
     worker = WorkerProcess(app_id, root / "worker.log", heap_request)
     lane = lane_group(app_id)
     stage2 = processor_group(app_id, "facilities")
-    if "machines" not in lane_names():
-        raise RuntimeError("load state measures the stage-1 lane: unset CREDITSTREAM_FASTLANE=0")
 
     # A new engine id reads from now on: every group at the current end of every input.
     ends = await end_offsets(bootstrap, list(INPUT_TOPICS))

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import weakref
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
@@ -31,7 +30,8 @@ from creditstream import config
 from schemas.topics import BY_NAME
 from streams import metrics
 from streams.domain.signals import SIGNALS_TOPIC
-from streams.fastlane import Lane, lane_names
+from streams.failstop import fail_stop
+from streams.fastlane import LANES, Lane
 from streams.processors import (
     Processor,
     all_processors,
@@ -118,10 +118,9 @@ def create_app(worker_id: str = "w1", web_port: int | None = None, data_dir: Pat
     # shadow policy) gets its own signals topic so the engines never read each other's.
     signals = signals_topic(app_id)
     rename = {SIGNALS_TOPIC: signals}
-    on_lanes = lane_names()
     lanes: list[Lane] = []
     for proc in all_processors():
-        if proc.name in on_lanes:
+        if proc.name in LANES:
             lanes.append(Lane(s.kafka_bootstrap, app_id, data_dir, rename, engine_source(app_id, ENGINE_ID),
                               proc=proc, replication=(s.kafka_replication, s.kafka_min_insync)))
         else:
@@ -209,18 +208,6 @@ class BatchStore(MutableMapping[str, Any]):
                 self.table[key] = value
         self.local.clear()
         self.owner.clear()
-
-
-def fail_stop(where: str) -> None:
-    """Stop the process at once, without committing offsets.
-
-    An exception outside the processors (they turn bad data into dead letters) means the
-    outputs of a batch may not have been produced. Faust would restart the agent and
-    commit the batch's offsets, losing them; exiting instead makes the batch be read
-    again by the restarted worker (the supervisor's or the operator's restart)."""
-    log.critical("%s failed; stopping the worker so the batch is read again", where, exc_info=True)
-    logging.shutdown()
-    os._exit(70)
 
 
 def _wire(app: faust.App, proc: Processor, rename: dict[str, str], engine: str | None) -> None:

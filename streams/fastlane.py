@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections import deque
 from collections.abc import Iterator, MutableMapping
 from pathlib import Path
@@ -42,6 +41,7 @@ from rocksdict import Options, Rdict, WriteBatch, WriteOptions
 from schemas.topics import BY_NAME
 from streams import metrics
 from streams.domain.signals import SIGNALS_TOPIC
+from streams.failstop import fail_stop
 from streams.processors import MachineProcessor, Processor, encode_output
 
 log = logging.getLogger(__name__)
@@ -60,32 +60,15 @@ MAX_BUFFERED = 20000
 LANES = ("machines", "facilities", "registry")
 
 
-def lane_names() -> tuple[str, ...]:
-    """The processors that run on lanes: all of LANES by default; CREDITSTREAM_FASTLANE=0
-    puts them all back on Faust agents and =machines keeps only stage 1 on a lane (the
-    configurations docs/performance.md compares)."""
-    mode = os.environ.get("CREDITSTREAM_FASTLANE", "1")
-    if mode == "0":
-        return ()
-    if mode in LANES:
-        return (mode,)
-    return LANES
-
-
-def fast_lane() -> bool:
-    """Whether stage 1 (telemetry, the hot path) runs on a lane."""
-    return "machines" in lane_names()
-
-
 def lane_group(app_id: str, name: str = "machines") -> str:
     """The consumer group of one of an engine's lanes (its Faust agents use ``app_id``)."""
     return f"{app_id}-{name}"
 
 
 def processor_group(app_id: str, name: str) -> str:
-    """The consumer group that commits processor ``name``'s input offsets in this process's
-    configuration: its lane's, or the Faust agents' (``app_id``)."""
-    return lane_group(app_id, name) if name in lane_names() else app_id
+    """The consumer group that commits processor ``name``'s input offsets: its lane's, or
+    the Faust agents' (``app_id``)."""
+    return lane_group(app_id, name) if name in LANES else app_id
 
 
 def lane_groups(app_id: str) -> list[str]:
@@ -474,10 +457,8 @@ class Lane:
             raise
         except Exception:
             # Nothing was committed for the failed batch: stop the worker so that it is
-            # read again after the restart (see streams.app.fail_stop).
+            # read again after the restart.
             self.failed = True
-            from streams.app import fail_stop
-
             fail_stop(f"lane {self.name}")
         finally:
             await self.consumer.stop()
