@@ -475,7 +475,8 @@ async def run(opts: StateOptions) -> StateResult:
             # third itself: committed past a probe is not enough, its state must hold it.
             seen = set((machine_state(root / "w1-new", f"bm-{run_id}-0") or {}).get("seen", ()))
             for rec in res.recoveries:
-                rec.applied = rec.event_id in seen
+                # States remember an input by its id within its tenant (streams/domain/signals.py).
+                rec.applied = f"bench/{rec.event_id}" in seen
         finally:
             worker.stop()
     finally:
