@@ -162,12 +162,12 @@ def apply_ledger(state: State, event: ev.Envelope) -> list[Output]:
                               f"Repayment of {p.amount.amount:,} {p.amount.currency} on loan {p.loan_id} exceeds "
                               f"its balance of {max(before, Decimal(0)):,}; the excess {-left:,} is kept as a "
                               "credit on the loan and nets against its next drawdown.",
-                              at, [event.event_id], p.borrower_id, p.loan_id))
+                              at, [event.event_id], p.borrower_id, p.loan_id, event.tenant))
     elif isinstance(event, ev.Overdue):
         loan["overdue"] = True
         outs.append(alert("OVERDUE", "critical",
                           f"Loan {p.loan_id} is {p.days_past_due} days past due; the facility is frozen.",
-                          at, [event.event_id], p.borrower_id, p.loan_id))
+                          at, [event.event_id], p.borrower_id, p.loan_id, event.tenant))
     _advance(state, at, [event.event_id])
     return outs
 

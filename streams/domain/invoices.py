@@ -40,7 +40,7 @@ def on_event(state: State, event: ev.Envelope) -> list[Output]:
                     else f"after it was {state['status']}")
             return [alert("DUPLICATE_FINANCING", "critical",
                           f"Invoice {p.invoice.invoice_number} was submitted again by {who} {when}; "
-                          "it is not counted again.", at, ids, p.seller_id, fp)]
+                          "it is not counted again.", at, ids, p.seller_id, fp, event.tenant)]
         state.update(status="issued", seller_id=p.seller_id, buyer_id=p.buyer_id,
                      seller_tax_ref=tax_ref(p.invoice.seller_tax_id),
                      number=p.invoice.invoice_number, amount=str(p.invoice.total.amount),

@@ -81,10 +81,17 @@ def utc_time(at: float) -> datetime:
 
 
 def alert(code: str, severity: str, text: str, at: float, triggers: list[str],
-          borrower_id: str | None = None, asset_id: str | None = None) -> Output:
+          borrower_id: str | None = None, asset_id: str | None = None, tenant: str | None = None) -> Output:
     """An ``alert.raised`` envelope, its id derived from the input that raised it, so a
-    replayed or redelivered input raises the same alert id (sinks de-duplicate by it)."""
-    alert_id = f"al-{code.lower()}-{(triggers[-1] if triggers else asset_id or borrower_id)}"[:128]
+    replayed or redelivered input raises the same alert id (sinks de-duplicate by it).
+
+    ``al-<code>-<last trigger event id>-<8 hex>``: the suffix digests the input's tenant
+    (when the input itself raised the alert) and the alert's borrower and asset. Event
+    ids are each publisher's own, so two lenders' overdue notices with the same id, for
+    two borrowers, made the same alert id and a sink kept only one (issue 11.1)."""
+    head = f"al-{code.lower()}-{(triggers[-1] if triggers else asset_id or borrower_id)}"[:119]
+    scope = hashlib.sha256(f"{tenant or ''}/{borrower_id or ''}/{asset_id or ''}".encode()).hexdigest()[:8]
+    alert_id = f"{head}-{scope}"
     when = utc_time(at).isoformat()
     payload = {"alert_id": alert_id, "code": code, "severity": severity, "text": text[:500],
                "borrower_id": borrower_id, "asset_id": asset_id, "trigger_event_ids": triggers[-10:]}

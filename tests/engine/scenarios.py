@@ -201,6 +201,17 @@ def in_currency(u: str, currency: str, amount: str, drawn: str) -> tuple[list[En
     return evs, {}
 
 
+def overdue_notices_with_one_id(u: str) -> tuple[list[Envelope], dict[str, str]]:
+    """Two lenders' loan systems each report an overdue loan, of two borrowers, under the
+    same event id (each publisher numbers its own events): two alerts, two alert ids."""
+    a, _ = receivables(f"{u}a")
+    b, _ = receivables(f"{u}b")
+    f = EventFactory(f"ovd-{u}", WEEK0 + timedelta(hours=1))
+    one = f.overdue(f"ln-{u}a", f"sup-{u}a", "1000").model_copy(update={"tenant": "bank-a", "event_id": f"ovd-{u}"})
+    two = f.overdue(f"ln-{u}b", f"sup-{u}b", "1000").model_copy(update={"tenant": "mfi-b", "event_id": f"ovd-{u}"})
+    return a + b + [one, two], {}
+
+
 def contractor_with_machines(f: EventFactory, u: str, c: str, *, truck: bool = False,
                              fence: tuple[float, float, float] | None = None) -> list[Envelope]:
     evs = [f.program(f"prg-{u}"), f.borrower(c, f"prg-{u}", kind="contractor"), f.consent(c),

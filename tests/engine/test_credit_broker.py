@@ -262,3 +262,15 @@ async def test_a_refused_input_changes_nothing_so_its_corrected_retry_is_applied
     retry = f.invoice_action("confirmed", ref, s, f"core-{uid}").model_copy(update={"event_id": wrong.event_id})
     await produce_events(producer, [f.invoice_issued(ref, s, f"core-{uid}"), wrong, retry])
     await outputs.wait(lambda rs: mine(rs, s)[-1]["limit"]["amount"] == "720000.00")
+
+
+async def test_two_tenants_inputs_with_one_id_raise_two_alert_ids(producer, outputs: Outputs, mine, engine) -> None:
+    uid = u()
+    events, _ = sc.overdue_notices_with_one_id(uid)
+    a, b = f"sup-{uid}a", f"sup-{uid}b"
+    await send_phased(producer, outputs, events[:-2], [a, b])
+    await outputs.wait(lambda rs: all((mine(rs, x) or [{}])[-1].get("limit", {}).get("amount") == "640000.00"
+                                      for x in (a, b)))
+    await produce_events(producer, events[-2:])
+    await outputs.wait(lambda rs: len(alerts_of(rs, engine, "OVERDUE", uid)) == 2)
+    assert len({x["alert_id"] for x in alerts_of(outputs.records, engine, "OVERDUE", uid)}) == 2

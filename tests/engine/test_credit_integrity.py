@@ -128,6 +128,17 @@ def test_another_tenants_event_with_the_same_id_is_not_dropped() -> None:
     assert again[-1][1] == []
 
 
+def test_two_tenants_inputs_with_one_id_raise_two_alert_ids() -> None:
+    events, _ = sc.overdue_notices_with_one_id("o1")
+    _, alerts, _ = run(events)
+    overdue = [a for a in alerts if a["code"] == "OVERDUE"]
+    assert [a["borrower_id"] for a in overdue] == ["sup-o1a", "sup-o1b"]
+    assert len({a["alert_id"] for a in overdue}) == 2  # a sink keeps one alert per id
+    assert all(a["alert_id"].startswith("al-overdue-ovd-o1-") for a in overdue)
+    # A replayed input raises the same id again.
+    assert [a["alert_id"] for a in run(events)[1] if a["code"] == "OVERDUE"] == [a["alert_id"] for a in overdue]
+
+
 def test_an_input_recorded_before_the_upgrade_by_its_bare_id_is_still_a_duplicate() -> None:
     from streams.domain.signals import first_time
 
