@@ -186,7 +186,7 @@ def utilisation(state: State) -> tuple[float | None, float | None, float | None]
             return None
         # A day with no hours booked at all is unknown, not idle: left out of the mean
         # (a day with readings and no work is booked, at 0 h). None if none is known.
-        known = [days[str(d)] for d in range(start, end + 1) if str(d) in days]
+        known = [h for h in map(days.get, map(str, range(start, end + 1))) if h is not None]
         return sum(known) / len(known) if known else None
 
     week = today // 7
@@ -208,10 +208,18 @@ def _collapse(state: State, ratio: float | None, at: float, ids: list[str]) -> l
     if ratio is None:
         return []
     day = int(at // DAY)
-    levels = {int(d): r for d, r in (state.get("levels") or {}).items() if int(d) > day - COLLAPSE_WINDOW_DAYS}
+    key = str(day)
+    if state.get("collapse_seen") == [key, ratio]:
+        return []  # r7 moves about once a day: most readings repeat the last check (hot path)
+    state["collapse_seen"] = [key, ratio]
+    levels = state.get("levels")
+    if levels is None:
+        levels = state["levels"] = {}
+    if key not in levels:  # a new day (this runs on every reading: prune once a day only)
+        for old in [d for d in levels if int(d) <= day - COLLAPSE_WINDOW_DAYS]:
+            del levels[old]
     level = max(levels.values(), default=None)
-    levels[day] = max(levels.get(day, 0.0), ratio)
-    state["levels"] = {str(d): r for d, r in levels.items()}
+    levels[key] = max(levels.get(key, 0.0), ratio)
     collapsed = level is not None and level >= 0.5 and ratio < COLLAPSE_RATIO * level
     was = state.get("collapsed", False)
     state["collapsed"] = collapsed

@@ -49,6 +49,8 @@ def one_signal_per_borrower(outs: list[Output]) -> list[Output]:
     everything one input causes reaches the facility at once: one decision, one version.
     Signals for different borrowers stay separate records (they are keyed by borrower).
     """
+    if len(outs) < 2:  # the common case on the telemetry hot path: nothing to fold
+        return outs
     by_borrower: dict[str, list[dict[str, Any]]] = {}
     for o in outs:
         if o.topic == SIGNALS_TOPIC:
