@@ -25,10 +25,17 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from connectors.kafka_io import commit_group_offsets, end_offsets, make_producer, produce_events
+from connectors.kafka_io import (
+    TopicReader,
+    commit_group_offsets,
+    end_offsets,
+    make_producer,
+    produce_events,
+)
 from creditstream import config
 from schemas.factory import EventFactory
 from streams.fastlane import lane_groups, processor_group
+from streams.processors import engine_source
 
 TELEMETRY = "cs.telemetry"
 FLEET = 50
@@ -42,6 +49,13 @@ class BenchResult:
     baseline_eps: float
     engine_eps: float
     baseline_runs: list[float] = field(default_factory=list)
+    # The engine's dead letters, "topic:reason" -> records: a reading refused is a reading
+    # not processed, so a figure with any telemetry dead-lettered is refused.
+    dead_letters: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def telemetry_refused(self) -> int:
+        return sum(n for k, n in self.dead_letters.items() if k.startswith(f"{TELEMETRY}:"))
 
     @property
     def ratio(self) -> float:
@@ -202,6 +216,7 @@ async def run(events: int, machines: int, baseline_runs: int = 3) -> BenchResult
     for b in range(fleets):
         setup += [f.borrower(f"bb-{run_id}-{b}", f"bp-{run_id}", kind="contractor"), f.consent(f"bb-{run_id}-{b}")]
     setup += [f.pledge(f"bm-{run_id}-{m}", f"bb-{run_id}-{m // FLEET}", f"bp-{run_id}") for m in range(machines)]
+    dead = await TopicReader(bootstrap, "cs.deadletter").open()
     producer = make_producer(bootstrap, linger_ms=20)
     await producer.start()
     try:
@@ -225,8 +240,29 @@ async def run(events: int, machines: int, baseline_runs: int = 3) -> BenchResult
         print(f"  baseline: {runs[-1]:,.0f} events/s", file=sys.stderr)
     base_eps = max(runs)
     print("bench: (b) worker hot path (telemetry -> stage 1 -> signals -> stage 2)", file=sys.stderr)
-    eng_eps = await engine(settings, app_id, start, end, before)
-    return BenchResult(len(records), machines, base_eps, eng_eps, runs)
+    try:
+        eng_eps = await engine(settings, app_id, start, end, before)
+        refused = await dead.read(lambda _recs: False, timeout=2.0)
+    finally:
+        await dead.close()
+    return BenchResult(len(records), machines, base_eps, eng_eps, runs,
+                       dead_letters_by_reason(refused, engine_source(app_id) or ""))
+
+
+def dead_letters_by_reason(records: list[Any], source: str) -> dict[str, int]:
+    """``topic:reason`` -> count of the dead letters one engine (``source``) wrote."""
+    counts: dict[str, int] = {}
+    for rec in records:
+        try:
+            value = orjson.loads(rec.value)
+        except orjson.JSONDecodeError:
+            continue
+        if not isinstance(value, dict) or value.get("source") != source:
+            continue
+        p = value.get("payload") or {}
+        key = f"{p.get('topic')}:{p.get('reason')}"
+        counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 async def highest_rate(start: float, duration_s: float, machines: int, p99_ms: float = 250.0,
@@ -276,8 +312,14 @@ def main(args: Any) -> int:
     out: dict[str, Any] = {"events": res.events, "machines": res.machines,
                            "baseline_events_per_s": round(res.baseline_eps),
                            "baseline_runs_events_per_s": [round(r) for r in res.baseline_runs],
-                           "engine_events_per_s": round(res.engine_eps), "ratio": round(res.ratio, 3)}
+                           "engine_events_per_s": round(res.engine_eps), "ratio": round(res.ratio, 3),
+                           "dead_letters": res.dead_letters}
     print(f"baseline {res.baseline_eps:,.0f} ev/s | engine {res.engine_eps:,.0f} ev/s | ratio b/a {res.ratio:.1%}")
+    if res.telemetry_refused:
+        print(orjson.dumps(out).decode())
+        print(f"load bench: figure refused: the engine dead-lettered {res.telemetry_refused:,} readings "
+              f"({res.dead_letters}); every reading must be processed", file=sys.stderr)
+        return 1
     if getattr(args, "find_rate", False):
         print("bench: highest rate with p99 <= 250 ms (open loop, one worker)", file=sys.stderr)
         best, steps = asyncio.run(highest_rate(args.start_rate, args.step_seconds, args.rate_machines))

@@ -44,3 +44,24 @@ async def test_scrape_sums_workers_and_notes_missing_endpoints() -> None:
         await runner.cleanup()
     assert out["values"]['creditstream_events_in_total{topic="cs.telemetry"}'] == 240
     assert list(out["errors"].values()) == ["HTTP 404"]
+
+
+def test_bench_counts_only_its_engines_dead_letters_by_topic_and_reason() -> None:
+    """`load bench` refuses a figure when its engine dead-lettered any reading (issue 13:
+    3.7% of the telemetry was refused `unpledged_machine` in 7 of 12 runs)."""
+    import orjson
+
+    from connectors.kafka_io import Record
+    from load.bench import BenchResult, dead_letters_by_reason
+
+    def dl(source: str, topic: str, reason: str) -> Record:
+        value = {"source": source, "payload": {"topic": topic, "reason": reason}}
+        return Record("cs.deadletter", 0, 0, b"k", orjson.dumps(value), {}, 0)
+
+    mine = "creditstream.engine.cs-bench-x"
+    recs = [dl(mine, "cs.telemetry", "unpledged_machine"), dl(mine, "cs.telemetry", "unpledged_machine"),
+            dl(mine, "cs.signals", "unknown_signal"), dl("creditstream.engine.other", "cs.telemetry", "x"),
+            Record("cs.deadletter", 0, 1, b"k", b"not json", {}, 0)]
+    counts = dead_letters_by_reason(recs, mine)
+    assert counts == {"cs.signals:unknown_signal": 1, "cs.telemetry:unpledged_machine": 2}
+    assert BenchResult(1, 1, 1.0, 1.0, dead_letters=counts).telemetry_refused == 2
