@@ -197,37 +197,33 @@ def utilisation(state: State) -> tuple[float | None, float | None, float | None]
 
 
 def _collapse(state: State, ratio: float | None, at: float, ids: list[str]) -> list[Output]:
-    """UTILISATION_COLLAPSE when r7 falls below 0.3 x the machine's level, the highest
-    r7 ratio of the last COLLAPSE_WINDOW_DAYS days (when that level was >= 0.5); raised
-    on the transition, and again only after r7 has recovered above 0.3 x the level.
+    """UTILISATION_COLLAPSE when r7 falls below 0.3 x the machine's level (when that
+    level was >= 0.5); raised on the transition, again only after r7 has recovered
+    above 0.3 x the level.
 
-    The level is a maximum over days, not the last value: compared with the last value,
-    a machine that stops working declines day by day (7 days of r7 lose 1/7 each) and
-    every step was "stable", so the alert never fired (issue 10.4: 9 days at 0 h)."""
-    pledge = state["pledge"]
+    The level is the highest r7 ratio seen, held for COLLAPSE_WINDOW_DAYS days (then
+    replaced by the current one), not the last value: compared with the last value, a
+    machine that stops working declines day by day (7 days of r7 lose 1/7 each), every
+    step looked "stable" and the alert never fired (issue 10.4: 9 days at 0 h). Two
+    numbers per machine, not a history: a million machines keep these states."""
     if ratio is None:
         return []
     day = int(at // DAY)
-    key = str(day)
-    if state.get("collapse_seen") == [key, ratio]:
+    if state.get("c7") == [day, ratio]:
         return []  # r7 moves about once a day: most readings repeat the last check (hot path)
-    state["collapse_seen"] = [key, ratio]
-    levels = state.get("levels")
-    if levels is None:
-        levels = state["levels"] = {}
-    if key not in levels:  # a new day (this runs on every reading: prune once a day only)
-        for old in [d for d in levels if int(d) <= day - COLLAPSE_WINDOW_DAYS]:
-            del levels[old]
-    level = max(levels.values(), default=None)
-    levels[key] = max(levels.get(key, 0.0), ratio)
-    collapsed = level is not None and level >= 0.5 and ratio < COLLAPSE_RATIO * level
+    state["c7"] = [day, ratio]
+    level = state.get("level")  # [ratio, day it was set]
+    collapsed = (level is not None and level[0] >= 0.5 and day - level[1] < COLLAPSE_WINDOW_DAYS
+                 and ratio < COLLAPSE_RATIO * level[0])
+    if level is None or ratio >= level[0] or day - level[1] >= COLLAPSE_WINDOW_DAYS:
+        state["level"] = [ratio, day]
     was = state.get("collapsed", False)
     state["collapsed"] = collapsed
     if not collapsed or was:
         return []
     return [alert("UTILISATION_COLLAPSE", "warning",
-                  f"Machine {state['mid']} now works {ratio:.0%} of its baseline, down from {level:.0%} "
-                  f"in the last {COLLAPSE_WINDOW_DAYS} days.", at, ids, pledge["borrower_id"], state["mid"])]
+                  f"Machine {state['mid']} now works {ratio:.0%} of its baseline, down from {level[0]:.0%} "  # type: ignore[index]
+                  f"in the last {COLLAPSE_WINDOW_DAYS} days.", at, ids, state["pledge"]["borrower_id"], state["mid"])]
 
 
 def _maybe_signal(state: State, at: float, ids: list[str], force: bool = False) -> list[Output]:
