@@ -24,6 +24,17 @@ def process_usage(pid: int) -> tuple[float, float]:
     return rss, cpu
 
 
+def _answers_200(url: str) -> bool:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback, our own worker
+            return bool(resp.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -56,7 +67,11 @@ class Worker:
                                          start_new_session=True)
 
     def ready(self) -> bool:
+        """Whether the worker is ready to process: its /readyz when it serves the web
+        (every lane and agent assigned and restored), else Faust's "Worker ready" line."""
         self.check()
+        if self.web_port:
+            return _answers_200(f"http://127.0.0.1:{self.web_port}/readyz")
         if not self.log.exists():
             return False
         with open(self.log, "rb") as f:

@@ -140,6 +140,19 @@ def create_app(worker_id: str = "w1", web_port: int | None = None, data_dir: Pat
         return web.bytes(metrics.health(ok, detail), content_type="application/json",
                          status=200 if ok else 503)
 
+    @app.page("/readyz")
+    async def ready_page(web: Any, request: Any) -> Any:
+        # Ready = every lane holds its assignment, restored, and Faust's agents have theirs
+        # with their tables recovered (Faust ends a rebalance after recovery). Events sent
+        # before that wait for it: load tools start their clocks here, not at Faust's
+        # "Worker ready", which comes before any assignment.
+        lanes_ready = {lane.name: lane.ready and not lane.failed for lane in lanes}
+        agents_ready = app.rebalancing_count > 0 and not app.rebalancing
+        ok = all(lanes_ready.values()) and agents_ready and not app.consumer.should_stop
+        detail = {"engine": app_id, "agents": agents_ready, "lanes": lanes_ready}
+        return web.bytes(metrics.health(ok, detail), content_type="application/json",
+                         status=200 if ok else 503)
+
     return app
 
 

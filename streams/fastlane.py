@@ -234,6 +234,7 @@ class Lane:
         self.producer: AIOKafkaProducer | None = None
         self.processed = 0
         self.failed = False
+        self.ready = False  # holds an assignment, restored (the worker's /readyz)
         self.batch_lock = asyncio.Lock()  # a batch, or a rebalance's close or restore: never both
         # Fetched, not yet processed records per input partition, and since when a
         # partition number's records have been held for a lagging co-partitioned input.
@@ -413,6 +414,7 @@ class Lane:
                 # their next owner writes to the changelog, so a store kept open here
                 # would be stale if they came back.
                 async with lane.batch_lock:
+                    lane.ready = False
                     lane._close(revoked)
 
             async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
@@ -422,6 +424,7 @@ class Lane:
                 async with lane.batch_lock:
                     lane.assigned = set(assigned)
                     await lane._restore(sorted({tp.partition for tp in assigned}))
+                    lane.ready = True
 
         log.info("lane %s: starting", self.name)  # load bench times the lane from here
         await self.ensure_changelog(BY_NAME[self.proc.topics[0]].partitions)
