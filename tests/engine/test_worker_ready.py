@@ -19,17 +19,17 @@ from load.workers import Worker, free_port, start_at_end
 pytestmark = pytest.mark.integration
 
 
-async def test_readyz_answers_once_every_lane_and_agent_is_assigned(tmp_path) -> None:
+def test_readyz_answers_once_every_lane_and_agent_is_assigned(tmp_path) -> None:
     settings = config.load()
     app_id = f"cs-ready-{uuid.uuid4().hex[:8]}"
-    await start_at_end(settings.kafka_bootstrap, app_id)
+    asyncio.run(start_at_end(settings.kafka_bootstrap, app_id))
     worker = Worker(app_id, "r1", tmp_path / "r1", web_port=free_port())
     worker.start()
     try:
         deadline = time.monotonic() + 90
         while not worker.ready():
             assert time.monotonic() < deadline, f"not ready in 90 s; log {worker.log}"
-            await asyncio.sleep(0.2)
+            time.sleep(0.2)
         with urllib.request.urlopen(f"http://127.0.0.1:{worker.web_port}/readyz", timeout=5) as resp:
             body = orjson.loads(resp.read())
         assert body["status"] == "ok" and body["agents"] is True
