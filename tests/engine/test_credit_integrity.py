@@ -255,6 +255,26 @@ def test_a_machine_that_stops_working_raises_utilisation_collapse_once() -> None
 
 
 # ---------------------------------------------------------------- 10.6 documented means accepted
+def field_names(model: type) -> list[str]:
+    """Every field name of a pydantic model, recursively through nested models, lists
+    and optionals."""
+    from typing import get_args
+
+    from pydantic import BaseModel
+
+    names = []
+    for name, info in model.model_fields.items():
+        names.append(name)
+        stack = [info.annotation]
+        while stack:
+            t = stack.pop()
+            if isinstance(t, type) and issubclass(t, BaseModel):
+                names += field_names(t)
+            else:
+                stack += list(get_args(t))
+    return names
+
+
 def test_every_accepted_program_and_pledge_field_is_documented_and_every_documented_one_works() -> None:
     from pathlib import Path
 
@@ -264,6 +284,10 @@ def test_every_accepted_program_and_pledge_field_is_documented_and_every_documen
     for model in (ev.ProgramPayload, ev.ProgramParameters, ev.PledgePayload):
         missing = [name for name in model.model_fields if f"`{name}`" not in doc]
         assert missing == [], (model.__name__, missing)
+    # And every field of every input event, nested ones included.
+    for cls in ev.INPUT_EVENTS:
+        missing = [name for name in field_names(cls) if f"`{name}`" not in doc]
+        assert missing == [], (cls.__name__, missing)
     f = EventFactory("mls", sc.WEEK0)
     program = orjson.loads(codec.encode(f.program("prg-mls", lenders=(("a", "0.6"), ("b", "0.4")))))
     program["payload"]["min_lender_share"] = "0.4"
