@@ -27,6 +27,7 @@ from streams.domain.signals import (
     one_signal_per_borrower,
     utc_time,
 )
+from streams.domain.signals import alert as raise_alert
 
 log = logging.getLogger(__name__)
 Store = MutableMapping[str, Any]
@@ -165,10 +166,16 @@ class RegistryProcessor(Processor):
         return registry.on_event(store, event)
 
 
+# Ledger records of one borrower kept while its registration has not reached stage 2;
+# beyond this, a ledger record for an unregistered borrower is dead-lettered at once.
+MAX_PARKED_LEDGER = 64
+
+
 class FacilityProcessor(Processor):
     """Stage 2: signals and ledger events by borrower id; runs the credit policy."""
 
     name = "facilities"
+    _record: tuple[bytes | None, bytes, int | None, int | None] = (None, b"", None, None)
     topics = ("cs.signals", "cs.ledger")
     types = frozenset({"ledger.drawdown", "ledger.repayment", "ledger.overdue"})
 
@@ -178,6 +185,7 @@ class FacilityProcessor(Processor):
         # versions) are then a function of the input sequence alone, and a worker that
         # restarts mid-batch re-publishes exactly what it published before.
         if topic != "cs.signals":
+            self._record = (key, value, partition, offset)
             return super().process(store, topic, key, value, partition, offset)
         bid = None
         try:
@@ -185,6 +193,7 @@ class FacilityProcessor(Processor):
             bid = sig["borrower_id"]
             state = store.get(bid) or facility.new_state(bid)
             outs = facility.apply_signal(state, sig)
+            outs += self._apply_parked(state)
             outs += facility.decide_and_publish(state)
             store[bid] = state
             return outs
@@ -198,9 +207,41 @@ class FacilityProcessor(Processor):
 
     def apply(self, store: Store, key: str, event: ev.Envelope) -> list[Output]:
         state = store.get(key) or facility.new_state(key)
+        if state["program"] is None and len(state.get("parked", ())) < MAX_PARKED_LEDGER:
+            # The registration may still be on its way: the registry is another topic,
+            # and its signal reaches this partition after stage 1 read it, so a worker
+            # reading a backlog can see a borrower's drawdown first (issue 19, the late
+            # worker). The record is kept, as it arrived, and applied with the program.
+            k, value, partition, offset = self._record
+            state.setdefault("parked", []).append({
+                "key": k.decode(errors="replace") if k is not None else None,
+                "value": base64.b64encode(value).decode(), "partition": partition, "offset": offset})
+            store[key] = state
+            # Seen, not silent: a borrower that is never registered keeps it visible.
+            return [raise_alert("LEDGER_BEFORE_REGISTRATION", "warning",
+                                f"{event.type} {event.event_id} for borrower {key} arrived before the borrower's "
+                                "registration; it is kept and applied when the program arrives.",
+                                event.occurred_at.timestamp(), [event.event_id], key, None, event.tenant)]
         outs = facility.apply_ledger(state, event)
         outs += facility.decide_and_publish(state)
         store[key] = state
+        return outs
+
+    def _apply_parked(self, state: facility.State) -> list[Output]:
+        """Once the borrower's program is known, apply the ledger records kept until then,
+        in their order, into the decision the program's signal causes (one input, one
+        decision); a record refused now is dead-lettered with its own origin and bytes."""
+        if state["program"] is None or not state.get("parked"):
+            return []
+        outs: list[Output] = []
+        for rec in state.pop("parked"):
+            value = base64.b64decode(rec["value"])
+            key = rec["key"].encode() if rec["key"] is not None else None
+            try:
+                outs += facility.apply_ledger(state, codec.decode(value))
+            except Rejected as exc:
+                outs.append(dead_letter("cs.ledger", rec["partition"], rec["offset"], key, value, self.name,
+                                        exc.reason, str(exc)))
         return outs
 
 

@@ -4,8 +4,14 @@ stage 1's signals go through borrower-keyed signal partitions before stage 2 rea
 Kafka orders records within a partition only. A worker that falls behind (a pause, a
 crash, a rebalance, a late start) reads whole runs of one partition before the next, in
 an order no one chooses. :func:`final_limits` runs the same processors as the worker and
-the replay over one such random merge, so a property test can check that the final limit
-of every borrower does not depend on it (issue 19).
+the replay over one such random schedule, so a property test can check that the final
+limit of every borrower does not depend on it (issue 19).
+
+The schedule follows the runtime: a lane (stage 1's machines, stage 2's facilities, the
+registry) reads its co-partitioned topics merged by record timestamp, and a signal
+carries the timestamp of the input that caused it (streams/fastlane.py); the Faust agents
+(invoices, orders) read their topics in any order. Which processor partition runs next,
+and for how many records, is random. A record's timestamp here is its position in the log.
 """
 
 from __future__ import annotations
@@ -19,49 +25,63 @@ import orjson
 
 from load.world import Rec
 from streams.domain.signals import LIMITS_TOPIC, SIGNALS_TOPIC
-from streams.processors import all_processors, processor_for
+from streams.fastlane import LANES
+from streams.processors import Processor, all_processors
 
 PARTITIONS = 4
+Queue = deque[tuple[int, bytes, bytes]]  # (timestamp, key, value)
 
 
-def final_limits(setup: list[Rec], stream: list[Rec], rng: random.Random,
-                 longest_run: int = 50) -> dict[str, dict[str, Any]]:
-    """The last limit update payload per borrower when ``setup`` is read in order and
-    caught up (as the chaos runs do), then ``stream`` is read as a random merge of its
-    partitions, in runs of 1 to ``longest_run`` records of one partition."""
+def final_limits(setup: list[Rec], stream: list[Rec], rng: random.Random, longest_run: int = 50,
+                 late: bool = False) -> dict[str, dict[str, Any]]:
+    """The last limit update payload per borrower when ``stream`` is read in a random
+    schedule, in runs of 1 to ``longest_run`` records of one processor partition. The
+    ``setup`` is read in order and caught up first (as the chaos runs do), unless
+    ``late``: then it is part of the backlog too (a worker started after everything)."""
     procs = all_processors()
     stores: dict[str, dict[str, Any]] = {p.name: {} for p in procs}
-    queues: dict[tuple[str, int], deque[tuple[bytes, bytes]]] = {}
+    queues: dict[tuple[str, int], Queue] = {}
     final: dict[str, dict[str, Any]] = {}
 
-    def push(topic: str, key: bytes, value: bytes) -> None:
+    def push(topic: str, key: bytes, value: bytes, ts: int) -> None:
         # Any stable hash will do: what matters is that a key meets the same partition
         # number on co-partitioned topics, as with Kafka's default partitioner.
         part = 0 if topic == "cs.registry" else zlib.crc32(key) % PARTITIONS
-        queues.setdefault((topic, part), deque()).append((key, value))
+        queues.setdefault((topic, part), deque()).append((ts, key, value))
 
-    def step(queue: tuple[str, int]) -> None:
-        key, value = queues[queue].popleft()
-        topic = queue[0]
-        proc = processor_for(topic, procs)
-        for out in proc.process(stores[proc.name], topic, key, value, queue[1], 0):
+    def heads(proc: Processor, part: int) -> list[tuple[str, int]]:
+        return [q for t in proc.topics if queues.get(q := (t, part))]
+
+    def step(proc: Processor, part: int) -> bool:
+        live = heads(proc, part)
+        if not live:
+            return False
+        # Lanes merge by timestamp; Faust agents take whichever topic comes.
+        queue = min(live, key=lambda q: queues[q][0][0]) if proc.name in LANES else rng.choice(live)
+        ts, key, value = queues[queue].popleft()
+        for out in proc.process(stores[proc.name], queue[0], key, value, part, 0):
             if out.topic == SIGNALS_TOPIC:
-                push(SIGNALS_TOPIC, out.key.encode(), orjson.dumps(out.value))
+                push(SIGNALS_TOPIC, out.key.encode(), orjson.dumps(out.value), ts)
             elif out.topic == LIMITS_TOPIC:
                 final[out.key] = out.value["payload"]
+        return True
 
-    for topic, key, value in setup:  # in log order, fully caught up, like the replay
-        push(topic, key, value)
-        while live := [q for q in queues if queues[q]]:
-            step(live[0] if (topic, 0) not in live else (topic, 0))
-    for topic, key, value in stream:
-        push(topic, key, value)
-    while live := [q for q in queues if queues[q]]:
-        queue = rng.choice(live)
+    def units() -> list[tuple[Processor, int]]:
+        return [(p, n) for p in procs for n in range(PARTITIONS) if heads(p, n)]
+
+    backlog = [*setup, *stream] if late else stream
+    if not late:
+        for ts, (topic, key, value) in enumerate(setup):  # in log order, caught up, like the replay
+            push(topic, key, value, ts)
+            while live := units():
+                step(*live[0])
+    for ts, (topic, key, value) in enumerate(backlog, start=len(setup) if not late else 0):
+        push(topic, key, value, ts)
+    while live := units():
+        proc, part = rng.choice(live)
         for _ in range(rng.randint(1, longest_run)):
-            if not queues[queue]:
+            if not step(proc, part):
                 break
-            step(queue)
     return final
 
 

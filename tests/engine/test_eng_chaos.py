@@ -16,7 +16,7 @@ from load import chaos
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.parametrize("fault", ["kill", "pause", "churn"])
+@pytest.mark.parametrize("fault", ["kill", "pause", "churn", "late"])
 async def test_engine_fault_with_business_events_loses_nothing_and_matches_the_replay(fault: str) -> None:
     res = await chaos.run(fault, events=4000, machines=120, rate=800, seed=3, business_every=10)
     assert res.events_in > 4000 and res.updates_out >= res.borrowers > 0

@@ -161,9 +161,13 @@ def test_unknown_borrower_and_unpledged_machine_are_dead_lettered() -> None:
     from schemas.factory import EventFactory
 
     f = EventFactory("dlq", sc.WEEK0)
-    _, _, dead = run([f.drawdown("ln-x", "nobody", "prg-x", "10"), f.equipment("exc-nobody", 5.0)])
+    # A ledger event for an unregistered borrower is kept (its registration may be on its
+    # way, on another topic) with an alert; beyond 64 kept, it is dead-lettered.
+    kept = [f.drawdown(f"ln-{i}", "nobody", "prg-x", "10") for i in range(65)]
+    _, alerts, dead = run([*kept, f.equipment("exc-nobody", 5.0)])
     assert [d["payload"]["reason"] for d in dead] == ["unknown_borrower", "unpledged_machine"]
     assert all(d["payload"]["value_b64"] for d in dead)
+    assert [a["code"] for a in alerts] == ["LEDGER_BEFORE_REGISTRATION"] * 64
 
 
 def test_replay_is_byte_identical() -> None:
