@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from schemas.events import Envelope
+
 SIGNALS_TOPIC = "cs.signals"
 LIMITS_TOPIC = "cs.limits"
 ALERTS_TOPIC = "cs.alerts"
@@ -103,7 +105,7 @@ def alert(code: str, severity: str, text: str, at: float, triggers: list[str],
     return Output(ALERTS_TOPIC, borrower_id or asset_id or alert_id, value)
 
 
-def event_key(event: Any) -> str:
+def event_key(event: Envelope) -> str:
     """An input's identity in the engine's states: its event id *within its tenant*.
 
     Event ids are chosen by each publisher, so two tenants may use the same one; an id
@@ -119,7 +121,7 @@ def event_key(event: Any) -> str:
 # its legacy ``seen:<id>`` keys.
 
 
-def first_time(state: dict[str, Any], event: Any, keep: int = 32) -> bool:
+def first_time(state: dict[str, Any], event: Envelope, keep: int = 32) -> bool:
     """Remember ``event`` (by :func:`event_key`) in the asset's recent inputs; False when
     it was seen already.
 
