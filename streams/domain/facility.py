@@ -135,12 +135,13 @@ def apply_ledger(state: State, event: ev.Envelope) -> list[Output]:
     if money is not None and money.currency != state["program"]["currency"]:
         raise Rejected("currency_mismatch", f"{event.type} of {money.amount} {money.currency} for borrower "
                        f"{p.borrower_id}, whose program is in {state['program']['currency']}")
+    key = event_key(event)  # per tenant: a lender's and the operator's ids may coincide
+    seen = state["loans"].get(p.loan_id, {}).get("ids", [])
+    if key in seen or event.event_id in seen:  # or a bare id from before 2026.12-1
+        return []  # a repeat, before the range check: a redelivered drawdown is not refused
     if isinstance(event, ev.Drawdown):
         _check_outstanding(state, p.loan_id, p.amount.amount)
     loan = state["loans"].setdefault(p.loan_id, {"out": "0", "overdue": False, "ids": []})
-    key = event_key(event)  # per tenant: a lender's and the operator's ids may coincide
-    if key in loan["ids"] or event.event_id in loan["ids"]:  # or a bare id from before 2026.12-1
-        return []
     loan["ids"] = [*loan["ids"][-63:], key]
     outs: list[Output] = []
     at = event.occurred_at.timestamp()

@@ -339,3 +339,13 @@ def test_a_refused_input_changes_nothing_so_its_corrected_retry_is_applied() -> 
     limits, _, dead = run(events + [issued, wrong, retry])
     assert [d["reason"] for d in dead] == ["party_mismatch"]
     assert [u for u in limits if u["borrower_id"] == "sup-rf"][-1]["limit"]["amount"] == "720000.00"
+
+
+def test_a_redelivered_drawdown_is_a_repeat_not_a_refusal() -> None:
+    # The range check (outstanding below 10^16) ran before the repeat check: a
+    # redelivered large drawdown was dead-lettered as amount_out_of_range.
+    events, _ = sc.receivables("rd")
+    f = EventFactory("rd-l", sc.WEEK0 + timedelta(hours=1))
+    big = f.drawdown("ln-rd", "sup-rd", "prg-rd", "6000000000000000")
+    _, _, dead = run(events + [big, big])
+    assert dead == []
