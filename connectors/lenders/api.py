@@ -3,6 +3,12 @@
 Auth: ``Authorization: Bearer <api key>``. Every read is filtered to the borrowers whose
 updates name the caller among their lenders; anything else answers 404, exactly like a
 borrower that does not exist, so the API does not reveal whom other lenders fund.
+
+The browser console (connectors/lenders/console/) is served by the same app: static
+files only, which call these same endpoints with the same key.
+
+Errors have one shape across the lender API and the ingest gateway:
+``{"error": code, "reason": sentence}``.
 """
 
 from __future__ import annotations
@@ -19,8 +25,9 @@ from aiohttp import web
 
 from connectors.gateway import httplog
 from connectors.ledger.store import NOTIFY_CHANNEL
-from connectors.lenders import repo
+from connectors.lenders import console, operators, repo
 from connectors.lenders.access import CursorError, parse_cursor, parse_int
+from connectors.lenders.portfolio import SORTS, STATUSES, Query, portfolio
 from connectors.pg.errors import CONNECTION_ERRORS
 
 log = logging.getLogger(__name__)
@@ -46,14 +53,22 @@ class Waker:
 
 
 WAKER = web.AppKey("waker", Waker)
+# Set when the server shuts down: open streams end at once (the client resumes elsewhere
+# or later with Last-Event-ID) instead of holding the shutdown for aiohttp's 60 s grace.
+CLOSING = web.AppKey("closing", asyncio.Event)
+SCRAPER = web.AppKey("scraper", operators.EngineScraper)
+# Consumer groups whose lag the operators page shows, by name prefix: the engine (its
+# Faust agents and lanes), the ledger and the webhook dispatcher.
+LAG_GROUPS = ("creditstream-engine", "creditstream-ledger", "creditstream-webhooks")
 
 
 def _json(data: object, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
 
-def _error(status: int, error: str, detail: str) -> web.Response:
-    return _json({"error": error, "detail": detail}, status)
+def _error(status: int, error: str, reason: str) -> web.Response:
+    # The gateway's shape (connectors/gateway/app.py): one parser for every creditstream answer.
+    return _json({"error": error, "reason": reason}, status)
 
 
 def _not_found(borrower_id: str) -> web.Response:
@@ -121,6 +136,45 @@ async def healthz(request: web.Request) -> web.Response:
     return _json({"ok": True})
 
 
+async def get_me(request: web.Request) -> web.Response:
+    return _json(await repo.profile(request.app[POOL], request[LENDER]))
+
+
+def _choice(request: web.Request, name: str, allowed: tuple[str, ...] | dict, default: str | None) -> str | None:
+    value = request.query.get(name) or default
+    if value is not None and value not in allowed:
+        raise BadParameter(f"{name} must be one of {', '.join(allowed)}")
+    return value
+
+
+async def get_portfolio(request: web.Request) -> web.Response:
+    program = request.query.get("program") or None
+    if program is not None and not _BORROWER_ID.fullmatch(program):
+        raise BadParameter("program must be a contract id")
+    q = request.query.get("q") or None
+    if q is not None and (len(q) > 64 or not q.isprintable()):
+        raise BadParameter("q must be at most 64 printable characters")
+    query = Query(program=program, status=_choice(request, "status", STATUSES, None), q=q,
+                  sort=_choice(request, "sort", SORTS, "borrower") or "borrower",
+                  descending=_choice(request, "order", ("asc", "desc"), "asc") == "desc",
+                  limit=_int_param(request, "limit", 1000, 1, 5000) or 1000)
+    pool = request.app[POOL]
+    # The cursor is read before the rows: a client that starts the stream from it misses
+    # no update committed after its snapshot (one it already has comes again, by version).
+    cursor = await repo.max_seq(pool)
+    return _json({**await portfolio(pool, request[LENDER], query), "cursor": cursor})
+
+
+async def get_operators(request: web.Request) -> web.Response:
+    opts, lender = request.app[OPTIONS], request[LENDER]
+    engine, lag = await asyncio.gather(
+        request.app[SCRAPER].scrape(),
+        operators.consumer_lag(opts["bootstrap"], opts["lag_groups"]) if opts["bootstrap"]
+        else asyncio.sleep(0, {"groups": [], "error": "no Kafka configured"}))
+    return _json({"engine": engine, "consumer_lag": lag,
+                  "webhooks": await operators.webhook_failures(request.app[POOL], lender)})
+
+
 async def get_limit(request: web.Request) -> web.Response:
     borrower = _borrower(request)
     update = await repo.current_limit(request.app[POOL], request[LENDER], borrower)
@@ -155,6 +209,8 @@ async def stream_limits(request: web.Request) -> web.StreamResponse:
         cursor = parse_cursor(request.headers.get("Last-Event-ID") or request.query.get("since"))
     except CursorError as exc:
         return _error(400, "bad_cursor", str(exc))
+    # scope=portfolio: every visible update (the console); default: what is subscribed.
+    subscribed_only = _choice(request, "scope", ("subscriptions", "portfolio"), "subscriptions") == "subscriptions"
     if cursor is None:
         cursor = await repo.max_seq(pool)  # no cursor: live from now on
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
@@ -164,14 +220,15 @@ async def stream_limits(request: web.Request) -> web.StreamResponse:
     idle = 0.0
     try:
         # aiohttp does not cancel handlers when a client leaves: stop when the socket closes.
-        while request.transport is not None and not request.transport.is_closing():
+        while (request.transport is not None and not request.transport.is_closing()
+               and not request.app[CLOSING].is_set()):
             # A stream is one long request: the key is checked again before every read, so
             # a rotated key or a disabled lender ends it within a poll interval, not only
             # at the client's next reconnect (which then answers 401).
             if await _caller(request) != lender:
                 await resp.write(b": unauthorized\n\n")
                 break
-            rows = await repo.stream_since(pool, lender, cursor, 500)
+            rows = await repo.stream_since(pool, lender, cursor, 500, subscribed_only)
             for seq, envelope in rows:
                 await resp.write(b"id: %d\nevent: limit.updated\ndata: %s\n\n"
                                  % (seq, orjson.dumps(envelope)))
@@ -193,6 +250,11 @@ async def stream_limits(request: web.Request) -> web.StreamResponse:
     return resp
 
 
+async def _closing(app: web.Application) -> None:
+    app[CLOSING].set()
+    app[WAKER].notify()
+
+
 async def _listen(app: web.Application):  # type: ignore[no-untyped-def]
     """LISTEN for ledger commits; a dead listener only makes streams fall back to polling."""
     conn: asyncpg.Connection | None = None
@@ -208,15 +270,27 @@ async def _listen(app: web.Application):  # type: ignore[no-untyped-def]
             await app[POOL].release(conn)
 
 
-def make_app(pool: asyncpg.Pool, *, poll_s: float = 1.0, heartbeat_s: float = 15.0) -> web.Application:
-    """The lender API on ``pool``; ``poll_s`` bounds stream latency if a NOTIFY is missed."""
+def make_app(pool: asyncpg.Pool, *, poll_s: float = 1.0, heartbeat_s: float = 15.0,
+             engine_metrics: list[str] | None = None, bootstrap: str | None = None,
+             lag_groups: tuple[str, ...] = LAG_GROUPS) -> web.Application:
+    """The lender API and console on ``pool``; ``poll_s`` bounds stream latency if a
+    NOTIFY is missed; ``engine_metrics`` (workers' /metrics URLs) and ``bootstrap`` feed
+    the operators page."""
     httplog.install()
-    app = web.Application(middlewares=[auth])
+    app = web.Application(middlewares=[auth, console.headers])
     app[POOL] = pool
     app[WAKER] = Waker()
-    app[OPTIONS] = {"poll_s": poll_s, "heartbeat_s": heartbeat_s}
+    app[CLOSING] = asyncio.Event()
+    app.on_shutdown.append(_closing)
+    app[SCRAPER] = operators.EngineScraper(list(engine_metrics or ()))
+    app[OPTIONS] = {"poll_s": poll_s, "heartbeat_s": heartbeat_s, "bootstrap": bootstrap,
+                    "lag_groups": list(lag_groups)}
     app.cleanup_ctx.append(_listen)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/v1/me", get_me)
+    app.router.add_get("/v1/portfolio", get_portfolio)
+    app.router.add_get("/v1/operators", get_operators)
+    console.add_routes(app)
     app.router.add_get("/v1/borrowers/{borrower_id}/limit", get_limit)
     app.router.add_get("/v1/borrowers/{borrower_id}/history", get_history)
     app.router.add_get("/v1/borrowers/{borrower_id}/alerts", get_alerts)

@@ -83,6 +83,15 @@ async def authenticate(conn: Conn, api_key: str) -> str | None:
         "SELECT lender_id FROM lenders WHERE api_key_hash = $1 AND active", hash_key(api_key))
 
 
+async def profile(conn: Conn, lender_id: str) -> dict[str, Any]:
+    """What a signed-in lender may know about itself: id, name and what is pushed to it."""
+    row = await conn.fetchrow("SELECT lender_id, name FROM lenders WHERE lender_id = $1", lender_id)
+    subs = await conn.fetch("SELECT scope, program_id, borrower_ids FROM lender_subscriptions"
+                            " WHERE lender_id = $1 ORDER BY id", lender_id)
+    return {"lender_id": row["lender_id"], "name": row["name"],
+            "subscriptions": [{k: v for k, v in dict(s).items() if v is not None} for s in subs]}
+
+
 async def rotate_key(conn: Conn, lender_id: str) -> str:
     """Replace a lender's API key; return the new one (shown once). The old key stops
     working on the next request, and open streams end at their next poll."""
@@ -138,15 +147,19 @@ async def max_seq(conn: Conn) -> int:
     return int(await conn.fetchval("SELECT coalesce(max(seq), 0) FROM decision_log"))
 
 
-async def stream_since(conn: Conn, lender_id: str, seq: int,
-                       limit: int = 500) -> list[tuple[int, dict[str, Any]]]:
-    """Decisions after ``seq`` that are pushed to the lender (entitled and subscribed)."""
+_SUBSCRIBED = (" AND EXISTS (SELECT 1 FROM lender_subscriptions s WHERE s.lender_id = $1 AND ("
+               "   s.scope = 'all' OR (s.scope = 'program' AND s.program_id = d.program_id)"
+               "   OR (s.scope = 'borrowers' AND d.borrower_id = ANY (s.borrower_ids))))")
+
+
+async def stream_since(conn: Conn, lender_id: str, seq: int, limit: int = 500,
+                       subscribed_only: bool = True) -> list[tuple[int, dict[str, Any]]]:
+    """Decisions after ``seq`` that the lender may see; with ``subscribed_only`` (the
+    default, what is pushed) only those its subscriptions select. The console follows
+    its whole portfolio, whatever is subscribed: entitlement still filters every row."""
     rows = await conn.fetch(
         f"SELECT d.seq, d.payload FROM decision_log d WHERE d.seq > $2 AND {_VISIBLE}"
-        " AND EXISTS (SELECT 1 FROM lender_subscriptions s WHERE s.lender_id = $1 AND ("
-        "   s.scope = 'all' OR (s.scope = 'program' AND s.program_id = d.program_id)"
-        "   OR (s.scope = 'borrowers' AND d.borrower_id = ANY (s.borrower_ids))))"
-        " ORDER BY d.seq LIMIT $3", lender_id, seq, limit)
+        f"{_SUBSCRIBED if subscribed_only else ''} ORDER BY d.seq LIMIT $3", lender_id, seq, limit)
     return [(r["seq"], _envelope(r["payload"])) for r in rows]
 
 

@@ -104,7 +104,7 @@ async def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from connectors.lenders.access import RetryPolicy
-    from connectors.lenders.api import make_app
+    from connectors.lenders.api import LAG_GROUPS, make_app
     from connectors.lenders.webhooks import CannotOpenData, Dispatcher, preflight
     from connectors.pg.migrate import migrate
     from creditstream import config
@@ -125,13 +125,19 @@ async def _serve(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    runner = web.AppRunner(make_app(pool))
+    bootstrap = args.bootstrap or settings.kafka_bootstrap
+    engine = args.engine_metrics or [f"http://127.0.0.1:{settings.worker_web_port}/metrics"]
+    runner = web.AppRunner(make_app(pool, engine_metrics=engine, bootstrap=bootstrap,
+                                    lag_groups=tuple(args.lag_group or LAG_GROUPS)))
     await runner.setup()
     await web.TCPSite(runner, args.host, args.port).start()
-    logging.info("lenders: API on http://%s:%d (REST + SSE)", args.host, args.port)
+    # One line on stdout when it answers, with where: what a person (or script) waits for.
+    print(f"lenders serve: ready; API http://{args.host}:{args.port}/v1/, console "
+          f"http://{args.host}:{args.port}/console/, webhooks {'off' if args.no_webhooks else 'on'}",
+          flush=True)
     tasks = []
     if not args.no_webhooks:
-        dispatcher = Dispatcher(args.bootstrap or settings.kafka_bootstrap, pool,
+        dispatcher = Dispatcher(bootstrap, pool,
                                 policy=RetryPolicy(max_attempts=args.max_attempts),
                                 url_policy=_url_policy(args))
         tasks.append(asyncio.create_task(dispatcher.run(stop), name="webhook dispatcher"))
@@ -211,12 +217,20 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         s.add_argument("lender_id")
         s.set_defaults(func=_run, coro=_set_active)
 
-    s = a.add_parser("serve", help="REST + SSE API and the webhook dispatcher")
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=18090)
-    s.add_argument("--bootstrap", help="Kafka bootstrap servers (default: local stack)")
+    s = a.add_parser("serve", help="REST + SSE API, the browser console (/console/) and the webhook dispatcher",
+                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    s.add_argument("--port", type=int, default=18090, help="port to listen on")
+    s.add_argument("--bootstrap", help="Kafka bootstrap servers (default: the local stack's, "
+                   "CREDITSTREAM_KAFKA_BOOTSTRAP)")
     s.add_argument("--pool", type=int, default=10, help="PostgreSQL connections")
     s.add_argument("--max-attempts", type=int, default=10, help="webhook attempts before a dead letter")
-    s.add_argument("--no-webhooks", action="store_true", help="serve the API only")
+    s.add_argument("--no-webhooks", action="store_true", help="serve the API and console only")
+    s.add_argument("--engine-metrics", action="append", metavar="URL",
+                   help="a worker's /metrics for the console's operators page; repeat for "
+                        "several workers (default: http://127.0.0.1:CREDITSTREAM_WORKER_WEB_PORT/metrics, 16066)")
+    s.add_argument("--lag-group", action="append", metavar="PREFIX",
+                   help="consumer groups whose lag the operators page shows, by name prefix; repeatable "
+                        f"(default: {', '.join(('creditstream-engine', 'creditstream-ledger', 'creditstream-webhooks'))})")
     _url_flags(s)
     s.set_defaults(func=_run, coro=_serve)

@@ -5,7 +5,7 @@ API's routes with the borrower id and the query broken (NUL and control characte
 invalid UTF-8 and lone surrogates percent-encoded, slashes, very long ids, signs,
 exponents, non-ASCII digits, numbers past 64 bits, repeated parameters), plus unknown
 paths and cursors in ``Last-Event-ID``. The contract: a JSON answer below 500; every 4xx
-carries ``error`` and ``detail``. A stream that opens (200) is closed at once.
+carries ``error`` and ``reason`` (the gateway's error shape). A stream that opens (200) is closed at once.
 """
 
 from __future__ import annotations
@@ -85,8 +85,8 @@ def problem(status: int, content_type: str, body: bytes) -> str | None:
         answer = orjson.loads(body)
     except orjson.JSONDecodeError:
         return f"HTTP {status} answer is not JSON: {body[:200]!r}"
-    if status >= 400 and not (isinstance(answer, dict) and answer.get("error") and answer.get("detail")):
-        return f"HTTP {status} without error and detail: {body[:200]!r}"
+    if status >= 400 and not (isinstance(answer, dict) and answer.get("error") and answer.get("reason")):
+        return f"HTTP {status} without error and reason: {body[:200]!r}"
     return None
 
 

@@ -98,7 +98,7 @@ async def test_ld_rest_each_lender_reads_only_its_borrowers(bootstrap: str, pg_u
         # Y funds by only: bx looks exactly like a borrower that does not exist.
         for path in ("limit", "history", "alerts"):
             assert await env.get(f"/v1/borrowers/{env.bx}/{path}", env.key_y) == (
-                404, {"error": "not_found", "detail": f"no borrower {env.bx!r} in your portfolio"})
+                404, {"error": "not_found", "reason": f"no borrower {env.bx!r} in your portfolio"})
             assert (await env.get(f"/v1/borrowers/nobody-{uid}/{path}", env.key_y))[0] == 404
         assert (await env.get(f"/v1/borrowers/{env.by}/limit", env.key_y))[0] == 200
         assert (await env.get(f"/v1/borrowers/{env.by}/limit", env.key_x))[0] == 404
