@@ -2,11 +2,11 @@
 .PHONY: demo test lint
 
 demo:
-	./scripts/bootstrap.sh
+	./scripts/bootstrap.sh demo
 	.venv/bin/creditstream demo
 
 test:
-	./scripts/bootstrap.sh
+	./scripts/bootstrap.sh test
 	.venv/bin/creditstream test
 
 lint:
