@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
 from collections.abc import Callable
 
 from creditstream import config
@@ -82,10 +84,41 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _unreachable(args: argparse.Namespace, exc: BaseException) -> str | None:
+    """One line for a server that did not answer (issue 14: a 55-line traceback ending in
+    ConnectionRefusedError was all `keys list` said with the stack down), or None."""
+    from urllib.parse import urlsplit
+
+    if isinstance(exc, RuntimeError) and "no PostgreSQL configured" in str(exc):
+        return str(exc)
+    aiokafka = type(exc).__module__.startswith("aiokafka") and "Connection" in type(exc).__name__
+    if not (isinstance(exc, OSError | TimeoutError) or aiokafka):
+        return None
+    frames = [f.filename for f in traceback.extract_tb(exc.__traceback__)]
+    settings = config.load()
+    if aiokafka or any("/aiokafka/" in f for f in frames):
+        where = f"Kafka at {getattr(args, 'bootstrap', None) or settings.kafka_bootstrap}"
+    elif any("/asyncpg/" in f for f in frames):
+        url = urlsplit(getattr(args, "pg_url", None) or settings.pg_url)  # never the password
+        where = f"PostgreSQL at {url.hostname}:{url.port or 5432}"
+    else:
+        return None
+    why = os.strerror(exc.errno) if isinstance(exc, OSError) and exc.errno else type(exc).__name__
+    return f"cannot reach {where} ({why}): run `creditstream stack up` (or set CREDITSTREAM_PG_URL / " \
+           "CREDITSTREAM_KAFKA_BOOTSTRAP to servers that run)"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     func: Handler = args.func
-    return func(args)
+    try:
+        return func(args)
+    except Exception as exc:
+        line = _unreachable(args, exc)
+        if line is None:
+            raise
+        print(f"creditstream {args.command}: {line}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,0 +1,52 @@
+"""Commands run with the stack down say in one line what they cannot reach and what to
+run, and exit non-zero, without a traceback (issue 14: `keys list`, `lenders list` and
+`gateway` printed 55 lines ending in ConnectionRefusedError)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from creditstream.config import REPO_ROOT
+from creditstream.stack.process import free_port
+
+CLI = str(Path(sys.executable).parent / "creditstream")
+
+
+def run(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=60, cwd=REPO_ROOT,
+                          env={**os.environ, **env})
+
+
+@pytest.mark.parametrize("args", [
+    ["keys", "list"], ["keys", "create", "--tenant", "t", "--types", "*"], ["lenders", "list"],
+    ["lenders", "add", "bank-x", "--name", "X"], ["gateway", "--port", "0"], ["ledger"],
+    ["parties", "show", "p-1"], ["lenders", "serve", "--port", "0"]])
+def test_cli_postgres_down_is_one_line_and_non_zero(args: list[str]) -> None:
+    port = free_port()  # nothing listens there
+    res = run(args, CREDITSTREAM_PG_URL=f"postgresql://cs:s3cret-pw@127.0.0.1:{port}/cs")
+    assert res.returncode != 0
+    assert "Traceback" not in res.stderr + res.stdout, res.stderr
+    line = f"creditstream {args[0]}: cannot reach PostgreSQL at 127.0.0.1:{port} (Connection refused): " \
+           "run `creditstream stack up`"
+    assert line in res.stderr, res.stderr
+    assert "s3cret-pw" not in res.stderr + res.stdout
+
+
+def test_cli_kafka_down_is_one_line_and_non_zero() -> None:
+    res = run(["ledger"], CREDITSTREAM_KAFKA_BOOTSTRAP=f"127.0.0.1:{free_port()}")
+    assert res.returncode != 0 and "Traceback" not in res.stderr
+    assert "creditstream ledger: cannot reach Kafka at 127.0.0.1:" in res.stderr, res.stderr
+
+
+def test_cli_without_a_stack_says_what_to_run(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "CREDITSTREAM_PG_URL"}
+    res = subprocess.run([CLI, "lenders", "list"], capture_output=True, text=True, timeout=60,
+                         env={**env, "CREDITSTREAM_STATE_DIR": str(tmp_path)})
+    assert res.returncode != 0 and "Traceback" not in res.stderr
+    assert res.stderr.strip() == ("creditstream lenders: no PostgreSQL configured: set "
+                                  "CREDITSTREAM_PG_URL or run `creditstream stack up`")
