@@ -81,7 +81,28 @@ def build_parser() -> argparse.ArgumentParser:
     from creditstream import commands
 
     commands.register(sub)
+    _show_defaults(p)
     return p
+
+
+class _DefaultsFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default, unless the text already says it or
+    there is none worth saying (None, False)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (action.option_strings and action.default not in (None, False, argparse.SUPPRESS)
+                and "default" not in text.lower()):
+            text += " (default: %(default)s)"
+        return text
+
+
+def _show_defaults(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = _DefaultsFormatter
+    for action in parser._actions:  # noqa: SLF001 - argparse has no public walk
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            for child in action.choices.values():
+                _show_defaults(child)
 
 
 def _unreachable(args: argparse.Namespace, exc: BaseException) -> str | None:

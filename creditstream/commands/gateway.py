@@ -17,14 +17,21 @@ def _run(args: argparse.Namespace) -> int:
     asyncio.run(migrate(settings.pg_url))
     limits = Limits(max_in_flight=args.max_in_flight, max_items=args.max_items,
                     max_in_flight_per_tenant=args.max_in_flight_per_tenant, body_timeout_s=args.body_timeout)
+    port = args.port or settings.gateway_port
+
+    def ready(_: str) -> None:
+        # aiohttp's banner replaced by one line with the address, printed once it listens.
+        print(f"gateway: ready; POST http://{args.host}:{port}/v1/events (Kafka {settings.kafka_bootstrap})",
+              flush=True)
+
     web.run_app(build_app(settings.pg_url, settings.kafka_bootstrap, limits), host=args.host,
-                port=args.port or settings.gateway_port, print=None)
+                port=port, print=ready)
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("gateway", help="HTTP ingest gateway: POST /v1/events with a tenant API key")
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
     p.add_argument("--port", type=int, default=None, help="default CREDITSTREAM_GATEWAY_PORT (18080)")
     p.add_argument("--max-in-flight", type=int, default=32, help="requests in flight before 429")
     p.add_argument("--max-in-flight-per-tenant", type=int, default=8,

@@ -110,12 +110,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("keys", help="gateway API keys: create, revoke, list")
     actions = p.add_subparsers(dest="action", required=True)
     c = actions.add_parser("create", help="create a key; it is printed once and stored only as a hash")
-    c.add_argument("--tenant", required=True)
+    c.add_argument("--tenant", required=True, help="the tenant (core enterprise) the key publishes for; "
+                   "events of another tenant are refused")
     c.add_argument("--types", required=True, help="comma-separated event types, or *")
-    c.add_argument("--parties", default="", help="party ids the key speaks for (buyer, seller...), or *")
-    c.add_argument("--programs", default="", help="programs it may pledge and register for, or *")
+    c.add_argument("--parties", default="", help="party ids the key speaks for (buyer, seller...), or * "
+                   "(default: none)")
+    c.add_argument("--programs", default="", help="programs it may pledge and register for, or * "
+                   "(default: none)")
     r = actions.add_parser("revoke", help="revoke a key by its id")
-    r.add_argument("key_id")
+    r.add_argument("key_id", help="the key id printed by `keys create` and `keys list` (not the key)")
     actions.add_parser("list", help="list keys (ids and scopes, never secrets)")
     d = actions.add_parser("data-key", help="the data key sealing secrets and personal data at rest")
     d.add_argument("what", choices=("new", "status", "rekey"),

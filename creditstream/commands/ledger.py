@@ -22,7 +22,11 @@ async def _main(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     ledger = Ledger(args.bootstrap or settings.kafka_bootstrap, pg_url, group=args.group,
                     max_records=args.batch)
-    logging.info("ledger: consuming cs.limits and cs.alerts as group %s", args.group)
+    from urllib.parse import urlsplit
+
+    pg = urlsplit(pg_url)  # the address, never the password
+    print(f"ledger: ready; consuming cs.limits and cs.alerts from {args.bootstrap or settings.kafka_bootstrap} "
+          f"as group {args.group} into PostgreSQL at {pg.hostname}:{pg.port or 5432}", flush=True)
     await ledger.run(stop)
     s = ledger.stats
     logging.info("ledger: stopped; %d records, %d batches, %d dead letters, %d retries",

@@ -191,13 +191,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     s = a.add_parser("add", help="register a lender; prints its API key and webhook secret once")
     s.add_argument("lender_id", help="the id used in limit updates (payload.lenders[].lender_id)")
-    s.add_argument("--name", required=True)
-    s.add_argument("--webhook-url", help="HTTPS endpoint that receives signed limit updates")
+    s.add_argument("--name", required=True, help="the lender's display name (shown in the console)")
+    s.add_argument("--webhook-url", help="endpoint that receives signed limit updates: https:// to a public "
+                   "address (http:// only to this machine, with --allow-loopback-webhooks); none: no webhooks")
     _url_flags(s)
     s.set_defaults(func=_run, coro=_add)
 
     s = a.add_parser("subscribe", help="push updates of all funded borrowers, a program or a list")
-    s.add_argument("lender_id")
+    s.add_argument("lender_id", help="the lender, as registered by `lenders add`")
     g = s.add_mutually_exclusive_group(required=True)
     g.add_argument("--all", action="store_true", help="every borrower the lender funds")
     g.add_argument("--program", help="borrowers of one program")
@@ -208,17 +209,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     s.set_defaults(func=_run, coro=_list)
 
     s = a.add_parser("rotate-key", help="replace a lender's API key (the old one stops working); prints it once")
-    s.add_argument("lender_id")
+    s.add_argument("lender_id", help="the lender, as registered by `lenders add`")
     s.set_defaults(func=_run, coro=_rotate_key)
 
     for action, text in (("disable", "revoke a lender's access: REST and stream answer 401, webhooks stop"),
                          ("enable", "restore a disabled lender's access")):
         s = a.add_parser(action, help=text)
-        s.add_argument("lender_id")
+        s.add_argument("lender_id", help="the lender, as registered by `lenders add`")
         s.set_defaults(func=_run, coro=_set_active)
 
-    s = a.add_parser("serve", help="REST + SSE API, the browser console (/console/) and the webhook dispatcher",
-                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    s = a.add_parser("serve", help="REST + SSE API, the browser console (/console/) and the webhook dispatcher")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on")
     s.add_argument("--port", type=int, default=18090, help="port to listen on")
     s.add_argument("--bootstrap", help="Kafka bootstrap servers (default: the local stack's, "
