@@ -86,6 +86,17 @@ def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> web.
                         headers=headers)
 
 
+def _event_id(raw: bytes) -> str | None:
+    """The event id of an item that failed validation, when it has a readable one: the
+    client finds which of its events was refused by id, not only by position."""
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    event_id = value.get("event_id") if isinstance(value, dict) else None
+    return event_id[:200] if isinstance(event_id, str) else None
+
+
 def _items(request_body: bytes, content_type: str) -> list[bytes]:
     if content_type == NDJSON:
         return [line for line in request_body.split(b"\n") if line.strip()]
@@ -98,9 +109,20 @@ STORE = web.AppKey("store", GatewayStore)
 PRODUCER = web.AppKey("producer", object)
 
 
+@web.middleware
+async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Unknown paths and methods answer in the error shape of every other answer here and
+    of the lender API, ``{"error", "reason"}``, not aiohttp's plain-text page."""
+    try:
+        return await handler(request)
+    except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as exc:
+        return _json(exc.status, {"error": exc.reason.lower().replace(" ", "_"),
+                                  "reason": f"{request.method} {request.path[:200]}: {exc.reason}"})
+
+
 def build_app(pg_url: str, bootstrap: str, limits: Limits = DEFAULT_LIMITS) -> web.Application:
     httplog.install()
-    app = web.Application(client_max_size=limits.max_body_bytes)
+    app = web.Application(client_max_size=limits.max_body_bytes, middlewares=[json_errors])
     metrics = Metrics()
     gate = asyncio.Semaphore(limits.max_in_flight)
     tenants = TenantSlots(limits.max_in_flight_per_tenant)
@@ -247,7 +269,8 @@ def build_app(pg_url: str, bootstrap: str, limits: Limits = DEFAULT_LIMITS) -> w
             try:
                 event = codec.decode(raw)
             except codec.DecodeError as exc:
-                results.append({"index": i, "status": "rejected", "reason": exc.reason, "errors": exc.errors})
+                results.append({"index": i, "event_id": _event_id(raw), "status": "rejected",
+                                "reason": exc.reason, "errors": exc.errors})
                 metrics.items.labels("rejected", exc.reason).inc()
                 continue
             why = refuse(scope, event)
@@ -263,11 +286,14 @@ def build_app(pg_url: str, bootstrap: str, limits: Limits = DEFAULT_LIMITS) -> w
                 return failed
         results.sort(key=lambda r: r["index"])
         ok = sum(1 for r in results if r["status"] in ("accepted", "duplicate"))
-        if ok == len(results):
+        refused = [r["status"] for r in results if r["status"] not in ("accepted", "duplicate")]
+        # 207 only when this request put something on the log and refused something:
+        # duplicates and refusals alone (nothing new accepted) answer like the refusals.
+        if not refused:
             status = 200
-        elif ok:
+        elif any(r["status"] == "accepted" for r in results):
             status = 207
-        elif all(r["status"] == "forbidden" for r in results):
+        elif all(s == "forbidden" for s in refused):
             status = 403
         else:
             status = 422
