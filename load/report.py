@@ -18,6 +18,24 @@ COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b")
 Point = tuple[float, float]
 
 
+def nice_step(span: float, most: int = 6) -> float:
+    """A round tick step (1, 2, 2.5 or 5 times a power of ten) giving at most ``most``
+    intervals over ``span``: axes read 0, 250, 500, not 0, 262.5, 525."""
+    if span <= 0:
+        return 1.0
+    raw = span / most
+    power = 10 ** math.floor(math.log10(raw))
+    return next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
+
+
+def ticks(lo: float, hi: float, most: int = 6) -> list[float]:
+    """Round tick values covering [lo, hi]: from a multiple of the step at or below lo to
+    the first multiple at or above hi."""
+    step = nice_step(hi - lo, most)
+    first, last = math.floor(lo / step), math.ceil(hi / step)
+    return [round(i * step, 10) for i in range(first, last + 1)]
+
+
 def _nice(v: float) -> str:
     if v == 0:
         return "0"
@@ -29,18 +47,25 @@ def _nice(v: float) -> str:
 
 
 def line_chart(title: str, series: dict[str, Sequence[Point]], x_label: str, y_label: str,
-               width: int = 760, height: int = 260, x_ticks: Sequence[tuple[float, str]] | None = None) -> str:
-    """An SVG line chart of named series of (x, y) points; empty series are skipped."""
+               width: int = 1100, height: int = 300, x_ticks: Sequence[tuple[float, str]] | None = None) -> str:
+    """An SVG line chart of named series of (x, y) points; empty series are skipped.
+
+    The chart scales to the page's width (a viewBox, width 100%); both axes end on round
+    tick values."""
     pad_l, pad_r, pad_t, pad_b = 70, 20, 30, 45
     pts = [p for s in series.values() for p in s]
     esc = html.escape
     if not pts:
-        return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="60"><text x="10" y="35">'
-                f"{esc(title)}: no data</text></svg>")
+        return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} 60" width="100%">'
+                f'<text x="10" y="35">{esc(title)}: no data</text></svg>')
     x0, x1 = min(p[0] for p in pts), max(p[0] for p in pts)
-    y1 = max(p[1] for p in pts) or 1.0
     x1 = x1 if x1 > x0 else x0 + 1
-    y1 *= 1.05
+    if x_ticks is None:
+        xt = ticks(x0, x1)
+        x0, x1 = xt[0], xt[-1]
+        x_ticks = [(x, _nice(x)) for x in xt]
+    y_ticks = ticks(0.0, max(p[1] for p in pts) or 1.0)
+    y1 = y_ticks[-1]
     w, h = width - pad_l - pad_r, height - pad_t - pad_b
 
     def sx(x: float) -> float:
@@ -49,16 +74,14 @@ def line_chart(title: str, series: dict[str, Sequence[Point]], x_label: str, y_l
     def sy(y: float) -> float:
         return pad_t + h - y / y1 * h
 
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" '
            f'font-family="sans-serif" font-size="11">',
            f'<text x="{pad_l}" y="18" font-size="13" font-weight="bold">{esc(title)}</text>',
            f'<rect x="{pad_l}" y="{pad_t}" width="{w}" height="{h}" fill="none" stroke="#999"/>']
-    for i in range(6):
-        y = y1 * i / 5
+    for y in y_ticks:
         out.append(f'<line x1="{pad_l}" x2="{pad_l + w}" y1="{sy(y):.1f}" y2="{sy(y):.1f}" stroke="#eee"/>')
         out.append(f'<text x="{pad_l - 6}" y="{sy(y) + 4:.1f}" text-anchor="end">{_nice(y)}</text>')
-    ticks = x_ticks or [(x0 + (x1 - x0) * i / 5, _nice(x0 + (x1 - x0) * i / 5)) for i in range(6)]
-    for x, label in ticks:
+    for x, label in x_ticks:
         out.append(f'<text x="{sx(x):.1f}" y="{pad_t + h + 15}" text-anchor="middle">{esc(label)}</text>')
     out.append(f'<text x="{pad_l + w / 2}" y="{height - 8}" text-anchor="middle">{esc(x_label)}</text>')
     out.append(f'<text x="14" y="{pad_t + h / 2}" transform="rotate(-90 14 {pad_t + h / 2})" '
@@ -109,8 +132,70 @@ def charts(results: dict[str, Any]) -> list[str]:
     ]
 
 
-def _table(rows: list[list[Any]], head: list[str]) -> str:
+def _series(values: dict[str, float], name: str) -> dict[str, float]:
+    """{label text: value} of one metric in load/metrics.py's flat form ('name{k="v"}')."""
+    out: dict[str, float] = {}
+    for key, v in values.items():
+        base, _, labels = key.partition("{")
+        if base == name:
+            out[labels.rstrip("}")] = out.get(labels.rstrip("}"), 0.0) + v
+    return out
+
+
+def _label(labels: str, name: str) -> str:
+    for part in labels.split(","):
+        k, _, v = part.partition("=")
+        if k == name:
+            return v.strip('"')
+    return labels or "-"
+
+
+def _bucket_quantile(values: dict[str, float], q: float, output: str = "limit") -> float | None:
+    """An upper bound of the q-quantile of end-to-end latency (ms) from the histogram."""
+    buckets = sorted((float(_label(lb, "le")), v) for lb, v in
+                     _series(values, "creditstream_e2e_latency_seconds_bucket").items()
+                     if _label(lb, "output") == output)
+    if not buckets or buckets[-1][1] <= 0:
+        return None
+    le = next(le for le, n in buckets if n >= q * buckets[-1][1])
+    return None if math.isinf(le) else le * 1000
+
+
+def worker_summary(metrics: dict[str, Any], duration_s: float | None) -> list[list[Any]]:
+    """The workers' own figures in a few rows (totals, mean rates over the run, lag,
+    latency, dead letters and alerts by reason) instead of every Prometheus series."""
+    values = metrics.get("values", {})
+    per_s = (lambda n: f"{n:,.0f} ({n / duration_s:,.1f}/s)") if duration_s else (lambda n: f"{n:,.0f}")
+    rows: list[list[Any]] = []
+    events = _series(values, "creditstream_events_in_total")
+    if events:
+        rows.append(["events in", per_s(sum(events.values()))])
+        rows += [[f"  {_label(k, 'topic')}", per_s(v)] for k, v in sorted(events.items())]
+    if "creditstream_decisions_total" in values:
+        rows.append(["limit updates published", per_s(values["creditstream_decisions_total"])])
+    lag = _series(values, "creditstream_consumer_lag")
+    if lag:
+        rows.append(["consumer lag at the end (records, all partitions / worst one)",
+                     f"{sum(lag.values()):,.0f} / {max(lag.values()):,.0f}"])
+    for q in (0.5, 0.99):
+        ms = _bucket_quantile(values, q)
+        if ms is not None:
+            rows.append([f"limit latency p{q * 100:g} (histogram bucket, at most, ms)", f"{ms:,.0f}"])
+    for name, label, title in (("creditstream_dead_letters_total", "reason", "dead letters"),
+                               ("creditstream_alerts_total", "code", "alerts")):
+        found = {_label(k, label): v for k, v in _series(values, name).items() if v}
+        if found:
+            rows.append([title, f"{sum(found.values()):,.0f}: " + ", ".join(
+                f"{k} {v:,.0f}" for k, v in sorted(found.items(), key=lambda kv: -kv[1]))])
+    rows += [[f"unreachable: {url}", err] for url, err in metrics.get("errors", {}).items()]
+    return rows
+
+
+def _table(rows: list[list[Any]], head: list[str], empty: str = "none") -> str:
+    """A table, or one line saying there is nothing: empty tables are left out."""
     esc = html.escape
+    if not rows:
+        return f'<p class="none">{esc(empty)}</p>'
     out = ["<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in head) + "</tr>"]
     for r in rows:
         out.append("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in r) + "</tr>")
@@ -147,26 +232,27 @@ def render_html(results: dict[str, Any]) -> str:
     ], ["figure", "value"])
     stats = ["count", "p50", "p90", "p99", "p99.9", "max"]
     latency = _table([[s, *[lat[s].get(k, "") for k in stats]] for s in lat if lat[s].get("count")],
-                     ["series (ms)", *stats])
+                     ["series (ms)", *stats], "No output was measured.")
     dl = results.get("deadletters", {}).get("reasons", {})
     alerts = results.get("alerts", {})
     metrics = results.get("metrics") or {}
     metrics_html = ""
     if metrics:
-        metrics_html = "<h2>Worker metrics</h2>" + _table(
-            [[k, v] for k, v in sorted(metrics.get("values", {}).items())] +
-            [[f"error {u}", e] for u, e in metrics.get("errors", {}).items()], ["metric", "value"])
+        # A summary; every series is still in results.json for whoever needs one.
+        metrics_html = "<h2>What the workers report</h2>" + _table(
+            worker_summary(metrics, results.get("duration_s")), ["figure", "value"],
+            "the workers exposed no creditstream metrics")
     body = "".join(f"<div>{c}</div>" for c in charts(results))
     return f"""<!doctype html><html><head><meta charset="utf-8">
 <title>creditstream load run {esc(str(results.get('run')))}</title>
-<style>body{{font-family:sans-serif;margin:24px;max-width:900px}}table{{border-collapse:collapse;margin:8px 0}}
+<style>body{{font-family:sans-serif;margin:24px;max-width:1200px}}.none{{color:#666}}table{{border-collapse:collapse;margin:8px 0}}
 td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}}.ok{{color:#2ca02c}}.bad{{color:#d62728;font-weight:bold}}
 </style></head><body>
 <h1>Load run {esc(str(results.get('run')))}</h1><p>{esc(str(results.get('started_at')))}</p>
 {verdict}<h2>Overview</h2>{overview}<h2>End-to-end latency</h2>{latency}
 <h2>Plots</h2>{body}
-<h2>Dead letters by reason</h2>{_table([[k, v] for k, v in dl.items()], ["reason", "count"])}
-<h2>Alerts by code</h2>{_table([[k, v] for k, v in alerts.items()], ["code", "count"])}
+<h2>Dead letters by reason</h2>{_table([[k, v] for k, v in dl.items()], ["reason", "count"], "No dead letters.")}
+<h2>Alerts by code</h2>{_table([[k, v] for k, v in alerts.items()], ["code", "count"], "No alerts.")}
 {metrics_html}
 </body></html>
 """
