@@ -1,37 +1,84 @@
-"""`creditstream test`: bring the stack up, run the suite, bring the stack down."""
+"""`creditstream test`: ruff, then the suite on a stack of its own.
+
+The suite runs against its own Kafka and PostgreSQL: its own ports and state folder
+(``<state>/test-stack``), brought up for the run and stopped after it, whatever else is
+running. A developer's stack (the demo's) is neither restarted nor written to: before,
+`make test` after `make demo` restarted Kafka and PostgreSQL under the demo and left test
+lenders, junk records on ``cs.limits`` and webhook retries to dead test ports in it.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 
 from creditstream import config
 
+# Ports of the test stack, away from the local stack's (19092/19093, gateway 18080,
+# worker web 16066) and from the 3-broker fault cluster's (29092-29097).
+TEST_KAFKA_PORT = "19192"
+TEST_GATEWAY_PORT = "18180"
+TEST_WORKER_WEB_PORT = "16166"
+# Settings that would point the suite back at another stack.
+FOREIGN = ("CREDITSTREAM_KAFKA_BOOTSTRAP", "CREDITSTREAM_PG_URL", "CREDITSTREAM_KAFKA_BROKERS",
+           "CREDITSTREAM_KAFKA_CONTROLLER_PORT")
+
+
+def suite_environment(base: dict[str, str], settings: config.Settings) -> dict[str, str]:
+    """The environment of a suite run: ``base`` pointed at the test stack."""
+    env = {k: v for k, v in base.items() if k not in FOREIGN}
+    env.update(
+        CREDITSTREAM_STATE_DIR=str(settings.state_dir / "test-stack"),
+        CREDITSTREAM_KAFKA_PORT=base.get("CREDITSTREAM_TEST_KAFKA_PORT", TEST_KAFKA_PORT),
+        CREDITSTREAM_GATEWAY_PORT=TEST_GATEWAY_PORT,
+        CREDITSTREAM_WORKER_WEB_PORT=TEST_WORKER_WEB_PORT,
+    )
+    return env
+
 
 def _run(args: argparse.Namespace) -> int:
     from creditstream.stack import manager
-    from creditstream.stack.kafka import Kafka
 
+    env = dict(os.environ) if args.shared_stack else suite_environment(dict(os.environ), config.load())
+    # config.load() reads the environment: this process uses the test stack's settings too.
+    os.environ.clear()
+    os.environ.update(env)
     settings = config.load()
-    was_running = Kafka(settings).pid() is not None
+    print(f"test: stack in {settings.state_dir}, Kafka {settings.kafka_bootstrap}", flush=True)
     try:
         manager.up(settings)
     except manager.StackError as exc:
         print(f"test: the stack did not come up: {exc}", file=sys.stderr)
+        manager.down(settings)
         return 1
     try:
-        lint = subprocess.run([sys.executable, "-m", "ruff", "check", "."], cwd=config.REPO_ROOT)
-        tests = subprocess.run([sys.executable, "-m", "pytest", *args.pytest_args], cwd=config.REPO_ROOT)
-        return tests.returncode or lint.returncode
+        lint = 0
+        if not args.no_lint:
+            lint = subprocess.run([sys.executable, "-m", "ruff", "check", "."], cwd=config.REPO_ROOT,
+                                  env=env).returncode
+        # argparse keeps the "--" that ends this command's options; pytest would take the
+        # options after it for file names.
+        pytest_args = args.pytest_args[1:] if args.pytest_args[:1] == ["--"] else args.pytest_args
+        tests = subprocess.run([sys.executable, "-m", "pytest", *pytest_args], cwd=config.REPO_ROOT,
+                               env=env)
+        return tests.returncode or lint
     finally:
-        # Leave a developer's running stack alone; stop what this command started.
-        if not was_running or args.down:
+        # The test stack is this command's own: stopped after the run (its folder stays,
+        # so the next run starts in seconds); a shared stack is left as it was.
+        if not args.keep_stack and not args.shared_stack:
             manager.down(settings)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("test", help="stack up, ruff, pytest, stack down (the README's test command)")
-    p.add_argument("--down", action="store_true", help="stop the stack even if it was running before")
-    p.add_argument("pytest_args", nargs=argparse.REMAINDER, help="passed to pytest")
+    p = sub.add_parser("test", help="ruff and pytest on a Kafka + PostgreSQL of their own (the README's "
+                                    "test command); a running stack is left untouched")
+    p.add_argument("--keep-stack", action="store_true",
+                   help="leave the test stack running afterwards (state in .state/test-stack)")
+    p.add_argument("--shared-stack", action="store_true",
+                   help="run on the configured stack (CREDITSTREAM_* settings) instead of a stack of "
+                        "its own, and leave it running")
+    p.add_argument("--no-lint", action="store_true", help="skip ruff")
+    p.add_argument("pytest_args", nargs=argparse.REMAINDER, help="passed to pytest (after --)")
     p.set_defaults(func=_run)
