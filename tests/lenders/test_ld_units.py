@@ -133,6 +133,7 @@ def test_openapi_document_lists_every_route_of_the_api() -> None:
     doc = (Path(__file__).resolve().parents[2] / "docs" / "openapi-lender.yaml").read_text()
     routes = {r.resource.canonical for r in make_app(None).router.routes()}  # type: ignore[arg-type]
     assert routes == {"/healthz", "/v1/borrowers/{borrower_id}/limit", "/v1/stream/limits",
-                      "/v1/borrowers/{borrower_id}/history", "/v1/borrowers/{borrower_id}/alerts"}
+                      "/v1/borrowers/{borrower_id}/history", "/v1/borrowers/{borrower_id}/alerts",
+                      "/v1/me", "/v1/portfolio", "/v1/operators", "/console/", "/console/{asset}"}
     for path in routes:
         assert f"\n  {path}:\n" in doc, f"{path} missing from docs/openapi-lender.yaml"
