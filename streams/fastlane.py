@@ -55,20 +55,20 @@ MAX_HOLD_S = 2.0
 MAX_BUFFERED = 20000
 
 
-# The registry is on a lane for recovery: Faust restored its changelog at 1.3-4k records/s
-# (82,744 records for 1 million machines took 20-64 s), a lane restores ~70k/s.
-LANES = ("machines", "facilities", "registry")
+# Every processor runs on a lane (streams/app.py says why invoices and orders moved off
+# Faust agents); the registry's lane restores ~70k records/s where Faust's table did
+# 1.3-4k/s (docs/memory-recovery.md).
+LANES = ("registry", "machines", "invoices", "orders", "facilities")
 
 
 def lane_group(app_id: str, name: str = "machines") -> str:
-    """The consumer group of one of an engine's lanes (its Faust agents use ``app_id``)."""
+    """The consumer group of one of an engine's lanes."""
     return f"{app_id}-{name}"
 
 
 def processor_group(app_id: str, name: str) -> str:
-    """The consumer group that commits processor ``name``'s input offsets: its lane's, or
-    the Faust agents' (``app_id``)."""
-    return lane_group(app_id, name) if name in LANES else app_id
+    """The consumer group that commits processor ``name``'s input offsets."""
+    return lane_group(app_id, name)
 
 
 def lane_groups(app_id: str) -> list[str]:
@@ -216,6 +216,7 @@ class Lane:
         self.name = self.proc.name
         self.source = source
         self.bootstrap = bootstrap
+        self.app_id = app_id
         self.group = lane_group(app_id, self.name)
         # Stage 2 on Faust kept its table in "<app>-facilities-changelog" with JSON-encoded
         # keys; a lane's changelog has raw keys, so it must never share that topic.
@@ -280,6 +281,36 @@ class Lane:
             if code not in (0, 3):  # 3: already deleted (another worker)
                 raise RuntimeError(f"lane {self.name}: {topic} adopted but not deleted "
                                    f"(Kafka error {code}); delete it before restarting")
+
+    async def _inherit_faust_offsets(self) -> None:
+        """A lane whose group has committed nothing starts where this processor's Faust
+        agent (group ``app_id``) left off, not at the start of its topics' history:
+        invoices and orders ran on Faust agents until 2026-12-01."""
+        from aiokafka.admin import AIOKafkaAdminClient
+        from aiokafka.structs import OffsetAndMetadata
+
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        await admin.start()
+        try:
+            if await self._group_committed(admin):
+                return
+            theirs = await admin.list_consumer_group_offsets(self.app_id)
+        finally:
+            await admin.close()
+        inherit = {tp: OffsetAndMetadata(meta.offset, "") for tp, meta in theirs.items()
+                   if tp.topic in self.topics and meta.offset >= 0}
+        if not inherit:
+            return
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=self.group, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            consumer.assign(list(inherit))
+            await consumer.commit(inherit)
+            log.info("lane %s: starts where the Faust agent left off (%d partitions)", self.name, len(inherit))
+        except KafkaError as exc:  # another worker of the engine joined first and did it
+            log.info("lane %s: Faust offsets not taken over (%r)", self.name, exc)
+        finally:
+            await consumer.stop()
 
     def _changelog_producer(self, linger_ms: int) -> AIOKafkaProducer:
         # Idempotent with acks=all: a retried batch never lands twice or out of order.
@@ -428,6 +459,7 @@ class Lane:
 
         log.info("lane %s: starting", self.name)  # load bench times the lane from here
         await self.ensure_changelog(BY_NAME[self.proc.topics[0]].partitions)
+        await self._inherit_faust_offsets()
         self.producer = self._changelog_producer(linger_ms=2)  # outputs and changelog alike
         self.consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=self.group,
                                          enable_auto_commit=False, auto_offset_reset="earliest",
