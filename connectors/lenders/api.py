@@ -117,6 +117,18 @@ async def _caller(request: web.Request) -> str | None:
 async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     if not request.path.startswith("/v1/"):
         return await handler(request)
+    try:
+        return await _authorized(request, handler)
+    except CONNECTION_ERRORS as exc:
+        # PostgreSQL restarting or away: a 503 the client retries (the console says so),
+        # not a 500 with a plain-text body and a traceback in the log.
+        log.warning("lender api: PostgreSQL unavailable for %s: %s", request.path, exc)
+        resp = _error(503, "unavailable", "the ledger database is not reachable; retry shortly")
+        resp.headers["Retry-After"] = "2"
+        return resp
+
+
+async def _authorized(request: web.Request, handler: Handler) -> web.StreamResponse:
     lender_id = await _caller(request)
     if lender_id is None:
         resp = _error(401, "unauthorized", "send Authorization: Bearer <api key>")

@@ -197,10 +197,18 @@ async def test_console_in_a_real_browser(engine, bootstrap: str, pg_url: str, ui
             assert await b.js("document.querySelector('#b-versions tbody').innerText.includes('con-')")
             before = int(await b.js("document.querySelector('#b-title').dataset.version"))
 
-            # Live: an invoice confirmed through the gateway shows up as a new version.
+            # Live: an invoice confirmed through the gateway shows up as a new version (B's
+            # borrower moves in the same request, and must not reach this page).
+            b1_max = "SELECT max(version) FROM decision_log WHERE borrower_id = $1"
+            b1_before = await pool.fetchval(b1_max, story.b1)
             story.f.advance(hours=20)
-            await post(http, gateway.url, gw_key, story.invoice(story.a1, "180000"))
+            await post(http, gateway.url, gw_key, [*story.invoice(story.a1, "180000"),
+                                                   *story.invoice(story.b1, "70000")])
             await b.wait(f"Number(document.querySelector('#b-title').dataset.version) > {before}", 60)
+            await _until(lambda: pool.fetchval(b1_max, story.b1), b1_before + 1, engine)
+            await asyncio.sleep(1.0)  # B's decisions are in the ledger: time to (not) arrive
+            arrived = await b.js("document.body.dataset.live")            # what came live
+            assert story.a1 in arrived and story.b1 not in arrived, arrived
             live = int(await b.js("document.querySelector('#b-title').dataset.version"))
             assert await b.js(f"!!document.querySelector('#b-versions tr[data-version=\"{live}\"]')")
             await b.screenshot(shots_dir(tmp_path) / "console-borrower.png")

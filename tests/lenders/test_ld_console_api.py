@@ -184,3 +184,37 @@ async def test_ld_open_streams_end_when_the_server_stops(bootstrap: str, pg_url:
             t0 = time.monotonic()
             await runner.cleanup()
             assert time.monotonic() - t0 < 5
+
+
+async def test_ld_api_answers_503_json_while_postgres_is_away(pg_url: str, uid: str) -> None:
+    """PostgreSQL restarting under the API gave a 500 with a plain-text body (the console
+    then failed to parse it): now a 503 in the error shape, with Retry-After."""
+    from urllib.parse import urlsplit
+
+    import asyncpg
+
+    from connectors.pg.migrate import migrate
+    from tests.lenders.ld_support import TcpProxy, start_site
+
+    await migrate(pg_url)
+    url = urlsplit(pg_url)
+    proxy = TcpProxy(url.hostname or "127.0.0.1", url.port or 5432)
+    await proxy.start()
+    pool = await asyncpg.create_pool(url._replace(netloc=f"{url.username}:{url.password}@127.0.0.1:{proxy.port}")
+                                     .geturl(), min_size=0, max_size=2)
+    key, _ = await repo.add_lender(pool, f"l503-{uid}", "Bank 503")
+    runner, port = await start_site(make_app(pool))
+    try:
+        async with aiohttp.ClientSession() as http:
+            auth = {"Authorization": f"Bearer {key}"}
+            async with http.get(f"http://127.0.0.1:{port}/v1/portfolio", headers=auth) as r:
+                assert r.status == 200
+            await proxy.stop()
+            for path in ("/v1/portfolio", "/v1/me", "/v1/borrowers/b1/limit"):
+                async with http.get(f"http://127.0.0.1:{port}{path}", headers=auth) as r:
+                    assert r.status == 503 and r.headers["Retry-After"] == "2"
+                    assert await r.json() == {"error": "unavailable",
+                                              "reason": "the ledger database is not reachable; retry shortly"}
+    finally:
+        await runner.cleanup()
+        await pool.close()

@@ -49,11 +49,28 @@
   function badge(status) { return el("span", { class: `badge ${status}` }, words[status] || status); }
 
   async function api(path) {
-    const r = await fetch(path, { headers: { Authorization: `Bearer ${key}` }, cache: "no-store" });
+    let r;
+    try {
+      r = await fetch(path, { headers: { Authorization: `Bearer ${key}` }, cache: "no-store" });
+    } catch (e) {
+      throw notice(Object.assign(new Error("the server is not reachable"), { status: 0 }));
+    }
     if (r.status === 401) { signOut("Your key is not valid (any more): sign in again."); throw new Error("unauthorized"); }
-    const body = await r.json();
-    if (!r.ok) throw Object.assign(new Error(body.reason || r.statusText), { status: r.status });
+    let body = null;
+    try { body = await r.json(); } catch (e) { /* not JSON: a proxy's page, a crash */ }
+    if (!r.ok || body === null) {
+      const err = Object.assign(new Error((body && body.reason) || `HTTP ${r.status}`), { status: r.status });
+      throw r.status === 404 ? err : notice(err);
+    }
+    $("#notice").hidden = true;
     return body;
+  }
+
+  // A failed read is said on the page (and the next refresh clears it), never thrown away.
+  function notice(err) {
+    $("#notice").textContent = `Could not load: ${err.message}. The page retries on the next update or refresh.`;
+    $("#notice").hidden = false;
+    return err;
   }
 
   // --- sign in / out ---------------------------------------------------------------
@@ -71,7 +88,7 @@
     $("#top").hidden = false;
     $("#who").textContent = `${me.name} (${me.lender_id})`;
     // The first page's snapshot gives the stream its start, so nothing falls in between.
-    await route().catch(() => {});
+    await route();
     follow();
   }
 
@@ -86,7 +103,12 @@
   }
 
   // --- routing (the hash holds the view and a borrower id, never the key) -----------
+  // Every view's loading promise ends here: failures are already shown by notice().
   function route() {
+    return show().catch(() => {});
+  }
+
+  function show() {
     if (!key) return Promise.resolve();
     clearInterval(opsTimer);
     const hash = location.hash || "#/";
@@ -102,7 +124,7 @@
     }
     if (hash.startsWith("#/operators")) {
       $("#view-operators").hidden = false;
-      opsTimer = setInterval(showOperators, 5000);
+      opsTimer = setInterval(() => showOperators().catch(() => {}), 5000);
       return showOperators();
     }
     $("#view-portfolio").hidden = false;
@@ -337,7 +359,9 @@
     const update = JSON.parse(ev.data);
     const p = update.payload;
     recent.set(p.borrower_id, p.version);
-    document.body.dataset.lastLive = `${p.borrower_id}@${p.version}`;
+    // The last 20 arrivals, on the page for whoever inspects it (and the browser test).
+    const arrivals = (document.body.dataset.live || "").split(" ").filter(Boolean);
+    document.body.dataset.live = [...arrivals.slice(-19), `${p.borrower_id}@${p.version}`].join(" ");
     refreshSoon(p.borrower_id);
     return null;
   }
@@ -353,9 +377,9 @@
       const hash = location.hash || "#/";
       if (hash.startsWith("#/borrower/")) {
         const id = decodeURIComponent(hash.slice("#/borrower/".length));
-        if (touched.has(id)) showBorrower(id);
+        if (touched.has(id)) showBorrower(id).catch(() => {});
       } else if (!hash.startsWith("#/operators")) {
-        showPortfolio();
+        showPortfolio().catch(() => {});
       }
     }, 250);
   }
@@ -366,14 +390,15 @@
     $("#signout").addEventListener("click", () => signOut("Signed out."));
     window.addEventListener("hashchange", route);
     let typing = null;
-    $("#q").addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(showPortfolio, 200); });
-    $("#program").addEventListener("change", showPortfolio);
-    $("#status").addEventListener("change", showPortfolio);
+    const reload = () => showPortfolio().catch(() => {});
+    $("#q").addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(reload, 200); });
+    $("#program").addEventListener("change", reload);
+    $("#status").addEventListener("change", reload);
     for (const th of document.querySelectorAll("#portfolio th[data-sort]")) {
       th.addEventListener("click", () => {
         sort.desc = sort.key === th.dataset.sort ? !sort.desc : false;
         sort.key = th.dataset.sort;
-        showPortfolio();
+        reload();
       });
     }
     $("#key").focus();
