@@ -13,6 +13,7 @@
   let lastEventId = null;      // the stream's resume point (Last-Event-ID)
   let startCursor = null;      // where the first stream starts: the portfolio's snapshot
   let streamAbort = null;
+  let generation = 0;          // one stream loop per sign-in, even after a quick sign-out and in
   let opsTimer = null;
   const sort = { key: "borrower", desc: false };
   const recent = new Map();    // borrower -> version that arrived live (highlighted once)
@@ -307,8 +308,9 @@
   }
 
   async function follow() {
+    const mine = ++generation;
     let retryMs = 2000;
-    while (key) {
+    while (key && mine === generation) {
       const ctrl = new AbortController();
       streamAbort = ctrl;
       const headers = { Authorization: `Bearer ${key}` };
@@ -339,7 +341,7 @@
       } catch (err) {
         if (!key || ctrl.signal.aborted) return;
       }
-      if (!key) return;
+      if (!key || mine !== generation) return;
       setLive("reconnecting", `connection lost at ${new Date().toISOString().slice(11, 19)} UTC`);
       await new Promise((res) => setTimeout(res, retryMs));
     }
