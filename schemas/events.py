@@ -351,6 +351,14 @@ class ProgramParameters(Model):
     order_advance_rate: Annotated[Decimal, Field(ge=0, le=1)] = Decimal("0.30")
     loan_to_value: Annotated[Decimal, Field(ge=0, le=1)] = Decimal("0.60")
     max_tenor_days: Annotated[int, Field(ge=1, le=3650)] = 180
+    # Agricultural and construction work follows the seasons: 12 monthly shares of the
+    # baseline (January first), so a declared winter pause is not read as a collapse.
+    seasonal_profile: Annotated[list[Annotated[Decimal, Field(ge=Decimal("0.05"), le=2, max_digits=4,
+                                                              decimal_places=2)]],
+                                Field(min_length=12, max_length=12, description=(
+                                    "Expected share of the baseline operating hours per calendar month, "
+                                    "January first (1.0 = the pledge's baseline); utilisation is judged "
+                                    "against the same season"))] | None = None
 
 
 # Joint lending rule: every cooperating funder contributes at least 30% of each loan. A

@@ -14,9 +14,10 @@ from functools import lru_cache
 from typing import Any
 
 from schemas.currencies import MINOR_UNITS
+from streams.domain.season import MONTHS, Profile, month_of, window_shares
 from streams.domain.signals import utc_time
 
-POLICY_VERSION = "2026.12-1"
+POLICY_VERSION = "2026.12-2"
 DAY = 86400.0
 D0 = Decimal("0.00")
 CENT = Decimal("0.01")
@@ -49,12 +50,31 @@ class PolicyParams:
     # The limit is rounded down to this unit, which is also the materiality threshold:
     # a limit update is published only when the rounded limit moves (see is_material).
     rounding_unit: Decimal = Decimal("1000")
+    # A program's seasonal profile: the expected share of the baseline hours per calendar
+    # month (January first); empty = every month 1.0 (see season.py).
+    seasonal_profile: Profile = ()
 
     @classmethod
     def for_program(cls, program: dict[str, Any]) -> PolicyParams:
         p = program.get("parameters") or {}
-        return replace(cls(), **{k: (Decimal(str(v)) if k != "max_tenor_days" else int(v))
-                                 for k, v in p.items() if k in cls.__dataclass_fields__})
+        return _for_parameters(tuple(sorted((k, _hashable(v)) for k, v in p.items()
+                                            if k in cls.__dataclass_fields__ and v is not None)))
+
+
+def _hashable(v: Any) -> Any:
+    return tuple(v) if isinstance(v, list) else v
+
+
+@lru_cache(maxsize=1 << 10)
+def _for_parameters(items: tuple[tuple[str, Any], ...]) -> PolicyParams:
+    """Parsed once per distinct parameter set (every decision of a program asks)."""
+    def parse(k: str, v: Any) -> Any:
+        if k == "max_tenor_days":
+            return int(v)
+        if k == "seasonal_profile":
+            return tuple(float(x) for x in v)
+        return Decimal(str(v))
+    return replace(PolicyParams(), **{k: parse(k, v) for k, v in items})
 
 
 @dataclass
@@ -131,9 +151,15 @@ def accepted_utilisation(target: float, history: list[list[float]], params: Poli
 
 
 def utilisation_target(sig: dict[str, Any], params: PolicyParams) -> float:
-    """Rising use counts only once both complete weeks confirm it; falling use at once."""
+    """Rising use counts only once both complete weeks confirm it; falling use at once.
+
+    Each window is judged against the same season's expectation (baseline x the
+    program's seasonal share of that window), so a winter pause the program declared
+    is not a fall in use."""
     base = sig["pledge"]["baseline"]
-    ratios = [1.0 if r is None else r / base for r in (sig.get("r7"), sig.get("w1"), sig.get("w2"))]
+    shares = window_shares(params.seasonal_profile, sig["last_seen"])
+    ratios = [1.0 if r is None else r / (base * s)
+              for r, s in zip((sig.get("r7"), sig.get("w1"), sig.get("w2")), shares, strict=True)]
     return min(max(min(ratios), params.util_floor), params.util_cap)
 
 
@@ -147,10 +173,7 @@ def _machine(sig: dict[str, Any], params: PolicyParams, now: float, history: lis
     hours = sig.get("hours") or 0.0
     hours_factor = max(0.0, 1 - hours / pledge["life_hours"])
     value = _money(price * Decimal(str(round(min(age_factor, hours_factor), 6))), unit)
-    base = pledge["baseline"]
-    ratios = [1.0 if r is None else r / base for r in (sig.get("r7"), sig.get("w1"), sig.get("w2"))]
-    # Rising use counts only once both complete weeks confirm it; falling use at once.
-    target = min(max(min(ratios), params.util_floor), params.util_cap)
+    target = utilisation_target(sig, params)
     util = accepted_utilisation(target, history, params, now)
     if util < target - 1e-9:
         reasons.append(("UTILISATION_INCREASE_BOUNDED",
@@ -185,9 +208,12 @@ def _machine(sig: dict[str, Any], params: PolicyParams, now: float, history: lis
                                           f"{params.silent_after_hours:.0f} hours."))
     contribution = (_money(D0, unit) if frozen
                     else _money(value * params.loan_to_value * Decimal(str(round(util, 6))) * health, unit))
+    detail = {"collateral_value": str(value), "utilisation": f"{util:.3f}",
+              "health": str(health), "hours": f"{hours:.1f}"}
+    if params.seasonal_profile:  # the season r7 was judged against (only for seasonal programs)
+        detail["season"] = f"{window_shares(params.seasonal_profile, sig['last_seen'])[0]:.3f}"
     return {"kind": "equipment", "asset_id": mid, "contribution": contribution, "frozen": frozen,
-            "detail": {"collateral_value": str(value), "utilisation": f"{util:.3f}",
-                       "health": str(health), "hours": f"{hours:.1f}"}}
+            "detail": detail}
 
 
 def decide(state: dict[str, Any], params: PolicyParams) -> Decision:
@@ -265,6 +291,12 @@ def decide(state: dict[str, Any], params: PolicyParams) -> Decision:
         if sig["pledge"]["currency"] != currency:
             continue
         components.append(_machine(sig, params, now, state["util"].get(mid, []), reasons, unit))
+    if params.seasonal_profile and state["assets"]["machine"]:
+        month = month_of(int(now // DAY))
+        share = params.seasonal_profile[month - 1]
+        if share != 1.0:  # said while the season departs from the baseline
+            reasons.append(("SEASONAL_BASELINE", f"Machine use is judged against the season: in "
+                            f"{MONTHS[month - 1]} your program expects {share:.0%} of the usual hours."))
 
     if not consent:
         code = "CONSENT_REVOKED" if state["consent"] is False else "CONSENT_MISSING"

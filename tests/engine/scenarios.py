@@ -329,3 +329,35 @@ def late_telemetry(u: str) -> tuple[list[Envelope], dict[str, object]]:
 
 def unique(u: str | None = None) -> str:
     return u or datetime.now(UTC).strftime("%H%M%S%f")
+
+
+# A contractor's year (DOMAIN.md, seasonality): a quarter of the usual hours in December
+# and January, half in February, the baseline otherwise (January first).
+WINTER_PROFILE = ("0.25", "0.50", "1", "1", "1", "1", "1", "1", "1", "1", "1", "0.25")
+NOV19 = WEEK0 + timedelta(weeks=35)  # 2026-11-19, the start of an epoch week
+
+
+def winter_pause(u: str) -> tuple[list[Envelope], dict[str, object]]:
+    """Two contractors, each with one excavator (1m, baseline 8 h/day), work 8 h/day from
+    19 November and 2 h/day from 1 December (a winter pause), readings every 6 hours, to
+    29 December. ``ctr`` is in a program whose seasonal profile expects 25% in December:
+    2 h/day is its full season, the factor stays 1.0. ``flat`` is in a program without a
+    profile: 2 h/day is 25% of its baseline and its limit falls to the 0.30 floor."""
+    f = EventFactory(f"win-{u}", NOV19)
+    c, flat = f"ctr-{u}", f"flat-{u}"
+    evs = [f.program(f"prg-{u}", seasonal_profile=list(WINTER_PROFILE)), f.program(f"prgf-{u}")]
+    for b, prg in ((c, f"prg-{u}"), (flat, f"prgf-{u}")):
+        evs += [f.borrower(b, prg, kind="contractor"), f.consent(b),
+                f.pledge(f"exc-{b}", b, prg, price="1000000")]
+    hours = 0.0
+    marks: dict[str, object] = {}
+    for day in range(40):  # 19 November .. 28 December; the last reading at 29 Dec 00:00
+        per_day = 8.0 if day < 12 else 2.0
+        for _ in range(4):
+            f.advance(hours=6)
+            hours += per_day / 4
+            for b in (c, flat):
+                evs.append(f.equipment(f"exc-{b}", round(hours, 2), lat=28.2, lon=112.9))
+        if day == 11:
+            marks["nov30"] = len(evs)
+    return evs, marks
