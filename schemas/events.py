@@ -169,6 +169,7 @@ class InvoiceCancelled(Envelope):
 
 # ---------------------------------------------------------------- shipments (EPCIS-like)
 class BizStep(StrEnum):
+    packing = "packing"  # goods packed for the order at the supplier: observed, not yet moving
     shipping = "shipping"
     receiving = "receiving"
     departing = "departing"

@@ -44,7 +44,7 @@ from schemas.events import BizStep, Disposition, ShipmentObserved
 
 SUPPORTED_TYPES = ("ObjectEvent", "TransactionEvent", "AggregationEvent")
 EVENT_TYPES = (*SUPPORTED_TYPES, "TransformationEvent", "AssociationEvent")
-FROM_STEP = {"shipping": "in_transit", "departing": "in_transit", "arriving": "in_progress",
+FROM_STEP = {"packing": "in_progress", "shipping": "in_transit", "departing": "in_transit", "arriving": "in_progress",
              "receiving": "delivered", "accepting": "delivered"}
 MAX_DOCUMENT_BYTES = 20 * 1024 * 1024
 _OFFSET = re.compile(r"^([+-])(\d{2}):(\d{2})$")
@@ -176,6 +176,9 @@ def map_event(event: Any, *, tenant: str, party_map: dict[str, str] | None = Non
         raise SourceError("unsupported_action", f"action {action!r}: only ADD and OBSERVE observe a shipment")
     tx = _transactions(event)
     po_id = tx.get("po")
+    if not po_id and step == "packing":
+        # Packing for stock (no order named) is warehouse work, not an order's shipment.
+        return None, f"{etype} with bizStep 'packing' and no purchase order skipped: not an order's shipment"
     if not po_id:
         raise SourceError("no_po_reference", "bizTransactionList has no purchase-order (po) reference")
     disp = cbv_word(event.get("disposition"), "Disp")

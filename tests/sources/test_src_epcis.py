@@ -31,7 +31,7 @@ SHIP = orjson.loads(EXAMPLE.read_bytes())["epcisBody"]["eventList"][0]
 def test_example_document_maps_shipping_and_receiving() -> None:
     out = epcis.parse_document(EXAMPLE.read_bytes(), tenant="sany", party_map={
         "urn:epc:id:pgln:0614141.00001": "sup-hunan-01"})
-    assert not out.rejected and "AggregationEvent with bizStep 'packing' skipped" in out.notes[0]
+    assert not out.rejected and "AggregationEvent with bizStep 'packing' and no purchase order skipped" in out.notes[0]
     ship, recv = (e.payload for e in out.events)
     assert (ship.po_id, ship.shipment_id, ship.supplier_id, ship.biz_step, ship.disposition) == (
         "PO-2024-0117", "DA-88121", "sup-hunan-01", "shipping", "in_transit")
@@ -111,3 +111,18 @@ json_values = st.recursive(st.none() | st.booleans() | st.integers(-(2**63), 2**
 def test_fuzz_events_raise_only_source_errors(change: dict) -> None:
     with contextlib.suppress(SourceError):
         epcis.parse_document(doc(copy.deepcopy(SHIP) | change), tenant="t")
+
+
+def test_a_packing_aggregation_for_an_order_is_a_shipment_observation() -> None:
+    """Issue 12: AggregationEvents packing goods for a purchase order were skipped as
+    "not shipments"; they are the order's goods observed at the supplier (in progress)."""
+    packing = orjson.loads((EXAMPLE.parent / "epcis-shipments.jsonld").read_bytes())["epcisBody"]["eventList"][1]
+    packing = {**packing, "bizTransactionList": SHIP["bizTransactionList"],
+               "sourceList": SHIP.get("sourceList", [])}
+    out = epcis.parse_document(doc(packing), tenant="sany", party_map={
+        "urn:epc:id:pgln:0614141.00001": "sup-hunan-01"})
+    assert not out.rejected and "skipped" not in " ".join(out.notes), out.notes
+    (event,) = out.events
+    p = event.payload
+    assert (p.biz_step, p.disposition, p.po_id, p.supplier_id) == ("packing", "in_progress", "PO-2024-0117",
+                                                                  "sup-hunan-01")
