@@ -2,9 +2,9 @@
 
 Mapped: ObjectEvent, TransactionEvent and AggregationEvent (a pallet packed or received:
 its parentID is the shipment) with action ADD or OBSERVE, a purchase-order reference in
-``bizTransactionList`` and a bizStep among shipping, receiving, departing, arriving,
-accepting (CBV URIs or bare words). Other event types and bizSteps are not about
-shipments: they are skipped with a note. Input: an EPCISDocument, an EPCISQueryDocument
+``bizTransactionList`` and a bizStep among packing, shipping, receiving, departing,
+arriving, accepting (CBV URIs or bare words). Other event types and bizSteps, and packing
+for stock (no order named), are not about shipments: they are skipped with a note. Input: an EPCISDocument, an EPCISQueryDocument
 (what a query returns), a single event (the capture interface) or a list of events.
 Rules (see docs/connectors.md):
 
