@@ -21,7 +21,9 @@ effects and drop revoked partitions whole, so they run every processor now.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +47,7 @@ class EngineApp(faust.App):
 
     lanes: tuple[Lane, ...] = ()
     _lanes_started = False
+    web_address: str | None = None
 
     async def on_start(self) -> None:
         await super().on_start()
@@ -52,6 +55,16 @@ class EngineApp(faust.App):
             self._lanes_started = True
             for lane in self.lanes:
                 self.add_future(lane.run())
+            self.add_future(self._say_when_ready())
+
+    async def _say_when_ready(self) -> None:
+        """One line on stdout once every lane holds its assignment, restored: what an
+        operator watching the terminal waits for (Faust's own output is a banner)."""
+        await asyncio.gather(*(lane.first_ready.wait() for lane in self.lanes))
+        web = f", {self.web_address}/readyz" if self.web_address else ""
+        # The process's own stdout: Faust turns print() into WARNING log records.
+        print(f"worker ready: engine {self.conf.id}, lanes {', '.join(lane.name for lane in self.lanes)}{web}",
+              file=sys.__stdout__, flush=True)
 
 
 def signals_topic(app_id: str) -> str:
@@ -94,6 +107,7 @@ def create_app(worker_id: str = "w1", web_port: int | None = None, data_dir: Pat
                   proc=proc, replication=(s.kafka_replication, s.kafka_min_insync))
              for proc in all_processors()]
     app.lanes = tuple(lanes)
+    app.web_address = f"http://127.0.0.1:{web_port}" if web_port else None
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:

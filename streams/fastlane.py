@@ -58,7 +58,7 @@ MAX_BUFFERED = 20000
 # Every processor runs on a lane (streams/app.py says why invoices and orders moved off
 # Faust agents); the registry's lane restores ~70k records/s where Faust's table did
 # 1.3-4k/s (docs/memory-recovery.md).
-LANES = ("registry", "machines", "invoices", "orders", "facilities")
+LANES = ("registry", "machines", "invoices", "orders", "dealers", "facilities")
 
 
 def lane_group(app_id: str, name: str = "machines") -> str:
@@ -236,6 +236,7 @@ class Lane:
         self.processed = 0
         self.failed = False
         self.ready = False  # holds an assignment, restored (the worker's /readyz)
+        self.first_ready = asyncio.Event()  # set the first time it is ready
         self.batch_lock = asyncio.Lock()  # a batch, or a rebalance's close or restore: never both
         # Fetched, not yet processed records per input partition, and since when a
         # partition number's records have been held for a lagging co-partitioned input.
@@ -456,6 +457,7 @@ class Lane:
                     lane.assigned = set(assigned)
                     await lane._restore(sorted({tp.partition for tp in assigned}))
                     lane.ready = True
+                    lane.first_ready.set()
 
         log.info("lane %s: starting", self.name)  # load bench times the lane from here
         await self.ensure_changelog(BY_NAME[self.proc.topics[0]].partitions)

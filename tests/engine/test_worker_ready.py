@@ -14,6 +14,7 @@ import pytest
 
 from creditstream import config
 from load.workers import Worker, free_port, start_at_end
+from streams.processors import all_processors
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +33,12 @@ def test_readyz_answers_once_every_lane_is_assigned(tmp_path) -> None:
         with urllib.request.urlopen(f"http://127.0.0.1:{worker.web_port}/readyz", timeout=5) as resp:
             body = orjson.loads(resp.read())
         assert body["status"] == "ok"
-        assert body["lanes"] == {"registry": True, "machines": True, "invoices": True, "orders": True,
-                                 "facilities": True}
+        # ... and the worker said so on its terminal, with the address (issue 14).
+        deadline = time.monotonic() + 10
+        while b"worker ready: engine " + app_id.encode() not in worker.log.read_bytes():
+            assert time.monotonic() < deadline, "no ready line"
+            time.sleep(0.2)
+        assert f"http://127.0.0.1:{worker.web_port}/readyz".encode() in worker.log.read_bytes()
+        assert body["lanes"] == {p.name: True for p in all_processors()}
     finally:
         worker.stop()
