@@ -62,9 +62,21 @@ class Kafka:
         self.lib.mkdir(parents=True)
         cmd = ["mvn", "-B", "-q", "-f", str(POM), "dependency:copy-dependencies",
                f"-DoutputDirectory={self.lib}", "-DincludeScope=runtime"]
-        res = subprocess.run(cmd, capture_output=True, text=True)
-        if res.returncode != 0:
-            raise StackError(f"mvn failed to resolve the Kafka jars:\n{res.stdout[-2000:]}{res.stderr[-2000:]}")
+        out = self.home / "maven.log"
+        self.home.mkdir(parents=True, exist_ok=True)
+        t0 = time.monotonic()
+        with open(out, "w") as log:
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
+            # The first fetch takes ~30 s: say that it is still going, and how far.
+            while proc.poll() is None:
+                try:
+                    proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    jars = len(list(self.lib.glob("*.jar")))
+                    print(f"kafka: still resolving ({time.monotonic() - t0:.0f} s, {jars} jars copied)",
+                          file=sys.stderr, flush=True)
+        if proc.returncode != 0:
+            raise StackError(f"mvn failed to resolve the Kafka jars (log {out}):\n{out.read_text()[-3000:]}")
         stamp.write_text(pom_text)
 
     def _write_properties(self) -> None:
