@@ -296,6 +296,75 @@ class Overdue(Envelope):
     payload: OverduePayload
 
 
+# ---------------------------------------------------------------- dealers (以销定融)
+# Sales-based dealer financing: an OEM's dealer is financed against what it sells. The
+# OEM's dealer-management system publishes each unit's life from pickup (the wholesale
+# delivery that the floor-plan loan pays for) to retail sale, the dealer's monthly
+# production plan and stock audits; all keyed by dealer, so one partition orders them.
+DealerMonth = Annotated[str, Field(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", description="Calendar month YYYY-MM")]
+
+
+class DealerPlanPayload(Model):
+    dealer_id: Id
+    oem_id: Id
+    month: DealerMonth
+    amount: Money = Field(description="Wholesale value the OEM plans to deliver to the dealer in the month")
+    units: Annotated[int, Field(ge=0, le=1_000_000)]
+
+
+class UnitPickedUpPayload(Model):
+    dealer_id: Id
+    oem_id: Id
+    unit_id: Id = Field(description="Serial number or VIN: the unit is tracked by it from pickup to retail sale")
+    model: ShortText | None = None
+    wholesale_price: Money = Field(description="The amount the floor-plan loan finances for this unit")
+    order_id: Id | None = Field(default=None, description="The OEM's wholesale order")
+
+
+class RetailSalePayload(Model):
+    dealer_id: Id
+    unit_id: Id
+    retail_price: Money | None = None
+
+
+class UnitRepaidPayload(Model):
+    dealer_id: Id
+    unit_id: Id
+
+
+class StockAuditPayload(Model):
+    dealer_id: Id
+    audit_id: Id
+    present_unit_ids: Annotated[list[Id], Field(max_length=5000, default_factory=list,
+                                                json_schema_extra={"default": []},
+                                                description="Every unit the auditor found on the dealer's lot")]
+
+
+class DealerPlan(Envelope):
+    type: Literal["dealer.plan"]
+    payload: DealerPlanPayload
+
+
+class UnitPickedUp(Envelope):
+    type: Literal["dealer.unit_picked_up"]
+    payload: UnitPickedUpPayload
+
+
+class RetailSale(Envelope):
+    type: Literal["dealer.retail_sale"]
+    payload: RetailSalePayload
+
+
+class UnitRepaid(Envelope):
+    type: Literal["dealer.unit_repaid"]
+    payload: UnitRepaidPayload
+
+
+class StockAudit(Envelope):
+    type: Literal["dealer.stock_audit"]
+    payload: StockAuditPayload
+
+
 # ---------------------------------------------------------------- registry
 class PartyKind(StrEnum):
     core_enterprise = "core_enterprise"
@@ -360,6 +429,12 @@ class ProgramParameters(Model):
                                     "Expected share of the baseline operating hours per calendar month, "
                                     "January first (1.0 = the pledge's baseline); utilisation is judged "
                                     "against the same season"))] | None = None
+    # Sales-based dealer financing (docs/credit-policy.md 1.4).
+    dealer_sales_multiple: Annotated[Decimal, Field(ge=0, le=12)] = Decimal("2.0")
+    dealer_repay_days: Annotated[int, Field(ge=1, le=90)] = 10
+    curtail_after_days: Annotated[int, Field(ge=1, le=720)] = 90
+    curtail_every_days: Annotated[int, Field(ge=1, le=365)] = 30
+    curtail_step: Annotated[Decimal, Field(ge=0, le=1)] = Decimal("0.10")
 
 
 # Joint lending rule: every cooperating funder contributes at least 30% of each loan. A
@@ -493,4 +568,9 @@ INPUT_EVENTS: tuple[type[Envelope], ...] = (
     ConsentRevoked,
     MachinePledged,
     PledgeReleased,
+    DealerPlan,
+    UnitPickedUp,
+    RetailSale,
+    UnitRepaid,
+    StockAudit,
 )

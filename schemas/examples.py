@@ -80,6 +80,16 @@ def example_events() -> list[ev.Envelope]:
             kind=ev.MachineKind.excavator, price=cny("1150000.00"), acquired_on=date(2024, 6, 1),
             geofence=site)),
         (ev.PledgeReleased, ev.PledgeReleasedPayload(machine_id="exc-SY215C-00042", borrower_id="ctr-xiang")),
+        (ev.DealerPlan, ev.DealerPlanPayload(dealer_id="dlr-hunan-01", oem_id="sany-heavy", month="2026-03",
+                                             amount=cny("6000000.00"), units=6)),
+        (ev.UnitPickedUp, ev.UnitPickedUpPayload(
+            dealer_id="dlr-hunan-01", oem_id="sany-heavy", unit_id="SY215C00043", model="SY215C",
+            wholesale_price=cny("980000.00"), order_id="wo-20260302")),
+        (ev.RetailSale, ev.RetailSalePayload(dealer_id="dlr-hunan-01", unit_id="SY215C00043",
+                                             retail_price=cny("1150000.00"))),
+        (ev.UnitRepaid, ev.UnitRepaidPayload(dealer_id="dlr-hunan-01", unit_id="SY215C00043")),
+        (ev.StockAudit, ev.StockAuditPayload(dealer_id="dlr-hunan-01", audit_id="aud-2026-03",
+                                             present_unit_ids=["SY215C00044", "SY75C00102"])),
     ]
     events = [_env(cls, i, payload) for i, (cls, payload) in enumerate(items, start=1)]
     zero, lim = cny("0.00"), cny("320000.00")

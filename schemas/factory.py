@@ -137,3 +137,22 @@ class EventFactory:
     def overdue(self, loan_id: str, borrower_id: str, amount: str, days: int = 5) -> ev.Envelope:
         return self._e(ev.Overdue, ev.OverduePayload(loan_id=loan_id, borrower_id=borrower_id,
                                                      days_past_due=days, amount=cny(amount)))
+
+    # dealers (sales-based dealer financing)
+    def dealer_plan(self, dealer_id: str, oem_id: str, month: str, amount: str, units: int) -> ev.Envelope:
+        return self._e(ev.DealerPlan, ev.DealerPlanPayload(dealer_id=dealer_id, oem_id=oem_id, month=month,
+                                                           amount=cny(amount), units=units))
+
+    def pickup(self, dealer_id: str, oem_id: str, unit_id: str, price: str) -> ev.Envelope:
+        return self._e(ev.UnitPickedUp, ev.UnitPickedUpPayload(dealer_id=dealer_id, oem_id=oem_id, unit_id=unit_id,
+                                                               wholesale_price=cny(price)))
+
+    def retail_sale(self, dealer_id: str, unit_id: str) -> ev.Envelope:
+        return self._e(ev.RetailSale, ev.RetailSalePayload(dealer_id=dealer_id, unit_id=unit_id))
+
+    def unit_repaid(self, dealer_id: str, unit_id: str) -> ev.Envelope:
+        return self._e(ev.UnitRepaid, ev.UnitRepaidPayload(dealer_id=dealer_id, unit_id=unit_id))
+
+    def stock_audit(self, dealer_id: str, audit_id: str, present: list[str]) -> ev.Envelope:
+        return self._e(ev.StockAudit, ev.StockAuditPayload(dealer_id=dealer_id, audit_id=audit_id,
+                                                           present_unit_ids=present))

@@ -28,7 +28,7 @@ class Reason(Model):
 class Component(Model):
     """One asset's contribution to the limit (an invoice, an order, a machine)."""
 
-    kind: Literal["receivable", "order", "equipment"]
+    kind: Literal["receivable", "order", "equipment", "dealer", "dealer_unit"]
     asset_id: Id
     contribution: Money
     frozen: bool = False

@@ -70,6 +70,11 @@ TOPICS: tuple[TopicSpec, ...] = (
         "EPCIS-like shipment observations, co-partitioned with cs.orders.",
     ),
     TopicSpec(
+        "cs.dealers", "dealer_id", PARTITIONS, "delete", 400 * DAY_MS,
+        (ev.DealerPlan, ev.UnitPickedUp, ev.RetailSale, ev.UnitRepaid, ev.StockAudit),
+        "Sales-based dealer financing: units from pickup to retail sale, plans and audits, by dealer.",
+    ),
+    TopicSpec(
         "cs.ledger", "borrower_id", PARTITIONS, "delete", FOREVER,
         (ev.Drawdown, ev.Repayment, ev.Overdue),
         "Drawdowns, repayments and overdues from the lenders' loan systems.",
@@ -128,6 +133,9 @@ KEY_OF_TYPE: dict[str, Callable[[ev.Envelope], str]] = {
         "po.issued", "po.confirmed", "po.cancelled", "shipment.observed")},
     **{t: (lambda e: e.payload.borrower_id) for t in (  # type: ignore[attr-defined]
         "ledger.drawdown", "ledger.repayment", "ledger.overdue", "limit.updated")},
+    **{t: (lambda e: e.payload.dealer_id) for t in (  # type: ignore[attr-defined]
+        "dealer.plan", "dealer.unit_picked_up", "dealer.retail_sale", "dealer.unit_repaid",
+        "dealer.stock_audit")},
     "deadletter.record": lambda e: e.event_id,
     "alert.raised": lambda e: e.payload.borrower_id or e.payload.asset_id or e.event_id,  # type: ignore[attr-defined]
 }

@@ -19,7 +19,7 @@ import orjson
 from schemas import codec
 from schemas import events as ev
 from schemas.topics import KEY_OF_TYPE
-from streams.domain import facility, invoices, machines, orders, registry
+from streams.domain import dealers, facility, invoices, machines, orders, registry
 from streams.domain.signals import (
     DEADLETTER_TOPIC,
     Output,
@@ -154,6 +154,20 @@ class OrderProcessor(Processor):
         return outs
 
 
+class DealerProcessor(Processor):
+    """Stage 1: sales-based dealer financing, by dealer id (units, plans, audits)."""
+
+    name = "dealers"
+    topics = ("cs.dealers",)
+    types = frozenset(t for t in KEY_OF_TYPE if t.startswith("dealer."))
+
+    def apply(self, store: Store, key: str, event: ev.Envelope) -> list[Output]:
+        state = own_copy(store, key, dealers.new_state)
+        outs = dealers.on_event(state, event)
+        store[key] = state
+        return outs
+
+
 class RegistryProcessor(Processor):
     """The single-partition registry; its store holds many keys per event (indexes)."""
 
@@ -246,7 +260,8 @@ class FacilityProcessor(Processor):
 
 
 def all_processors() -> list[Processor]:
-    return [RegistryProcessor(), MachineProcessor(), InvoiceProcessor(), OrderProcessor(), FacilityProcessor()]
+    return [RegistryProcessor(), MachineProcessor(), InvoiceProcessor(), OrderProcessor(), DealerProcessor(),
+            FacilityProcessor()]
 
 
 def processor_for(topic: str, processors: list[Processor]) -> Processor:

@@ -31,7 +31,7 @@ MAX_PENDING = 50
 
 def new_state(borrower_id: str) -> State:
     return {"borrower_id": borrower_id, "program_id": None, "program": None, "consent": None,
-            "assets": {"receivable": {}, "order": {}, "machine": {}}, "deliveries": {},
+            "assets": {"receivable": {}, "order": {}, "machine": {}, "dealer": {}}, "deliveries": {},
             "buyers": {}, "seqs": {}, "loans": {}, "util": {}, "watermark": 0.0,
             "last": None, "pending": []}
 
@@ -45,7 +45,7 @@ def _newer(state: State, sig: dict[str, Any]) -> bool:
 
 
 SIGNAL_KINDS = frozenset({"receivable", "order", "machine", "machine_released", "delivery", "buyers",
-                          "program", "consent"})
+                          "program", "consent", "dealer"})
 
 
 def apply_signal(state: State, sig: dict[str, Any]) -> list[Output]:
@@ -64,8 +64,8 @@ def _apply_one(state: State, sig: dict[str, Any]) -> list[Output]:
     if not _newer(state, sig):
         return []
     outs: list[Output] = []
-    if kind in ("receivable", "order", "machine"):
-        state["assets"][kind][sig["asset_id"]] = sig
+    if kind in ("receivable", "order", "machine", "dealer"):
+        state["assets"].setdefault(kind, {})[sig["asset_id"]] = sig  # states before 2026.12-2 lack dealer
         if kind == "machine":
             _accept_utilisation(state, sig)
         elif kind == "receivable":
@@ -222,8 +222,9 @@ def decide_and_publish(state: State) -> list[Output]:
     d = decide(state, params)
     now = state["watermark"]
     last = state["last"]
+    alerts = _out_of_trust_alerts(state, d, now)
     if not is_material(d, last):
-        return []
+        return alerts
     version = (last["version"] if last else 0) + 1
     prev_limit = Decimal(last["limit"]) if last else minor_unit(d.currency) * 0
     reasons = list(d.reasons)
@@ -255,7 +256,25 @@ def decide_and_publish(state: State) -> list[Output]:
                                       frozen=c["frozen"], detail=c["detail"]) for c in d.components],
             reasons=[out.Reason(**r) for r in reasons], policy_version=POLICY_VERSION, version=version,
             watermark=watermark, trigger_event_ids=triggers))
-    return [Output(LIMITS_TOPIC, state["borrower_id"], update.model_dump(mode="json", exclude_none=True))]
+    return [*alerts, Output(LIMITS_TOPIC, state["borrower_id"], update.model_dump(mode="json", exclude_none=True))]
+
+
+def _out_of_trust_alerts(state: State, d: Any, now: float) -> list[Output]:
+    """SOLD_OUT_OF_TRUST once per unit, at the first decision whose watermark is more
+    than ``dealer_repay_days`` after its sale without a repayment (time-driven, like an
+    order's delivery grace); ``sot_alerted`` only grows, so a replay raises it once."""
+    alerted = state.setdefault("sot_alerted", [])
+    outs = []
+    for dealer, unit in d.out_of_trust:
+        if unit in alerted:
+            continue
+        alerted.append(unit)
+        outs.append(alert("SOLD_OUT_OF_TRUST", "critical",
+                          f"Unit {unit} of dealer {dealer} was sold and not repaid in time (sold out of "
+                          "trust); the dealer's line is frozen until it is repaid.",
+                          now, state["pending"][-1:], state["borrower_id"], unit))
+    del alerted[:-1000]
+    return outs
 
 
 # What it means when a reason no longer applies, in the words of its own text (a new
@@ -267,6 +286,9 @@ CLEARED = {
     "MACHINE_SILENT": "machine reporting again", "RECEIVABLE_DISPUTED": "dispute resolved",
     "RECEIVABLE_UNCONFIRMED": "invoice confirmed or withdrawn", "BUYER_DISTRESSED": "buyer no longer in distress",
     "BUYER_WATCH": "buyer no longer under watch", "FULFILMENT_LOW": "delivery record improved",
+    "SOLD_OUT_OF_TRUST": "sold units repaid", "UNIT_MISSING_AT_AUDIT": "missing units found again",
+    "DEALER_SALES_UNCONFIRMED": "sales confirmed by the window before", "DEALER_NO_PLAN": "production plan received",
+    "DEALER_PLAN_CAP": "within the manufacturer's plan", "DEALER_CURTAILMENT": "no aged units in stock",
     "PROGRAM_CAP": "below the program cap", "INCLUSIVE_CAP": "below the inclusive-finance cap",
 }
 # A new reason has its own sentence in the update; the change reason names it briefly.
@@ -275,6 +297,7 @@ ADDED = {
     "RECEIVABLE_OVERDUE": "an invoice past its due date", "ORDER_NOT_DELIVERED": "an order not delivered",
     "RECEIVABLE_SELLER_MISMATCH": "an invoice under another seller's tax id", "OVERDUE": "a loan overdue",
     "CONSENT_REVOKED": "consent withdrawn", "CONSENT_MISSING": "consent missing",
+    "SOLD_OUT_OF_TRUST": "a unit sold out of trust", "UNIT_MISSING_AT_AUDIT": "a unit missing at audit",
 }
 STATUS_WORDS = {"active": "active", "partially_frozen": "partly frozen", "frozen": "frozen"}
 
@@ -284,7 +307,8 @@ def _change_reason(prev: Decimal, new: Decimal, before: dict[str, str], after: d
                    added: list[str], status: str | None) -> dict[str, str]:
     """LIMIT_UP / LIMIT_DOWN / LIMIT_UNCHANGED with what changed: the component sums that
     moved, money drawn or repaid, reasons that no longer apply and a new status."""
-    names = {"receivable": "confirmed invoices", "order": "confirmed orders", "equipment": "machines"}
+    names = {"receivable": "confirmed invoices", "order": "confirmed orders", "equipment": "machines",
+             "dealer": "dealer sales"}
     moves = []
     for k, name in names.items():
         delta = Decimal(after[k]) - Decimal(before.get(k, "0"))

@@ -7,13 +7,14 @@ docs/credit-policy.md; parameters a program may override come from its registry 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from decimal import ROUND_DOWN, Decimal
 from functools import lru_cache
 from typing import Any
 
 from schemas.currencies import MINOR_UNITS
+from streams.domain.dealer_policy import dealer_components
 from streams.domain.season import MONTHS, Profile, month_of, window_shares
 from streams.domain.signals import utc_time
 
@@ -53,6 +54,12 @@ class PolicyParams:
     # A program's seasonal profile: the expected share of the baseline hours per calendar
     # month (January first); empty = every month 1.0 (see season.py).
     seasonal_profile: Profile = ()
+    # Sales-based dealer financing (dealer_policy.py, docs section 1.4).
+    dealer_sales_multiple: Decimal = Decimal("2.0")
+    dealer_repay_days: int = 10
+    curtail_after_days: int = 90
+    curtail_every_days: int = 30
+    curtail_step: Decimal = Decimal("0.10")
 
     @classmethod
     def for_program(cls, program: dict[str, Any]) -> PolicyParams:
@@ -69,7 +76,7 @@ def _hashable(v: Any) -> Any:
 def _for_parameters(items: tuple[tuple[str, Any], ...]) -> PolicyParams:
     """Parsed once per distinct parameter set (every decision of a program asks)."""
     def parse(k: str, v: Any) -> Any:
-        if k == "max_tenor_days":
+        if isinstance(getattr(PolicyParams, k), int):
             return int(v)
         if k == "seasonal_profile":
             return tuple(float(x) for x in v)
@@ -89,6 +96,8 @@ class Decision:
     outstanding: Decimal
     available: Decimal
     sums: dict[str, str]
+    # Dealer units sold and not repaid in time at this watermark: (dealer, unit) pairs.
+    out_of_trust: list[tuple[str, str]] = field(default_factory=list)
 
 
 def minor_unit(currency: str) -> Decimal:
@@ -291,6 +300,13 @@ def decide(state: dict[str, Any], params: PolicyParams) -> Decision:
         if sig["pledge"]["currency"] != currency:
             continue
         components.append(_machine(sig, params, now, state["util"].get(mid, []), reasons, unit))
+    # Dealers (sales-based floor plan)
+    out_of_trust = []
+    for did, sig in sorted(state["assets"].get("dealer", {}).items()):
+        parts, late = dealer_components(sig, params, now, currency, unit, reasons)
+        components += parts
+        out_of_trust += [(did, uid) for uid in late]
+
     if params.seasonal_profile and state["assets"]["machine"]:
         month = month_of(int(now // DAY))
         share = params.seasonal_profile[month - 1]
@@ -305,7 +321,7 @@ def decide(state: dict[str, Any], params: PolicyParams) -> Decision:
         components = [dict(c, contribution=zero, frozen=True) for c in components]
 
     sums = {k: sum((c["contribution"] for c in components if c["kind"] == k), zero)
-            for k in ("receivable", "order", "equipment")}
+            for k in ("receivable", "order", "equipment", "dealer")}
     total = sum(sums.values(), zero)
     cap = Decimal(program["cap"]["amount"])
     limit = min(total, cap)
@@ -348,7 +364,7 @@ def decide(state: dict[str, Any], params: PolicyParams) -> Decision:
     return Decision(limit=limit, currency=currency, status=status, components=components,
                     reasons=[{"code": c, "text": " ".join(merged[c])[:500]} for c in codes], codes=codes,
                     lenders=lenders, outstanding=outstanding, available=available,
-                    sums={k: str(v) for k, v in sums.items()})
+                    sums={k: str(v) for k, v in sums.items()}, out_of_trust=out_of_trust)
 
 
 def is_material(decision: Decision, last: dict[str, Any] | None) -> bool:

@@ -361,3 +361,68 @@ def winter_pause(u: str) -> tuple[list[Envelope], dict[str, object]]:
         if day == 11:
             marks["nov30"] = len(evs)
     return evs, marks
+
+
+def dealer_floor_plan(u: str) -> tuple[list[Envelope], dict[str, object]]:
+    """A dealer of an OEM financed against its sales (以销定融), units of 500k wholesale.
+
+    From 2026-03-19 (day 0): plans of 3m a month for March to May, 2m for June; ten
+    units U1-U10 picked up on day 0. U1, U2 sold (days 5, 10) and repaid: 1m in the last
+    30 days, nothing in the 30 before: the line waits (min of the windows: 0). U3-U5 sold
+    (days 35, 40, 45) and repaid: on day 45 the windows hold 1.5m and 1m, the line is
+    min x 2.0 = 2m. An audit on day 50 misses U9: its 500k is frozen (1.5m). U6 sold on
+    day 52 and not repaid: on day 63, more than 10 days later, it is sold out of trust
+    and the line is frozen (0); repaid on day 64 (1.5m). U7, U8 sold on days 70, 75 and
+    repaid: the windows hold 1.5m and 1.5m, 3m is bounded by June's plan of 2m, less U9's
+    500k (1.5m); an audit an hour later finds U9 (2m). On day 95 U9 and U10 are 95 days in
+    stock: a curtailment step of 10% each (100k) under a line of min(1m, 1.5m) x 2 = 2m:
+    1.9m."""
+    f = EventFactory(f"dlr-{u}", WEEK0)
+    d, oem, prg = f"dlr-{u}", f"oem-{u}", f"prg-{u}"
+    evs = [f.program(prg), f.borrower(d, prg, kind="dealer"), f.consent(d)]
+    for month, amount in (("2026-03", "3000000"), ("2026-04", "3000000"), ("2026-05", "3000000"),
+                          ("2026-06", "2000000")):
+        evs.append(f.dealer_plan(d, oem, month, amount, int(amount) // 500000))
+    units = [f"U{i}-{u}" for i in range(1, 11)]
+    evs += [f.pickup(d, oem, unit, "500000") for unit in units]
+    marks: dict[str, object] = {}
+    day = 0
+
+    def at(n: int) -> None:
+        nonlocal day
+        f.advance(days=n - day)
+        day = n
+
+    def sold_and_repaid(n: int, unit: str) -> None:
+        at(n)
+        evs.append(f.retail_sale(d, unit))
+        f.advance(hours=1)
+        evs.append(f.unit_repaid(d, unit))
+
+    for n, i in ((5, 0), (10, 1)):
+        sold_and_repaid(n, units[i])
+    marks["unconfirmed"] = len(evs)
+    for n, i in ((35, 2), (40, 3), (45, 4)):
+        sold_and_repaid(n, units[i])
+    marks["confirmed"] = len(evs)
+    at(50)
+    evs.append(f.stock_audit(d, f"aud1-{u}", [units[5], units[6], units[7], units[9]]))  # U9 missing
+    marks["missing"] = len(evs)
+    at(52)
+    evs.append(f.retail_sale(d, units[5]))
+    at(63)
+    evs.append(f.dealer_plan(d, oem, "2026-07", "2000000", 4))  # any input moves the watermark
+    marks["out_of_trust"] = len(evs)
+    at(64)
+    evs.append(f.unit_repaid(d, units[5]))
+    marks["repaid"] = len(evs)
+    sold_and_repaid(70, units[6])
+    sold_and_repaid(75, units[7])
+    marks["plan_cap"] = len(evs)
+    f.advance(hours=1)
+    evs.append(f.stock_audit(d, f"aud2-{u}", [units[8], units[9]]))
+    marks["found"] = len(evs)
+    at(95)
+    evs.append(f.stock_audit(d, f"aud3-{u}", [units[8], units[9]]))
+    marks["curtailed"] = len(evs)
+    return evs, marks

@@ -1,0 +1,119 @@
+"""Sales-based dealer financing (以销定融, issue 16.1): a dealer's line follows verified
+sell-through, bounded by the OEM's production plan, with the floor-plan rules (sold out
+of trust, curtailment of aged units, a unit missing at audit). Offline through the
+replay and through the real broker with a worker of this module."""
+
+from __future__ import annotations
+
+import pytest
+
+from schemas import codec
+from schemas.factory import EventFactory
+from streams.replay import Replay
+from tests.engine import scenarios as sc
+from tests.engine.test_eng_broker import OUT, Outputs, limits_of, send_phased, u, values
+from tests.engine.test_eng_scenarios import codes, last_for, run
+
+
+def limits_at_marks(events, marks, borrower):
+    r = Replay()
+    current, at = None, {}
+    inverse = {v: k for k, v in marks.items()}
+    for i, e in enumerate(events, start=1):
+        for out in r.feed(codec.encode(e)):
+            if out.topic == "cs.limits" and out.key == borrower:
+                current = out.value["payload"]
+        if i in inverse:
+            at[inverse[i]] = current
+    return at
+
+
+def test_the_line_follows_confirmed_sales_within_the_plan_and_the_floor_plan_rules() -> None:
+    events, marks = sc.dealer_floor_plan("d1")
+    _, alerts, dead = run(events)
+    assert dead == []
+    at = limits_at_marks(events, marks, "dlr-d1")
+    assert {k: v["limit"]["amount"] for k, v in at.items()} == {
+        "unconfirmed": "0.00", "confirmed": "2000000.00", "missing": "1500000.00", "out_of_trust": "0.00",
+        "repaid": "1500000.00", "plan_cap": "1500000.00", "found": "2000000.00", "curtailed": "1900000.00"}
+    assert "DEALER_SALES_UNCONFIRMED" in codes(at["unconfirmed"])
+    line = at["confirmed"]["components"][0]
+    assert line["kind"] == "dealer" and line["detail"]["sales_30d"] == "1500000.00"
+    assert line["detail"]["sales_prior_30d"] == "1000000.00"
+    # A unit missing at audit: its share frozen at once, shown as a frozen unit.
+    assert at["missing"]["status"] == "partially_frozen" and "UNIT_MISSING_AT_AUDIT" in codes(at["missing"])
+    assert [c["asset_id"] for c in at["missing"]["components"] if c["frozen"]] == ["U9-d1"]
+    # Sold out of trust: the whole dealer line frozen until the unit is repaid.
+    assert "SOLD_OUT_OF_TRUST" in codes(at["out_of_trust"])
+    assert at["out_of_trust"]["components"][0]["frozen"] is True
+    assert "SOLD_OUT_OF_TRUST" not in codes(at["repaid"])
+    assert "sold units repaid" in at["repaid"]["reasons"][-1]["text"]
+    assert "DEALER_PLAN_CAP" in codes(at["plan_cap"])
+    assert at["found"]["status"] == "active"
+    assert at["curtailed"]["components"][0]["detail"]["curtailed"] == "100000.00"
+    assert "DEALER_CURTAILMENT" in codes(at["curtailed"])
+    raised = [(a["code"], a.get("asset_id")) for a in alerts]
+    assert raised == [("UNIT_MISSING_AT_AUDIT", "U9-d1"), ("SOLD_OUT_OF_TRUST", "U6-d1")]
+
+
+def test_a_sale_of_a_unit_never_picked_up_is_refused_and_a_unit_financed_twice_counts_once() -> None:
+    f = EventFactory("dlx", sc.WEEK0)
+    d, oem = "dlr-x", "oem-x"
+    events = [f.program("prg-x"), f.borrower(d, "prg-x", kind="dealer"), f.consent(d),
+              f.dealer_plan(d, oem, "2026-03", "9000000", 9),
+              f.pickup(d, oem, "VIN-1", "400000"), f.pickup(d, oem, "VIN-1", "400000"),
+              f.retail_sale(d, "VIN-404"), f.unit_repaid(d, "VIN-405")]
+    _, alerts, dead = run(events)
+    assert [x["payload"]["reason"] for x in dead] == ["unknown_unit", "unknown_unit"]
+    assert [a["code"] for a in alerts] == ["DUPLICATE_FINANCING"]
+    r = Replay()
+    for e in events:
+        list(r.feed(codec.encode(e)))
+    assert list(r.stores["dealers"][d]["units"]) == ["VIN-1"]
+    assert list(r.stores["facilities"][d]["assets"]["dealer"][d]["units"]) == ["VIN-1"]
+
+
+def test_no_plan_no_sales_line_and_a_program_may_allow_more_days_to_repay() -> None:
+    events, marks = sc.dealer_floor_plan("d2")
+    no_plan = [e for e in events if e.type != "dealer.plan"]
+    limits, _, _ = run(no_plan)
+    assert last_for(limits, "dlr-d2")["limit"]["amount"] == "0.00"
+    assert "DEALER_NO_PLAN" in codes(last_for(limits, "dlr-d2"))
+    program = events[0].payload  # type: ignore[attr-defined]
+    lenient = events[0].model_copy(update={"payload": program.model_copy(update={
+        "parameters": program.parameters.model_copy(update={"dealer_repay_days": 20})})})
+    at = limits_at_marks([lenient, *events[1:]], marks, "dlr-d2")
+    assert at["out_of_trust"]["limit"]["amount"] == "1500000.00"
+    assert "SOLD_OUT_OF_TRUST" not in codes(at["out_of_trust"])
+
+
+# ---------------------------------------------------------------- through a real worker
+@pytest.fixture
+async def outputs(bootstrap: str, engine):
+    from connectors.kafka_io import TopicReader
+
+    async with TopicReader(bootstrap, *OUT) as reader:
+        yield Outputs(reader)
+
+
+@pytest.mark.integration
+async def test_dealer_floor_plan_through_the_broker(producer, outputs: Outputs, engine) -> None:
+    uid = u()
+    events, _ = sc.dealer_floor_plan(uid)
+    d = f"dlr-{uid}"
+    expected = [x["payload"]["limit"]["amount"] for x in run(events)[0] if x["payload"]["borrower_id"] == d]
+
+    def mine(rs: list) -> list[dict]:  # only this module's worker's updates
+        return limits_of(rs, d, engine.app_id)
+
+    def my_alerts(rs: list) -> list[str]:
+        return [a["payload"]["code"] for a in values(rs, "cs.alerts")
+                if a["source"] == f"creditstream.engine.{engine.app_id}" and a["payload"].get("borrower_id") == d]
+
+    await send_phased(producer, outputs, events, [d])
+    # One dealer's events share one partition: the worker decides exactly the replay's sequence.
+    await outputs.wait(lambda rs: [x["limit"]["amount"] for x in mine(rs)] == expected
+                       and len(my_alerts(rs)) == 2, timeout=240)
+    final = mine(outputs.records)[-1]
+    assert final["limit"]["amount"] == "1900000.00" and final["policy_version"] == "2026.12-2"
+    assert sorted(my_alerts(outputs.records)) == ["SOLD_OUT_OF_TRUST", "UNIT_MISSING_AT_AUDIT"]
