@@ -15,7 +15,15 @@ failure (the attack worked); the requests of the tenant under attack count as ac
   be accepted per round;
 - webhook URLs: schemes, metadata, loopback, private and malformed URLs at registration;
 - data keys: a value sealed under a key the process does not have must fail as
-  ``DataKeyError`` naming that key id.
+  ``DataKeyError`` naming that key id;
+- event ids of another tenant (item 1): tenant B's consent revocation after tenant A
+  used its event id must still freeze B's facility;
+- money moved by a stranger (item 2): a drawdown from a tenant that is neither a lender of
+  the program nor its operator must be dead-lettered ``not_entitled``;
+- amplification (item 4): an EPCIS document of refused events must not give dead letters
+  larger in sum than the document, nor one over 64 KiB.
+The last three go through the processors the worker runs (the replay's stores) and the
+EPCIS parser; the suite runs them through a real worker too (tests/engine, tests/sources).
 """
 
 from __future__ import annotations
@@ -197,6 +205,61 @@ def _data_keys(tally: Tally, tries: int = 20) -> None:
             _fail(tally, "opened with a key it was not sealed with", token, "data keys")
 
 
+def _engine_attacks(tally: Tally, rounds: int = 10) -> None:
+    from datetime import UTC, datetime
+
+    from schemas import codec
+    from schemas.factory import EventFactory
+    from streams.replay import Replay
+
+    for _ in range(rounds):
+        u = uuid.uuid4().hex[:8]
+        f = EventFactory(f"atk-{u}", datetime(2026, 3, 19, tzinfo=UTC))
+        borrower, program = f"sup-{u}", f"prg-{u}"
+        replay = Replay()
+        outs = [o for e in (f.program(program), f.borrower(borrower, program), f.consent(borrower))
+                for o in replay.feed(codec.encode(e))]
+        revoke = f.consent(borrower, granted=False)
+        squatter = f.supplies(f"x-{u}", f"y-{u}").model_copy(update={"event_id": revoke.event_id,
+                                                                       "tenant": f"intruder-{u}"})
+        outs = [o for e in (squatter, revoke) for o in replay.feed(codec.encode(e))]
+        frozen = [o.value["payload"]["status"] for o in outs if o.topic == "cs.limits"]
+        if frozen and frozen[-1] == "frozen":
+            tally.tried += 1
+            tally.refused["event_id_per_tenant"] += 1
+        else:
+            _fail(tally, f"another tenant's event id dropped the revocation (updates: {frozen})", u, "event ids")
+        stranger = f.drawdown(f"ln-{u}", borrower, program, "1000").model_copy(update={"tenant": f"intruder-{u}"})
+        reasons = [o.value["payload"]["reason"] for o in replay.feed(codec.encode(stranger))
+                   if o.topic == "cs.deadletter"]
+        if reasons == ["not_entitled"]:
+            tally.tried += 1
+            tally.refused["ledger_not_entitled"] += 1
+        else:
+            _fail(tally, f"a stranger's drawdown was not refused not_entitled ({reasons})", u, "ledger")
+
+
+def _amplification(tally: Tally, rounds: int = 5) -> None:
+    from connectors.sources import epcis
+    from connectors.sources.common import MAX_ITEM_BYTES
+
+    for n in range(rounds):
+        # Events without a purchase order are refused; each is padded and nested.
+        event = {"type": "ObjectEvent", "action": "OBSERVE", "bizStep": "shipping",
+                 "eventTime": "2024-03-01T01:00:00Z", "eventTimeZoneOffset": "+00:00",
+                 "epcList": ["urn:epc:id:sgtin:0614141.107346.2017"], "pad": "x" * 4000 * (n + 1),
+                 "deep": orjson.loads(b"[" * 200 + b"]" * 200)}
+        doc = orjson.dumps({"type": "EPCISDocument", "epcisBody": {"eventList": [event] * 100}})
+        out = epcis.parse_document(doc, tenant="t")
+        sizes = [len(r.raw) for r in out.rejected]
+        if len(sizes) == 100 and sum(sizes) <= len(doc) and max(sizes) <= MAX_ITEM_BYTES:
+            tally.tried += 1
+            tally.refused["dead_letters_bounded"] += 1
+        else:
+            _fail(tally, f"{len(sizes)} dead letters of {sum(sizes):,} bytes for a {len(doc):,}-byte document",
+                  len(doc), "amplification")
+
+
 async def _attacks_async(pg_url: str, bootstrap: str, tally: Tally) -> None:
     import asyncpg
     from aiohttp import web
@@ -238,6 +301,8 @@ async def _attacks_async(pg_url: str, bootstrap: str, tally: Tally) -> None:
         await conn.close()
     await _webhook_urls(tally)
     _data_keys(tally)
+    _engine_attacks(tally)
+    _amplification(tally)
 
 
 def attacks_campaign(pg_url: str, bootstrap: str) -> Tally:
