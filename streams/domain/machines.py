@@ -254,6 +254,9 @@ def _maybe_signal(state: State, at: float, ids: list[str], force: bool = False) 
         pledge=pledge, hours=state["hours"], r7=r7, w1=w1, w2=w2, soh=state["soh"],
         alarm=state["alarm"], critical=state["critical"], in_fence=state["in_fence"],
         last_seen=state["ts"] if state["ts"] is not None else at,
+        # The first (partial) day of observation: r7 starts after it, and a seasonal
+        # program judges r7 against the season of the days it actually averaged.
+        first_day=state["first_day"],
     ))
     return out
 

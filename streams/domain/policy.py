@@ -166,7 +166,7 @@ def utilisation_target(sig: dict[str, Any], params: PolicyParams) -> float:
     program's seasonal share of that window), so a winter pause the program declared
     is not a fall in use."""
     base = sig["pledge"]["baseline"]
-    shares = window_shares(params.seasonal_profile, sig["last_seen"])
+    shares = window_shares(params.seasonal_profile, sig["last_seen"], sig.get("first_day"))
     ratios = [1.0 if r is None else r / (base * s)
               for r, s in zip((sig.get("r7"), sig.get("w1"), sig.get("w2")), shares, strict=True)]
     return min(max(min(ratios), params.util_floor), params.util_cap)
@@ -220,7 +220,7 @@ def _machine(sig: dict[str, Any], params: PolicyParams, now: float, history: lis
     detail = {"collateral_value": str(value), "utilisation": f"{util:.3f}",
               "health": str(health), "hours": f"{hours:.1f}"}
     if params.seasonal_profile:  # the season r7 was judged against (only for seasonal programs)
-        detail["season"] = f"{window_shares(params.seasonal_profile, sig['last_seen'])[0]:.3f}"
+        detail["season"] = f"{window_shares(params.seasonal_profile, sig['last_seen'], sig.get('first_day'))[0]:.3f}"
     return {"kind": "equipment", "asset_id": mid, "contribution": contribution, "frozen": frozen,
             "detail": detail}
 

@@ -35,14 +35,17 @@ def expected_share(profile: Profile, first: int, last: int) -> float:
     return sum(profile[month_of(d) - 1] for d in range(first, last + 1)) / (last - first + 1)
 
 
-def window_shares(profile: Profile, last_seen: float) -> tuple[float, float, float]:
+def window_shares(profile: Profile, last_seen: float, first_day: int | None = None) -> tuple[float, float, float]:
     """The expected shares of the three utilisation windows (r7, w1, w2) of a machine
     whose last reading is at ``last_seen``: the same windows stage 1 averages over
-    (machines.utilisation), r7 taken as the full 7 days before that day."""
+    (machines.utilisation). r7 starts after ``first_day``, the machine's first (partial)
+    day of observation, as in stage 1: a young machine's r7 covers fewer than 7 days and
+    is judged against their season only (signals from before 2026.12-2 lack it: 7 days)."""
     if not profile:
         return 1.0, 1.0, 1.0
     today = int(last_seen // DAY)
     week = today // 7
-    return (expected_share(profile, today - 7, today - 1),
+    r7_start = today - 7 if first_day is None else max(today - 7, first_day + 1)
+    return (expected_share(profile, r7_start, today - 1),
             expected_share(profile, (week - 1) * 7, week * 7 - 1),
             expected_share(profile, (week - 2) * 7, (week - 1) * 7 - 1))

@@ -91,3 +91,26 @@ async def test_a_winter_pause_through_the_broker(producer, outputs: Outputs, eng
     assert "SEASONAL_BASELINE" in {r["code"] for r in final["reasons"]}
     assert final["policy_version"] == "2026.12-2"
     assert mine(outputs.records, flat)[-1]["limit"]["amount"] == "178000.00"
+
+
+def test_a_machine_first_seen_in_the_low_season_is_judged_by_the_days_it_was_seen() -> None:
+    """Pledged on 1 December and working 2 h/day, the December season of its program:
+    r7 covers only the days since its first one, so their season (25%) is the measure,
+    not the 7 nominal days that reach back into November (which read as 32% of it)."""
+    f = EventFactory("wst", sc.NOV19 + sc.timedelta(days=12))
+    c = "ctr-wst"
+    events = [f.program("prg-wst", seasonal_profile=list(sc.WINTER_PROFILE)),
+              f.borrower(c, "prg-wst", kind="contractor"), f.consent(c), f.pledge("exc-wst", c, "prg-wst")]
+    hours = 0.0
+    for _ in range(5 * 4):  # 1-5 December, a reading every 6 hours
+        f.advance(hours=6)
+        hours += 0.5
+        events.append(f.equipment("exc-wst", hours, lat=28.2, lon=112.9))
+    limits, _, dead = run(events)
+    assert dead == []
+    utilisations = {x["payload"]["components"][0]["detail"]["utilisation"] for x in limits
+                    if x["payload"]["components"]}
+    assert utilisations == {"1.000"}
+    profile = tuple(float(x) for x in sc.WINTER_PROFILE)
+    dec1 = int(f.now.timestamp()) // 86400 - 5
+    assert window_shares(profile, f.now.timestamp(), first_day=dec1)[0] == 0.25
