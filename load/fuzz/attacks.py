@@ -21,7 +21,10 @@ failure (the attack worked); the requests of the tenant under attack count as ac
 - money moved by a stranger (item 2): a drawdown from a tenant that is neither a lender of
   the program nor its operator must be dead-lettered ``not_entitled``;
 - amplification (item 4): an EPCIS document of refused events must not give dead letters
-  larger in sum than the document, nor one over 64 KiB.
+  larger in sum than the document, nor one over 64 KiB;
+- GB/T 32960 platform access (item 9): frames before the platform login, with a wrong
+  password, or for a VIN the tenant has not pledged get the standard's error answer and
+  a dead letter from an in-process gateway.
 The last three go through the processors the worker runs (the replay's stores) and the
 EPCIS parser; the suite runs them through a real worker too (tests/engine, tests/sources).
 """
@@ -260,6 +263,61 @@ def _amplification(tally: Tally, rounds: int = 5) -> None:
                   len(doc), "amplification")
 
 
+async def _gbt_access(tally: Tally, rounds: int = 3) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from connectors.sources import gbt32960 as g
+    from connectors.sources.common import Outcome
+    from connectors.sources.gbt32960_access import PlatformAuth, PledgeBook
+    from connectors.sources.gbt32960_server import GbtGateway
+
+    pledged, stranger = "LGHXCAE28M1234567", "LGHXCAE28M7654321"
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+    outcomes: list[Outcome] = []
+
+    async def sink(outcome: Outcome) -> None:
+        outcomes.append(outcome)
+
+    def frame(vin: str) -> bytes:
+        return g.encode_frame(2, vin, g.realtime_data(t0, g.vehicle_block(soc=70, voltage_v=600, current_a=-20)))
+
+    def login(password: str) -> bytes:
+        return g.encode_frame(g.Command.PLATFORM_LOGIN, "PLATFORM000000001", g.platform_login_data(t0, "plat", password))
+
+    book = PledgeBook("fleet-a")
+    book.apply(orjson.dumps({"type": "registry.pledge", "tenant": "fleet-a", "payload": {"machine_id": "truck-1"}}))
+    gateway = GbtGateway(sink, tenant="fleet-a", vin_map={pledged: "truck-1"}, auth=PlatformAuth("plat", "right-pw"),
+                         pledged=book, max_per_peer=4, idle_timeout=5)
+    await gateway.start("127.0.0.1", 0)
+    attacks = (("gbt_not_logged_in", [frame(pledged)]), ("gbt_bad_credentials", [login("wrong-pw")]),
+               ("gbt_vin_not_pledged", [login("right-pw"), frame(stranger)]))
+    try:
+        for _ in range(rounds):
+            for name, frames in attacks:
+                reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+                buf, answers = g.FrameBuffer(), []
+                try:
+                    for raw in frames:
+                        writer.write(raw)
+                        await writer.drain()
+                        got: list[Any] = []
+                        while not got and (data := await asyncio.wait_for(reader.read(4096), 5)):
+                            got = [g.decode_frame(d) for k, d in buf.feed(data) if k == "frame"]
+                        answers += got
+                finally:
+                    writer.close()
+                    await writer.wait_closed()
+                if answers and answers[-1].flag == g.Flag.ERROR:
+                    tally.tried += 1
+                    tally.refused[name] += 1
+                else:
+                    _fail(tally, f"{name}: answered {[(a.command, a.flag) for a in answers]}", name, "gb/t access")
+    finally:
+        await gateway.stop()
+    if any(e.payload.vin == stranger for o in outcomes for e in o.events):
+        _fail(tally, "an unpledged VIN's frame was taken", stranger, "gb/t access")
+
+
 async def _attacks_async(pg_url: str, bootstrap: str, tally: Tally) -> None:
     import asyncpg
     from aiohttp import web
@@ -303,6 +361,7 @@ async def _attacks_async(pg_url: str, bootstrap: str, tally: Tally) -> None:
     _data_keys(tally)
     _engine_attacks(tally)
     _amplification(tally)
+    await _gbt_access(tally)
 
 
 def attacks_campaign(pg_url: str, bootstrap: str) -> Tally:
