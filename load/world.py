@@ -50,6 +50,11 @@ LENDER_MIXES: tuple[tuple[tuple[str, str], ...], ...] = (
     (("bank-abc", "0.7"), ("mfi-jiangsu", "0.3")),
     (("bank-icbc", "1.0"),),
 )
+# The construction season the equipment programs declare (seasonal_profile, January
+# first): the Spring Festival lull in February, a slow winter; the simulated machines
+# follow it, so a run in the low season shows SEASONAL_BASELINE and no fall in use.
+CONSTRUCTION_SEASON = ("0.60", "0.50", "1", "1", "1", "1", "1", "1", "1", "1", "1", "0.80")
+SEASON_SHARE = tuple(float(x) for x in CONSTRUCTION_SEASON)
 FENCE_KM = 25.0
 SITE_KM = 8.0
 JITTER_KM = 0.03
@@ -124,6 +129,11 @@ class WorldConfig:
     # Put before every lender id: a run that registers the world's lenders (webhook chaos)
     # then owns them and never shares a lender row with another run.
     lender_prefix: str = ""
+    # Share of new business flows that are dealer flows (sales-based dealer financing:
+    # unit pickups, retail sales, repayments, stock audits); 0 turns them off.
+    dealer_share: float = 0.15
+    # Months of production plans per dealer, from the start month.
+    plan_months: int = 4
 
 
 @dataclass(frozen=True)
@@ -243,9 +253,11 @@ class World:
         out: list[ev.Envelope] = []
         for pid, lenders in self.programs.items():
             cap = "50000000" if "-scf" in pid else "200000000"
+            season = None if "-scf" in pid else [Decimal(x) for x in CONSTRUCTION_SEASON]
             out.append(mk(ev.ProgramRegistered, at, ev.ProgramPayload(
                 program_id=pid, name=f"Program {pid}", cap=_cny(cap),
-                lenders=[ev.LenderShare(lender_id=lid, share=Decimal(sh)) for lid, sh in lenders])))
+                lenders=[ev.LenderShare(lender_id=lid, share=Decimal(sh)) for lid, sh in lenders],
+                parameters=ev.ProgramParameters(seasonal_profile=season))))
         for p in self.cores + self.borrowers:
             out.append(mk(ev.BorrowerRegistered, at, ev.BorrowerPayload(
                 party_id=p.party_id, kind=ev.PartyKind(p.kind), program_id=p.program_id,
@@ -271,12 +283,32 @@ class World:
                         "geofence": {"center": {"lat": m.fence[0], "lon": m.fence[1]}, "radius_km": m.fence[2]}}})
         return "cs.pledges", m.machine_id.encode(), value
 
+    def dealer_plans(self) -> list[ev.Envelope]:
+        """Each dealer's production plan from its OEM for the first ``plan_months`` months:
+        sales-based dealer financing is bounded by it (docs/credit-policy.md 1.4)."""
+        mk = _Maker(self.cfg.tag + "-plan", self.cfg.tenant)
+        at = self.cfg.start - timedelta(days=1)
+        out: list[ev.Envelope] = []
+        for i, d in enumerate(self.dealers):
+            units = 4 + int(unit(self.cfg.seed, i, 70) * 12)
+            year, month = self.cfg.start.year, self.cfg.start.month
+            for _ in range(self.cfg.plan_months):
+                out.append(mk(ev.DealerPlan, at, ev.DealerPlanPayload(
+                    dealer_id=d.party_id, oem_id=d.buyer_id or "", month=f"{year:04d}-{month:02d}",
+                    amount=_cny(units * 800_000), units=units)))
+                year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        return out
+
     def setup_records(self) -> Iterator[Rec]:
-        """Everything that registers the world: the registry first, then the pledges."""
+        """Everything that registers the world: the registry first, then the pledges and
+        the dealers' production plans."""
         for e in self.registry_events():
             yield to_record(e)
         for m in self.iter_machines():
             yield self.pledge_record(m)
+        if self.cfg.dealer_share > 0:
+            for e in self.dealer_plans():
+                yield to_record(e)
 
 
 def _cny(amount: int | str) -> Money:
@@ -353,6 +385,7 @@ class _MachineState:
     round: int = -1
     day: int = -1
     day_noise: float = 1.0
+    season: float = 1.0
 
 
 def iso(epoch_s: float) -> str:
@@ -464,7 +497,9 @@ class TelemetrySim:
         if day != st.day:
             st.day = day
             st.day_noise = 0.75 + 0.5 * unit(self.seed, m.index, day, 50)
-        d = m.baseline / 24.0 * st.day_noise
+            # Machines follow their program's construction season (CONSTRUCTION_SEASON).
+            st.season = SEASON_SHARE[datetime.fromtimestamp(day * 86400, UTC).month - 1]
+        d = m.baseline / 24.0 * st.day_noise * st.season
         if self.plan.drop_round is not None and r >= self.plan.drop_round:
             d *= self.plan.drop_factor
         return min(1.0, d)
@@ -513,6 +548,9 @@ class BusinessSim:
         self.pending: deque[_FollowUp] = deque()
         self.tier1 = [p for p in world.suppliers if p.tier == 1]
         self.n_flows = 0
+        # Dealer flows draw from their own generator: the other flows keep their sequence.
+        self.dealer_rng = random.Random(f"{cfg.seed}-dealers")
+        self.stock: dict[str, list[str]] = {d.party_id: [] for d in world.dealers}
 
     def next(self, at: datetime) -> ev.Envelope:
         self.k += 1
@@ -528,6 +566,8 @@ class BusinessSim:
 
     def _new_flow(self, at: datetime) -> ev.Envelope:
         rng, mk, tag = self.rng, self.mk, self.world.cfg.tag
+        if self.world.dealers and self.dealer_rng.random() < self.world.cfg.dealer_share:
+            return self._dealer_flow(at)
         roll = rng.random()
         self.n_flows += 1
         n = self.n_flows
@@ -570,6 +610,35 @@ class BusinessSim:
                                                                           amount=amount)))
         return mk(ev.Drawdown, at, ev.DrawdownPayload(loan_id=loan, borrower_id=b.party_id,
                                                       program_id=b.program_id or "", amount=amount))
+
+    def _dealer_flow(self, at: datetime) -> ev.Envelope:
+        """Sales-based dealer financing: a unit picked up from the OEM, sold at retail
+        some steps later and, mostly, repaid soon after (1 in 20 is not: sold out of
+        trust once 10 days pass); or a stock audit of the units on the dealer's lot."""
+        rng, mk = self.dealer_rng, self.mk
+        self.n_flows += 1
+        n = self.n_flows
+        d = rng.choice(self.world.dealers)
+        did, stock = d.party_id, self.stock[d.party_id]
+        if rng.random() < 0.2 and stock:
+            present = list(stock)
+            if rng.random() < 0.05:  # a unit the auditor does not find
+                present.pop(rng.randrange(len(present)))
+            return mk(ev.StockAudit, at, ev.StockAuditPayload(dealer_id=did, audit_id=f"{self.world.cfg.tag}-aud{n}",
+                                                              present_unit_ids=present))
+        uid = f"{self.world.cfg.tag}-u{n}"
+        stock.append(uid)
+
+        def sold(t: datetime) -> ev.Envelope:
+            stock.remove(uid)
+            return mk(ev.RetailSale, t, ev.RetailSalePayload(dealer_id=did, unit_id=uid))
+
+        self._later(rng.randrange(30, 150), sold)
+        if rng.random() >= 0.05:
+            self._later(160, lambda t: mk(ev.UnitRepaid, t, ev.UnitRepaidPayload(dealer_id=did, unit_id=uid)))
+        return mk(ev.UnitPickedUp, at, ev.UnitPickedUpPayload(
+            dealer_id=did, oem_id=d.buyer_id or "", unit_id=uid, model="SY215C",
+            wholesale_price=_cny(f"{rng.randrange(300, 1200) * 1000}.00")))
 
     def core_default(self, at: datetime) -> list[ev.Envelope]:
         """Core 0 is distressed: its suppliers' buyer factors fall; its dealers go overdue."""
