@@ -14,6 +14,7 @@ from schemas import events as ev
 from schemas import outputs as out
 from schemas.common import MAX_AMOUNT, Money
 from schemas.currencies import MINOR_UNITS
+from streams.domain import collapse
 from streams.domain.policy import (
     POLICY_VERSION,
     PolicyParams,
@@ -23,6 +24,7 @@ from streams.domain.policy import (
     minor_unit,
     utilisation_target,
 )
+from streams.domain.season import window_shares
 from streams.domain.signals import BATCH, LIMITS_TOPIC, Output, Rejected, alert, event_key, utc_time
 
 State = dict[str, Any]
@@ -68,11 +70,13 @@ def _apply_one(state: State, sig: dict[str, Any]) -> list[Output]:
         state["assets"].setdefault(kind, {})[sig["asset_id"]] = sig  # states before 2026.12-2 lack dealer
         if kind == "machine":
             _accept_utilisation(state, sig)
+            outs += _collapse(state, sig)
         elif kind == "receivable":
             outs += _seller_alerts(state, sig["at"], sig["triggers"])
     elif kind == "machine_released":
         state["assets"]["machine"].pop(sig["asset_id"], None)
         state["util"].pop(sig["asset_id"], None)
+        state.get("collapse", {}).pop(sig["asset_id"], None)
     elif kind == "delivery":
         state["deliveries"][sig["asset_id"]] = {"on_time": sig["on_time"], "at": sig["actual_at"]}
     elif kind == "buyers":
@@ -124,6 +128,18 @@ def _accept_utilisation(state: State, sig: dict[str, Any]) -> None:
     if not hist or abs(hist[-1][1] - util) > 1e-9:
         hist.append([now, util])
         del hist[:-20]
+
+
+def _collapse(state: State, sig: dict[str, Any]) -> list[Output]:
+    """UTILISATION_COLLAPSE against the same season (r7 / (baseline x season of r7))."""
+    r7 = sig.get("r7")
+    if r7 is None:
+        return []
+    params = PolicyParams.for_program(state["program"]) if state["program"] else PolicyParams()
+    season = window_shares(params.seasonal_profile, sig["last_seen"], sig.get("first_day"))[0]
+    mine = state.setdefault("collapse", {}).setdefault(sig["asset_id"], {})
+    return collapse.check(mine, sig["asset_id"], state["borrower_id"], r7 / (sig["pledge"]["baseline"] * season),
+                          sig["at"], sig["triggers"])
 
 
 def apply_ledger(state: State, event: ev.Envelope) -> list[Output]:

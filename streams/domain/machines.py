@@ -22,8 +22,6 @@ SEEN_IDS = 16
 MAX_SPEED_KMH = {"excavator": 90.0, "loader": 90.0, "crane": 90.0, "electric_truck": 150.0}
 # An hour meter may not run faster than wall time; a little slack for rounding.
 HOURS_SLACK = 0.05
-COLLAPSE_RATIO = 0.3
-COLLAPSE_WINDOW_DAYS = 14
 # A signal at least this often (event time) even without a material change, so stage 2
 # knows the machine still reports and never mistakes it for a silent one.
 HEARTBEAT_S = 24 * 3600.0
@@ -196,36 +194,6 @@ def utilisation(state: State) -> tuple[float | None, float | None, float | None]
     return r7, w1, w2
 
 
-def _collapse(state: State, ratio: float | None, at: float, ids: list[str]) -> list[Output]:
-    """UTILISATION_COLLAPSE when r7 falls below 0.3 x the machine's level (when that
-    level was >= 0.5); raised on the transition, again only after r7 has recovered
-    above 0.3 x the level.
-
-    The level is the highest r7 ratio seen, held for COLLAPSE_WINDOW_DAYS days (then
-    replaced by the current one), not the last value: compared with the last value, a
-    machine that stops working declines day by day (7 days of r7 lose 1/7 each), every
-    step looked "stable" and the alert never fired (issue 10.4: 9 days at 0 h). Two
-    numbers per machine, not a history: a million machines keep these states."""
-    if ratio is None:
-        return []
-    day = int(at // DAY)
-    if state.get("c7") == [day, ratio]:
-        return []  # r7 moves about once a day: most readings repeat the last check (hot path)
-    state["c7"] = [day, ratio]
-    level = state.get("level")  # [ratio, day it was set]
-    collapsed = (level is not None and level[0] >= 0.5 and day - level[1] < COLLAPSE_WINDOW_DAYS
-                 and ratio < COLLAPSE_RATIO * level[0])
-    if level is None or ratio >= level[0] or day - level[1] >= COLLAPSE_WINDOW_DAYS:
-        state["level"] = [ratio, day]
-    was = state.get("collapsed", False)
-    state["collapsed"] = collapsed
-    if not collapsed or was:
-        return []
-    return [alert("UTILISATION_COLLAPSE", "warning",
-                  f"Machine {state['mid']} now works {ratio:.0%} of its baseline, down from {level[0]:.0%} "  # type: ignore[index]
-                  f"in the last {COLLAPSE_WINDOW_DAYS} days.", at, ids, state["pledge"]["borrower_id"], state["mid"])]
-
-
 def _maybe_signal(state: State, at: float, ids: list[str], force: bool = False) -> list[Output]:
     pledge = state["pledge"]
     if pledge is None:
@@ -233,8 +201,7 @@ def _maybe_signal(state: State, at: float, ids: list[str], force: bool = False) 
     out: list[Output] = []
     r7, w1, w2 = utilisation(state)
     base = pledge["baseline"]
-    ratio = None if r7 is None else r7 / base
-    out += _collapse(state, ratio, at, ids)
+    # UTILISATION_COLLAPSE is judged in stage 2 (collapse.py), against the program's season.
     summary = [
         None if r7 is None else round(r7 / base * 20),  # 5% steps of the baseline
         None if w1 is None else round(w1 / base * 20),

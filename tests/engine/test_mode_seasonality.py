@@ -13,14 +13,24 @@ from schemas.factory import EventFactory
 from streams.domain.policy import PolicyParams, utilisation_target
 from streams.domain.season import expected_share, window_shares
 from tests.engine import scenarios as sc
-from tests.engine.test_eng_broker import OUT, Outputs, limits_of, replay_final, send_phased, u
+from tests.engine.test_eng_broker import (
+    OUT,
+    Outputs,
+    limits_of,
+    replay_final,
+    send_phased,
+    u,
+    values,
+)
 from tests.engine.test_eng_scenarios import codes, last_for, run
 
 
 def test_a_winter_pause_in_the_programs_profile_keeps_the_limit() -> None:
     events, marks = sc.winter_pause("s1")
-    limits, _, dead = run(events)
+    limits, alerts, dead = run(events)
     assert dead == []
+    # Not a collapse in its own season; the same hours in a flat program are one.
+    assert [(a["code"], a["borrower_id"]) for a in alerts] == [("UTILISATION_COLLAPSE", "flat-s1")]
     seasonal, flat = last_for(limits, "ctr-s1"), last_for(limits, "flat-s1")
     machine = seasonal["components"][0]
     assert machine["detail"]["utilisation"] == "1.000" and machine["detail"]["season"] == "0.250"
@@ -82,12 +92,19 @@ async def test_a_winter_pause_through_the_broker(producer, outputs: Outputs, eng
     def mine(rs: list, b: str) -> list[dict]:  # only this module's worker's updates
         return limits_of(rs, b, engine.app_id)
 
+    def collapses(rs: list) -> list[str]:
+        return [a["payload"]["borrower_id"] for a in values(rs, "cs.alerts")
+                if a["source"] == f"creditstream.engine.{engine.app_id}"
+                and uid in a["payload"].get("borrower_id", "") and a["payload"]["code"] == "UTILISATION_COLLAPSE"]
+
     await send_phased(producer, outputs, events, [c, flat])
     await outputs.wait(lambda rs: all(mine(rs, b) and mine(rs, b)[-1]["limit"] == want[b]["limit"]
                                       and mine(rs, b)[-1]["components"] == want[b]["components"]
-                                      for b in (c, flat)), timeout=240)
+                                      for b in (c, flat)) and collapses(rs), timeout=240)
     final = mine(outputs.records, c)[-1]
     assert final["limit"]["amount"] == "593000.00"
+    # Not a collapse in its own season; the same hours in a flat program are one.
+    assert collapses(outputs.records) == [flat]
     assert "SEASONAL_BASELINE" in {r["code"] for r in final["reasons"]}
     assert final["policy_version"] == "2026.12-2"
     assert mine(outputs.records, flat)[-1]["limit"]["amount"] == "178000.00"
