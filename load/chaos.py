@@ -140,7 +140,8 @@ async def _wait_ready(workers: list[Worker], timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while not all(w.ready() for w in workers):
         if time.monotonic() > deadline:
-            raise RuntimeError(f"workers not ready; logs: {[str(w.log) for w in workers]}")
+            waiting = {w.worker_id: w.readiness() for w in workers if not w.ready()}
+            raise RuntimeError(f"workers not ready: {waiting}; logs: {[str(w.log) for w in workers]}")
         await asyncio.sleep(0.3)
 
 

@@ -78,6 +78,21 @@ class Worker:
             f.seek(self._log_from)
             return b"Worker ready" in f.read()
 
+    def readiness(self) -> str:
+        """What the worker's /readyz says (which lanes are not ready), for error messages."""
+        import urllib.error
+        import urllib.request
+
+        if not self.web_port:
+            return "no web port"
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/readyz", timeout=2) as resp:  # noqa: S310
+                return resp.read().decode(errors="replace")[:500]
+        except urllib.error.HTTPError as exc:
+            return exc.read().decode(errors="replace")[:500]
+        except (urllib.error.URLError, OSError) as exc:
+            return f"no answer ({exc})"
+
     def check(self) -> None:
         """Raise when the process has exited (it should run until stopped)."""
         if self.proc is not None and self.proc.poll() is not None:
@@ -137,6 +152,21 @@ class Fleet:
 
     def __init__(self, workers: list[Worker] | None = None) -> None:
         self.workers = workers or []
+
+    def readiness(self) -> str:
+        """What the worker's /readyz says (which lanes are not ready), for error messages."""
+        import urllib.error
+        import urllib.request
+
+        if not self.web_port:
+            return "no web port"
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/readyz", timeout=2) as resp:  # noqa: S310
+                return resp.read().decode(errors="replace")[:500]
+        except urllib.error.HTTPError as exc:
+            return exc.read().decode(errors="replace")[:500]
+        except (urllib.error.URLError, OSError) as exc:
+            return f"no answer ({exc})"
 
     def check(self) -> None:
         for w in self.workers:
