@@ -537,9 +537,13 @@ class Lane:
         if highwater is None:
             return True  # no fetch answered since it was assigned
         try:
-            # A known highwater means a fetch answered, so the position is valid and
-            # this returns at once.
-            return await self.consumer.position(tp) < highwater
+            # A known highwater means a fetch answered, so the position is normally valid
+            # and this returns at once. Never wait for it: this runs under the batch lock,
+            # and a position reset waits on the group coordinator, which may itself be
+            # waiting for that lock in a revocation.
+            return await asyncio.wait_for(self.consumer.position(tp), 0.05) < highwater
+        except TimeoutError:
+            return True  # unknown: held at most MAX_HOLD_S
         except IllegalStateError:
             return False  # revoked meanwhile
 
