@@ -10,6 +10,7 @@ from __future__ import annotations
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
+from streams.domain.season import month_of
 from streams.domain.signals import utc_time
 
 DAY = 86400.0
@@ -28,12 +29,20 @@ def dealer_components(sig: dict[str, Any], params: Any, now: float, currency: st
     zero = _money(Decimal(0), unit)
     units = {uid: u for uid, u in sig["units"].items() if u["currency"] == currency}
     window = WINDOW_DAYS * DAY
+    profile = params.seasonal_profile
+
+    def weighed(u: dict[str, Any]) -> Decimal:
+        # Judged against the same season: a sale in a month the program expects at 25%
+        # of the usual counts four times, so a winter lull is not a fall in sales.
+        price = Decimal(u["price"])
+        return price / Decimal(str(profile[month_of(int(u["sold"] // DAY)) - 1])) if profile else price
+
     # Verified sales: retail sales of units the dealer picked up under the floor plan,
     # at their wholesale price, in the last 30 days and in the 30 days before.
-    recent = sum((Decimal(u["price"]) for u in units.values()
-                  if u["sold"] is not None and now - window < u["sold"] <= now), zero)
-    prior = sum((Decimal(u["price"]) for u in units.values()
-                 if u["sold"] is not None and now - 2 * window < u["sold"] <= now - window), zero)
+    recent = _money(sum((weighed(u) for u in units.values()
+                         if u["sold"] is not None and now - window < u["sold"] <= now), zero), unit)
+    prior = _money(sum((weighed(u) for u in units.values()
+                        if u["sold"] is not None and now - 2 * window < u["sold"] <= now - window), zero), unit)
     # A fall in sales lowers the line at once; a rise counts once the window before
     # confirms it (the two-window rule of the equipment utilisation).
     basis = min(recent, prior)

@@ -307,12 +307,15 @@ def decide(state: dict[str, Any], params: PolicyParams) -> Decision:
         components += parts
         out_of_trust += [(did, uid) for uid in late]
 
-    if params.seasonal_profile and state["assets"]["machine"]:
+    if params.seasonal_profile and (state["assets"]["machine"] or state["assets"].get("dealer")):
         month = month_of(int(now // DAY))
         share = params.seasonal_profile[month - 1]
         if share != 1.0:  # said while the season departs from the baseline
-            reasons.append(("SEASONAL_BASELINE", f"Machine use is judged against the season: in "
-                            f"{MONTHS[month - 1]} your program expects {share:.0%} of the usual hours."))
+            what, usual = (("Machine use is", "hours") if not state["assets"].get("dealer") else
+                           ("Sales are", "sales") if not state["assets"]["machine"] else
+                           ("Machine use and sales are", "hours and sales"))
+            reasons.append(("SEASONAL_BASELINE", f"{what} judged against the season: in "
+                            f"{MONTHS[month - 1]} your program expects {share:.0%} of the usual {usual}."))
 
     if not consent:
         code = "CONSENT_REVOKED" if state["consent"] is False else "CONSENT_MISSING"

@@ -117,3 +117,36 @@ async def test_dealer_floor_plan_through_the_broker(producer, outputs: Outputs, 
     final = mine(outputs.records)[-1]
     assert final["limit"]["amount"] == "1900000.00" and final["policy_version"] == "2026.12-2"
     assert sorted(my_alerts(outputs.records)) == ["SOLD_OUT_OF_TRUST", "UNIT_MISSING_AT_AUDIT"]
+
+
+def test_a_winter_lull_in_sales_is_judged_against_the_season() -> None:
+    """Sales of 500k on 5 and 15 November, 250k on 10 December (the program expects 25%
+    of the usual sales in December). On 25 December the last 30 days hold 250k / 0.25 =
+    1m and the 30 before 1m: the line stays at 1m x 2.0 = 2m. Without a profile the same
+    sales give min(250k, 1m) x 2.0 = 500k."""
+    from datetime import UTC, datetime, timedelta
+
+    def story(seasonal: bool) -> dict:
+        f = EventFactory(f"dws{int(seasonal)}", datetime(2026, 11, 1, tzinfo=UTC))
+        d, oem = "dlr-ws", "oem-ws"
+        params = {"seasonal_profile": list(sc.WINTER_PROFILE)} if seasonal else {}
+        events = [f.program("prg-ws", **params), f.borrower(d, "prg-ws", kind="dealer"), f.consent(d)]
+        events += [f.dealer_plan(d, oem, m, "5000000", 10) for m in ("2026-11", "2026-12")]
+        events += [f.pickup(d, oem, "A", "500000"), f.pickup(d, oem, "B", "500000"), f.pickup(d, oem, "C", "250000"),
+                   f.pickup(d, oem, "D", "500000")]
+        start = f.now
+        for unit, day in (("A", 4), ("B", 14), ("C", 39)):
+            f.now = start + timedelta(days=day)
+            events += [f.retail_sale(d, unit), f.unit_repaid(d, unit)]
+        f.now = start + timedelta(days=54)
+        events.append(f.stock_audit(d, "aud-ws", ["D"]))
+        limits, _, dead = run(events)
+        assert dead == []
+        return last_for(limits, d)
+
+    seasonal, flat = story(True), story(False)
+    assert seasonal["limit"]["amount"] == "2000000.00"
+    assert seasonal["components"][0]["detail"]["sales_30d"] == "1000000.00"
+    assert "Sales are judged against the season: in December your program expects 25% of the usual sales." in [
+        r["text"] for r in seasonal["reasons"]]
+    assert flat["limit"]["amount"] == "500000.00"
