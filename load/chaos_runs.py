@@ -52,7 +52,7 @@ def main(args: argparse.Namespace) -> int:
     faults = FAULTS if args.fault == "all" else (args.fault,)
     runs = max(1, getattr(args, "runs", 1))
     results: list[tuple[Result, float]] = []
-    first_seed = args.seed
+    first_seed = getattr(args, "seed", 7)
     for fault in faults:
         for n in range(runs):
             # Run n of a fault uses seed + n: another world, and for churn another order of steps.
@@ -67,7 +67,8 @@ def main(args: argparse.Namespace) -> int:
                 res = Crashed(fault, f"{type(exc).__name__}: {exc}")
             results.append((res, time.monotonic() - t0))
             print(orjson.dumps(asdict(res) | {"ok": res.ok, "seed": args.seed}, default=str).decode())  # type: ignore[call-overload]
-            print(f"[{fault} run {n + 1}/{runs}, seed {args.seed}] {res.line()}", flush=True)
+            prefix = f"[{fault} run {n + 1}/{runs}, seed {args.seed}] " if runs > 1 else ""
+            print(f"{prefix}{res.line()}", flush=True)
     args.seed = first_seed
     if runs > 1:
         print("runs per fault:")

@@ -27,13 +27,20 @@ FOREIGN = ("CREDITSTREAM_KAFKA_BOOTSTRAP", "CREDITSTREAM_PG_URL", "CREDITSTREAM_
 
 
 def suite_environment(base: dict[str, str], settings: config.Settings) -> dict[str, str]:
-    """The environment of a suite run: ``base`` pointed at the test stack."""
+    """The environment of a suite run: ``base`` pointed at the test stack.
+
+    Run from inside a suite (a test of this command runs it), the current stack is
+    already a test stack: the inner one takes the ports 100 above it, never the same."""
     env = {k: v for k, v in base.items() if k not in FOREIGN}
+    kafka, gateway, web = (int(base.get("CREDITSTREAM_TEST_KAFKA_PORT", TEST_KAFKA_PORT)),
+                           int(TEST_GATEWAY_PORT), int(TEST_WORKER_WEB_PORT))
+    if settings.kafka_port == kafka:
+        kafka, gateway, web = kafka + 100, settings.gateway_port + 100, settings.worker_web_port + 100
     env.update(
         CREDITSTREAM_STATE_DIR=str(settings.state_dir / "test-stack"),
-        CREDITSTREAM_KAFKA_PORT=base.get("CREDITSTREAM_TEST_KAFKA_PORT", TEST_KAFKA_PORT),
-        CREDITSTREAM_GATEWAY_PORT=TEST_GATEWAY_PORT,
-        CREDITSTREAM_WORKER_WEB_PORT=TEST_WORKER_WEB_PORT,
+        CREDITSTREAM_KAFKA_PORT=str(kafka),
+        CREDITSTREAM_GATEWAY_PORT=str(gateway),
+        CREDITSTREAM_WORKER_WEB_PORT=str(web),
     )
     return env
 

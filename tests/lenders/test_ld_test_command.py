@@ -66,3 +66,15 @@ async def test_creditstream_test_uses_its_own_stack_and_leaves_the_running_one_a
     assert code == 0, out[-3000:]
     assert Kafka(test_settings).pid() is None and Postgres(test_settings).pid() is None
     assert _user_stack(settings) == before
+
+
+def test_a_suite_run_from_inside_a_test_stack_takes_other_ports(settings: config.Settings) -> None:
+    """CI runs the suite on the test stack, and a test of this command runs it again from
+    there: the inner stack must not be the outer one (it was, on 19192, in a fresh clone)."""
+    outer = config.Settings(**{**settings.__dict__, "kafka_port": 19192, "gateway_port": 18180,
+                               "worker_web_port": 16166})
+    inner = suite_environment({}, outer)
+    assert (inner["CREDITSTREAM_KAFKA_PORT"], inner["CREDITSTREAM_GATEWAY_PORT"],
+            inner["CREDITSTREAM_WORKER_WEB_PORT"]) == ("19292", "18280", "16266")
+    assert suite_environment({}, config.Settings(**{**settings.__dict__, "kafka_port": 19092}))[
+        "CREDITSTREAM_KAFKA_PORT"] == "19192"

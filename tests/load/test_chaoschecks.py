@@ -98,8 +98,9 @@ def test_all_runs_every_fault_reports_a_crash_as_a_failure_and_exits_1(monkeypat
     out = capsys.readouterr().out
     assert code == 1
     assert [ln.split(":")[0] for ln in out.splitlines() if ln.startswith("chaos ")] == [
-        "chaos kill", "chaos rebalance", "chaos broker", "chaos pg", "chaos webhook", "chaos all"]
+        "chaos kill", "chaos rebalance", "chaos broker", "chaos pause", "chaos churn", "chaos late", "chaos pg",
+        "chaos webhook", "chaos all"]
     assert "chaos broker: did not complete: RuntimeError: Kafka did not come back -> FAIL" in out
-    assert "chaos all: 4 of 5 faults passed; failed: broker -> FAIL" in out
+    assert "chaos all: 7 of 8 faults passed; failed: broker -> FAIL" in out
     monkeypatch.setattr(chaos_runs, "run_fault", lambda f, a: fake("pg", a))
     assert chaos_runs.main(argparse.Namespace(fault="pg")) == 0
