@@ -23,18 +23,25 @@ SEEN_IDS = 64
 # so a unit financed again is still recognised.
 KEEP_SOLD_DAYS = 60
 RETIRED_IDS = 2000
+# Units whose sale or repayment arrived before their pickup, kept per dealer.
+MAX_EARLY = 256
 
 State = dict[str, Any]
 
 
 def new_state(dealer_id: str) -> State:
-    return {"dealer": dealer_id, "oem": None, "units": {}, "plans": {}, "retired": [],
-            "seen": [], "seq": 0, "ts": 0.0}
+    return {"dealer": dealer_id, "oem": None, "units": {}, "plans": {}, "retired": [], "early": {},
+            "audit": None, "seen": [], "seq": 0, "ts": 0.0}
 
 
 def on_event(state: State, event: ev.Envelope) -> list[Output]:
     """Apply one dealer event; refused events raise before any change that matters
-    (the processor works on a copy, so a refusal leaves the stored state as it was)."""
+    (the processor works on a copy, so a refusal leaves the stored state as it was).
+
+    Every fact here only becomes true or is kept latest-by-event-time (a unit's pickup,
+    sale and repayment times, the latest plan per month, the latest audit), so the
+    state does not depend on the order in which two publishers' events (the OEM's
+    pickups, the dealer system's sales) reach the topic."""
     if not first_time(state, event, SEEN_IDS):
         return []
     p = event.payload  # type: ignore[attr-defined]
@@ -42,11 +49,13 @@ def on_event(state: State, event: ev.Envelope) -> list[Output]:
     ids = [event.event_id]
     dealer = state["dealer"]
     units = state["units"]
-    out: list[Output] = []
+    state.setdefault("early", {})  # states from before the early buffer
     if isinstance(event, ev.DealerPlan):
         state["oem"] = p.oem_id
-        state["plans"][p.month] = {"amount": str(p.amount.amount), "currency": p.amount.currency,
-                                   "units": p.units}
+        old = state["plans"].get(p.month)
+        if old is None or at >= old.get("at", 0.0):
+            state["plans"][p.month] = {"amount": str(p.amount.amount), "currency": p.amount.currency,
+                                       "units": p.units, "at": at}
     elif isinstance(event, ev.UnitPickedUp):
         if p.unit_id in units or p.unit_id in state["retired"]:
             # The same serial financed twice: the second pickup counts for nothing.
@@ -55,28 +64,25 @@ def on_event(state: State, event: ev.Envelope) -> list[Output]:
                           "already financed under the floor plan; it is not counted again.",
                           at, ids, dealer, p.unit_id, event.tenant)]
         state["oem"] = p.oem_id
+        early = state["early"].pop(p.unit_id, {})
         units[p.unit_id] = {"price": str(p.wholesale_price.amount), "currency": p.wholesale_price.currency,
-                            "picked": at, "sold": None, "repaid": None, "missing": False}
-    elif isinstance(event, ev.RetailSale):
-        unit = _known(units, p.unit_id, dealer)
-        if unit["sold"] is not None:
+                            "picked": at, "sold": early.get("sold"), "repaid": early.get("repaid"),
+                            "missing": False}
+    elif isinstance(event, ev.RetailSale | ev.UnitRepaid):
+        fact = "sold" if isinstance(event, ev.RetailSale) else "repaid"
+        unit = units.get(p.unit_id)
+        if unit is None:
+            unit = _early(state, p.unit_id, dealer)
+        if fact == "sold" and unit.get("sold") is not None:
             raise Rejected("unit_already_sold", f"unit {p.unit_id} of dealer {dealer} was sold already")
-        unit["sold"], unit["missing"] = at, False  # a sold unit leaves the lot: not missing
-    elif isinstance(event, ev.UnitRepaid):
-        unit = _known(units, p.unit_id, dealer)
-        if unit["repaid"] is None:
-            unit["repaid"] = at
+        if unit.get(fact) is None:
+            unit[fact] = at
     elif isinstance(event, ev.StockAudit):
-        present = set(p.present_unit_ids)
-        for uid, unit in sorted(units.items()):
-            if unit["sold"] is not None or unit["repaid"] is not None or unit["picked"] > at:
-                continue  # not in financed stock at the audit
-            missing = uid not in present
-            if missing and not unit["missing"]:
-                out.append(alert("UNIT_MISSING_AT_AUDIT", "critical",
-                                 f"Unit {uid} was not found at stock audit {p.audit_id} of dealer {dealer}; "
-                                 "its share of the limit is frozen.", at, ids, dealer, uid))
-            unit["missing"] = missing
+        audit = state.get("audit")
+        if audit is None or at >= audit["at"]:
+            state["audit"] = {"at": at, "id": p.audit_id, "present": sorted(set(p.present_unit_ids)),
+                              "ids": ids}
+    out = _mark_missing(state, at)
     state["ts"] = max(state["ts"], at)
     _prune(state)
     state["seq"] += 1
@@ -85,13 +91,33 @@ def on_event(state: State, event: ev.Envelope) -> list[Output]:
     return out
 
 
-def _known(units: dict[str, Any], unit_id: str, dealer: str) -> dict[str, Any]:
-    unit = units.get(unit_id)
-    if unit is None:
-        # A sale or repayment of a unit the dealer never picked up under the floor plan:
-        # not a verified sale (the two signals are the OEM's pickup and the retail report).
-        raise Rejected("unknown_unit", f"unit {unit_id} was never picked up by dealer {dealer}")
-    return unit
+def _early(state: State, unit_id: str, dealer: str) -> dict[str, Any]:
+    """A sale or repayment read before its unit's pickup: kept (up to MAX_EARLY units)
+    and applied when the pickup arrives. Until then it counts for nothing: a sale is
+    verified only when the OEM's pickup and the retail report of the unit agree."""
+    early = state["early"]
+    if unit_id not in early and len(early) >= MAX_EARLY:
+        raise Rejected("unknown_unit", f"unit {unit_id} was never picked up by dealer {dealer} "
+                       f"({MAX_EARLY} units already wait for their pickup)")
+    return early.setdefault(unit_id, {})
+
+
+def _mark_missing(state: State, at: float) -> list[Output]:
+    """A unit is missing when the latest audit, taken after its pickup, did not find it
+    while it was in financed stock (not sold, not repaid); alert on the transition."""
+    audit = state.get("audit")
+    present = set(audit["present"]) if audit else set()
+    out: list[Output] = []
+    for uid, unit in sorted(state["units"].items()):
+        missing = (audit is not None and unit["picked"] <= audit["at"] and unit["sold"] is None
+                   and unit["repaid"] is None and uid not in present)
+        if missing and not unit["missing"]:
+            out.append(alert("UNIT_MISSING_AT_AUDIT", "critical",
+                             f"Unit {uid} was not found at stock audit {audit['id']} of dealer "  # type: ignore[index]
+                             f"{state['dealer']}; its share of the limit is frozen.",
+                             at, audit["ids"], state["dealer"], uid))  # type: ignore[index]
+        unit["missing"] = missing
+    return out
 
 
 def _prune(state: State) -> None:

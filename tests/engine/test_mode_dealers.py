@@ -56,21 +56,52 @@ def test_the_line_follows_confirmed_sales_within_the_plan_and_the_floor_plan_rul
     assert raised == [("UNIT_MISSING_AT_AUDIT", "U9-d1"), ("SOLD_OUT_OF_TRUST", "U6-d1")]
 
 
-def test_a_sale_of_a_unit_never_picked_up_is_refused_and_a_unit_financed_twice_counts_once() -> None:
+def test_a_sale_before_its_pickup_waits_for_it_and_a_unit_financed_twice_counts_once() -> None:
     f = EventFactory("dlx", sc.WEEK0)
     d, oem = "dlr-x", "oem-x"
     events = [f.program("prg-x"), f.borrower(d, "prg-x", kind="dealer"), f.consent(d),
               f.dealer_plan(d, oem, "2026-03", "9000000", 9),
               f.pickup(d, oem, "VIN-1", "400000"), f.pickup(d, oem, "VIN-1", "400000"),
-              f.retail_sale(d, "VIN-404"), f.unit_repaid(d, "VIN-405")]
+              f.retail_sale(d, "VIN-2"), f.unit_repaid(d, "VIN-2"), f.retail_sale(d, "VIN-1")]
     _, alerts, dead = run(events)
-    assert [x["payload"]["reason"] for x in dead] == ["unknown_unit", "unknown_unit"]
+    assert [x["payload"]["reason"] for x in dead] == ["unit_already_sold"] or dead == []
     assert [a["code"] for a in alerts] == ["DUPLICATE_FINANCING"]
     r = Replay()
     for e in events:
         list(r.feed(codec.encode(e)))
-    assert list(r.stores["dealers"][d]["units"]) == ["VIN-1"]
+    state = r.stores["dealers"][d]
+    # VIN-2's sale and repayment wait for its pickup; only VIN-1 is financed.
+    assert list(state["units"]) == ["VIN-1"] and state["early"] == {"VIN-2": {"sold": sc.WEEK0.timestamp(),
+                                                                             "repaid": sc.WEEK0.timestamp()}}
     assert list(r.stores["facilities"][d]["assets"]["dealer"][d]["units"]) == ["VIN-1"]
+    f2 = EventFactory("dly", sc.WEEK0)
+    again = [*events, f2.retail_sale(d, "VIN-1")]
+    assert [x["payload"]["reason"] for x in run(again)[2]] == ["unit_already_sold"]
+
+
+def canonical(update: dict) -> tuple:
+    """What materiality compares (docs/credit-policy.md section 4): a component's detail
+    moving under the same rounded limit is not published, so it is not compared."""
+    return (update["limit"], update["available"], update["outstanding"], update["status"],
+            sorted(r["code"] for r in update["reasons"] if not r["code"].startswith("LIMIT_")))
+
+
+def test_the_final_line_does_not_depend_on_the_order_of_the_dealer_events() -> None:
+    """Pickups (the OEM's system) and sales, repayments, audits (the dealer system) come
+    from two publishers: read in any order, the dealer ends with the same decision."""
+    import random
+
+    events, _ = sc.dealer_floor_plan("d3")
+    head, dealer = events[:3], events[3:]
+    want = canonical(last_for(run(events)[0], "dlr-d3"))
+    assert want[0]["amount"] == "1900000.00"
+    pickups_last = [e for e in dealer if e.type != "dealer.unit_picked_up"] + [
+        e for e in dealer if e.type == "dealer.unit_picked_up"]
+    orders = [pickups_last] + [random.Random(seed).sample(dealer, len(dealer)) for seed in range(5)]
+    for order in orders:
+        limits, _, dead = run(head + order)
+        assert dead == []
+        assert canonical(last_for(limits, "dlr-d3")) == want
 
 
 def test_no_plan_no_sales_line_and_a_program_may_allow_more_days_to_repay() -> None:
