@@ -400,6 +400,12 @@ class Lane:
 
         The restore waits for the broker rather than give up: a lane that went on with
         part of its state would compute limits from stale states."""
+        if not partitions:
+            # A member with no partition of this lane (more workers than partitions):
+            # nothing to restore. A changelog reader assigned no partition also never
+            # stops (aiokafka 0.14: stop() waits for its committed-offsets routine), and
+            # the lane, inside this rebalance callback, was never ready again.
+            return
         stores = {TopicPartition(self.changelog, p): self._store_for_restore(p) for p in partitions}
         reader = self._changelog_reader()
         await reader.start()

@@ -169,3 +169,15 @@ async def test_a_new_lane_group_starts_where_the_faust_agent_left_off(bootstrap:
     await commit_group_offsets(bootstrap, app_id, {tp: 0 for tp in ends})
     await lane._inherit_faust_offsets()
     assert await _committed(bootstrap, f"{app_id}-invoices") == ends
+
+
+async def test_a_member_with_no_partition_of_a_lane_is_ready_at_once(bootstrap: str, uid: str, tmp_path) -> None:
+    """With more workers than a lane's partitions (the registry has one) a member is
+    assigned nothing; the restore's reader then never stopped, the rebalance callback
+    never returned and the worker never became ready (chaos churn with 3 workers)."""
+    import asyncio
+
+    lane = Lane(bootstrap, f"cs-empty-{uid}", tmp_path, {}, proc=RegistryProcessor())
+    await lane.ensure_changelog(1)
+    for _ in range(2):
+        await asyncio.wait_for(lane._restore([]), 10)
