@@ -4,7 +4,8 @@ lost, nothing conflicting, every final limit equal to the offline replay (issue 
 Business events (an invoice, order, shipment, drawdown or repayment after every 10
 readings) are what make a fault visible: with telemetry alone no limit moves. A pause of
 the only worker is enough to build a backlog of every topic: before the order lifecycle
-was kept as facts, borrowers ended on a higher limit than the replay.
+was kept as facts, borrowers ended on a higher limit than the replay. The broker fault
+runs on the three-broker cluster in tests/test_stack_cluster.py.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from load import chaos
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.parametrize("fault", ["kill", "pause", "churn", "late"])
+@pytest.mark.parametrize("fault", ["kill", "rebalance", "pause", "churn", "late"])
 async def test_engine_fault_with_business_events_loses_nothing_and_matches_the_replay(fault: str) -> None:
     res = await chaos.run(fault, events=4000, machines=120, rate=800, seed=3, business_every=10)
     assert res.events_in > 4000 and res.updates_out >= res.borrowers > 0
