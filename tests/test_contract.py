@@ -95,3 +95,13 @@ def test_joint_lending_share_below_30_percent_is_rejected() -> None:
 
 def test_json_schema_files_match_the_models() -> None:
     assert stale_files() == [], "run `creditstream schemas generate` and commit schemas/json/"
+
+
+def test_the_published_topic_catalogue_is_the_code_s() -> None:
+    """docs/topics.md is what producers read: it lacked cs.dealers after the topic landed."""
+    from pathlib import Path
+
+    from schemas.topics import markdown_table
+
+    doc = Path(__file__).resolve().parents[1] / "docs" / "topics.md"
+    assert doc.read_text() == markdown_table(), "run `creditstream topics > docs/topics.md`"

@@ -28,6 +28,13 @@ PARTY_RULES: dict[str, tuple[str, str]] = {
     "registry.consent_granted": ("borrower", "borrower_id"),
     "registry.consent_revoked": ("borrower", "borrower_id"),
     "registry.pledge_released": ("borrower", "borrower_id"),
+    # Dealer financing: the OEM states its plan and the units it hands over; the dealer's
+    # own system reports its sales, repayments and stock counts.
+    "dealer.plan": ("OEM", "oem_id"),
+    "dealer.unit_picked_up": ("OEM", "oem_id"),
+    "dealer.retail_sale": ("dealer", "dealer_id"),
+    "dealer.unit_repaid": ("dealer", "dealer_id"),
+    "dealer.stock_audit": ("dealer", "dealer_id"),
 }
 # Event types whose program must be one the key may publish for.
 PROGRAM_RULES = frozenset({"registry.pledge", "registry.program", "registry.borrower", "ledger.drawdown"})

@@ -58,3 +58,15 @@ def test_keys_that_are_not_ascii_are_not_keys() -> None:
     # whose exception object held the key). They are refused like any malformed key.
     assert keys.parse("csk_0123456789ab_secret\udcff") is None
     assert keys.parse("csk_0123456789ab_sécret") is None
+
+
+def test_dealer_events_are_published_only_for_the_dealer_or_oem_the_key_speaks_for() -> None:
+    """Without a party rule any key allowed dealer.* published sales for any dealer."""
+    sale = EVENTS["dealer.retail_sale"]
+    dealer = sale.payload.dealer_id  # type: ignore[attr-defined]
+    assert refuse(scope(parties=frozenset({dealer})), sale) is None
+    assert f"dealer {dealer!r}" in refuse(scope(parties=frozenset({"another-dealer"})), sale)
+    plan = EVENTS["dealer.plan"]
+    oem = plan.payload.oem_id  # type: ignore[attr-defined]
+    assert refuse(scope(parties=frozenset({oem})), plan) is None
+    assert f"OEM {oem!r}" in refuse(scope(parties=frozenset({plan.payload.dealer_id})), plan)  # type: ignore[attr-defined]
