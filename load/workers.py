@@ -24,15 +24,19 @@ def process_usage(pid: int) -> tuple[float, float]:
     return rss, cpu
 
 
-def _answers_200(url: str) -> bool:
+def _get(url: str) -> tuple[int | None, str]:
+    """(HTTP status, body) of a GET to one of our own processes on loopback; (None, the
+    reason) when nothing answers."""
     import urllib.error
     import urllib.request
 
     try:
         with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback, our own worker
-            return bool(resp.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
+            return resp.status, resp.read().decode(errors="replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(errors="replace")
+    except (urllib.error.URLError, OSError) as exc:
+        return None, str(exc)
 
 
 def free_port() -> int:
@@ -71,7 +75,7 @@ class Worker:
         (every lane and agent assigned and restored), else Faust's "Worker ready" line."""
         self.check()
         if self.web_port:
-            return _answers_200(f"http://127.0.0.1:{self.web_port}/readyz")
+            return _get(f"http://127.0.0.1:{self.web_port}/readyz")[0] == 200
         if not self.log.exists():
             return False
         with open(self.log, "rb") as f:
@@ -80,18 +84,10 @@ class Worker:
 
     def readiness(self) -> str:
         """What the worker's /readyz says (which lanes are not ready), for error messages."""
-        import urllib.error
-        import urllib.request
-
         if not self.web_port:
             return "no web port"
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/readyz", timeout=2) as resp:  # noqa: S310
-                return resp.read().decode(errors="replace")[:500]
-        except urllib.error.HTTPError as exc:
-            return exc.read().decode(errors="replace")[:500]
-        except (urllib.error.URLError, OSError) as exc:
-            return f"no answer ({exc})"
+        status, body = _get(f"http://127.0.0.1:{self.web_port}/readyz")
+        return body[:500] if status else f"no answer ({body})"
 
     def check(self) -> None:
         """Raise when the process has exited (it should run until stopped)."""
@@ -152,21 +148,6 @@ class Fleet:
 
     def __init__(self, workers: list[Worker] | None = None) -> None:
         self.workers = workers or []
-
-    def readiness(self) -> str:
-        """What the worker's /readyz says (which lanes are not ready), for error messages."""
-        import urllib.error
-        import urllib.request
-
-        if not self.web_port:
-            return "no web port"
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/readyz", timeout=2) as resp:  # noqa: S310
-                return resp.read().decode(errors="replace")[:500]
-        except urllib.error.HTTPError as exc:
-            return exc.read().decode(errors="replace")[:500]
-        except (urllib.error.URLError, OSError) as exc:
-            return f"no answer ({exc})"
 
     def check(self) -> None:
         for w in self.workers:
