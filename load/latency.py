@@ -23,10 +23,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from hdrh.histogram import HdrHistogram
 
 from load.generator import new_histogram
+from schemas.topics import INPUT_TOPICS
 
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 SERIES = ("all", "signal", "telemetry_signal", "limit", "alert")
-INPUT_TOPICS = ("cs.registry", "cs.pledges", "cs.telemetry", "cs.invoices", "cs.orders", "cs.shipments", "cs.ledger")
 
 
 def signals_topic(app_id: str) -> str:

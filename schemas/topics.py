@@ -100,6 +100,11 @@ TOPICS: tuple[TopicSpec, ...] = (
 )
 
 BY_NAME: dict[str, TopicSpec] = {t.name: t for t in TOPICS}
+# The topics producers write to: the engine's inputs (a load run's or a new engine's
+# start positions, lag figures). Derived here so a new input topic is never missed
+# (cs.dealers was, in a hand-kept copy, and a load run waited forever for its lag).
+INPUT_TOPICS: tuple[str, ...] = tuple(t.name for t in TOPICS if t.events and not t.internal
+                                      and not set(t.events) & set(out.OUTPUT_EVENTS))
 TOPIC_OF_TYPE: dict[str, TopicSpec] = {
     cls.model_fields["type"].annotation.__args__[0]: t  # type: ignore[union-attr]
     for t in TOPICS

@@ -34,10 +34,10 @@ def _run(args: argparse.Namespace) -> int:
 async def _start_at_end(bootstrap: str, app_id: str) -> None:
     """A new engine id (test, shadow) starts from now instead of replaying all history."""
     from connectors.kafka_io import commit_group_offsets, end_offsets, group_has_offsets
-    from schemas.topics import TOPICS
+    from schemas.topics import INPUT_TOPICS
     from streams.fastlane import lane_groups
 
-    inputs = [t.name for t in TOPICS if t.events and t.name not in ("cs.limits", "cs.alerts", "cs.deadletter")]
+    inputs = list(INPUT_TOPICS)
     ends = await end_offsets(bootstrap, inputs)
     # The Faust agents and each lane are consumer groups of one engine.
     for group in (app_id, *lane_groups(app_id)):

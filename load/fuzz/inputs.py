@@ -26,13 +26,9 @@ from hypothesis import strategies as st
 
 from creditstream.config import REPO_ROOT
 from schemas import codec
-from schemas.outputs import OUTPUT_EVENTS
-from schemas.topics import TOPICS
+from schemas.topics import INPUT_TOPICS
 
 EXAMPLES = Path(REPO_ROOT) / "docs" / "examples"
-# The topics producers write to (the engine's inputs), from the catalogue.
-INPUT_TOPICS = tuple(t.name for t in TOPICS
-                     if t.events and not t.internal and not set(t.events) & set(OUTPUT_EVENTS))
 
 # ---------------------------------------------------------------- edge values
 EDGE_TEXT = (
