@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 import orjson
@@ -130,42 +130,41 @@ class MachineProcessor(Processor):
         return outs
 
 
-class InvoiceProcessor(Processor):
+class AssetProcessor(Processor):
+    """One state per catalogue key and one domain function per event: the stage-1
+    processors whose domain module has ``new_state(key)`` and ``on_event(state, event)``."""
+
+    new_state: Callable[[str], Any]
+    on_event: Callable[[Any, ev.Envelope], list[Output]]
+
+    def apply(self, store: Store, key: str, event: ev.Envelope) -> list[Output]:
+        state = own_copy(store, key, self.new_state)
+        outs = self.on_event(state, event)
+        store[key] = state
+        return outs
+
+
+class InvoiceProcessor(AssetProcessor):
     name = "invoices"
     topics = ("cs.invoices",)
     types = frozenset(t for t in KEY_OF_TYPE if t.startswith("invoice."))
-
-    def apply(self, store: Store, key: str, event: ev.Envelope) -> list[Output]:
-        state = own_copy(store, key, invoices.new_state)
-        outs = invoices.on_event(state, event)
-        store[key] = state
-        return outs
+    new_state, on_event = staticmethod(invoices.new_state), staticmethod(invoices.on_event)
 
 
-class OrderProcessor(Processor):
+class OrderProcessor(AssetProcessor):
     name = "orders"
     topics = ("cs.orders", "cs.shipments")
     types = frozenset(t for t in KEY_OF_TYPE if t.startswith("po.")) | {"shipment.observed"}
-
-    def apply(self, store: Store, key: str, event: ev.Envelope) -> list[Output]:
-        state = own_copy(store, key, orders.new_state)
-        outs = orders.on_event(state, event)
-        store[key] = state
-        return outs
+    new_state, on_event = staticmethod(orders.new_state), staticmethod(orders.on_event)
 
 
-class DealerProcessor(Processor):
+class DealerProcessor(AssetProcessor):
     """Stage 1: sales-based dealer financing, by dealer id (units, plans, audits)."""
 
     name = "dealers"
     topics = ("cs.dealers",)
     types = frozenset(t for t in KEY_OF_TYPE if t.startswith("dealer."))
-
-    def apply(self, store: Store, key: str, event: ev.Envelope) -> list[Output]:
-        state = own_copy(store, key, dealers.new_state)
-        outs = dealers.on_event(state, event)
-        store[key] = state
-        return outs
+    new_state, on_event = staticmethod(dealers.new_state), staticmethod(dealers.on_event)
 
 
 class RegistryProcessor(Processor):
