@@ -4,6 +4,9 @@ Kept as data so money validation needs no network and no extra package. Funds co
 precious metals (XAU, XDR, ...) are left out: nobody finances an invoice in them.
 """
 
+from decimal import Decimal
+from functools import lru_cache
+
 _TABLE = """
 AED2 AFN2 ALL2 AMD2 ANG2 AOA2 ARS2 AUD2 AWG2 AZN2 BAM2 BBD2 BDT2 BGN2 BHD3 BIF0 BMD2 BND2
 BOB2 BRL2 BSD2 BTN2 BWP2 BYN2 BZD2 CAD2 CDF2 CHF2 CLP0 CNY2 COP2 CRC2 CUP2 CVE2 CZK2 DJF0
@@ -17,3 +20,25 @@ VES2 VND0 VUV0 WST2 XAF0 XCD2 XOF0 XPF0 YER2 ZAR2 ZMW2 ZWG2
 """
 
 MINOR_UNITS: dict[str, int] = {tok[:3]: int(tok[3:]) for tok in _TABLE.split()}
+
+
+def minor_unit(currency: str) -> Decimal:
+    """The smallest amount of a currency: 0.01 CNY, 1 JPY, 0.001 KWD (ISO 4217)."""
+    return _minor_unit(MINOR_UNITS[currency])
+
+
+@lru_cache(maxsize=8)
+def _minor_unit(places: int) -> Decimal:
+    return Decimal(1).scaleb(-places)
+
+
+def in_minor_units(amount: Decimal, currency: str) -> Decimal:
+    """``amount`` with exactly the currency's decimal places ("2000" JPY, "1.234" KWD).
+
+    For amounts already in the currency's minor units (every amount the engine publishes,
+    and their sums) this only adds trailing zeros; an amount finer than the minor unit
+    is a bug upstream and raises rather than being rounded away."""
+    out = amount.quantize(minor_unit(currency))
+    if out != amount:
+        raise ValueError(f"{amount} is finer than the minor unit of {currency}")
+    return out

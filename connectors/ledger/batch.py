@@ -16,6 +16,8 @@ from typing import Any
 import orjson
 
 from schemas import codec
+from schemas.common import Money
+from schemas.currencies import in_minor_units
 from schemas.outputs import AlertRaised, DeadLetter, DeadLetterPayload, LimitUpdated
 
 STAGE = "ledger"
@@ -71,19 +73,25 @@ def _json(obj: Any) -> str:
     return orjson.dumps(obj, default=str).decode()
 
 
+def _amount(money: Money) -> Decimal:
+    # Exactly the currency's minor units in the numeric columns (migration 0006): 2000 JPY,
+    # 1.234 KWD, 2000.00 CNY, whatever scale the publisher wrote the amount with.
+    return in_minor_units(Decimal(money.amount), money.currency)
+
+
 def decision_row(ev: LimitUpdated) -> tuple[Any, ...]:
     p = ev.payload
     data = ev.model_dump(mode="json", exclude_none=True)
-    return (p.borrower_id, p.version, ev.event_id, p.program_id, Decimal(p.limit.amount),
-            Decimal(p.available.amount), p.limit.currency, p.status.value, p.policy_version,
+    return (p.borrower_id, p.version, ev.event_id, p.program_id, _amount(p.limit),
+            _amount(p.available), p.limit.currency, p.status.value, p.policy_version,
             p.watermark, _json(data["payload"]["reasons"]), _json(data["payload"]["components"]),
             _json(p.trigger_event_ids), _json(data))
 
 
 def current_row(ev: LimitUpdated) -> tuple[Any, ...]:
     p = ev.payload
-    return (p.borrower_id, p.version, p.program_id, Decimal(p.limit.amount),
-            Decimal(p.available.amount), p.limit.currency, p.status.value,
+    return (p.borrower_id, p.version, p.program_id, _amount(p.limit),
+            _amount(p.available), p.limit.currency, p.status.value,
             _json(ev.model_dump(mode="json", exclude_none=True)))
 
 

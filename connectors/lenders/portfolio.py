@@ -10,11 +10,13 @@ currency: money is never added as floats, here or in the browser.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import orjson
 
 from connectors.lenders.repo import _VISIBLE, Conn
+from schemas.currencies import in_minor_units
 
 # The sort keys the console offers, as SQL (never interpolated from the request).
 SORTS = {
@@ -88,6 +90,18 @@ def row(envelope: dict[str, Any], lender_id: str) -> dict[str, Any]:
     }
 
 
+def total(t: Any) -> dict[str, Any]:
+    """One currency's totals, each amount in the currency's minor units (2000 JPY, not
+    2000.00; 1.234 KWD): a sum of amounts in minor units is exact, only its scale is set."""
+    cur = t["currency"].strip()
+
+    def money(x: str | None) -> str | None:
+        return None if x is None else str(in_minor_units(Decimal(x), cur))
+
+    return {"currency": cur, "borrowers": t["borrowers"], "limit": money(t["limit"]),
+            "available": money(t["available"]), "lender_limit": money(t["lender_limit"])}
+
+
 async def portfolio(conn: Conn, lender_id: str, query: Query) -> dict[str, Any]:
     """Rows (sorted, at most ``query.limit``), totals per currency over every matching
     row, how many match, and the programs of the whole portfolio (for the filter)."""
@@ -109,8 +123,7 @@ async def portfolio(conn: Conn, lender_id: str, query: Query) -> dict[str, Any]:
         "lender_id": lender_id,
         "items": [row(orjson.loads(r["payload"]), lender_id) for r in rows],
         "matching": sum(t["borrowers"] for t in totals),
-        "totals": [{"currency": t["currency"].strip(), "borrowers": t["borrowers"], "limit": t["limit"],
-                    "available": t["available"], "lender_limit": t["lender_limit"]} for t in totals],
+        "totals": [total(t) for t in totals],
         "programs": [r["program_id"] for r in programs],
         "statuses": list(STATUSES),
     }

@@ -13,7 +13,7 @@ from decimal import ROUND_DOWN, Decimal
 from functools import lru_cache
 from typing import Any
 
-from schemas.currencies import MINOR_UNITS
+from schemas.currencies import minor_unit
 from streams.domain.dealer_policy import dealer_components
 from streams.domain.season import MONTHS, Profile, month_of, window_shares
 from streams.domain.signals import utc_time
@@ -98,16 +98,6 @@ class Decision:
     sums: dict[str, str]
     # Dealer units sold and not repaid in time at this watermark: (dealer, unit) pairs.
     out_of_trust: list[tuple[str, str]] = field(default_factory=list)
-
-
-def minor_unit(currency: str) -> Decimal:
-    """The smallest amount of a currency: 0.01 CNY, 1 JPY, 0.001 KWD (ISO 4217)."""
-    return _minor_unit(MINOR_UNITS[currency])
-
-
-@lru_cache(maxsize=8)
-def _minor_unit(places: int) -> Decimal:
-    return Decimal(1).scaleb(-places)
 
 
 def _money(x: Decimal, unit: Decimal = CENT) -> Decimal:
