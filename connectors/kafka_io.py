@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from schemas.codec import encode
 from schemas.events import Envelope
-from schemas.topics import route
+from schemas.topics import TOPICS, route
 
 
 def make_producer(bootstrap: str, **overrides: object) -> AIOKafkaProducer:
@@ -151,5 +151,28 @@ async def group_has_offsets(bootstrap: str, group: str, timeout: float = 60.0) -
                 if time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(0.5)
+    finally:
+        await admin.close()
+
+
+async def ensure_topics(bootstrap: str, extra: tuple[tuple[str, int], ...] = (),
+                        replication: int = 1, min_insync: int = 1) -> list[str]:
+    """Create every catalogue topic (and ``extra`` (name, partitions)) that is missing,
+    with ``replication`` replicas of which ``min_insync`` acknowledge a write. The
+    production worker calls it before its agents subscribe, and so does the local stack."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        isr = {"min.insync.replicas": str(min_insync)}
+        new = [NewTopic(t.name, t.partitions, replication, topic_configs=t.kafka_config() | isr)
+               for t in TOPICS if t.name not in existing]
+        new += [NewTopic(name, n, replication, topic_configs={"retention.ms": str(7 * 24 * 3600 * 1000)} | isr)
+                for name, n in extra if name not in existing]
+        if new:
+            await admin.create_topics(new)
+        return [t.name for t in new]
     finally:
         await admin.close()

@@ -8,7 +8,7 @@ import sys
 import traceback
 from collections.abc import Callable
 
-from creditstream import config
+from schemas import config
 
 Handler = Callable[[argparse.Namespace], int]
 

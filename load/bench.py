@@ -32,7 +32,7 @@ from connectors.kafka_io import (
     make_producer,
     produce_events,
 )
-from creditstream import config
+from schemas import config
 from schemas.factory import EventFactory
 from streams.fastlane import lane_groups, processor_group
 from streams.processors import engine_source
@@ -126,7 +126,7 @@ async def baseline(bootstrap: str, start: dict[TopicPartition, int], end: dict[T
 def _stop_worker(proc: subprocess.Popen[bytes]) -> None:
     """SIGTERM the worker; under py-spy, only the worker, so that py-spy sees it exit and
     writes its profile (a signal to the whole group kills py-spy before it writes)."""
-    if os.environ.get("CREDITSTREAM_BENCH_PROFILE"):
+    if config.load().bench_profile:
         children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
         if children:
             for pid in children:
@@ -136,7 +136,7 @@ def _stop_worker(proc: subprocess.Popen[bytes]) -> None:
 
 
 def _start_worker(app_id: str, data: Path, log: Path) -> subprocess.Popen[bytes]:
-    profile = os.environ.get("CREDITSTREAM_BENCH_PROFILE")  # a py-spy output path
+    profile = config.load().bench_profile  # a py-spy output path
     prefix = [str(Path(sys.executable).parent / "py-spy"), "record", "-o", profile, "-f", "speedscope",
               "--"] if profile else []
     with open(log, "ab") as out:

@@ -41,10 +41,10 @@ import orjson
 from aiokafka.errors import KafkaError
 
 from connectors.kafka_io import Record, TopicReader
-from creditstream import config
 from load.latency import LagSample, LagSampler
 from load.workers import Worker, free_port, start_at_end
 from load.world import BusinessSim, Plan, Rec, TelemetrySim, World, WorldConfig, to_record
+from schemas import config
 from streams.replay import Replay
 
 log = logging.getLogger(__name__)

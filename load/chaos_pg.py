@@ -30,7 +30,6 @@ import orjson
 
 from connectors.ledger.service import TOPICS, Ledger
 from connectors.pg.migrate import migrate
-from creditstream import config
 from creditstream.stack.postgres import Postgres
 from load.chaos import EngineRun, Published, build_traffic, drive, new_tag
 from load.chaos_sinks import (
@@ -43,7 +42,7 @@ from load.chaos_sinks import (
     task_alive,
     until,
 )
-from schemas import codec
+from schemas import codec, config
 
 
 async def run(events: int, machines: int, rate: float, seed: int, outage_s: float) -> SinkResult:

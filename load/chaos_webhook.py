@@ -34,7 +34,6 @@ from connectors.lenders.access import RetryPolicy, funders
 from connectors.lenders.urls import UrlPolicy
 from connectors.lenders.webhooks import TOPIC, Dispatcher
 from connectors.pg.migrate import migrate
-from creditstream import config
 from load.chaos import EngineRun, Published, build_traffic, drive, new_tag
 from load.chaos_sinks import (
     BUSINESS_EVERY,
@@ -46,6 +45,7 @@ from load.chaos_sinks import (
 )
 from load.webhook_receiver import Delivery, Receiver
 from load.world import World
+from schemas import config
 
 # Retry waits for the run: short enough that a returning endpoint is noticed within 10 s.
 BASE_S, CAP_S = 0.5, 10.0

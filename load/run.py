@@ -27,7 +27,6 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
-from creditstream import config
 from load import report, slo
 from load.burst import DRAIN_LIMIT_S, recovery
 from load.generator import GenSpec, Progress, merge, run_processes
@@ -43,6 +42,7 @@ from load.latency import (
 from load.schedule import Schedule, for_scenario
 from load.workers import Fleet, start_workers
 from load.world import World, WorldConfig, plan_for
+from schemas import config
 
 ENGINE_ID = "creditstream-engine"
 EVENTS_PER_GENERATOR = 15_000  # what one generator process holds comfortably on this machine class

@@ -45,10 +45,10 @@ import orjson
 from aiokafka import AIOKafkaProducer, TopicPartition
 
 from connectors.kafka_io import commit_group_offsets, end_offsets, make_producer, produce_events
-from creditstream import config
 from load.bench import FLEET, TELEMETRY, committed, telemetry_records
 from load.latency import INPUT_TOPICS, engine_groups, signals_topic
 from load.workers import free_port
+from schemas import config
 from schemas.codec import encode
 from schemas.factory import EventFactory
 from streams.fastlane import lane_group, processor_group

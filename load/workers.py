@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from creditstream.config import REPO_ROOT
+from schemas.config import REPO_ROOT
 
 
 def process_usage(pid: int) -> tuple[float, float]:
@@ -123,7 +123,7 @@ def start_workers(app_id: str, n: int, root: Path, timeout_s: float = 120.0) -> 
     """
     import asyncio
 
-    from creditstream import config
+    from schemas import config
 
     asyncio.run(start_at_end(config.load().kafka_bootstrap, app_id))
     # Table folders per engine id: a folder left by another engine id would not match its changelogs.

@@ -29,7 +29,7 @@ from typing import Any
 
 import faust
 
-from creditstream import config
+from schemas import config
 from streams import metrics
 from streams.domain.signals import SIGNALS_TOPIC
 from streams.fastlane import Lane

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from creditstream import config
+from schemas import config
 
 
 @pytest.fixture(scope="session")

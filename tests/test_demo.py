@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from creditstream.config import REPO_ROOT
+from schemas.config import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 

@@ -12,10 +12,10 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from connectors.pg.migrate import migrate
-from creditstream.config import REPO_ROOT, Settings
 from creditstream.stack import manager
 from creditstream.stack.kafka import Kafka
 from creditstream.stack.postgres import Postgres
+from schemas.config import REPO_ROOT, Settings
 from schemas.topics import TOPICS
 
 pytestmark = pytest.mark.integration

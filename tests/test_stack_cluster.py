@@ -17,10 +17,10 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from creditstream import config
 from creditstream.stack import manager
 from creditstream.stack.kafka import Kafka, kafka_nodes
 from load import chaos
+from schemas import config
 
 pytestmark = pytest.mark.integration
 

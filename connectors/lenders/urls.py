@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import os
 import socket
 from dataclasses import dataclass
 from typing import Any
@@ -27,8 +26,10 @@ from urllib.parse import urlsplit
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
-LOOPBACK_ENV = "CREDITSTREAM_WEBHOOKS_ALLOW_LOOPBACK"
-PRIVATE_ENV = "CREDITSTREAM_WEBHOOKS_ALLOW_PRIVATE"
+from schemas import config
+
+LOOPBACK_ENV = config.WEBHOOKS_LOOPBACK_ENV
+PRIVATE_ENV = config.WEBHOOKS_PRIVATE_ENV
 MAX_URL = 2048
 IP = ipaddress.IPv4Address | ipaddress.IPv6Address
 # 100.64.0.0/10 (carrier-grade NAT) is neither global nor "private" to ipaddress.
@@ -47,7 +48,8 @@ class UrlPolicy:
     @classmethod
     def from_env(cls) -> UrlPolicy:
         """The flags as the deployment sets them (``=1``); both off when unset."""
-        return cls(os.environ.get(LOOPBACK_ENV) == "1", os.environ.get(PRIVATE_ENV) == "1")
+        settings = config.load()
+        return cls(settings.webhooks_allow_loopback, settings.webhooks_allow_private)
 
 
 def refused_address(ip: IP, policy: UrlPolicy) -> str | None:

@@ -36,11 +36,11 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from creditstream import config
+from schemas import config
 
 log = logging.getLogger(__name__)
-ENV = "CREDITSTREAM_DATA_KEY"
-PREVIOUS_ENV = "CREDITSTREAM_DATA_KEY_PREVIOUS"
+ENV = config.DATA_KEY_ENV
+PREVIOUS_ENV = config.DATA_KEY_PREVIOUS_ENV
 PREFIX = "v1:"      # legacy: no key id
 PREFIX_V2 = "v2:"   # v2:<key id>:<payload>
 # Binds ciphertexts to this use, so a value cannot be moved to another kind of column.
@@ -64,10 +64,10 @@ def _decode(key_b64: str, name: str = ENV) -> bytes:
 @lru_cache(maxsize=1)
 def data_key() -> bytes:
     """The current key: from the environment, else the local stack's generated key."""
-    configured = os.environ.get(ENV)
-    if configured:
-        return _decode(configured)
-    path = config.load().state_dir / "data.key"
+    settings = config.load()
+    if settings.data_key:
+        return _decode(settings.data_key)
+    path = settings.state_dir / "data.key"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -83,8 +83,7 @@ def data_key() -> bytes:
 @lru_cache(maxsize=1)
 def previous_keys() -> tuple[bytes, ...]:
     """Keys being rotated out: they open old values, they never seal new ones."""
-    raw = os.environ.get(PREVIOUS_ENV, "")
-    return tuple(_decode(k.strip(), PREVIOUS_ENV) for k in raw.split(",") if k.strip())
+    return tuple(_decode(k, PREVIOUS_ENV) for k in config.load().data_keys_previous)
 
 
 def reload() -> None:

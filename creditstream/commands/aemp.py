@@ -18,7 +18,7 @@ async def _poll(args: argparse.Namespace) -> int:
     from connectors.sources import aemp
     from connectors.sources.aemp_client import AempPoller, RateGate
     from connectors.sources.emit import Sent, deliver, load_map, report
-    from creditstream import config
+    from schemas import config
 
     state_path = Path(args.state) if args.state else None
     state = orjson.loads(state_path.read_bytes()) if state_path and state_path.exists() else {}

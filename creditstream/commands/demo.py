@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 
-from creditstream import config
+from schemas import config
 
 
 async def _tell_story(settings: config.Settings, pause: float) -> int:

@@ -19,7 +19,7 @@ def _import(args: argparse.Namespace) -> int:
     from connectors.sources import epcis
     from connectors.sources.common import Outcome, Rejected, SourceError
     from connectors.sources.emit import load_map, send_outcome
-    from creditstream import config
+    from schemas import config
 
     party_map = load_map(args.party_map)
     location_map = load_map(args.location_map)

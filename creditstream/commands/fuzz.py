@@ -9,8 +9,8 @@ import sys
 def _run(args: argparse.Namespace) -> int:
     import orjson
 
-    from creditstream import config
     from load.fuzz import campaign
+    from schemas import config
 
     only = [n.strip() for n in args.only.split(",")] if args.only else None
 

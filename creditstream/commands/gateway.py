@@ -11,7 +11,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from connectors.gateway.app import Limits, build_app
     from connectors.pg.migrate import migrate
-    from creditstream import config
+    from schemas import config
 
     settings = config.load()
     asyncio.run(migrate(settings.pg_url))

@@ -32,7 +32,7 @@ async def _serve(args: argparse.Namespace) -> int:
     from connectors.sources.emit import deliver, load_map
     from connectors.sources.gbt32960_access import PledgeBook, follow_pledges
     from connectors.sources.gbt32960_server import GbtGateway
-    from creditstream import config
+    from schemas import config
 
     auth = _auth(args)
     bootstrap = args.bootstrap or config.load().kafka_bootstrap

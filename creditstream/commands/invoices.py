@@ -20,7 +20,7 @@ def _import(args: argparse.Namespace) -> int:
     from connectors.sources import invoices
     from connectors.sources.common import Outcome
     from connectors.sources.emit import load_map, send_outcome
-    from creditstream import config
+    from schemas import config
 
     party_map = load_map(args.party_map)
     index = _load_index(args.invoice_index)

@@ -58,7 +58,7 @@ async def _main(args: argparse.Namespace) -> int:
 
     from connectors.gateway.store import create_key, list_keys, revoke_key
     from connectors.pg.migrate import migrate
-    from creditstream import config
+    from schemas import config
 
     if args.action == "data-key" and args.what == "new":
         import base64

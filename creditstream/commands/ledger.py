@@ -11,7 +11,7 @@ import signal
 async def _main(args: argparse.Namespace) -> int:
     from connectors.ledger.service import Ledger
     from connectors.pg.migrate import migrate
-    from creditstream import config
+    from schemas import config
 
     settings = config.load()
     pg_url = args.pg_url or settings.pg_url

@@ -16,7 +16,7 @@ async def _with_conn(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     import asyncpg
 
     from connectors.pg.migrate import migrate
-    from creditstream import config
+    from schemas import config
 
     url = args.pg_url or config.load().pg_url
     await migrate(url)
@@ -107,7 +107,7 @@ async def _serve(args: argparse.Namespace) -> int:
     from connectors.lenders.api import LAG_GROUPS, make_app
     from connectors.lenders.webhooks import CannotOpenData, Dispatcher, preflight
     from connectors.pg.migrate import migrate
-    from creditstream import config
+    from schemas import config
 
     settings = config.load()
     url = args.pg_url or settings.pg_url

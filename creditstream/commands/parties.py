@@ -31,7 +31,7 @@ async def _main(args: argparse.Namespace) -> int:
     from connectors.parties import store
     from connectors.pg import crypto
     from connectors.pg.migrate import migrate
-    from creditstream import config
+    from schemas import config
 
     settings = config.load()
     pg_url = args.pg_url or settings.pg_url

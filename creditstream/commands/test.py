@@ -14,7 +14,7 @@ import os
 import subprocess
 import sys
 
-from creditstream import config
+from schemas import config
 
 # Ports of the test stack, away from the local stack's (19092/19093, gateway 18080,
 # worker web 16066) and from the 3-broker fault cluster's (29092-29097).

@@ -11,8 +11,8 @@ def _run(args: argparse.Namespace) -> int:
 
     from faust import Worker
 
-    from creditstream import config
-    from creditstream.stack.manager import ensure_topics
+    from connectors.kafka_io import ensure_topics
+    from schemas import config
     from schemas.topics import BY_NAME
     from streams.app import create_app, signals_topic
 

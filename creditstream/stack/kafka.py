@@ -14,8 +14,8 @@ import sys
 import time
 import uuid
 
-from creditstream.config import REPO_ROOT, Settings, broker_port
 from creditstream.stack.process import StackError, alive, port_open, read_pid, stop_pid, tail
+from schemas.config import REPO_ROOT, Settings, broker_port
 
 POM = REPO_ROOT / "infra" / "kafka" / "pom.xml"
 LOG4J2 = REPO_ROOT / "infra" / "kafka" / "log4j2.xml"

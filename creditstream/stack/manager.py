@@ -11,37 +11,14 @@ import uuid
 
 import orjson
 
-from creditstream import config
-from creditstream.config import Settings
+from connectors.kafka_io import ensure_topics
 from creditstream.stack.kafka import Kafka, kafka_nodes
 from creditstream.stack.postgres import Postgres
 from creditstream.stack.process import StackError
+from schemas import config
+from schemas.config import Settings
 
 READY_TIMEOUT_S = 90.0
-
-
-async def ensure_topics(bootstrap: str, extra: tuple[tuple[str, int], ...] = (),
-                        replication: int = 1, min_insync: int = 1) -> list[str]:
-    """Create every catalogue topic (and ``extra`` (name, partitions)) that is missing,
-    with ``replication`` replicas of which ``min_insync`` acknowledge a write."""
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-    from schemas.topics import TOPICS
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        isr = {"min.insync.replicas": str(min_insync)}
-        new = [NewTopic(t.name, t.partitions, replication, topic_configs=t.kafka_config() | isr)
-               for t in TOPICS if t.name not in existing]
-        new += [NewTopic(name, n, replication, topic_configs={"retention.ms": str(7 * 24 * 3600 * 1000)} | isr)
-                for name, n in extra if name not in existing]
-        if new:
-            await admin.create_topics(new)
-        return [t.name for t in new]
-    finally:
-        await admin.close()
 
 
 def _say(msg: str) -> None:

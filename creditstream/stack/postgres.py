@@ -17,8 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-from creditstream.config import Settings
 from creditstream.stack.process import StackError, alive, free_port, port_open, read_pid, tail
+from schemas.config import Settings
 
 DB_NAME = "creditstream"
 DB_USER = "creditstream"

@@ -24,8 +24,8 @@ from typing import Any
 import orjson
 from hypothesis import strategies as st
 
-from creditstream.config import REPO_ROOT
 from schemas import codec
+from schemas.config import REPO_ROOT
 from schemas.topics import INPUT_TOPICS
 
 EXAMPLES = Path(REPO_ROOT) / "docs" / "examples"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from creditstream.config import REPO_ROOT
+from schemas.config import REPO_ROOT
 
 SCRIPT = REPO_ROOT / "scripts" / "bootstrap.sh"
 LOCKED = "E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 4242 (apt-get)"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from creditstream.config import REPO_ROOT, Settings
+from schemas.config import REPO_ROOT, Settings
 
 
 class WorkerProcess:

@@ -9,9 +9,9 @@ import asyncio
 
 import pytest
 
-from creditstream.config import Settings
 from creditstream.stack.postgres import Postgres
 from load import chaos_pg, chaos_webhook
+from schemas.config import Settings
 
 pytestmark = pytest.mark.integration
 

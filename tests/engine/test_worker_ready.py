@@ -12,8 +12,8 @@ import uuid
 import orjson
 import pytest
 
-from creditstream import config
 from load.workers import Worker, free_port, start_at_end
+from schemas import config
 from streams.processors import all_processors
 
 pytestmark = pytest.mark.integration

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from creditstream.config import REPO_ROOT
 from creditstream.stack.process import free_port
+from schemas.config import REPO_ROOT
 
 CLI = str(Path(sys.executable).parent / "creditstream")
 

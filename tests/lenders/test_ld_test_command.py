@@ -12,11 +12,11 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from creditstream import config
 from creditstream.commands.test import suite_environment
 from creditstream.stack import manager
 from creditstream.stack.kafka import Kafka
 from creditstream.stack.postgres import Postgres
+from schemas import config
 
 pytestmark = pytest.mark.integration
 CLI = str(Path(sys.executable).parent / "creditstream")

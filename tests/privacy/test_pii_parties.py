@@ -18,8 +18,8 @@ from connectors.kafka_io import commit_group_offsets, end_offsets, make_producer
 from connectors.parties import store
 from connectors.parties.sync import PartySync
 from connectors.pg import crypto
-from creditstream.config import REPO_ROOT
 from schemas import codec
+from schemas.config import REPO_ROOT
 from schemas.factory import EventFactory
 from tests.privacy.test_pii_crypto import new_key
 

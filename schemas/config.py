@@ -1,7 +1,9 @@
-"""Settings from the environment, with defaults for the local stack.
+"""Settings from the environment, with defaults for the local stack: the one settings object.
 
 Every knob is an environment variable so the same code runs from the local stack,
-docker-compose and CI without edits.
+docker-compose and CI without edits. This module is the only place that reads them
+(``load()``), and it sits in the bottom layer (schemas/) so that streams/, connectors/,
+load/ and the CLI all take their settings from here without importing one another.
 """
 
 from __future__ import annotations
@@ -11,6 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+DATA_KEY_ENV = "CREDITSTREAM_DATA_KEY"
+DATA_KEY_PREVIOUS_ENV = "CREDITSTREAM_DATA_KEY_PREVIOUS"
+WEBHOOKS_LOOPBACK_ENV = "CREDITSTREAM_WEBHOOKS_ALLOW_LOOPBACK"
+WEBHOOKS_PRIVATE_ENV = "CREDITSTREAM_WEBHOOKS_ALLOW_PRIVATE"
 
 
 def _env(name: str, default: str) -> str:
@@ -29,6 +35,15 @@ class Settings:
     gateway_port: int
     # Brokers of the local stack: 1, or 3 for the fault runs (`stack up --brokers 3`).
     kafka_brokers: int = 1
+    # The field-encryption key (urlsafe base64, 32 bytes) and the keys being rotated out
+    # (connectors/pg/crypto.py); unset: the local stack's generated key.
+    data_key: str | None = None
+    data_keys_previous: tuple[str, ...] = ()
+    # Webhook URLs on loopback (development) or private networks (docs/connectors.md).
+    webhooks_allow_loopback: bool = False
+    webhooks_allow_private: bool = False
+    # A py-spy output path: the bench runs its worker under py-spy (load/bench.py).
+    bench_profile: str | None = None
 
     @property
     def kafka_replication(self) -> int:
@@ -77,6 +92,7 @@ def broker_port(kafka_port: int, node: int) -> int:
 
 
 def load() -> Settings:
+    """The settings as the environment (and the local stack's state folder) gives them now."""
     kafka_port = int(_env("CREDITSTREAM_KAFKA_PORT", "19092"))
     state_dir = Path(_env("CREDITSTREAM_STATE_DIR", str(REPO_ROOT / ".state"))).resolve()
     brokers = int(_env("CREDITSTREAM_KAFKA_BROKERS", str(_stack_brokers(state_dir))))
@@ -92,4 +108,10 @@ def load() -> Settings:
         pg_url_override=os.environ.get("CREDITSTREAM_PG_URL") or None,
         worker_web_port=int(_env("CREDITSTREAM_WORKER_WEB_PORT", "16066")),
         gateway_port=int(_env("CREDITSTREAM_GATEWAY_PORT", "18080")),
+        data_key=os.environ.get(DATA_KEY_ENV) or None,
+        data_keys_previous=tuple(k.strip() for k in os.environ.get(DATA_KEY_PREVIOUS_ENV, "").split(",")
+                                 if k.strip()),
+        webhooks_allow_loopback=os.environ.get(WEBHOOKS_LOOPBACK_ENV) == "1",
+        webhooks_allow_private=os.environ.get(WEBHOOKS_PRIVATE_ENV) == "1",
+        bench_profile=os.environ.get("CREDITSTREAM_BENCH_PROFILE") or None,
     )
