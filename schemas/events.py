@@ -415,12 +415,14 @@ class LenderShare(Model):
 
 
 class ProgramParameters(Model):
-    """Credit-policy parameters a program may override; see docs/credit-policy.md."""
+    """Credit-policy parameters a program may override; see docs/credit-policy.md. One
+    left out (null) is the policy version's own value (streams/domain/policies/), so a
+    new policy version reaches every program that did not set it."""
 
-    advance_rate: Annotated[Decimal, Field(ge=0, le=1)] = Decimal("0.80")
-    order_advance_rate: Annotated[Decimal, Field(ge=0, le=1)] = Decimal("0.30")
-    loan_to_value: Annotated[Decimal, Field(ge=0, le=1)] = Decimal("0.60")
-    max_tenor_days: Annotated[int, Field(ge=1, le=3650)] = 180
+    advance_rate: Annotated[Decimal, Field(ge=0, le=1)] | None = None
+    order_advance_rate: Annotated[Decimal, Field(ge=0, le=1)] | None = None
+    loan_to_value: Annotated[Decimal, Field(ge=0, le=1)] | None = None
+    max_tenor_days: Annotated[int, Field(ge=1, le=3650)] | None = None
     # Agricultural and construction work follows the seasons: 12 monthly shares of the
     # baseline (January first), so a declared winter pause is not read as a collapse.
     seasonal_profile: Annotated[list[Annotated[Decimal, Field(ge=Decimal("0.05"), le=2, max_digits=4,
@@ -430,11 +432,11 @@ class ProgramParameters(Model):
                                     "January first (1.0 = the pledge's baseline); utilisation is judged "
                                     "against the same season"))] | None = None
     # Sales-based dealer financing (docs/credit-policy.md 1.4).
-    dealer_sales_multiple: Annotated[Decimal, Field(ge=0, le=12)] = Decimal("2.0")
-    dealer_repay_days: Annotated[int, Field(ge=1, le=90)] = 10
-    curtail_after_days: Annotated[int, Field(ge=1, le=720)] = 90
-    curtail_every_days: Annotated[int, Field(ge=1, le=365)] = 30
-    curtail_step: Annotated[Decimal, Field(ge=0, le=1)] = Decimal("0.10")
+    dealer_sales_multiple: Annotated[Decimal, Field(ge=0, le=12)] | None = None
+    dealer_repay_days: Annotated[int, Field(ge=1, le=90)] | None = None
+    curtail_after_days: Annotated[int, Field(ge=1, le=720)] | None = None
+    curtail_every_days: Annotated[int, Field(ge=1, le=365)] | None = None
+    curtail_step: Annotated[Decimal, Field(ge=0, le=1)] | None = None
 
 
 # Joint lending rule: every cooperating funder contributes at least 30% of each loan. A

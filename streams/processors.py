@@ -192,6 +192,11 @@ class FacilityProcessor(Processor):
     topics = ("cs.signals", "cs.ledger")
     types = frozenset({"ledger.drawdown", "ledger.repayment", "ledger.overdue"})
 
+    def __init__(self, pinned: str | None = None) -> None:
+        # An engine pinned to a policy version (a shadow, a diff) decides every borrower
+        # under it, whatever the registry promotes (facility.policy_version).
+        self.pinned = pinned
+
     def process(self, store: Store, topic: str, key: bytes | None, value: bytes,
                 partition: int | None = None, offset: int | None = None) -> list[Output]:
         # The policy runs after every input, never per batch: the decisions (and so the
@@ -205,6 +210,8 @@ class FacilityProcessor(Processor):
             sig = orjson.loads(value)
             bid = sig["borrower_id"]
             state = store.get(bid) or facility.new_state(bid)
+            if self.pinned:
+                state["pinned"] = self.pinned
             outs = facility.apply_signal(state, sig)
             outs += self._apply_parked(state)
             outs += facility.decide_and_publish(state)
@@ -220,6 +227,8 @@ class FacilityProcessor(Processor):
 
     def apply(self, store: Store, key: str, event: ev.Envelope) -> list[Output]:
         state = store.get(key) or facility.new_state(key)
+        if self.pinned:
+            state["pinned"] = self.pinned
         if state["program"] is None and len(state.get("parked", ())) < MAX_PARKED_LEDGER:
             # The registration may still be on its way: the registry is another topic,
             # and its signal reaches this partition after stage 1 read it, so a worker
@@ -258,9 +267,10 @@ class FacilityProcessor(Processor):
         return outs
 
 
-def all_processors() -> list[Processor]:
+def all_processors(policy: str | None = None) -> list[Processor]:
+    """One engine's processors; ``policy`` pins its decisions to that policy version."""
     return [RegistryProcessor(), MachineProcessor(), InvoiceProcessor(), OrderProcessor(), DealerProcessor(),
-            FacilityProcessor()]
+            FacilityProcessor(policy)]
 
 
 def processor_for(topic: str, processors: list[Processor]) -> Processor:

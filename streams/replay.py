@@ -20,8 +20,8 @@ from streams.processors import all_processors, dead_letter, processor_for
 class Replay:
     """In-memory stores, one per processor; feed raw event bytes, collect outputs."""
 
-    def __init__(self) -> None:
-        self.processors = all_processors()
+    def __init__(self, policy: str | None = None) -> None:
+        self.processors = all_processors(policy)
         self.stores: dict[str, dict[str, Any]] = {p.name: {} for p in self.processors}
 
     def feed(self, raw: bytes) -> Iterator[Output]:

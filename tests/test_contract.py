@@ -105,3 +105,13 @@ def test_the_published_topic_catalogue_is_the_code_s() -> None:
 
     doc = Path(__file__).resolve().parents[1] / "docs" / "topics.md"
     assert doc.read_text() == markdown_table(), "run `creditstream topics > docs/topics.md`"
+
+
+def test_the_policy_file_schema_is_the_model_s_and_a_valid_json_schema() -> None:
+    """schemas/json/policy/policy-file.json: what a tool editing policy files checks against."""
+    import jsonschema
+
+    from streams.domain import policyfile
+
+    assert policyfile.SCHEMA_PATH.read_bytes() == policyfile.schema_bytes(), "run `creditstream policy schema --write`"
+    jsonschema.Draft202012Validator.check_schema(orjson.loads(policyfile.SCHEMA_PATH.read_bytes()))

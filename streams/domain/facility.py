@@ -18,6 +18,7 @@ from streams.domain import collapse
 from streams.domain.policy import (
     POLICY_VERSION,
     PolicyParams,
+    for_version,
     accepted_utilisation,
     decide,
     is_material,
@@ -47,7 +48,7 @@ def _newer(state: State, sig: dict[str, Any]) -> bool:
 
 
 SIGNAL_KINDS = frozenset({"receivable", "order", "machine", "machine_released", "delivery", "buyers",
-                          "program", "consent", "dealer"})
+                          "program", "consent", "dealer", "policy"})
 
 
 def apply_signal(state: State, sig: dict[str, Any]) -> list[Output]:
@@ -85,6 +86,8 @@ def _apply_one(state: State, sig: dict[str, Any]) -> list[Output]:
         state["program_id"], state["program"] = sig["program_id"], sig["program"]
         state["tax_ref"], state["operator"] = sig.get("tax_ref"), sig.get("operator")
         outs += _seller_alerts(state, sig["at"], sig["triggers"])
+    elif kind == "policy":  # a promotion (registry.policy_promoted): decided under it from now on
+        state["policy"] = sig["version"]
     else:  # consent
         was = state["consent"]
         state["consent"] = sig["granted"]
@@ -119,7 +122,7 @@ def _seller_alerts(state: State, at: float, triggers: list[str]) -> list[Output]
 
 def _accept_utilisation(state: State, sig: dict[str, Any]) -> None:
     """Behaviour-driven value moves per machine signal, bounded by the policy's step rule."""
-    params = PolicyParams.for_program(state["program"]) if state["program"] else PolicyParams()
+    params = params_for(state)
     # The machine's own event time, not the facility's watermark: how other machines'
     # signals interleave with this one must not change what this one is worth.
     now = sig["at"]
@@ -130,12 +133,23 @@ def _accept_utilisation(state: State, sig: dict[str, Any]) -> None:
         del hist[:-20]
 
 
+def policy_version(state: State) -> str:
+    """The version this borrower is decided under: the engine's own when it is pinned to
+    one (a shadow engine, a policy diff), else the last promoted, else the code's."""
+    return state.get("pinned") or state.get("policy") or POLICY_VERSION
+
+
+def params_for(state: State) -> PolicyParams:
+    version = policy_version(state)
+    return PolicyParams.for_program(state["program"], version) if state["program"] else for_version(version)
+
+
 def _collapse(state: State, sig: dict[str, Any]) -> list[Output]:
     """UTILISATION_COLLAPSE against the same season (r7 / (baseline x season of r7))."""
     r7 = sig.get("r7")
     if r7 is None:
         return []
-    params = PolicyParams.for_program(state["program"]) if state["program"] else PolicyParams()
+    params = params_for(state)
     season = window_shares(params.seasonal_profile, sig["last_seen"], sig.get("first_day"))[0]
     mine = state.setdefault("collapse", {}).setdefault(sig["asset_id"], {})
     return collapse.check(mine, sig["asset_id"], state["borrower_id"], r7 / (sig["pledge"]["baseline"] * season),
@@ -234,12 +248,15 @@ def decide_and_publish(state: State) -> list[Output]:
     """Run the policy; return a limit update when the change is material."""
     if state["program"] is None:
         return []  # not registered yet: components are kept and decided on registration
-    params = PolicyParams.for_program(state["program"])
-    d = decide(state, params)
+    policy = policy_version(state)
+    d = decide(state, PolicyParams.for_program(state["program"], policy))
     now = state["watermark"]
     last = state["last"]
     alerts = _out_of_trust_alerts(state, d, now)
-    if not is_material(d, last):
+    # A new policy version is said to lenders once, in the first update under it, even
+    # when nothing else moved (states from before 2026.12-3 were decided under 2026.12-2).
+    before = (last.get("policy") or POLICY_VERSION) if last else policy
+    if not is_material(d, last) and before == policy:
         return alerts
     version = (last["version"] if last else 0) + 1
     prev_limit = Decimal(last["limit"]) if last else minor_unit(d.currency) * 0
@@ -250,8 +267,14 @@ def decide_and_publish(state: State) -> list[Output]:
                                       [c for c in last["codes"] if c not in d.codes],
                                       [c for c in d.codes if c not in last["codes"]],
                                       None if d.status == last["status"] else d.status))
+    if before != policy:
+        reasons.append({"code": "POLICY_CHANGED", "text": (
+            f"The credit policy changed from version {before} to {policy}; this limit is "
+            "decided under the new version.")[:500]})
     state["last"] = {"limit": str(d.limit), "available": str(d.available), "status": d.status,
                      "codes": d.codes, "version": version, "sums": d.sums, "outstanding": str(d.outstanding)}
+    if policy != POLICY_VERSION:
+        state["last"]["policy"] = policy
     triggers, state["pending"] = state["pending"][-100:], []
     cur = d.currency
 
@@ -270,7 +293,7 @@ def decide_and_publish(state: State) -> list[Output]:
                                           limit=money(lender["limit"])) for lender in d.lenders],
             components=[out.Component(kind=c["kind"], asset_id=c["asset_id"], contribution=money(c["contribution"]),
                                       frozen=c["frozen"], detail=c["detail"]) for c in d.components],
-            reasons=[out.Reason(**r) for r in reasons], policy_version=POLICY_VERSION, version=version,
+            reasons=[out.Reason(**r) for r in reasons], policy_version=policy, version=version,
             watermark=watermark, trigger_event_ids=triggers))
     return [*alerts, Output(LIMITS_TOPIC, state["borrower_id"], update.model_dump(mode="json", exclude_none=True))]
 

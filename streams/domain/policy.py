@@ -14,11 +14,15 @@ from functools import lru_cache
 from typing import Any
 
 from schemas.currencies import minor_unit
+from streams.domain import policyfile
 from streams.domain.dealer_policy import dealer_components
 from streams.domain.season import MONTHS, Profile, month_of, window_shares
 from streams.domain.signals import utc_time
 
+# The version an engine decides under until a promotion says otherwise; its parameters
+# are the file streams/domain/policies/<version>.toml (policyfile.py), not code.
 POLICY_VERSION = "2026.12-2"
+BASE = policyfile.values(policyfile.shipped(POLICY_VERSION))
 DAY = 86400.0
 D0 = Decimal("0.00")
 CENT = Decimal("0.01")
@@ -26,46 +30,58 @@ CENT = Decimal("0.01")
 
 @dataclass(frozen=True)
 class PolicyParams:
-    advance_rate: Decimal = Decimal("0.80")
-    order_advance_rate: Decimal = Decimal("0.30")
-    loan_to_value: Decimal = Decimal("0.60")
-    max_tenor_days: int = 180
-    fulfilment_prior: Decimal = Decimal("0.80")
-    fulfilment_min_deliveries: int = 5
-    fulfilment_window_days: int = 90
+    """The parameters a decision is made under: a policy version's file (the
+    defaults are the shipped current version, policies/<POLICY_VERSION>.toml) with a
+    program's overrides on top (``for_program``)."""
+
+    advance_rate: Decimal = BASE["advance_rate"]
+    order_advance_rate: Decimal = BASE["order_advance_rate"]
+    loan_to_value: Decimal = BASE["loan_to_value"]
+    max_tenor_days: int = BASE["max_tenor_days"]
+    fulfilment_prior: Decimal = BASE["fulfilment_prior"]
+    fulfilment_min_deliveries: int = BASE["fulfilment_min_deliveries"]
+    fulfilment_window_days: int = BASE["fulfilment_window_days"]
     # A confirmed order that is never delivered stops counting this long after its
     # delivery due date: late goods are common, goods that never come are a risk.
-    order_grace_days: int = 14
-    util_floor: float = 0.30
-    util_cap: float = 1.25
-    util_step: float = 0.15
-    util_step_window_days: int = 14
-    silent_after_hours: float = 72.0
-    silent_factor: Decimal = Decimal("0.50")
-    soh_full: float = 90.0
-    soh_low: float = 70.0
-    soh_low_factor: float = 0.60
-    soh_poor_factor: float = 0.30
-    critical_fault_factor: Decimal = Decimal("0.50")
-    inclusive_cap_cny: Decimal = Decimal("10000000")
+    order_grace_days: int = BASE["order_grace_days"]
+    util_floor: float = BASE["util_floor"]
+    util_cap: float = BASE["util_cap"]
+    util_step: float = BASE["util_step"]
+    util_step_window_days: int = BASE["util_step_window_days"]
+    silent_after_hours: float = BASE["silent_after_hours"]
+    silent_factor: Decimal = BASE["silent_factor"]
+    soh_full: float = BASE["soh_full"]
+    soh_low: float = BASE["soh_low"]
+    soh_low_factor: float = BASE["soh_low_factor"]
+    soh_poor_factor: float = BASE["soh_poor_factor"]
+    critical_fault_factor: Decimal = BASE["critical_fault_factor"]
+    inclusive_cap_cny: Decimal = BASE["inclusive_cap_cny"]
     # The limit is rounded down to this unit, which is also the materiality threshold:
     # a limit update is published only when the rounded limit moves (see is_material).
-    rounding_unit: Decimal = Decimal("1000")
+    rounding_unit: Decimal = BASE["rounding_unit"]
     # A program's seasonal profile: the expected share of the baseline hours per calendar
     # month (January first); empty = every month 1.0 (see season.py).
-    seasonal_profile: Profile = ()
+    seasonal_profile: Profile = BASE["seasonal_profile"]
     # Sales-based dealer financing (dealer_policy.py, docs section 1.4).
-    dealer_sales_multiple: Decimal = Decimal("2.0")
-    dealer_repay_days: int = 10
-    curtail_after_days: int = 90
-    curtail_every_days: int = 30
-    curtail_step: Decimal = Decimal("0.10")
+    dealer_sales_multiple: Decimal = BASE["dealer_sales_multiple"]
+    dealer_repay_days: int = BASE["dealer_repay_days"]
+    curtail_after_days: int = BASE["curtail_after_days"]
+    curtail_every_days: int = BASE["curtail_every_days"]
+    curtail_step: Decimal = BASE["curtail_step"]
 
     @classmethod
-    def for_program(cls, program: dict[str, Any]) -> PolicyParams:
+    def for_program(cls, program: dict[str, Any], version: str = POLICY_VERSION) -> PolicyParams:
+        """Policy ``version``'s parameters with the program's overrides on top."""
         p = program.get("parameters") or {}
-        return _for_parameters(tuple(sorted((k, _hashable(v)) for k, v in p.items()
-                                            if k in cls.__dataclass_fields__ and v is not None)))
+        return _for_parameters(version, tuple(sorted((k, _hashable(v)) for k, v in p.items()
+                                                     if k in cls.__dataclass_fields__ and v is not None)))
+
+
+@lru_cache(maxsize=64)
+def for_version(version: str) -> PolicyParams:
+    """A policy version's parameters (its file, see policyfile.get); a parameter its
+    file does not name yet (a new mode's, while it is being added) keeps its code default."""
+    return replace(PolicyParams(), **policyfile.values(policyfile.get(version)))
 
 
 def _hashable(v: Any) -> Any:
@@ -73,7 +89,7 @@ def _hashable(v: Any) -> Any:
 
 
 @lru_cache(maxsize=1 << 10)
-def _for_parameters(items: tuple[tuple[str, Any], ...]) -> PolicyParams:
+def _for_parameters(version: str, items: tuple[tuple[str, Any], ...]) -> PolicyParams:
     """Parsed once per distinct parameter set (every decision of a program asks)."""
     def parse(k: str, v: Any) -> Any:
         if isinstance(getattr(PolicyParams, k), int):
@@ -81,7 +97,7 @@ def _for_parameters(items: tuple[tuple[str, Any], ...]) -> PolicyParams:
         if k == "seasonal_profile":
             return tuple(float(x) for x in v)
         return Decimal(str(v))
-    return replace(PolicyParams(), **{k: parse(k, v) for k, v in items})
+    return replace(for_version(version), **{k: parse(k, v) for k, v in items})
 
 
 @dataclass

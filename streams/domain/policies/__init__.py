@@ -1,0 +1,1 @@
+"""The shipped policy versions, one TOML file each (package data; see policyfile.py)."""
