@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from schemas.codec import encode
 from schemas.events import Envelope
-from schemas.topics import TOPICS, route
+from schemas.topics import INPUT_TOPICS, TOPICS, route
 
 
 def make_producer(bootstrap: str, **overrides: object) -> AIOKafkaProducer:
@@ -153,6 +153,19 @@ async def group_has_offsets(bootstrap: str, group: str, timeout: float = 60.0) -
                 await asyncio.sleep(0.5)
     finally:
         await admin.close()
+
+
+async def start_at_end(bootstrap: str, groups: Iterable[str],
+                       topics: Iterable[str] = INPUT_TOPICS) -> dict[TopicPartition, int]:
+    """Commit the end of ``topics`` for each of ``groups`` that has no committed offsets:
+    a new engine id (a test, a shadow, a load run) starts from now instead of replaying
+    the history of the shared topics, and a group that already read keeps its place.
+    Returns the end offsets it read."""
+    ends = await end_offsets(bootstrap, list(topics))
+    for group in groups:
+        if not await group_has_offsets(bootstrap, group):
+            await commit_group_offsets(bootstrap, group, ends)
+    return ends
 
 
 async def ensure_topics(bootstrap: str, extra: tuple[tuple[str, int], ...] = (),

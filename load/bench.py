@@ -34,10 +34,20 @@ from connectors.kafka_io import (
 )
 from schemas import config
 from schemas.factory import EventFactory
-from streams.fastlane import lane_groups, processor_group
+from schemas.topics import (
+    DEADLETTER_TOPIC,
+    INVOICES_TOPIC,
+    LEDGER_TOPIC,
+    ORDERS_TOPIC,
+    PLEDGES_TOPIC,
+    REGISTRY_TOPIC,
+    SHIPMENTS_TOPIC,
+    TELEMETRY_TOPIC,
+)
+from streams.fastlane import engine_groups, processor_group
 from streams.processors import engine_source
 
-TELEMETRY = "cs.telemetry"
+TELEMETRY = TELEMETRY_TOPIC
 FLEET = 50
 BASELINE_OUT = "bench.baseline-out"
 
@@ -152,7 +162,7 @@ async def engine(settings: config.Settings, app_id: str, start: dict[TopicPartit
     from load.latency import signals_topic
 
     # Every group of the engine starts at the bench's first records (see streams/fastlane.py).
-    for group in (app_id, *lane_groups(app_id)):
+    for group in engine_groups(app_id):
         await commit_group_offsets(settings.kafka_bootstrap, group, {**skip_to_end, **start})
     data = settings.state_dir / "bench" / app_id
     data.mkdir(parents=True, exist_ok=True)
@@ -207,7 +217,7 @@ async def run(events: int, machines: int, baseline_runs: int = 3) -> BenchResult
     bootstrap = settings.kafka_bootstrap
     run_id = uuid.uuid4().hex[:6]
     app_id = f"cs-bench-{run_id}"
-    others = ["cs.registry", "cs.pledges", "cs.invoices", "cs.orders", "cs.shipments", "cs.ledger"]
+    others = [REGISTRY_TOPIC, PLEDGES_TOPIC, INVOICES_TOPIC, ORDERS_TOPIC, SHIPMENTS_TOPIC, LEDGER_TOPIC]
     before = await end_offsets(bootstrap, others)
     f = EventFactory(f"bs-{run_id}", datetime(2026, 3, 1, tzinfo=UTC), tenant="bench")
     # Fleets of FLEET machines per contractor, as equipment lenders see them.
@@ -216,7 +226,7 @@ async def run(events: int, machines: int, baseline_runs: int = 3) -> BenchResult
     for b in range(fleets):
         setup += [f.borrower(f"bb-{run_id}-{b}", f"bp-{run_id}", kind="contractor"), f.consent(f"bb-{run_id}-{b}")]
     setup += [f.pledge(f"bm-{run_id}-{m}", f"bb-{run_id}-{m // FLEET}", f"bp-{run_id}") for m in range(machines)]
-    dead = await TopicReader(bootstrap, "cs.deadletter").open()
+    dead = await TopicReader(bootstrap, DEADLETTER_TOPIC).open()
     producer = make_producer(bootstrap, linger_ms=20)
     await producer.start()
     try:

@@ -40,11 +40,13 @@ from typing import Any
 import orjson
 from aiokafka.errors import KafkaError
 
-from connectors.kafka_io import Record, TopicReader
+from connectors.kafka_io import Record, TopicReader, start_at_end
 from load.latency import LagSample, LagSampler
-from load.workers import Worker, free_port, start_at_end
+from load.workers import Worker, free_port
 from load.world import BusinessSim, Plan, Rec, TelemetrySim, World, WorldConfig, to_record
 from schemas import config
+from schemas.topics import LIMITS_TOPIC, TELEMETRY_TOPIC
+from streams.fastlane import engine_groups
 from streams.replay import Replay
 
 log = logging.getLogger(__name__)
@@ -106,7 +108,7 @@ def reference(records: list[Rec]) -> dict[str, dict[str, Any]]:
     final: dict[str, dict[str, Any]] = {}
     for _topic, _key, value in records:
         for out in r.feed(value):
-            if out.topic == "cs.limits":
+            if out.topic == LIMITS_TOPIC:
                 final[out.key] = out.value["payload"]
     return final
 
@@ -197,7 +199,7 @@ class EngineRun:
         return f"creditstream.engine.{self.app_id}"
 
     async def __aenter__(self) -> EngineRun:
-        await start_at_end(self.bootstrap, self.app_id)
+        await start_at_end(self.bootstrap, engine_groups(self.app_id))
         self.workers.append(Worker(self.app_id, "c1", self.home / "c1", web_port=free_port()))
         try:
             if self.start:
@@ -231,7 +233,7 @@ async def drive(engine: EngineRun, traffic: Traffic, rate: float,
     producer = make_producer(engine.bootstrap, linger_ms=10, request_timeout_ms=120000)
     await producer.start()
     try:
-        async with TopicReader(engine.bootstrap, "cs.limits") as reader:
+        async with TopicReader(engine.bootstrap, LIMITS_TOPIC) as reader:
             await asyncio.gather(*[await producer.send(t, v, key=k) for t, k, v in traffic.setup])
             if any(w.proc is not None for w in engine.workers):
                 await engine.caught_up(300)
@@ -426,7 +428,7 @@ async def _broker_fault(engine: EngineRun) -> float:
     admin = AIOKafkaAdminClient(bootstrap_servers=engine.bootstrap)
     await admin.start()
     try:
-        topic = (await admin.describe_topics(["cs.telemetry"]))[0]
+        topic = (await admin.describe_topics([TELEMETRY_TOPIC]))[0]
         leader = next(p["leader"] for p in topic["partitions"] if p["partition"] == 0)
     finally:
         await admin.close()

@@ -23,15 +23,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from hdrh.histogram import HdrHistogram
 
 from load.generator import new_histogram
-from schemas.topics import INPUT_TOPICS
+from schemas.topics import ALERTS_TOPIC, DEADLETTER_TOPIC, INPUT_TOPICS, LIMITS_TOPIC, signals_topic
 
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 SERIES = ("all", "signal", "telemetry_signal", "limit", "alert")
-
-
-def signals_topic(app_id: str) -> str:
-    """The engine's stage-1 -> stage-2 topic (mirrors streams.app.signals_topic, without Faust)."""
-    return "cs.signals" if app_id == "creditstream-engine" else f"cs.signals.{app_id}"
 
 
 def summarise(h: HdrHistogram) -> dict[str, float]:
@@ -162,7 +157,7 @@ class Collector:
                              fetch_max_wait_ms=50, max_partition_fetch_bytes=4 * 1024 * 1024)
         await c.start()
         cluster = await c._client.fetch_all_metadata()  # noqa: SLF001 - no public API
-        topics = (self.signals, "cs.limits", "cs.alerts", "cs.deadletter")
+        topics = (self.signals, LIMITS_TOPIC, ALERTS_TOPIC, DEADLETTER_TOPIC)
         tps = [TopicPartition(t, p) for t in topics for p in sorted(cluster.partitions_for_topic(t) or ())]
         missing = set(topics) - {tp.topic for tp in tps}
         if missing:
@@ -190,7 +185,7 @@ class Collector:
                 key = m.key or b""
                 if self.marker and topic != self.signals and self.marker not in m.value:
                     continue
-                if topic == "cs.deadletter":
+                if topic == DEADLETTER_TOPIC:
                     n += self._dead_letter(key, m.value, m.headers, now)
                     continue
                 if tag not in key:
@@ -199,7 +194,7 @@ class Collector:
                 if topic == self.signals:
                     kind = orjson.loads(m.value).get("kind")
                     series = "telemetry_signal" if kind in ("machine", "machine_released") else "signal"
-                elif topic == "cs.limits":
+                elif topic == LIMITS_TOPIC:
                     series = "limit"
                 else:
                     series = "alert"
@@ -229,14 +224,6 @@ class LagSample:
     committed: dict[TopicPartition, int]
 
 
-def engine_groups(app_id: str) -> list[str]:
-    """The consumer groups of one engine: Faust's (the app id) and its lanes' (stage 1,
-    stage 2 and the registry, when the worker runs them; names from streams/fastlane.py)."""
-    from streams.fastlane import lane_groups
-
-    return [app_id, *lane_groups(app_id)]
-
-
 class LagSampler:
     """Consumer lag of the engine's groups on its input topics, from the broker's figures.
 
@@ -246,6 +233,8 @@ class LagSampler:
     """
 
     def __init__(self, bootstrap: str, app_id: str, groups: list[str] | None = None) -> None:
+        from streams.fastlane import engine_groups
+
         self.bootstrap = bootstrap
         self.groups = groups or engine_groups(app_id)
         self.topics = (*INPUT_TOPICS, signals_topic(app_id))

@@ -43,8 +43,8 @@ from load.schedule import Schedule, for_scenario
 from load.workers import Fleet, start_workers
 from load.world import World, WorldConfig, plan_for
 from schemas import config
+from schemas.topics import ENGINE_ID, SIGNALS_TOPIC
 
-ENGINE_ID = "creditstream-engine"
 EVENTS_PER_GENERATOR = 15_000  # what one generator process holds comfortably on this machine class
 
 
@@ -93,7 +93,7 @@ async def _wait_caught_up(sampler: LagSampler, high: dict[str, dict[str, int]], 
         sample = await sampler.sample()
         done = caught_up(sample, high)
         if done and also_signals:
-            done = all(v == 0 for t, v in sample.by_topic.items() if t.startswith("cs.signals"))
+            done = all(v == 0 for t, v in sample.by_topic.items() if t.startswith(SIGNALS_TOPIC))
         if done or time.monotonic() > deadline:
             return done, sample
         await asyncio.sleep(0.5)
@@ -300,7 +300,7 @@ async def _load(opts: RunOptions, spec: GenSpec, sampler: LagSampler, collector:
             began = time.monotonic()
             s = await tick("drain")
             drained = caught_up(s, gen["high_offsets"]) and all(
-                v == 0 for t, v in s.by_topic.items() if t.startswith("cs.signals"))
+                v == 0 for t, v in s.by_topic.items() if t.startswith(SIGNALS_TOPIC))
             if drained:
                 break
             await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - began)))

@@ -44,17 +44,23 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer, TopicPartition
 
-from connectors.kafka_io import commit_group_offsets, end_offsets, make_producer, produce_events
+from connectors.kafka_io import (
+    end_offsets,
+    make_producer,
+    produce_events,
+    start_at_end,
+)
 from load.bench import FLEET, TELEMETRY, committed, telemetry_records
-from load.latency import INPUT_TOPICS, engine_groups, signals_topic
+from load.latency import signals_topic
 from load.workers import free_port
 from schemas import config
 from schemas.codec import encode
 from schemas.factory import EventFactory
-from streams.fastlane import lane_group, processor_group
+from schemas.topics import PLEDGES_TOPIC, REGISTRY_TOPIC
+from streams.fastlane import engine_groups, lane_group, processor_group
 
-PLEDGES = "cs.pledges"
-REGISTRY = "cs.registry"
+PLEDGES = PLEDGES_TOPIC
+REGISTRY = REGISTRY_TOPIC
 START = datetime(2026, 3, 1, tzinfo=UTC)
 SEND_CHUNK = 20_000
 
@@ -396,9 +402,7 @@ async def run(opts: StateOptions) -> StateResult:
     stage2 = processor_group(app_id, "facilities")
 
     # A new engine id reads from now on: every group at the current end of every input.
-    ends = await end_offsets(bootstrap, list(INPUT_TOPICS))
-    for group in engine_groups(app_id):
-        await commit_group_offsets(bootstrap, group, ends)
+    ends = await start_at_end(bootstrap, engine_groups(app_id))
 
     f = EventFactory(f"st-{run_id}", START, tenant="bench")
     fleets = (opts.machines + opts.fleet - 1) // opts.fleet

@@ -104,18 +104,6 @@ class Worker:
                 self.proc.wait(10)
 
 
-async def start_at_end(bootstrap: str, app_id: str) -> None:
-    """Commit the end of the input topics for every group of a *new* engine id, so its
-    workers start from now instead of replaying the history of the shared topics
-    (`--start-at latest` covers the Faust group; this covers them all)."""
-    from connectors.kafka_io import commit_group_offsets, end_offsets
-    from load.latency import INPUT_TOPICS, engine_groups
-
-    ends = await end_offsets(bootstrap, list(INPUT_TOPICS))
-    for group in engine_groups(app_id):
-        await commit_group_offsets(bootstrap, group, ends)
-
-
 def start_workers(app_id: str, n: int, root: Path, timeout_s: float = 120.0) -> list[Worker]:
     """Start ``n`` workers and wait until each says it is ready; stop them all on failure.
 
@@ -123,9 +111,11 @@ def start_workers(app_id: str, n: int, root: Path, timeout_s: float = 120.0) -> 
     """
     import asyncio
 
+    from connectors.kafka_io import start_at_end
     from schemas import config
+    from streams.fastlane import engine_groups
 
-    asyncio.run(start_at_end(config.load().kafka_bootstrap, app_id))
+    asyncio.run(start_at_end(config.load().kafka_bootstrap, engine_groups(app_id)))
     # Table folders per engine id: a folder left by another engine id would not match its changelogs.
     workers = [Worker(app_id, f"w{i + 1}", root / app_id / f"w{i + 1}", free_port()) for i in range(n)]
     try:

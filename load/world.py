@@ -32,7 +32,7 @@ from load.schedule import SCENARIOS
 from schemas import events as ev
 from schemas.codec import encode
 from schemas.common import Money
-from schemas.topics import route
+from schemas.topics import PLEDGES_TOPIC, TELEMETRY_TOPIC, route
 
 DAY = 86400.0
 Rec = tuple[str, bytes, bytes]
@@ -281,7 +281,7 @@ class World:
                         "acquired_on": acquired.isoformat(), "useful_life_years": 10, "useful_life_hours": 20000,
                         "baseline_hours_per_day": m.baseline,
                         "geofence": {"center": {"lat": m.fence[0], "lon": m.fence[1]}, "radius_km": m.fence[2]}}})
-        return "cs.pledges", m.machine_id.encode(), value
+        return PLEDGES_TOPIC, m.machine_id.encode(), value
 
     def dealer_plans(self) -> list[ev.Envelope]:
         """Each dealer's production plan from its OEM for the first ``plan_months`` months:
@@ -489,7 +489,7 @@ class TelemetrySim:
         value = orjson.dumps({"event_id": f"{self.world.cfg.tag}-t{m.index}r{r}", "type": typ, "schema_version": 1,
                               "tenant": self.world.cfg.tenant, "source": SOURCE, "occurred_at": when,
                               "recorded_at": when, "payload": payload})
-        return "cs.telemetry", mid.encode(), value
+        return TELEMETRY_TOPIC, mid.encode(), value
 
     def duty(self, m: Machine, st: _MachineState, r: int, at: int) -> float:
         """Fraction of wall time the machine works: its baseline, daily noise, the plan."""

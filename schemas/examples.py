@@ -8,6 +8,7 @@ from decimal import Decimal
 from schemas import events as ev
 from schemas import outputs as out
 from schemas.common import Geofence, GeoPoint, Money, cny
+from schemas.topics import TELEMETRY_TOPIC
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 SELLER_TAX_ID = "91310115MA1K4ABC2X"
@@ -110,7 +111,7 @@ def example_events() -> list[ev.Envelope]:
             text="This invoice is already financed for another seller.", trigger_event_ids=["ex-0004"]),
             tenant="creditstream", source="creditstream.engine"),
         _env(out.DeadLetter, 92, out.DeadLetterPayload(
-            topic="cs.telemetry", partition=0, offset=17, stage="ingest", reason="invalid_event",
+            topic=TELEMETRY_TOPIC, partition=0, offset=17, stage="ingest", reason="invalid_event",
             error="payload.soc_pct: Input should be less than or equal to 100",
             value_b64="eyJ0eXBlIjoidGVsZW1ldHJ5LmJhdHRlcnkifQ=="),
             tenant="creditstream", source="creditstream.engine"),

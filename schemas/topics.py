@@ -17,6 +17,30 @@ FOREVER = -1
 # Stage-1 topics that are joined per asset must have the same partition count.
 PARTITIONS = 4
 
+# The names, for code that reads or writes one topic; TOPICS below holds their specs.
+# A "cs.*" literal anywhere else in the packages fails tests/test_topic_names.py.
+REGISTRY_TOPIC = "cs.registry"
+PLEDGES_TOPIC = "cs.pledges"
+TELEMETRY_TOPIC = "cs.telemetry"
+INVOICES_TOPIC = "cs.invoices"
+ORDERS_TOPIC = "cs.orders"
+SHIPMENTS_TOPIC = "cs.shipments"
+DEALERS_TOPIC = "cs.dealers"
+LEDGER_TOPIC = "cs.ledger"
+SIGNALS_TOPIC = "cs.signals"
+LIMITS_TOPIC = "cs.limits"
+ALERTS_TOPIC = "cs.alerts"
+DEADLETTER_TOPIC = "cs.deadletter"
+# The production engine's id: its consumer groups and changelogs are named after it.
+ENGINE_ID = "creditstream-engine"
+
+
+def signals_topic(app_id: str = ENGINE_ID) -> str:
+    """An engine's private stage-1 -> stage-2 topic: cs.signals for the production engine,
+    ``cs.signals.<app_id>`` for a test or shadow engine, so that two engines on one
+    broker never read each other's signals."""
+    return SIGNALS_TOPIC if app_id == ENGINE_ID else f"{SIGNALS_TOPIC}.{app_id}"
+
 
 @dataclass(frozen=True)
 class TopicSpec:

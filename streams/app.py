@@ -30,15 +30,12 @@ from typing import Any
 import faust
 
 from schemas import config
+from schemas.topics import ENGINE_ID, SIGNALS_TOPIC, signals_topic
 from streams import metrics
-from streams.domain.signals import SIGNALS_TOPIC
 from streams.fastlane import Lane
 from streams.processors import all_processors, engine_source
 
 log = logging.getLogger(__name__)
-
-
-ENGINE_ID = "creditstream-engine"
 
 
 class EngineApp(faust.App):
@@ -65,10 +62,6 @@ class EngineApp(faust.App):
         # The process's own stdout: Faust turns print() into WARNING log records.
         print(f"worker ready: engine {self.conf.id}, lanes {', '.join(lane.name for lane in self.lanes)}{web}",
               file=sys.__stdout__, flush=True)
-
-
-def signals_topic(app_id: str) -> str:
-    return SIGNALS_TOPIC if app_id == ENGINE_ID else f"{SIGNALS_TOPIC}.{app_id}"
 
 
 def create_app(worker_id: str = "w1", web_port: int | None = None, data_dir: Path | None = None,

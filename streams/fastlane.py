@@ -77,6 +77,11 @@ def lane_groups(app_id: str) -> list[str]:
     return [lane_group(app_id, n) for n in LANES]
 
 
+def engine_groups(app_id: str) -> list[str]:
+    """Every consumer group of one engine: Faust's (the app id) and its lanes'."""
+    return [app_id, *lane_groups(app_id)]
+
+
 class PartitionStore(MutableMapping[str, Any]):
     """One partition's states: a RocksDB database, a bounded cache of decoded states, and
     this batch's writes.

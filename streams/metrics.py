@@ -13,6 +13,8 @@ from collections.abc import Iterable
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from schemas.topics import ALERTS_TOPIC, LIMITS_TOPIC, SIGNALS_TOPIC
+
 REGISTRY = CollectorRegistry()
 EVENTS_IN = Counter("creditstream_events_in_total", "Input records processed", ["topic"], registry=REGISTRY)
 DEAD_LETTERS = Counter("creditstream_dead_letters_total", "Records refused to the dead-letter topic",
@@ -33,12 +35,12 @@ def observe_outputs(outputs: Iterable[tuple[str, dict, int | None]]) -> None:
     """Count outputs once acknowledged; ``origin_ns`` is the trace header, if any."""
     now = time.time_ns()
     for topic, value, origin_ns in outputs:
-        if topic.startswith("cs.signals"):
+        if topic.startswith(SIGNALS_TOPIC):
             kind = "signal"
-        elif topic == "cs.limits":
+        elif topic == LIMITS_TOPIC:
             kind = "limit"
             DECISIONS.inc()
-        elif topic == "cs.alerts":
+        elif topic == ALERTS_TOPIC:
             kind = "alert"
             ALERTS.labels(value.get("payload", {}).get("code", "?")).inc()
         else:

@@ -18,10 +18,21 @@ import orjson
 
 from schemas import codec
 from schemas import events as ev
-from schemas.topics import KEY_OF_TYPE
+from schemas.topics import (
+    DEADLETTER_TOPIC,
+    DEALERS_TOPIC,
+    INVOICES_TOPIC,
+    KEY_OF_TYPE,
+    LEDGER_TOPIC,
+    ORDERS_TOPIC,
+    PLEDGES_TOPIC,
+    REGISTRY_TOPIC,
+    SHIPMENTS_TOPIC,
+    SIGNALS_TOPIC,
+    TELEMETRY_TOPIC,
+)
 from streams.domain import dealers, facility, invoices, machines, orders, registry
 from streams.domain.signals import (
-    DEADLETTER_TOPIC,
     Output,
     Rejected,
     one_signal_per_borrower,
@@ -114,7 +125,7 @@ class MachineProcessor(Processor):
     """Stage 1: pledges and telemetry by machine id."""
 
     name = "machines"
-    topics = ("cs.telemetry", "cs.pledges")
+    topics = (TELEMETRY_TOPIC, PLEDGES_TOPIC)
     types = frozenset({"telemetry.equipment", "telemetry.battery", "registry.pledge", "registry.pledge_released"})
 
     def apply(self, store: Store, key: str, event: ev.Envelope) -> list[Output]:
@@ -146,14 +157,14 @@ class AssetProcessor(Processor):
 
 class InvoiceProcessor(AssetProcessor):
     name = "invoices"
-    topics = ("cs.invoices",)
+    topics = (INVOICES_TOPIC,)
     types = frozenset(t for t in KEY_OF_TYPE if t.startswith("invoice."))
     new_state, on_event = staticmethod(invoices.new_state), staticmethod(invoices.on_event)
 
 
 class OrderProcessor(AssetProcessor):
     name = "orders"
-    topics = ("cs.orders", "cs.shipments")
+    topics = (ORDERS_TOPIC, SHIPMENTS_TOPIC)
     types = frozenset(t for t in KEY_OF_TYPE if t.startswith("po.")) | {"shipment.observed"}
     new_state, on_event = staticmethod(orders.new_state), staticmethod(orders.on_event)
 
@@ -162,7 +173,7 @@ class DealerProcessor(AssetProcessor):
     """Stage 1: sales-based dealer financing, by dealer id (units, plans, audits)."""
 
     name = "dealers"
-    topics = ("cs.dealers",)
+    topics = (DEALERS_TOPIC,)
     types = frozenset(t for t in KEY_OF_TYPE if t.startswith("dealer."))
     new_state, on_event = staticmethod(dealers.new_state), staticmethod(dealers.on_event)
 
@@ -171,7 +182,7 @@ class RegistryProcessor(Processor):
     """The single-partition registry; its store holds many keys per event (indexes)."""
 
     name = "registry"
-    topics = ("cs.registry",)
+    topics = (REGISTRY_TOPIC,)
     types = frozenset({"registry.borrower", "registry.supply_relationship", "registry.party_status",
                        "registry.program", "registry.consent_granted", "registry.consent_revoked"})
 
@@ -189,7 +200,7 @@ class FacilityProcessor(Processor):
 
     name = "facilities"
     _record: tuple[bytes | None, bytes, int | None, int | None] = (None, b"", None, None)
-    topics = ("cs.signals", "cs.ledger")
+    topics = (SIGNALS_TOPIC, LEDGER_TOPIC)
     types = frozenset({"ledger.drawdown", "ledger.repayment", "ledger.overdue"})
 
     def __init__(self, pinned: str | None = None) -> None:
@@ -202,7 +213,7 @@ class FacilityProcessor(Processor):
         # The policy runs after every input, never per batch: the decisions (and so the
         # versions) are then a function of the input sequence alone, and a worker that
         # restarts mid-batch re-publishes exactly what it published before.
-        if topic != "cs.signals":
+        if topic != SIGNALS_TOPIC:
             self._record = (key, value, partition, offset)
             return super().process(store, topic, key, value, partition, offset)
         bid = None
@@ -262,7 +273,7 @@ class FacilityProcessor(Processor):
             try:
                 outs += facility.apply_ledger(state, codec.decode(value))
             except Rejected as exc:
-                outs.append(dead_letter("cs.ledger", rec["partition"], rec["offset"], key, value, self.name,
+                outs.append(dead_letter(LEDGER_TOPIC, rec["partition"], rec["offset"], key, value, self.name,
                                         exc.reason, str(exc)))
         return outs
 

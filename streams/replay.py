@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from schemas import codec
-from schemas.topics import KEY_OF_TYPE, TOPIC_OF_TYPE
+from schemas.topics import KEY_OF_TYPE, LIMITS_TOPIC, TOPIC_OF_TYPE
 from streams.domain.signals import SIGNALS_TOPIC, Output
 from streams.processors import all_processors, dead_letter, processor_for
 
@@ -43,7 +43,7 @@ class Replay:
                 yield out
 
 
-def replay_lines(lines: Iterable[bytes], topics: frozenset[str] = frozenset({"cs.limits"})) -> Iterator[bytes]:
+def replay_lines(lines: Iterable[bytes], topics: frozenset[str] = frozenset({LIMITS_TOPIC})) -> Iterator[bytes]:
     """Decisions (by default the limit updates) as canonical JSON lines."""
     r = Replay()
     for line in lines:

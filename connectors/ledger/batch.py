@@ -19,10 +19,9 @@ from schemas import codec
 from schemas.common import Money
 from schemas.currencies import in_minor_units
 from schemas.outputs import AlertRaised, DeadLetter, DeadLetterPayload, LimitUpdated
+from schemas.topics import ALERTS_TOPIC, LIMITS_TOPIC
 
 STAGE = "ledger"
-LIMITS_TOPIC = "cs.limits"
-ALERTS_TOPIC = "cs.alerts"
 _EXPECTED = {LIMITS_TOPIC: "limit.updated", ALERTS_TOPIC: "alert.raised"}
 
 

@@ -30,10 +30,11 @@ from connectors.lenders.offsets import TP, OffsetTracker
 from connectors.lenders.urls import GuardedResolver, UrlPolicy, WebhookUrlError, check
 from connectors.lenders.verify import HEADER, sign_header
 from connectors.pg.errors import CONNECTION_ERRORS
+from schemas.topics import LIMITS_TOPIC
 
 log = logging.getLogger(__name__)
 GROUP = "creditstream-webhooks"
-TOPIC = "cs.limits"
+TOPIC = LIMITS_TOPIC
 
 
 class Stopping(Exception):

@@ -22,10 +22,11 @@ from connectors.parties import store
 from connectors.pg.errors import CONNECTION_ERRORS
 from schemas import codec
 from schemas.events import BorrowerRegistered
+from schemas.topics import REGISTRY_TOPIC
 
 log = logging.getLogger(__name__)
 GROUP = "creditstream-parties"
-TOPIC = "cs.registry"
+TOPIC = REGISTRY_TOPIC
 
 
 @dataclass

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from schemas.topics import PLEDGES_TOPIC
+
 log = logging.getLogger(__name__)
 
 
@@ -60,7 +62,7 @@ class PledgeBook:
         return machine_id in self.machines
 
 
-async def follow_pledges(bootstrap: str, book: PledgeBook, topic: str = "cs.pledges") -> None:
+async def follow_pledges(bootstrap: str, book: PledgeBook, topic: str = PLEDGES_TOPIC) -> None:
     """Read ``topic`` from the beginning into ``book`` forever; ``book.ready`` once caught up.
 
     No consumer group: every gateway process needs the whole topic, not a share of it.

@@ -19,13 +19,14 @@ async def _tell_story(settings: config.Settings, pause: float) -> int:
 
     from connectors.kafka_io import TopicReader, make_producer, produce_events
     from creditstream.demo import describe, run_id, story
+    from schemas.topics import ALERTS_TOPIC, LIMITS_TOPIC
 
     rid = run_id()
     producer = make_producer(settings.kafka_bootstrap)
     await producer.start()
     updates = 0
     try:
-        async with TopicReader(settings.kafka_bootstrap, "cs.limits", "cs.alerts") as reader:
+        async with TopicReader(settings.kafka_bootstrap, LIMITS_TOPIC, ALERTS_TOPIC) as reader:
             for caption, events in story(rid):
                 print(f"\n▶ {caption} ({len(events)} events)", flush=True)
                 await produce_events(producer, events)
@@ -35,7 +36,7 @@ async def _tell_story(settings: config.Settings, pause: float) -> int:
                         value = orjson.loads(rec.value)
                         if rid not in rec.value.decode(errors="replace"):
                             continue
-                        if rec.topic == "cs.limits":
+                        if rec.topic == LIMITS_TOPIC:
                             updates += 1
                             print(describe(value), flush=True)
                         else:

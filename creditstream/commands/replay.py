@@ -10,9 +10,10 @@ from collections import Counter
 def _run(args: argparse.Namespace) -> int:
     import orjson
 
+    from schemas.topics import ALERTS_TOPIC, DEADLETTER_TOPIC, LIMITS_TOPIC
     from streams.replay import Replay
 
-    topics = {"limits": {"cs.limits"}, "all": {"cs.limits", "cs.alerts", "cs.deadletter"}}[args.show]
+    topics = {"limits": {LIMITS_TOPIC}, "all": {LIMITS_TOPIC, ALERTS_TOPIC, DEADLETTER_TOPIC}}[args.show]
     counts: Counter[str] = Counter()
     r = Replay()
     src = sys.stdin.buffer if args.log == "-" else open(args.log, "rb")  # noqa: SIM115
@@ -26,8 +27,8 @@ def _run(args: argparse.Namespace) -> int:
                 if o.topic in topics:
                     out.write(orjson.dumps(o.value, option=orjson.OPT_SORT_KEYS) + b"\n")
             counts["events"] = n
-    print(f"replay: {counts['events']} events -> {counts['cs.limits']} limit updates, "
-          f"{counts['cs.alerts']} alerts, {counts['cs.deadletter']} dead letters", file=sys.stderr)
+    print(f"replay: {counts['events']} events -> {counts[LIMITS_TOPIC]} limit updates, "
+          f"{counts[ALERTS_TOPIC]} alerts, {counts[DEADLETTER_TOPIC]} dead letters", file=sys.stderr)
     return 0
 
 

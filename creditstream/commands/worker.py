@@ -11,38 +11,25 @@ def _run(args: argparse.Namespace) -> int:
 
     from faust import Worker
 
-    from connectors.kafka_io import ensure_topics
+    from connectors.kafka_io import ensure_topics, start_at_end
     from schemas import config
-    from schemas.topics import BY_NAME
-    from streams.app import create_app, signals_topic
+    from schemas.topics import BY_NAME, SIGNALS_TOPIC, signals_topic
+    from streams.app import create_app
+    from streams.fastlane import engine_groups
 
     settings = config.load()
     # The catalogue topics and this engine's own signals topic exist before agents subscribe.
     asyncio.run(ensure_topics(settings.kafka_bootstrap, extra=(
-        (signals_topic(args.app_id), BY_NAME["cs.signals"].partitions),),
+        (signals_topic(args.app_id), BY_NAME[SIGNALS_TOPIC].partitions),),
         replication=settings.kafka_replication, min_insync=settings.kafka_min_insync))
     if args.start_at == "latest":
-        asyncio.run(_start_at_end(settings.kafka_bootstrap, args.app_id))
+        asyncio.run(start_at_end(settings.kafka_bootstrap, engine_groups(args.app_id)))
 
     app = create_app(worker_id=args.id, web_port=args.web_port, app_id=args.app_id,
                      data_dir=Path(args.data_dir) if args.data_dir else None)
     # Faust's Worker installs signal handlers and exits the process itself on stop.
     Worker(app, loglevel=args.loglevel, quiet=True).execute_from_commandline()
     return 0
-
-
-async def _start_at_end(bootstrap: str, app_id: str) -> None:
-    """A new engine id (test, shadow) starts from now instead of replaying all history."""
-    from connectors.kafka_io import commit_group_offsets, end_offsets, group_has_offsets
-    from schemas.topics import INPUT_TOPICS
-    from streams.fastlane import lane_groups
-
-    inputs = list(INPUT_TOPICS)
-    ends = await end_offsets(bootstrap, inputs)
-    # The Faust agents and each lane are consumer groups of one engine.
-    for group in (app_id, *lane_groups(app_id)):
-        if not await group_has_offsets(bootstrap, group):
-            await commit_group_offsets(bootstrap, group, ends)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -42,6 +42,7 @@ import orjson
 from load.fuzz import lender_api
 from load.fuzz.broker import draw_many
 from load.fuzz.campaign import Failure, Tally, sample_of
+from schemas.topics import DEADLETTER_TOPIC, LIMITS_TOPIC
 
 WEBHOOK_URLS = (
     "file:///etc/passwd", "gopher://127.0.0.1:6379/_FLUSHALL", "ftp://lender.example/x", "dict://127.0.0.1:11211/",
@@ -226,7 +227,7 @@ def _engine_attacks(tally: Tally, rounds: int = 10) -> None:
         squatter = f.supplies(f"x-{u}", f"y-{u}").model_copy(update={"event_id": revoke.event_id,
                                                                        "tenant": f"intruder-{u}"})
         outs = [o for e in (squatter, revoke) for o in replay.feed(codec.encode(e))]
-        frozen = [o.value["payload"]["status"] for o in outs if o.topic == "cs.limits"]
+        frozen = [o.value["payload"]["status"] for o in outs if o.topic == LIMITS_TOPIC]
         if frozen and frozen[-1] == "frozen":
             tally.tried += 1
             tally.refused["event_id_per_tenant"] += 1
@@ -234,7 +235,7 @@ def _engine_attacks(tally: Tally, rounds: int = 10) -> None:
             _fail(tally, f"another tenant's event id dropped the revocation (updates: {frozen})", u, "event ids")
         stranger = f.drawdown(f"ln-{u}", borrower, program, "1000").model_copy(update={"tenant": f"intruder-{u}"})
         reasons = [o.value["payload"]["reason"] for o in replay.feed(codec.encode(stranger))
-                   if o.topic == "cs.deadletter"]
+                   if o.topic == DEADLETTER_TOPIC]
         if reasons == ["not_entitled"]:
             tally.tried += 1
             tally.refused["ledger_not_entitled"] += 1

@@ -37,8 +37,7 @@ from load.fuzz import inputs
 from load.fuzz.campaign import Failure, Tally, sample_of
 from schemas import codec
 from schemas.examples import SELLER_TAX_ID
-from schemas.topics import route
-from streams.domain.signals import DEADLETTER_TOPIC
+from schemas.topics import DEADLETTER_TOPIC, route
 
 # Larger records are refused by the producer (Kafka's 1 MB request limit), not the engine.
 MAX_RECORD_BYTES = 900 * 1024
@@ -123,7 +122,7 @@ async def _committed(bootstrap: str, app_id: str) -> dict[tuple[str, int], int]:
     """The highest offset any of the engine's groups committed, per topic partition."""
     from aiokafka.admin import AIOKafkaAdminClient
 
-    from load.latency import engine_groups
+    from streams.fastlane import engine_groups
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()

@@ -29,7 +29,7 @@ from connectors.sources.common import (
 from load.fuzz import inputs
 from schemas import codec
 from schemas.events import Envelope
-from schemas.topics import route
+from schemas.topics import DEADLETTER_TOPIC, route
 
 
 class ContractBroken(AssertionError):
@@ -225,7 +225,7 @@ class ProcessorCheck:
     def deliver(self, d: inputs.Delivery) -> Verdict:
         topic, key = inputs.destination(d)
         self.offset += 1
-        letters = [o for o in self._run(topic, key, d.value, self.offset) if o.topic == "cs.deadletter"]
+        letters = [o for o in self._run(topic, key, d.value, self.offset) if o.topic == DEADLETTER_TOPIC]
         mine = [o.value["payload"] for o in letters if o.value["payload"]["offset"] == self.offset]
         if not mine:
             return ACCEPTED
@@ -249,7 +249,7 @@ class ProcessorCheck:
             data = orjson.dumps(out.value)
             # Limit updates and alerts must pass the codec as the ledger runs it; dead letters
             # carry inputs of any size, so only their model is checked. A DecodeError is a failure.
-            event = codec.decode_obj(orjson.loads(data)) if out.topic == "cs.deadletter" else codec.decode(data)
+            event = codec.decode_obj(orjson.loads(data)) if out.topic == DEADLETTER_TOPIC else codec.decode(data)
             if event.type == "deadletter.record" and event.payload.reason == "internal_error":  # type: ignore[attr-defined]
                 raise ContractBroken(f"{proc.name} hit an internal error: {event.payload.error}")  # type: ignore[attr-defined]
             result.append(out)

@@ -14,19 +14,20 @@ from schemas import events as ev
 from schemas import outputs as out
 from schemas.common import MAX_AMOUNT, Money
 from schemas.currencies import MINOR_UNITS
+from schemas.topics import LIMITS_TOPIC
 from streams.domain import collapse
 from streams.domain.policy import (
     POLICY_VERSION,
     PolicyParams,
-    for_version,
     accepted_utilisation,
     decide,
+    for_version,
     is_material,
     minor_unit,
     utilisation_target,
 )
 from streams.domain.season import window_shares
-from streams.domain.signals import BATCH, LIMITS_TOPIC, Output, Rejected, alert, event_key, utc_time
+from streams.domain.signals import BATCH, Output, Rejected, alert, event_key, utc_time
 
 State = dict[str, Any]
 MAX_PENDING = 50

@@ -14,11 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from schemas.events import Envelope
-
-SIGNALS_TOPIC = "cs.signals"
-LIMITS_TOPIC = "cs.limits"
-ALERTS_TOPIC = "cs.alerts"
-DEADLETTER_TOPIC = "cs.deadletter"
+from schemas.topics import ALERTS_TOPIC, SIGNALS_TOPIC
 
 
 @dataclass(slots=True)

@@ -12,8 +12,10 @@ import uuid
 import orjson
 import pytest
 
-from load.workers import Worker, free_port, start_at_end
+from connectors.kafka_io import start_at_end
+from load.workers import Worker, free_port
 from schemas import config
+from streams.fastlane import engine_groups
 from streams.processors import all_processors
 
 pytestmark = pytest.mark.integration
@@ -22,7 +24,7 @@ pytestmark = pytest.mark.integration
 def test_readyz_answers_once_every_lane_is_assigned(tmp_path) -> None:
     settings = config.load()
     app_id = f"cs-ready-{uuid.uuid4().hex[:8]}"
-    asyncio.run(start_at_end(settings.kafka_bootstrap, app_id))
+    asyncio.run(start_at_end(settings.kafka_bootstrap, engine_groups(app_id)))
     worker = Worker(app_id, "r1", tmp_path / "r1", web_port=free_port())
     worker.start()
     try:
