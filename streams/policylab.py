@@ -1,0 +1,208 @@
+"""What-if over history: every borrower decided under two policy versions from the same inputs.
+
+One pass over the event log: stage 1 (machines, invoices, orders, dealers, the registry)
+does not depend on the policy, so it runs once and each of its signals, like each
+ledger event, is given to one stage-2 processor per version, pinned to that version.
+Each version's decisions are therefore exactly what ``Replay(policy=version)`` of the
+same log gives (tests/engine/test_policy_diff.py checks it), at the cost of one stage 1.
+
+``diff`` keeps, per version, the latest limit update of every borrower and a day-by-day
+total; ``report`` turns them into the figures a credit committee reads (policyreport.py
+draws them).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from schemas import codec
+from schemas.topics import KEY_OF_TYPE, TOPIC_OF_TYPE
+from streams.domain.signals import LIMITS_TOPIC, SIGNALS_TOPIC
+from streams.processors import FacilityProcessor, Processor, all_processors, processor_for
+
+DAY = 86400
+CAP_CODES = ("PROGRAM_CAP", "INCLUSIVE_CAP")
+# Relative changes are counted in these buckets (upper bounds, in percent of the old limit).
+BUCKETS = (-50, -20, -10, -5, -1, 0, 1, 5, 10, 20, 50)
+
+
+def _summary(p: dict[str, Any]) -> dict[str, Any]:
+    """What the report needs of a limit update (the whole payload of 100,000 borrowers
+    would not fit in memory twice)."""
+    kinds: dict[str, Decimal] = defaultdict(Decimal)
+    for c in p["components"]:
+        kinds[c["kind"]] += Decimal(c["contribution"]["amount"])
+    return {"limit": Decimal(p["limit"]["amount"]), "currency": p["limit"]["currency"], "status": p["status"],
+            "codes": sorted({r["code"] for r in p["reasons"]} - {"LIMIT_UP", "LIMIT_DOWN", "LIMIT_UNCHANGED",
+                                                                   "POLICY_CHANGED"}),
+            "program": p["program_id"], "lenders": {a["lender_id"]: Decimal(a["limit"]["amount"]) for a in p["lenders"]},
+            "kinds": dict(kinds), "at": p["watermark"]}
+
+
+@dataclass
+class Side:
+    """One version's view of the history."""
+
+    version: str
+    latest: dict[str, dict[str, Any]] = field(default_factory=dict)
+    updates: int = 0
+    # Total limit per currency at the end of each UTC day (event time) from ``since`` on.
+    daily: dict[str, dict[str, Decimal]] = field(default_factory=lambda: defaultdict(dict))
+    totals: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+
+
+class DualReplay:
+    """Stage 1 once, stage 2 once per version; feed raw event bytes in log order."""
+
+    def __init__(self, versions: Iterable[str], since: float = 0.0) -> None:
+        self.stage1 = [p for p in all_processors() if not isinstance(p, FacilityProcessor)]
+        self.stores: dict[str, dict[str, Any]] = {p.name: {} for p in self.stage1}
+        self.sides = [Side(v) for v in versions]
+        self.stage2 = [(FacilityProcessor(side.version), {}, side) for side in self.sides]
+        self.since = since
+        self.events = self.refused = 0
+        self.clock = 0.0  # the latest event time seen
+
+    def feed(self, raw: bytes) -> None:
+        self.events += 1
+        try:
+            event = codec.decode(raw)
+        except codec.DecodeError:
+            self.refused += 1  # dead-lettered alike under every version: nothing to compare
+            return
+        self.clock = max(self.clock, event.occurred_at.timestamp())
+        topic = TOPIC_OF_TYPE[event.type].name
+        self._run(topic, KEY_OF_TYPE[event.type](event).encode(), raw)
+
+    def _run(self, topic: str, key: bytes, raw: bytes) -> None:
+        if topic in FacilityProcessor.topics:
+            for proc, store, side in self.stage2:
+                self._decided(side, proc.process(store, topic, key, raw))
+            return
+        proc: Processor = processor_for(topic, self.stage1)
+        for out in proc.process(self.stores[proc.name], topic, key, raw):
+            if out.topic == SIGNALS_TOPIC:
+                self._run(SIGNALS_TOPIC, out.key.encode(), orjson.dumps(out.value))
+
+    def _decided(self, side: Side, outs: list[Any]) -> None:
+        for out in outs:
+            if out.topic != LIMITS_TOPIC:
+                continue
+            p = out.value["payload"]
+            s = _summary(p)
+            old = side.latest.get(p["borrower_id"])
+            side.latest[p["borrower_id"]] = s
+            side.updates += 1
+            side.totals[s["currency"]] += s["limit"] - (old["limit"] if old else 0)
+            at = datetime.fromisoformat(p["watermark"]).timestamp()
+            if at >= self.since:
+                day = datetime.fromtimestamp(at - at % DAY, UTC).date().isoformat()
+                side.daily[s["currency"]][day] = side.totals[s["currency"]]
+
+
+def diff(lines: Iterable[bytes], base: str, candidate: str, since: float = 0.0,
+         progress: Callable[[DualReplay], None] | None = None, every: int = 20000) -> DualReplay:
+    """Replay ``lines`` (NDJSON event bytes, in log order) under both versions."""
+    dual = DualReplay((base, candidate), since)
+    for n, line in enumerate(lines, start=1):
+        line = line.strip()
+        if line:
+            dual.feed(line)
+        if progress and n % every == 0:
+            progress(dual)
+    if progress:
+        progress(dual)
+    return dual
+
+
+def _bucket(pct: float) -> str:
+    """The bucket of a relative change: "0%" alone, else [lo, hi) between the BUCKETS."""
+    if pct == 0:
+        return "0%"
+    if pct < BUCKETS[0]:
+        return f"< {BUCKETS[0]}%"
+    if pct >= BUCKETS[-1]:
+        return f">= {BUCKETS[-1]}%"
+    return next(f"{lo}%..{hi}%" for lo, hi in zip(BUCKETS, BUCKETS[1:], strict=False) if lo <= pct < hi)
+
+
+def bucket_names() -> list[str]:
+    inner = [f"{lo}%..{hi}%" for lo, hi in zip(BUCKETS, BUCKETS[1:], strict=False)]
+    zero = inner.index("-1%..0%") + 1
+    return [f"< {BUCKETS[0]}%", *inner[:zero], "0%", *inner[zero:], f">= {BUCKETS[-1]}%"]
+
+
+def report(dual: DualReplay, borrowers: set[str] | None = None, top: int = 200) -> dict[str, Any]:
+    """The figures of a diff, JSON-ready (amounts as strings, exact)."""
+    a, b = dual.sides
+    ids = sorted((set(a.latest) | set(b.latest)) & borrowers if borrowers else set(a.latest) | set(b.latest))
+    changes, crossings = [], []
+    buckets: Counter[str] = Counter()
+    exposure: dict[str, dict[str, dict[str, Decimal]]] = {
+        "lender": defaultdict(lambda: {"before": Decimal(0), "after": Decimal(0)}),
+        "program": defaultdict(lambda: {"before": Decimal(0), "after": Decimal(0)})}
+    empty = {"limit": Decimal(0), "status": None, "codes": [], "lenders": {}, "kinds": {}, "program": None,
+             "currency": None}
+    for bid in ids:
+        x, y = a.latest.get(bid, empty), b.latest.get(bid, empty)
+        currency = x["currency"] or y["currency"]
+        for side, s in (("before", x), ("after", y)):
+            for lender, amount in s["lenders"].items():
+                exposure["lender"][f"{lender} {currency}"][side] += amount
+            if s["program"]:
+                exposure["program"][f"{s['program']} {currency}"][side] += s["limit"]
+        delta = y["limit"] - x["limit"]
+        pct = float(delta / x["limit"] * 100) if x["limit"] else (0.0 if not delta else 100.0)
+        buckets[_bucket(pct)] += 1
+        appeared = [c for c in y["codes"] if c not in x["codes"]]
+        gone = [c for c in x["codes"] if c not in y["codes"]]
+        if delta or appeared or gone or x["status"] != y["status"]:
+            kinds = sorted(set(x["kinds"]) | set(y["kinds"]))
+            changes.append({
+                "borrower_id": bid, "program_id": y["program"] or x["program"], "currency": currency,
+                "before": str(x["limit"]), "after": str(y["limit"]), "change": str(delta), "change_pct": round(pct, 2),
+                "status_before": x["status"], "status_after": y["status"],
+                "codes_appeared": appeared, "codes_disappeared": gone,
+                "by_kind": {k: str(y["kinds"].get(k, 0) - x["kinds"].get(k, 0)) for k in kinds
+                            if y["kinds"].get(k, 0) != x["kinds"].get(k, 0)}})
+        crossed = []
+        if (x["status"] == "frozen") != (y["status"] == "frozen") and x["status"] and y["status"]:
+            crossed.append("frozen" if y["status"] == "frozen" else "unfrozen")
+        elif x["status"] != y["status"] and x["status"] and y["status"]:
+            crossed.append(f"{x['status']} -> {y['status']}")
+        crossed += [f"{c} reached" for c in CAP_CODES if c in appeared] + [f"{c} left" for c in CAP_CODES if c in gone]
+        if crossed:
+            crossings.append({"borrower_id": bid, "crossed": crossed, "before": str(x["limit"]),
+                              "after": str(y["limit"])})
+    changes.sort(key=lambda c: (-abs(Decimal(c["change"])), c["borrower_id"]))
+    code_moves: dict[str, Counter[str]] = {"appeared": Counter(), "disappeared": Counter()}
+    for c in changes:
+        code_moves["appeared"].update(c["codes_appeared"])
+        code_moves["disappeared"].update(c["codes_disappeared"])
+    before = sum((a.latest[i]["limit"] for i in ids if i in a.latest), Decimal(0))
+    after = sum((b.latest[i]["limit"] for i in ids if i in b.latest), Decimal(0))
+    return {
+        "from": a.version, "to": b.version,
+        "since": datetime.fromtimestamp(dual.since, UTC).isoformat() if dual.since else None,
+        "history_end": datetime.fromtimestamp(dual.clock, UTC).isoformat() if dual.clock else None,
+        "events": dual.events, "refused_events": dual.refused,
+        "limit_updates": {a.version: a.updates, b.version: b.updates},
+        "borrowers": len(ids), "borrowers_changed": len(changes),
+        "total_limit": {"before": str(before), "after": str(after), "change": str(after - before)},
+        "distribution": {name: buckets.get(name, 0) for name in bucket_names()},
+        "codes": {k: dict(sorted(v.items())) for k, v in code_moves.items()},
+        "exposure": {kind: {k: {"before": str(v["before"]), "after": str(v["after"]),
+                                "change": str(v["after"] - v["before"])} for k, v in sorted(rows.items())}
+                     for kind, rows in exposure.items()},
+        "crossings": crossings,
+        "daily_total": {v.version: {ccy: {d: str(t) for d, t in sorted(days.items())}
+                                    for ccy, days in v.daily.items()} for v in (a, b)},
+        "changes": changes[:top], "changes_listed": min(top, len(changes)),
+    }

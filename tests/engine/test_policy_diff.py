@@ -1,0 +1,92 @@
+"""What-if over history (issue 18, part 2): the diff's figures are those of a replay of
+the same log under each version, and its report is one page that fetches nothing."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from decimal import Decimal
+
+import pytest
+
+from load.history import history
+from load.world import WorldConfig
+from streams import policylab, policyreport
+from streams.domain import policyfile as pf
+from streams.domain.policy import POLICY_VERSION
+from streams.replay import Replay
+
+CFG = WorldConfig(seed=11, tag="Lpd", machines=30, contractors=4, cadence_s=6 * 3600)
+
+
+@pytest.fixture(scope="module")
+def log() -> list[bytes]:
+    return list(history(CFG, days=30))
+
+
+@pytest.fixture(scope="module")
+def candidate() -> str:
+    params = pf.shipped(POLICY_VERSION).parameters.model_copy(update={
+        "advance_rate": Decimal("0.70"), "loan_to_value": Decimal("0.50"), "util_step": 0.30,
+        "silent_after_hours": 30.0, "inclusive_cap_cny": Decimal("2000000")})
+    return pf.use(pf.PolicyFile(version="2026.12-t2", based_on=POLICY_VERSION, parameters=params))
+
+
+def _replayed(log: list[bytes], version: str) -> dict[str, dict]:
+    r = Replay(version)
+    latest = {}
+    for line in log:
+        latest.update({o.key: o.value["payload"] for o in r.feed(line) if o.topic == "cs.limits"})
+    return latest
+
+
+def test_the_diff_s_figures_are_the_replays_of_the_same_log(log: list[bytes], candidate: str) -> None:
+    seen = []
+    dual = policylab.diff(log, POLICY_VERSION, candidate, progress=lambda d: seen.append(d.events), every=2000)
+    assert seen[-1] == len(log) and len(seen) > 1  # progress was reported along the way
+    report = policylab.report(dual, top=10_000)
+    before, after = _replayed(log, POLICY_VERSION), _replayed(log, candidate)
+    assert report["borrowers"] == len(before) == len(after)
+    assert sum(report["distribution"].values()) == report["borrowers"]
+    changed = {c["borrower_id"]: c for c in report["changes"]}
+    assert report["borrowers_changed"] == len(changed) > 0
+    for bid in before:
+        x, y = before[bid], after[bid]
+        codes = lambda p: {r["code"] for r in p["reasons"]} - {"LIMIT_UP", "LIMIT_DOWN", "LIMIT_UNCHANGED"}  # noqa: E731
+        moved = x["limit"] != y["limit"] or x["status"] != y["status"] or codes(x) != codes(y)
+        assert (bid in changed) == moved, bid
+        if moved:
+            c = changed[bid]
+            assert (c["before"], c["after"]) == (x["limit"]["amount"], y["limit"]["amount"])
+            assert set(c["codes_appeared"]) == codes(y) - codes(x)
+            assert set(c["codes_disappeared"]) == codes(x) - codes(y)
+        assert y["policy_version"] == candidate and x["policy_version"] == POLICY_VERSION
+    total = {v: sum(Decimal(p["limit"]["amount"]) for p in s.values()) for v, s in (("b", before), ("a", after))}
+    assert report["total_limit"]["before"] == str(total["b"]) and report["total_limit"]["after"] == str(total["a"])
+    for side, replayed in (("before", before), ("after", after)):
+        lenders: dict[str, Decimal] = defaultdict(Decimal)
+        programs: dict[str, Decimal] = defaultdict(Decimal)
+        for p in replayed.values():
+            programs[f"{p['program_id']} {p['limit']['currency']}"] += Decimal(p["limit"]["amount"])
+            for a in p["lenders"]:
+                lenders[f"{a['lender_id']} {a['limit']['currency']}"] += Decimal(a["limit"]["amount"])
+        assert {k: Decimal(v[side]) for k, v in report["exposure"]["lender"].items()} == lenders
+        assert {k: Decimal(v[side]) for k, v in report["exposure"]["program"].items()} == programs
+    # The day-by-day totals end at the final totals.
+    for version, side in ((POLICY_VERSION, "before"), (candidate, "after")):
+        days = report["daily_total"][version]["CNY"]
+        assert days[max(days)] == report["total_limit"][side]
+    # A lower inclusive cap: the borrowers above it now cross it.
+    crossed = {c["borrower_id"] for c in report["crossings"] if "INCLUSIVE_CAP reached" in c["crossed"]}
+    assert crossed == {b for b in before if "INCLUSIVE_CAP" in {r["code"] for r in after[b]["reasons"]}
+                       and "INCLUSIVE_CAP" not in {r["code"] for r in before[b]["reasons"]}}
+    assert crossed
+
+
+def test_the_report_restricted_to_borrowers_and_its_page(log: list[bytes], candidate: str) -> None:
+    dual = policylab.diff(log, POLICY_VERSION, candidate)
+    some = sorted(dual.sides[0].latest)[:3]
+    report = policylab.report(dual, set(some))
+    assert report["borrowers"] == 3 and {c["borrower_id"] for c in report["changes"]} <= set(some)
+    page = policyreport.html(report)  # distribution, daily totals (CNY), lenders, programs
+    assert page.count("<svg") == 4 and "<script" not in page and "<link" not in page
+    assert "src=" not in page and "url(" not in page and "@import" not in page
