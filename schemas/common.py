@@ -6,6 +6,7 @@ message that names the rule a producer broke.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
@@ -39,7 +40,13 @@ EventId = Annotated[
 # Tax ids: China's unified social credit code is 18 characters; EU VAT numbers up to ~15.
 TaxId = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{8,20}$")]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:\-]{1,64}$")]
+CODE_PATTERN = r"^[A-Za-z0-9_.:\-]{1,64}$"
+Code = Annotated[str, StringConstraints(pattern=CODE_PATTERN)]
+
+
+def is_code(value: str) -> bool:
+    """Whether ``value`` is a valid :data:`Code` (a reason or stage echoed back as one)."""
+    return bool(re.match(CODE_PATTERN, value))
 
 
 # 9999-12-31T23:59:59-12:00 is a valid aware datetime whose UTC time (year 10000) is not:

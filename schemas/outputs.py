@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from schemas.common import Code, EventId, Id, Model, Money, Timestamp
+from schemas.common import Code, EventId, Id, Model, Money, Timestamp, is_code
 from schemas.events import Envelope
 
 
@@ -101,5 +104,33 @@ class DeadLetter(Envelope):
     type: Literal["deadletter.record"]
     payload: DeadLetterPayload
 
+
+def dead_letter_record(*, topic: str, stage: str, reason: str, error: str, value: bytes, at: datetime,
+                       partition: int | None = None, offset: int | None = None, key: bytes | None = None,
+                       tenant: str = "creditstream") -> dict[str, Any]:
+    """The dead letter for a refused record, as JSON-ready data: where it came from, why,
+    and its original bytes. The one builder: the engine sends this dict as it is (at
+    ``at``, the refused event's time, so that replays agree), the connectors validate it
+    (``DeadLetter.model_validate``).
+
+    Its id is derived from the record, never drawn, so a redelivered or re-imported bad
+    record yields the same id (consumers de-duplicate by it): ``dl-<stage>-<topic>-
+    <partition>-<offset>`` for a record read from Kafka, else ``dl-<stage>-`` and a digest
+    of its origin, reason and bytes.
+    """
+    if offset is not None:
+        origin = f"{topic}-{partition}-{offset}"
+    else:
+        origin = hashlib.sha256(f"{topic}|{reason}|".encode() + value).hexdigest()[:32]
+    when = at.isoformat()
+    return {
+        "event_id": f"dl-{stage}-{origin}"[:128], "type": "deadletter.record", "schema_version": 1,
+        "tenant": tenant, "source": f"creditstream.{stage}", "occurred_at": when, "recorded_at": when,
+        "payload": {"topic": topic[:249], "partition": partition, "offset": offset, "stage": stage,
+                    # A reason that is not a code (free text from a parser) is not echoed as one.
+                    "reason": reason if is_code(reason) else "invalid", "error": error[:4000],
+                    "key_b64": base64.b64encode(key).decode() if key is not None else None,
+                    "value_b64": base64.b64encode(value).decode()},
+    }
 
 OUTPUT_EVENTS: tuple[type[Envelope], ...] = (LimitUpdated, AlertRaised, DeadLetter)

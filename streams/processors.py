@@ -9,7 +9,6 @@ same classes, so what is tested offline is what runs.
 from __future__ import annotations
 
 import base64
-import hashlib
 import logging
 from collections.abc import Callable, MutableMapping
 from typing import Any
@@ -18,6 +17,7 @@ import orjson
 
 from schemas import codec
 from schemas import events as ev
+from schemas.outputs import dead_letter_record
 from schemas.topics import (
     DEADLETTER_TOPIC,
     DEALERS_TOPIC,
@@ -46,23 +46,17 @@ Store = MutableMapping[str, Any]
 
 def dead_letter(topic: str, partition: int | None, offset: int | None, key: bytes | None,
                 value: bytes, stage: str, reason: str, error: str, at: float | None = None) -> Output:
-    """A dead-letter record with the reason and the original bytes, id derived from origin.
+    """The dead letter of a refused record (schemas.outputs.dead_letter_record), keyed by
+    the record's key.
 
     Its time is the refused event's time (``at``) when it decoded, else ``EARLIEST``
     (2000-01-01, the oldest time the envelope contract accepts) meaning "unknown": a
     wall-clock time would make replays differ, and 1970 is not a valid envelope time.
     """
-    origin = f"{topic}-{partition}-{offset}" if offset is not None else hashlib.sha256(value).hexdigest()[:24]
-    when = (utc_time(at) if at is not None else ev.EARLIEST).isoformat()
-    record = {
-        "event_id": f"dl-{origin}"[:128], "type": "deadletter.record", "schema_version": 1,
-        "tenant": "creditstream", "source": f"creditstream.{stage}", "occurred_at": when, "recorded_at": when,
-        "payload": {"topic": topic, "partition": partition, "offset": offset, "stage": stage,
-                    "reason": reason, "error": error[:4000],
-                    "key_b64": base64.b64encode(key).decode() if key is not None else None,
-                    "value_b64": base64.b64encode(value).decode()},
-    }
-    return Output(DEADLETTER_TOPIC, (key or b"").decode(errors="replace")[:200] or origin, record)
+    record = dead_letter_record(topic=topic, partition=partition, offset=offset, key=key, value=value,
+                                stage=stage, reason=reason, error=error,
+                                at=utc_time(at) if at is not None else ev.EARLIEST)
+    return Output(DEADLETTER_TOPIC, (key or b"").decode(errors="replace")[:200] or record["event_id"], record)
 
 
 class Processor:

@@ -7,7 +7,6 @@ offsets to commit once those rows are durable.
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -18,7 +17,7 @@ import orjson
 from schemas import codec
 from schemas.common import Money
 from schemas.currencies import in_minor_units
-from schemas.outputs import AlertRaised, DeadLetter, DeadLetterPayload, LimitUpdated
+from schemas.outputs import AlertRaised, DeadLetter, LimitUpdated, dead_letter_record
 from schemas.topics import ALERTS_TOPIC, LIMITS_TOPIC
 
 STAGE = "ledger"
@@ -103,16 +102,9 @@ def alert_row(ev: AlertRaised) -> tuple[Any, ...]:
 def dead_letter(rec: RawRecord, reason: str, error: str, now: datetime | None = None) -> DeadLetter:
     """A dead letter for ``rec``; its id is derived from the record's position, so a
     redelivered bad record yields the same id (consumers de-duplicate by event id)."""
-    now = now or datetime.now(UTC)
-    return DeadLetter(
-        event_id=f"dl-{STAGE}-{rec.topic}-{rec.partition}-{rec.offset}"[:128],
-        type="deadletter.record", tenant="creditstream", source=f"creditstream.{STAGE}",
-        occurred_at=now, recorded_at=now,
-        payload=DeadLetterPayload(
-            topic=rec.topic, partition=rec.partition, offset=rec.offset, stage=STAGE,
-            reason=reason, error=error[:4000],
-            key_b64=base64.b64encode(rec.key).decode() if rec.key is not None else None,
-            value_b64=base64.b64encode(rec.value).decode()))
+    return DeadLetter.model_validate(dead_letter_record(
+        topic=rec.topic, partition=rec.partition, offset=rec.offset, key=rec.key, value=rec.value,
+        stage=STAGE, reason=reason, error=error, at=now or datetime.now(UTC)))
 
 
 def plan(records: list[RawRecord], now: datetime | None = None) -> Batch:

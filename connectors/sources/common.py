@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -14,7 +13,7 @@ from pydantic import ValidationError
 
 from schemas.codec import errors_of
 from schemas.events import Envelope
-from schemas.outputs import DeadLetter, DeadLetterPayload
+from schemas.outputs import DeadLetter, dead_letter_record
 
 # Dead letters carry the original bytes; keep them well under Kafka's 1 MB message limit.
 MAX_DEADLETTER_BYTES = 256 * 1024
@@ -126,7 +125,7 @@ class Outcome:
 
 
 def dead_letter(item: Rejected, *, tenant: str, stage: str, now: datetime | None = None) -> DeadLetter:
-    """A :class:`DeadLetter` for a refused input, its id derived from origin and bytes."""
+    """A :class:`DeadLetter` for a refused input (of at most :data:`MAX_DEADLETTER_BYTES`)."""
     now = now or datetime.now(UTC)
     raw = item.raw
     error = item.error
@@ -135,15 +134,5 @@ def dead_letter(item: Rejected, *, tenant: str, stage: str, now: datetime | None
     elif len(raw) > MAX_DEADLETTER_BYTES:
         error = f"{error} (original truncated from {len(raw)} bytes to {MAX_DEADLETTER_BYTES})"
         raw = raw[:MAX_DEADLETTER_BYTES]
-    return DeadLetter(
-        event_id=f"dl-{stage}-{digest(item.origin, item.reason, item.raw, size=32)}",
-        type="deadletter.record", tenant=tenant, source=f"creditstream.{stage}",
-        occurred_at=now, recorded_at=now,
-        payload=DeadLetterPayload(
-            topic=item.origin[:249], stage=stage, reason=item.reason[:64] if is_code(item.reason) else "invalid",
-            error=error[:4000], value_b64=base64.b64encode(raw).decode()),
-    )
-
-
-def is_code(value: str) -> bool:
-    return bool(re.match(r"^[A-Za-z0-9_.:\-]{1,64}$", value))
+    return DeadLetter.model_validate(dead_letter_record(
+        topic=item.origin, stage=stage, reason=item.reason, error=error, value=raw, at=now, tenant=tenant))
