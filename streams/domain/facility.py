@@ -15,7 +15,7 @@ from schemas import outputs as out
 from schemas.common import MAX_AMOUNT, Money
 from schemas.currencies import MINOR_UNITS
 from schemas.topics import LIMITS_TOPIC
-from streams.domain import collapse
+from streams.domain import collapse, fleet
 from streams.domain.policy import (
     POLICY_VERSION,
     PolicyParams,
@@ -71,11 +71,13 @@ def _apply_one(state: State, sig: dict[str, Any]) -> list[Output]:
     if kind in ("receivable", "order", "machine", "dealer"):
         state["assets"].setdefault(kind, {})[sig["asset_id"]] = sig  # states before 2026.12-2 lack dealer
         if kind == "machine":
+            fleet.touch(state, sig["asset_id"])  # valued again at the next decision
             _accept_utilisation(state, sig)
             outs += _collapse(state, sig)
         elif kind == "receivable":
             outs += _seller_alerts(state, sig["at"], sig["triggers"])
     elif kind == "machine_released":
+        fleet.touch(state, sig["asset_id"])
         state["assets"]["machine"].pop(sig["asset_id"], None)
         state["util"].pop(sig["asset_id"], None)
         state.get("collapse", {}).pop(sig["asset_id"], None)
@@ -250,7 +252,8 @@ def decide_and_publish(state: State) -> list[Output]:
     if state["program"] is None:
         return []  # not registered yet: components are kept and decided on registration
     policy = policy_version(state)
-    d = decide(state, PolicyParams.for_program(state["program"], policy))
+    params = PolicyParams.for_program(state["program"], policy)
+    d = decide(state, params, fleet.equipment(state, params))  # the machines: only what changed
     now = state["watermark"]
     last = state["last"]
     alerts = _out_of_trust_alerts(state, d, now)

@@ -7,10 +7,11 @@ docs/credit-policy.md; parameters a program may override come from its registry 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from decimal import ROUND_DOWN, Decimal
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 from schemas.currencies import minor_unit
@@ -105,8 +106,6 @@ class Decision:
     limit: Decimal
     currency: str
     status: str
-    components: list[dict[str, Any]]
-    reasons: list[dict[str, str]]
     codes: list[str]
     lenders: list[dict[str, Any]]
     outstanding: Decimal
@@ -114,6 +113,35 @@ class Decision:
     sums: dict[str, str]
     # Dealer units sold and not repaid in time at this watermark: (dealer, unit) pairs.
     out_of_trust: list[tuple[str, str]] = field(default_factory=list)
+    # The components and the reasons' texts, built only when asked (when an update is
+    # published): the rest of a decision does not grow with the fleet (fleet.py).
+    build: Callable[[], tuple[list[dict[str, Any]], list[dict[str, str]]]] = field(
+        default=lambda: ([], []), repr=False, compare=False)
+
+    @cached_property
+    def _built(self) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+        return self.build()
+
+    @property
+    def components(self) -> list[dict[str, Any]]:
+        return self._built[0]
+
+    @property
+    def reasons(self) -> list[dict[str, str]]:
+        return self._built[1]
+
+
+@dataclass(frozen=True)
+class Equipment:
+    """The pledged machines' part of a decision: their sum, whether one is frozen, the
+    reason codes they raise, and (built when asked) their components and reasons in
+    machine order."""
+
+    total: Decimal
+    frozen: bool
+    codes: frozenset[str]
+    components: Callable[[], list[dict[str, Any]]]
+    reasons: Callable[[], list[tuple[str, str]]]
 
 
 def _money(x: Decimal, unit: Decimal = CENT) -> Decimal:
@@ -231,8 +259,25 @@ def _machine(sig: dict[str, Any], params: PolicyParams, now: float, history: lis
             "detail": detail}
 
 
-def decide(state: dict[str, Any], params: PolicyParams) -> Decision:
-    """The limit, its components and reasons, for one borrower at its watermark."""
+def equipment(state: dict[str, Any], params: PolicyParams) -> Equipment:
+    """Every pledged machine valued at the watermark, from scratch (fleet.equipment
+    keeps the same per machine and values only what changed; tests compare the two)."""
+    now, currency = state["watermark"], state["program"]["currency"]
+    unit = minor_unit(currency)
+    components: list[dict[str, Any]] = []
+    reasons: list[tuple[str, str]] = []
+    for mid, sig in sorted(state["assets"]["machine"].items()):
+        if sig["pledge"]["currency"] != currency:
+            continue
+        components.append(_machine(sig, params, now, state["util"].get(mid, []), reasons, unit))
+    return Equipment(total=sum((c["contribution"] for c in components), _money(D0, unit)),
+                     frozen=any(c["frozen"] for c in components), codes=frozenset(c for c, _ in reasons),
+                     components=lambda: components, reasons=lambda: reasons)
+
+
+def decide(state: dict[str, Any], params: PolicyParams, machines: Equipment | None = None) -> Decision:
+    """The limit, its components and reasons, for one borrower at its watermark;
+    ``machines``: the equipment part when the caller keeps it (fleet.equipment)."""
     now = state["watermark"]
     program = state["program"]
     currency = program["currency"]
@@ -301,11 +346,9 @@ def decide(state: dict[str, Any], params: PolicyParams) -> Decision:
                            "contribution": _money(Decimal(o["amount"]) * params.order_advance_rate * score, unit),
                            "detail": {"buyer": o["buyer_id"], "fulfilment": f"{score:.3f}"}})
 
-    # Equipment
-    for mid, sig in sorted(state["assets"]["machine"].items()):
-        if sig["pledge"]["currency"] != currency:
-            continue
-        components.append(_machine(sig, params, now, state["util"].get(mid, []), reasons, unit))
+    # Equipment (its components and reasons go here, in this order, when built)
+    machines = equipment(state, params) if machines is None else machines
+    machines_at = (len(components), len(reasons))
     # Dealers (sales-based floor plan)
     out_of_trust = []
     for did, sig in sorted(state["assets"].get("dealer", {}).items()):
@@ -327,9 +370,10 @@ def decide(state: dict[str, Any], params: PolicyParams) -> Decision:
         code = "CONSENT_REVOKED" if state["consent"] is False else "CONSENT_MISSING"
         reasons.append((code, "You withdrew consent to use your data, so none of it counts." if
                         state["consent"] is False else "We need your consent before your data can count."))
-        components = [dict(c, contribution=zero, frozen=True) for c in components]
 
-    sums = {k: sum((c["contribution"] for c in components if c["kind"] == k), zero)
+    # Without consent every component counts zero and is frozen (see build below).
+    sums = {k: zero if not consent else machines.total if k == "equipment" else
+            sum((c["contribution"] for c in components if c["kind"] == k), zero)
             for k in ("receivable", "order", "equipment", "dealer")}
     total = sum(sums.values(), zero)
     cap = Decimal(program["cap"]["amount"])
@@ -349,7 +393,7 @@ def decide(state: dict[str, Any], params: PolicyParams) -> Decision:
         reasons.append(("OVERDUE", f"Loan {overdue[0]} is overdue; the facility is frozen until it is repaid."))
     if not consent or overdue:
         status = "frozen"
-    elif any(c["frozen"] for c in components):
+    elif machines.frozen or any(c["frozen"] for c in components):
         status = "partially_frozen"
     else:
         status = "active"
@@ -364,16 +408,23 @@ def decide(state: dict[str, Any], params: PolicyParams) -> Decision:
         remaining -= amount
         lenders.append({"lender_id": lender["lender_id"], "share": share, "limit": amount})
 
-    merged: dict[str, list[str]] = {}
-    for code, text in reasons:
-        texts = merged.setdefault(code, [])
-        if text not in texts:
-            texts.append(text)
-    codes = sorted(merged)
-    return Decision(limit=limit, currency=currency, status=status, components=components,
-                    reasons=[{"code": c, "text": " ".join(merged[c])[:500]} for c in codes], codes=codes,
+    codes = sorted({code for code, _ in reasons} | machines.codes)
+    (c_at, r_at), eq = machines_at, machines
+
+    def build() -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+        comps = [*components[:c_at], *eq.components(), *components[c_at:]]
+        if not consent:
+            comps = [dict(c, contribution=zero, frozen=True) for c in comps]
+        merged: dict[str, list[str]] = {}
+        for code, text in [*reasons[:r_at], *eq.reasons(), *reasons[r_at:]]:
+            texts = merged.setdefault(code, [])
+            if text not in texts:
+                texts.append(text)
+        return comps, [{"code": c, "text": " ".join(merged[c])[:500]} for c in codes]
+
+    return Decision(limit=limit, currency=currency, status=status, codes=codes,
                     lenders=lenders, outstanding=outstanding, available=available,
-                    sums={k: str(v) for k, v in sums.items()}, out_of_trust=out_of_trust)
+                    sums={k: str(v) for k, v in sums.items()}, out_of_trust=out_of_trust, build=build)
 
 
 def is_material(decision: Decision, last: dict[str, Any] | None) -> bool:
