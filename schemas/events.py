@@ -536,6 +536,20 @@ class ConsentRevoked(Envelope):
     payload: ConsentPayload
 
 
+class PolicyPromotedPayload(Model):
+    """A credit-policy version made the one the engine decides under (docs/policy-lab.md)."""
+
+    version: Annotated[str, Field(pattern=r"^[0-9]{4}\.[0-9]{1,2}-[0-9A-Za-z.]{1,16}$",
+                                  description="a shipped policy version (streams/domain/policies/)")]
+    promoted_by: ShortText = Field(description="who promoted it: recorded for the audit")
+    reason: Annotated[str, Field(max_length=500)] | None = None
+
+
+class PolicyPromoted(Envelope):
+    type: Literal["registry.policy_promoted"]
+    payload: PolicyPromotedPayload
+
+
 class MachinePledged(Envelope):
     type: Literal["registry.pledge"]
     payload: PledgePayload
@@ -568,6 +582,7 @@ INPUT_EVENTS: tuple[type[Envelope], ...] = (
     ProgramRegistered,
     ConsentGranted,
     ConsentRevoked,
+    PolicyPromoted,
     MachinePledged,
     PledgeReleased,
     DealerPlan,

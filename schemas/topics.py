@@ -64,7 +64,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(
         "cs.registry", "party, program or supplier>buyer id", 1, "delete", FOREVER,
         (ev.BorrowerRegistered, ev.SupplyRelationship, ev.PartyStatusChanged,
-         ev.ProgramRegistered, ev.ConsentGranted, ev.ConsentRevoked),
+         ev.ProgramRegistered, ev.ConsentGranted, ev.ConsentRevoked,
+         ev.PolicyPromoted),
         "Parties, programs, supply graph and consents; small, read whole by every worker.",
     ),
     TopicSpec(
@@ -144,13 +145,16 @@ def _registry_key(e: ev.Envelope) -> str:
         return p.program_id
     if isinstance(p, ev.ConsentPayload):
         return p.borrower_id
+    if isinstance(p, ev.PolicyPromotedPayload):
+        return "policy"  # one key: promotions are read in the order they were made
     return p.party_id
 
 
 KEY_OF_TYPE: dict[str, Callable[[ev.Envelope], str]] = {
     **{t: _registry_key for t in (
         "registry.borrower", "registry.supply_relationship", "registry.party_status",
-        "registry.program", "registry.consent_granted", "registry.consent_revoked")},
+        "registry.program", "registry.consent_granted", "registry.consent_revoked",
+        "registry.policy_promoted")},
     "registry.pledge": lambda e: e.payload.machine_id,  # type: ignore[attr-defined]
     "registry.pledge_released": lambda e: e.payload.machine_id,  # type: ignore[attr-defined]
     "telemetry.equipment": lambda e: e.payload.machine_id,  # type: ignore[attr-defined]

@@ -23,8 +23,7 @@ from typing import Any
 import orjson
 
 from schemas import codec
-from schemas.topics import KEY_OF_TYPE, TOPIC_OF_TYPE
-from streams.domain.signals import LIMITS_TOPIC, SIGNALS_TOPIC
+from schemas.topics import KEY_OF_TYPE, LIMITS_TOPIC, SIGNALS_TOPIC, TOPIC_OF_TYPE
 from streams.processors import FacilityProcessor, Processor, all_processors, processor_for
 
 DAY = 86400

@@ -178,7 +178,8 @@ class RegistryProcessor(Processor):
     name = "registry"
     topics = (REGISTRY_TOPIC,)
     types = frozenset({"registry.borrower", "registry.supply_relationship", "registry.party_status",
-                       "registry.program", "registry.consent_granted", "registry.consent_revoked"})
+                       "registry.program", "registry.consent_granted", "registry.consent_revoked",
+                       "registry.policy_promoted"})
 
     def apply(self, store: Store, key: str, event: ev.Envelope) -> list[Output]:
         return registry.on_event(store, event)

@@ -87,6 +87,8 @@ def _apply_one(state: State, sig: dict[str, Any]) -> list[Output]:
         state["buyers"] = sig["factors"]
     elif kind == "program":
         state["program_id"], state["program"] = sig["program_id"], sig["program"]
+        if sig.get("policy"):  # registered after a promotion: decided under it from the start
+            state["policy"] = sig["policy"]
         state["tax_ref"], state["operator"] = sig.get("tax_ref"), sig.get("operator")
         outs += _seller_alerts(state, sig["at"], sig["triggers"])
     elif kind == "policy":  # a promotion (registry.policy_promoted): decided under it from now on
@@ -258,7 +260,8 @@ def decide_and_publish(state: State) -> list[Output]:
     last = state["last"]
     alerts = _out_of_trust_alerts(state, d, now)
     # A new policy version is said to lenders once, in the first update under it, even
-    # when nothing else moved (states from before 2026.12-3 were decided under 2026.12-2).
+    # when nothing else moved (a state from before the policy lab names no version: it was
+    # decided under POLICY_VERSION).
     before = (last.get("policy") or POLICY_VERSION) if last else policy
     if not is_material(d, last) and before == policy:
         return alerts

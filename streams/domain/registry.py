@@ -12,6 +12,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from schemas import events as ev
+from streams.domain import policyfile
 from streams.domain.signals import Output, Rejected, alert, event_key, signal, tax_ref
 
 Store = MutableMapping[str, Any]
@@ -19,6 +20,8 @@ CREDIT_PURPOSE = "credit_limit"
 OWN_FACTOR = {"healthy": 1.0, "watch": 0.8, "distressed": 0.5}
 # Distress one supply-chain hop away weighs half as much as the buyer's own.
 CONTAGION = 0.5
+# The tenant that may promote a policy version (the engine's own, as on limit updates).
+POLICY_OWNER = "creditstream"
 
 
 def _get(store: Store, key: str, default: Any) -> Any:
@@ -57,10 +60,14 @@ def _next_seq(store: Store, borrower_id: str) -> int:
 def _program_signal(store: Store, borrower_id: str, program_id: str, at: float, ids: list[str]) -> Output:
     # The borrower's registered tax id (as a digest) travels with its program: stage 2
     # counts only invoices whose seller tax id is the borrower's own.
+    # The promoted policy version too, once there is one: a borrower registered after a
+    # promotion is decided under it from its first decision.
+    promoted = _get(store, "policy", {}).get("version")
     return signal("program", borrower_id, "program", _next_seq(store, borrower_id), at, ids,
                   program_id=program_id, program=store.get(f"program:{program_id}"),
                   operator=store.get(f"operator:{program_id}"),
-                  tax_ref=_get(store, f"party:{borrower_id}", {}).get("tax_ref"))
+                  tax_ref=_get(store, f"party:{borrower_id}", {}).get("tax_ref"),
+                  **({"policy": promoted} if promoted else {}))
 
 
 def on_event(store: Store, event: ev.Envelope) -> list[Output]:
@@ -77,6 +84,15 @@ def on_event(store: Store, event: ev.Envelope) -> list[Output]:
             raise Rejected("not_program_operator", f"program {p.program_id} is operated by tenant {operator}; "
                            f"tenant {event.tenant} may not change it")
         store[f"operator:{p.program_id}"] = event.tenant
+    if isinstance(event, ev.PolicyPromoted):
+        # Engine-wide, so only the engine's operator promotes, and only a version every
+        # worker ships: a version it cannot load would fail every decision after it.
+        if event.tenant != POLICY_OWNER:
+            raise Rejected("not_policy_owner", f"tenant {event.tenant} may not promote a credit policy; "
+                           f"only {POLICY_OWNER} may")
+        if p.version not in policyfile.shipped_versions():
+            raise Rejected("unknown_policy", f"policy {p.version} is not shipped (shipped: "
+                           f"{', '.join(policyfile.shipped_versions())})")
     store[seen_key] = 1
     at = event.occurred_at.timestamp()
     ids = [event.event_id]
@@ -98,8 +114,20 @@ def on_event(store: Store, event: ev.Envelope) -> list[Output]:
         return []
     if isinstance(event, ev.ProgramRegistered):
         store[f"program:{p.program_id}"] = p.model_dump(mode="json")
+        programs = _get(store, "programs", [])  # every program once: who a promotion reaches
+        if p.program_id not in programs:
+            store["programs"] = [*programs, p.program_id]
         return [_program_signal(store, m, p.program_id, at, ids)
                 for m in _get(store, f"members:{p.program_id}", [])]
+    if isinstance(event, ev.PolicyPromoted):
+        # The audit record is this event on cs.registry (who, which version, when; kept
+        # forever). Every registered borrower is decided under the version from its next
+        # input on, and this is that input: one policy signal per borrower. (A registry
+        # state from before the policy lab lists only the programs registered since.)
+        store["policy"] = {"version": p.version, "promoted_by": p.promoted_by, "at": event.occurred_at.isoformat(),
+                           "event_id": event.event_id}
+        members = dict.fromkeys(m for pid in _get(store, "programs", []) for m in _get(store, f"members:{pid}", []))
+        return [signal("policy", m, "policy", _next_seq(store, m), at, ids, version=p.version) for m in members]
     if isinstance(event, ev.SupplyRelationship):
         buyers = _get(store, f"buyers:{p.supplier_id}", {})
         buyers[p.buyer_id] = p.tier
