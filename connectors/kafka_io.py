@@ -105,6 +105,27 @@ class TopicReader:
                 break
         return got
 
+    async def read_to_end(self, timeout: float = 60.0) -> list[Record]:
+        """Collect every record up to the end offsets of now: all that was written before
+        the call, however long fetching it takes (a fixed read time drops the tail of a
+        backlog on a loaded machine). Raises TimeoutError if the end is not reached."""
+        assert self.consumer is not None, "open() first"
+        tps = list(self.consumer.assignment())
+        ends = await self.consumer.end_offsets(tps)
+        got: list[Record] = []
+        deadline = time.monotonic() + timeout
+        while behind := {tp: ends[tp] - pos for tp in tps
+                         if (pos := await self.consumer.position(tp)) < ends[tp]}:
+            if time.monotonic() > deadline:
+                left = {f"{tp.topic}-{tp.partition}": n for tp, n in behind.items()}
+                raise TimeoutError(f"records not read within {timeout:.0f} s: {left}")
+            batch = await self.consumer.getmany(timeout_ms=200)
+            for tp, msgs in batch.items():
+                for m in msgs:
+                    got.append(Record(tp.topic, tp.partition, m.offset, m.key, m.value,
+                                      dict(m.headers or ()), m.timestamp))
+        return got
+
 
 async def end_offsets(bootstrap: str, topics: list[str]) -> dict[TopicPartition, int]:
     """The current end offset of every partition of ``topics``."""

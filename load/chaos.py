@@ -18,7 +18,13 @@ restart it on its data folder), ``rebalance`` (add a second worker, then stop th
 5 s, under its session timeout: no crash, no rebalance, only a backlog of every topic),
 ``churn`` (workers join, leave, are SIGKILLed and return on their old data folders, in an
 order drawn from the seed) and ``late`` (the worker starts only after every record was
-sent: the whole run is one backlog). The sinks' faults (PostgreSQL under the ledger, a lender's webhook
+sent: the whole run is one backlog). With ``--workers N`` the engine runs N workers
+from the start, and three more faults take the scale-out shapes a deployment makes:
+``kill-each`` (SIGKILL every worker in turn, each restarted on its data folder before the
+next), ``add`` (two more workers join, one after the other) and ``roll`` (a rolling
+restart: each worker stopped and started again in turn, as a deployment does); ``kill``
+then kills one of them and ``broker`` on the three-broker cluster kills the leader of
+cs.telemetry-0 under all of them. The sinks' faults (PostgreSQL under the ledger, a lender's webhook
 endpoint) are in load/chaos_sinks.py and share the harness below: :func:`build_traffic`,
 :class:`EngineRun`, :func:`drive` and :class:`Published`.
 """
@@ -51,7 +57,7 @@ from streams.replay import Replay
 
 log = logging.getLogger(__name__)
 
-FAULTS = ("kill", "rebalance", "broker", "pause", "churn", "late")
+FAULTS = ("kill", "rebalance", "broker", "pause", "churn", "late", "kill-each", "add", "roll")
 # A business event after every 20 readings: without them no limit moves during the
 # fault, and the engine faults would test telemetry alone (issue 19).
 BUSINESS_EVERY = 20
@@ -184,9 +190,10 @@ async def _progress_after(sampler: LagSampler, since: float, timeout: float = 18
 class EngineRun:
     """One worker on a fresh engine id (``async with``), positioned at the end of the inputs."""
 
-    def __init__(self, settings: config.Settings, tag: str, start: bool = True) -> None:
+    def __init__(self, settings: config.Settings, tag: str, start: bool = True, workers: int = 1) -> None:
         self.settings = settings
         self.start = start
+        self.initial_workers = max(1, workers)
         self.bootstrap = settings.kafka_bootstrap
         self.app_id = f"cs-chaos-{tag.lower()}"
         self.home = settings.state_dir / "chaos" / self.app_id
@@ -200,16 +207,25 @@ class EngineRun:
 
     async def __aenter__(self) -> EngineRun:
         await start_at_end(self.bootstrap, engine_groups(self.app_id))
-        self.workers.append(Worker(self.app_id, "c1", self.home / "c1", web_port=free_port()))
+        for _ in range(self.initial_workers):
+            self.add_worker()
         try:
             if self.start:
-                self.workers[0].start()
+                for w in self.workers:
+                    w.start()
                 await _wait_ready(self.workers)
             await self.sampler.open()
         except BaseException:
             await self.__aexit__()
             raise
         return self
+
+    def add_worker(self) -> Worker:
+        """A new (not yet started) worker of this engine, on a data folder of its own."""
+        name = f"c{len(self.workers) + 1}"
+        w = Worker(self.app_id, name, self.home / name, web_port=free_port())
+        self.workers.append(w)
+        return w
 
     async def __aexit__(self, *exc: object) -> None:
         await self.sampler.close()
@@ -253,7 +269,8 @@ async def drive(engine: EngineRun, traffic: Traffic, rate: float,
                 fault = asyncio.create_task(on_fault())
             await fault
             await engine.caught_up(600)
-            return await reader.read(lambda _recs: False, timeout=3.0)
+            # Everything published until the engine caught up, however long reading it takes.
+            return await reader.read_to_end(timeout=120.0)
     finally:
         await producer.stop()
 
@@ -350,14 +367,14 @@ class Published:
 
 # ------------------------------------------------------------------ engine faults
 async def run(fault: str, events: int, machines: int, rate: float, seed: int,
-              business_every: int = BUSINESS_EVERY) -> ChaosResult:
+              business_every: int = BUSINESS_EVERY, workers: int = 1) -> ChaosResult:
     if fault not in FAULTS:
         raise ValueError(f"unknown fault {fault!r}; choose one of {', '.join(FAULTS)}")
     settings = config.load()
     tag = new_tag()
     traffic = build_traffic(tag, seed, machines, events, business_every)
     recover_s = 0.0
-    async with EngineRun(settings, tag, start=fault != "late") as engine:
+    async with EngineRun(settings, tag, start=fault != "late", workers=workers) as engine:
         async def inject() -> None:
             nonlocal recover_s
             recover_s = await _inject(fault, engine, seed)
@@ -373,8 +390,32 @@ async def _inject(fault: str, engine: EngineRun, seed: int) -> float:
     workers, sampler = engine.workers, engine.sampler
     if fault == "late":
         t0 = time.monotonic()
-        workers[0].start()
-        await _wait_ready([workers[0]])
+        for w in workers:
+            w.start()
+        await _wait_ready(workers)
+        return await _progress_after(sampler, t0)
+    if fault in ("kill-each", "roll"):
+        # In turn, as an operator (roll) or a bad node (kill-each) would: the next worker
+        # goes only when the one before is back and ready.
+        t0 = time.monotonic()
+        for w in list(workers):
+            assert w.proc is not None
+            if fault == "kill-each":
+                os.killpg(w.proc.pid, signal.SIGKILL)
+                await asyncio.to_thread(w.proc.wait, 10)
+            else:
+                await asyncio.to_thread(w.stop)
+            w.start()
+            t0 = time.monotonic()
+            await _wait_ready([w])
+        return await _progress_after(sampler, t0)
+    if fault == "add":
+        t0 = time.monotonic()
+        for _ in range(2):
+            w = engine.add_worker()
+            w.start()
+            t0 = time.monotonic()
+            await _wait_ready([w])
         return await _progress_after(sampler, t0)
     if fault == "pause":
         w = workers[0]
@@ -388,7 +429,7 @@ async def _inject(fault: str, engine: EngineRun, seed: int) -> float:
     if fault == "churn":
         return await _churn(engine, random.Random(f"{seed}-churn"))
     if fault == "kill":
-        w = workers[0]
+        w = workers[random.Random(f"{seed}-kill").randrange(len(workers))]
         assert w.proc is not None
         os.killpg(w.proc.pid, signal.SIGKILL)
         w.proc.wait(10)

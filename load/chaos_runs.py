@@ -42,7 +42,7 @@ class Crashed:
 async def run_fault(fault: str, args: argparse.Namespace) -> Result:
     if fault in chaos.FAULTS:
         return await chaos.run(fault, args.events, args.machines, args.rate, args.seed,
-                               args.business_every)
+                               args.business_every, getattr(args, "workers", 1))
     outage = args.outage if args.outage is not None else DEFAULT_OUTAGE_S[fault]
     module: Any = chaos_pg if fault == "pg" else chaos_webhook
     return await module.run(args.events, args.machines, args.rate, args.seed, outage)

@@ -16,9 +16,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     actions = p.add_subparsers(dest="action", required=True)
     r = actions.add_parser("run", help="run one fault (or all in turn) and print the figure line")
     # Literal names (not imported from load/) so `creditstream --help` stays fast.
-    r.add_argument("--fault", choices=["kill", "rebalance", "broker", "pause", "churn", "late", "pg", "webhook",
-                                       "all"], required=True,
-                   help="kill/rebalance/broker/pause/churn/late: the engine, with business events flowing; "
+    r.add_argument("--fault", choices=["kill", "rebalance", "broker", "pause", "churn", "late", "kill-each",
+                                       "add", "roll", "pg", "webhook", "all"], required=True,
+                   help="kill/rebalance/broker/pause/churn/late/kill-each/add/roll: the engine, with business "
+                        "events flowing (kill-each: every worker SIGKILLed in turn; add: two workers join; "
+                        "roll: a rolling restart); "
                         "pg: PostgreSQL under the ledger; webhook: a lender's endpoint; all: each in turn, "
                         "with a summary")
     r.add_argument("--events", type=int, default=20000, help="telemetry readings to send")
@@ -30,6 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     r.add_argument("--business-every", type=int, default=20, metavar="N",
                    help="engine faults: a business event after every N readings; 0 for telemetry only "
                         "(default 20)")
+    r.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="engine faults: workers the engine runs from the start (default 1)")
     r.add_argument("--outage", type=float, default=None, metavar="S",
                    help="seconds the sink stays down for pg (default 30) and webhook (default 120)")
     r.set_defaults(func=_run)
