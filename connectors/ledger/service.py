@@ -3,31 +3,30 @@
 At-least-once end to end: offsets are committed only after the batch's transaction has
 committed, and every write is idempotent (primary keys, version guard), so a crash or a
 redelivery never loses or duplicates a row. While PostgreSQL is unreachable the batch is
-retried with capped exponential backoff and nothing is committed.
+retried with capped exponential backoff and nothing is committed (connectors/sink.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from dataclasses import dataclass, field
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from connectors.kafka_io import make_producer
 from connectors.ledger import batch as plan_mod
 from connectors.ledger import store
 from connectors.pg.errors import CONNECTION_ERRORS
+from connectors.sink import consume_batches, retry_unreachable
 from schemas.codec import encode
+from schemas.outputs import DeadLetter
 from schemas.topics import route
 
 log = logging.getLogger(__name__)
 GROUP = "creditstream-ledger"
 TOPICS = (plan_mod.LIMITS_TOPIC, plan_mod.ALERTS_TOPIC)
-# Errors that mean "the database is not there right now": retry the same batch.
 
 
 @dataclass
@@ -38,11 +37,6 @@ class Stats:
     retries: int = 0
     commits: int = 0
     errors: list[str] = field(default_factory=list)
-
-
-def backoff_delay(attempt: int, base: float, cap: float) -> float:
-    """Full-jitter exponential backoff: uniform in [0, min(cap, base * 2**attempt)]."""
-    return random.uniform(0, min(cap, base * (2 ** min(attempt, 30))))
 
 
 class Ledger:
@@ -69,35 +63,31 @@ class Ledger:
         producer = make_producer(self.bootstrap)
         await producer.start()
         await consumer.start()
+        def polled() -> None:
+            if consumer.assignment():
+                self.assigned.set()
+
+        def committed() -> None:
+            self.stats.commits += 1
+
+        async def write(msgs: list[ConsumerRecord]) -> None:  # type: ignore[type-arg]
+            records = [plan_mod.RawRecord(m.topic, m.partition, m.offset, m.key, m.value or b"") for m in msgs]
+            await self._handle(records, producer, stop)
+
         try:
-            while not stop.is_set():
-                polled = await consumer.getmany(timeout_ms=300, max_records=self.max_records)
-                if consumer.assignment():
-                    self.assigned.set()
-                records = [plan_mod.RawRecord(tp.topic, tp.partition, m.offset, m.key, m.value or b"")
-                           for tp, msgs in polled.items() for m in msgs]
-                if not records:
-                    continue
-                if not await self._handle(records, producer, stop):
-                    return  # stopped while PostgreSQL was away: nothing committed
-                try:
-                    offsets = plan_mod.plan_offsets(records)
-                    await consumer.commit({TopicPartition(t, p): o for (t, p), o in offsets.items()})
-                    self.stats.commits += 1
-                except (CommitFailedError, KafkaError) as exc:
-                    # A rebalance took the partitions: the new owner re-reads these records
-                    # and the idempotent writes make that harmless.
-                    log.warning("ledger: offset commit failed (%s); records will be re-read", exc)
+            await consume_batches(consumer, stop, write, name="ledger", max_records=self.max_records,
+                                  polled=polled, committed=committed)
         finally:
             await consumer.stop()
             await producer.stop()
-            await self._close()
+            self._drop()
 
-    async def _handle(self, records: list[plan_mod.RawRecord], producer, stop: asyncio.Event) -> bool:
+    async def _handle(self, records: list[plan_mod.RawRecord], producer: AIOKafkaProducer,
+                      stop: asyncio.Event) -> None:
+        """Write the batch (:class:`connectors.sink.Stopped` if stopped while PostgreSQL is
+        away), then send its dead letters and wait for their acks."""
         planned = plan_mod.plan(records)
         rejected = await self._write_retrying(planned, stop)
-        if rejected is None:
-            return False
         dead = planned.dead_letters + rejected
         if dead:
             futures = []
@@ -111,37 +101,30 @@ class Ledger:
                             dl.payload.partition, dl.payload.offset, dl.payload.error)
         self.stats.records += len(records)
         self.stats.batches += 1
-        return True
 
-    async def _write_retrying(self, planned: plan_mod.Batch, stop: asyncio.Event):
-        """Write until it succeeds; ``None`` when stopped first. Returns dead letters for
-        records PostgreSQL itself refuses (found by retrying them one at a time)."""
-        attempt = 0
-        while True:
+    async def _write_retrying(self, planned: plan_mod.Batch, stop: asyncio.Event) -> list[DeadLetter]:
+        """Write until it succeeds (:class:`connectors.sink.Stopped` when stopped first).
+        Returns dead letters for records PostgreSQL itself refuses (found by retrying them
+        one at a time)."""
+        async def attempt() -> list[DeadLetter]:
+            conn = await self._connection()
             try:
-                conn = await self._connection()
-                try:
-                    await store.write(conn, planned)
-                    return []
-                except asyncpg.PostgresError as exc:
-                    if isinstance(exc, CONNECTION_ERRORS):
-                        raise
-                    log.error("ledger: batch refused (%s); writing record by record", exc)
-                    return await self._write_singly(conn, planned)
-            except CONNECTION_ERRORS as exc:
-                await self._close()
-                delay = backoff_delay(attempt, self.backoff_base, self.backoff_cap)
-                attempt += 1
-                self.stats.retries += 1
-                log.warning("ledger: PostgreSQL unavailable (%s: %s); retry %d in %.2fs",
-                            type(exc).__name__, exc, attempt, delay)
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=delay)
-                    return None
-                except TimeoutError:
-                    pass
+                await store.write(conn, planned)
+                return []
+            except asyncpg.PostgresError as exc:
+                if isinstance(exc, CONNECTION_ERRORS):
+                    raise
+                log.error("ledger: batch refused (%s); writing record by record", exc)
+                return await self._write_singly(conn, planned)
 
-    async def _write_singly(self, conn: asyncpg.Connection, planned: plan_mod.Batch):
+        def failed() -> None:
+            self._drop()
+            self.stats.retries += 1
+
+        return await retry_unreachable(attempt, stop, name="ledger", base=self.backoff_base,
+                                       cap=self.backoff_cap, on_failure=failed)
+
+    async def _write_singly(self, conn: asyncpg.Connection, planned: plan_mod.Batch) -> list[DeadLetter]:
         out = []
         for rec, single in planned.singles():
             try:
@@ -157,7 +140,7 @@ class Ledger:
             self._conn = await asyncpg.connect(self.pg_url, timeout=self.connect_timeout)
         return self._conn
 
-    async def _close(self) -> None:
+    def _drop(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.terminate()  # never wait on a socket that may be dead

@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from connectors.sink import backoff_delay
+
 Scope = Literal["all", "program", "borrowers"]
 
 
@@ -61,8 +63,7 @@ class RetryPolicy:
     cap_s: float = 120.0
 
     def delay(self, failed_attempt: int, rng: random.Random | None = None) -> float:
-        ceiling = min(self.cap_s, self.base_s * (2 ** min(failed_attempt - 1, 30)))
-        return (rng or random).uniform(0, ceiling)
+        return backoff_delay(failed_attempt - 1, self.base_s, self.cap_s, rng)
 
 
 class CursorError(ValueError):

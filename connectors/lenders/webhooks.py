@@ -29,16 +29,12 @@ from connectors.lenders.access import RetryPolicy, Subscription, targets
 from connectors.lenders.offsets import TP, OffsetTracker
 from connectors.lenders.urls import GuardedResolver, UrlPolicy, WebhookUrlError, check
 from connectors.lenders.verify import HEADER, sign_header
-from connectors.pg.errors import CONNECTION_ERRORS
+from connectors.sink import Stopped, retry_unreachable
 from schemas.topics import LIMITS_TOPIC
 
 log = logging.getLogger(__name__)
 GROUP = "creditstream-webhooks"
 TOPIC = LIMITS_TOPIC
-
-
-class Stopping(Exception):
-    """Raised out of a database retry when the dispatcher is asked to stop."""
 
 
 class CannotOpenData(RuntimeError):
@@ -138,7 +134,7 @@ class Dispatcher:
             connector=aiohttp.TCPConnector(resolver=GuardedResolver(self.url_policy)))
         self._committed = {}
         try:
-            with contextlib.suppress(Stopping):
+            with contextlib.suppress(Stopped):
                 await self._loop(consumer, stop)
         finally:
             for task in self._workers.values():
@@ -227,7 +223,7 @@ class Dispatcher:
                     return  # stopping: unfinished, so its offset stays uncommitted
                 queue.popleft()
                 self.tracker.done(job.tp, job.offset)
-        except Stopping:
+        except Stopped:
             return
         finally:
             self._workers.pop(key, None)
@@ -307,17 +303,6 @@ class Dispatcher:
             return None, f"{type(exc).__name__}: {exc}"[:500]
 
     async def _db(self, fn, *args):  # type: ignore[no-untyped-def]
-        """Run a database call, retrying while PostgreSQL is unreachable."""
-        attempt = 0
-        while True:
-            try:
-                return await fn(*args)
-            except CONNECTION_ERRORS as exc:
-                attempt += 1
-                delay = min(10.0, 0.2 * 2 ** min(attempt, 6))
-                log.warning("webhooks: database unavailable (%s); retry in %.1fs", exc, delay)
-                try:
-                    await asyncio.wait_for(self._stop.wait(), timeout=delay)
-                    raise Stopping()
-                except TimeoutError:
-                    pass
+        """Run a database call, retrying while PostgreSQL is unreachable
+        (:class:`connectors.sink.Stopped` when stopped first)."""
+        return await retry_unreachable(lambda: fn(*args), self._stop, name="webhooks")

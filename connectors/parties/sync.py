@@ -14,12 +14,10 @@ import logging
 from dataclasses import dataclass
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
-from connectors.ledger.service import backoff_delay
 from connectors.parties import store
-from connectors.pg.errors import CONNECTION_ERRORS
+from connectors.sink import consume_batches, retry_unreachable
 from schemas import codec
 from schemas.events import BorrowerRegistered
 from schemas.topics import REGISTRY_TOPIC
@@ -66,47 +64,36 @@ class PartySync:
                                     enable_auto_commit=False, auto_offset_reset="earliest",
                                     fetch_max_wait_ms=200, max_poll_records=self.max_records)
         await consumer.start()
+
+        async def write(msgs: list[ConsumerRecord]) -> None:  # type: ignore[type-arg]
+            events = plan([m.value or b"" for m in msgs], self.stats)
+            if events:
+                await self._write(events, stop)
+            self.stats.records += len(msgs)
+            self.stats.parties += len(events)
+
         try:
-            while not stop.is_set():
-                polled = await consumer.getmany(timeout_ms=300, max_records=self.max_records)
-                msgs = [(tp, m) for tp, batch in polled.items() for m in batch]
-                if not msgs:
-                    continue
-                events = plan([m.value or b"" for _, m in msgs], self.stats)
-                if events and not await self._write(events, stop):
-                    return  # stopped while PostgreSQL was away: nothing committed
-                self.stats.records += len(msgs)
-                self.stats.parties += len(events)
-                offsets: dict[TopicPartition, int] = {}
-                for tp, m in msgs:
-                    offsets[tp] = max(offsets.get(tp, 0), m.offset + 1)
-                try:
-                    await consumer.commit(offsets)
-                except (CommitFailedError, KafkaError) as exc:
-                    log.warning("parties: offset commit failed (%s); records will be re-read", exc)
+            await consume_batches(consumer, stop, write, name="parties", max_records=self.max_records)
         finally:
             await consumer.stop()
-            if self._conn is not None:
-                self._conn.terminate()
+            self._drop()
 
-    async def _write(self, events: list[BorrowerRegistered], stop: asyncio.Event) -> bool:
-        attempt = 0
-        while True:
-            try:
-                if self._conn is None or self._conn.is_closed():
-                    self._conn = await asyncpg.connect(self.pg_url, timeout=5)
-                await store.write(self._conn, events)
-                return True
-            except CONNECTION_ERRORS as exc:
-                if self._conn is not None:
-                    self._conn.terminate()
-                self._conn = None
-                delay = backoff_delay(attempt, self.backoff_base, self.backoff_cap)
-                attempt += 1
-                self.stats.retries += 1
-                log.warning("parties: PostgreSQL unavailable (%s); retry %d in %.2fs", type(exc).__name__, attempt, delay)
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=delay)
-                    return False
-                except TimeoutError:
-                    pass
+    async def _write(self, events: list[BorrowerRegistered], stop: asyncio.Event) -> None:
+        """Upsert the registrations, retrying while PostgreSQL is away
+        (:class:`connectors.sink.Stopped` if stopped first)."""
+        async def attempt() -> None:
+            if self._conn is None or self._conn.is_closed():
+                self._conn = await asyncpg.connect(self.pg_url, timeout=5)
+            await store.write(self._conn, events)
+
+        def failed() -> None:
+            self._drop()
+            self.stats.retries += 1
+
+        await retry_unreachable(attempt, stop, name="parties", base=self.backoff_base,
+                                cap=self.backoff_cap, on_failure=failed)
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.terminate()
