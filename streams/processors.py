@@ -19,6 +19,7 @@ from schemas import codec
 from schemas import events as ev
 from schemas.outputs import dead_letter_record
 from schemas.topics import (
+    BY_NAME,
     DEADLETTER_TOPIC,
     DEALERS_TOPIC,
     INVOICES_TOPIC,
@@ -31,7 +32,7 @@ from schemas.topics import (
     SIGNALS_TOPIC,
     TELEMETRY_TOPIC,
 )
-from streams.domain import dealers, facility, invoices, machines, orders, registry
+from streams.domain import dealers, facility, invoices, machines, orders, registry, silence
 from streams.domain.signals import (
     Output,
     Rejected,
@@ -122,17 +123,36 @@ class MachineProcessor(Processor):
     topics = (TELEMETRY_TOPIC, PLEDGES_TOPIC)
     types = frozenset({"telemetry.equipment", "telemetry.battery", "registry.pledge", "registry.pledge_released"})
 
+    _partition = 0
+
+    def process(self, store: Store, topic: str, key: bytes | None, value: bytes,
+                partition: int | None = None, offset: int | None = None) -> list[Output]:
+        # The partition scopes stage 1's clock for MACHINE_SILENT (domain/silence.py); the
+        # replay has none and takes the one the producers' partitioner picks.
+        self._partition = (partition if partition is not None
+                           else silence.partition_of(key or b"", BY_NAME[topic].partitions))
+        return super().process(store, topic, key, value, partition, offset)
+
     def apply(self, store: Store, key: str, event: ev.Envelope) -> list[Output]:
         if isinstance(event, ev.MachinePledged | ev.PledgeReleased):
             state = own_copy(store, key, machines.new_state)  # pledges are rare: a copy is cheap
+            told = state.get("told")
             outs = machines.on_pledge(state, event)
-            store[key] = state
-            return outs
-        # Telemetry (the hot path) is not copied: on_telemetry refuses before any change.
-        state = store.get(key) or machines.new_state(key)
-        outs = machines.on_telemetry(state, event)  # type: ignore[arg-type]
+        else:
+            # Telemetry (the hot path) is not copied: on_telemetry refuses before any change.
+            state = store.get(key) or machines.new_state(key)
+            told = state.get("told")
+            outs = machines.on_telemetry(state, event)  # type: ignore[arg-type]
         store[key] = state
-        return outs
+        pledge = state["pledge"]
+        if pledge is None:
+            return outs
+        if state.get("told") != told:
+            silence.told(store, self._partition, state)
+        # Tails of other machines of the program made final by this record's time come
+        # first: they are older than it.
+        return silence.advance(store, self._partition, pledge["program_id"], event.occurred_at.timestamp(),
+                               machines.tell) + outs
 
 
 class AssetProcessor(Processor):

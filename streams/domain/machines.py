@@ -98,6 +98,7 @@ def on_telemetry(state: State, event: ev.EquipmentTelemetry | ev.BatteryTelemetr
     if p.location is not None:
         out += _apply_location(state, p.location.lat, p.location.lon, at, prev_ts, ids, bid, mid)
     state["ts"] = at
+    state["ts_id"] = event.event_id  # the tail's trigger if stage 2 must be told of it (silence.py)
     if state["first_day"] is None:
         state["first_day"] = int(at // DAY)
     out += _maybe_signal(state, at, ids)
@@ -216,6 +217,8 @@ def _maybe_signal(state: State, at: float, ids: list[str], force: bool = False) 
     state["last_sig"] = summary
     state["sig_at"] = at
     state["seq"] += 1
+    if state["ts"] is not None:  # the last reading stage 2 knows of (silence.py)
+        state["told"] = state["ts"]
     out.append(signal(
         "machine", pledge["borrower_id"], state["mid"], state["seq"], at, ids,
         pledge=pledge, hours=state["hours"], r7=r7, w1=w1, w2=w2, soh=state["soh"],
@@ -227,3 +230,10 @@ def _maybe_signal(state: State, at: float, ids: list[str], force: bool = False) 
     ))
     return out
 
+
+
+def tell(state: State) -> list[Output]:
+    """The machine's signal with its exact last reading, for a tail of readings stage 2
+    has not been told about (silence.py): the same signal a reading would send, at the
+    last reading's time."""
+    return _maybe_signal(state, state["ts"], [state["ts_id"]] if state.get("ts_id") else [], force=True)
