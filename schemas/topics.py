@@ -42,6 +42,14 @@ def signals_topic(app_id: str = ENGINE_ID) -> str:
     return SIGNALS_TOPIC if app_id == ENGINE_ID else f"{SIGNALS_TOPIC}.{app_id}"
 
 
+def shadow_topics(app_id: str) -> dict[str, str]:
+    """A shadow engine's own output topics, by the catalogue topic they stand for:
+    ``cs.limits.<app_id>``, ``cs.alerts.<app_id>``, ``cs.deadletter.<app_id>``. A
+    candidate policy's decisions never reach cs.limits or cs.alerts, which lenders'
+    sinks (ledger, webhooks, console) read (docs/policy-lab.md)."""
+    return {t: f"{t}.{app_id}" for t in (LIMITS_TOPIC, ALERTS_TOPIC, DEADLETTER_TOPIC)}
+
+
 @dataclass(frozen=True)
 class TopicSpec:
     name: str

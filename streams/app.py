@@ -30,7 +30,7 @@ from typing import Any
 import faust
 
 from schemas import config
-from schemas.topics import ENGINE_ID, SIGNALS_TOPIC, signals_topic
+from schemas.topics import ENGINE_ID, SIGNALS_TOPIC, shadow_topics, signals_topic
 from streams import metrics
 from streams.fastlane import Lane
 from streams.processors import all_processors, engine_source
@@ -65,10 +65,12 @@ class EngineApp(faust.App):
 
 
 def create_app(worker_id: str = "w1", web_port: int | None = None, data_dir: Path | None = None,
-               settings: config.Settings | None = None, app_id: str = ENGINE_ID) -> faust.App:
+               settings: config.Settings | None = None, app_id: str = ENGINE_ID,
+               shadow: str | None = None) -> faust.App:
     """The engine app. ``app_id`` names the consumer groups (``<app_id>-<lane>``) and the
     changelog topics: every worker of one engine shares it; a test or a shadow engine
-    uses its own."""
+    uses its own. ``shadow`` (a policy version) makes it a shadow engine: every decision
+    under that version, published to its own topics (schemas.topics.shadow_topics)."""
     s = settings or config.load()
     data_dir = data_dir or s.state_dir / "workers" / worker_id
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -95,10 +97,10 @@ def create_app(worker_id: str = "w1", web_port: int | None = None, data_dir: Pat
     )
     # Stage 1 -> stage 2 is internal to one engine: another engine id (a test, a bench, a
     # shadow policy) gets its own signals topic so the engines never read each other's.
-    rename = {SIGNALS_TOPIC: signals_topic(app_id)}
+    rename = {SIGNALS_TOPIC: signals_topic(app_id), **(shadow_topics(app_id) if shadow else {})}
     lanes = [Lane(s.kafka_bootstrap, app_id, data_dir, rename, engine_source(app_id, ENGINE_ID),
                   proc=proc, replication=(s.kafka_replication, s.kafka_min_insync))
-             for proc in all_processors()]
+             for proc in all_processors(shadow)]
     app.lanes = tuple(lanes)
     app.web_address = f"http://127.0.0.1:{web_port}" if web_port else None
 
@@ -124,6 +126,21 @@ def create_app(worker_id: str = "w1", web_port: int | None = None, data_dir: Pat
         detail = {"engine": app_id, "lanes": ready}
         return web.bytes(metrics.health(all(ready.values()), detail), content_type="application/json",
                          status=200 if all(ready.values()) else 503)
+
+    if shadow:
+        import orjson
+
+        from streams import shadow as shadow_view
+
+        @app.page("/shadow/divergences")
+        async def divergences_page(web: Any, request: Any) -> Any:
+            # Today's borrowers whose champion and shadow decisions differ (docs/policy-lab.md).
+            q = request.query
+            try:
+                body = await shadow_view.divergences_json(s.kafka_bootstrap, app_id, q.get("champion"), q.get("day"))
+            except ValueError as exc:  # a day that is not YYYY-MM-DD
+                return web.bytes(orjson.dumps({"error": str(exc)}), content_type="application/json", status=400)
+            return web.bytes(body, content_type="application/json")
 
     return app
 

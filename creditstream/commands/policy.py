@@ -6,6 +6,7 @@
   history OUT          write a simulated history (load/world.py) as NDJSON
   diff --from A --to B decide every borrower under both versions from the same inputs
   promote VERSION      record a promotion on the registry (the champion engine follows)
+  divergences          a shadow engine's decisions that differ from the champion's
 """
 
 from __future__ import annotations
@@ -186,6 +187,17 @@ def _promote(args: argparse.Namespace) -> int:
     return 0
 
 
+def _divergences(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from schemas import config
+    from streams import shadow
+
+    body = asyncio.run(shadow.divergences_json(config.load().kafka_bootstrap, args.shadow, args.champion, args.day))
+    sys.stdout.buffer.write(body + b"\n")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("policy", help="policy versions: check, diff over history, promote")
     s = p.add_subparsers(dest="policy_cmd", required=True)
@@ -224,3 +236,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     c.add_argument("--reason", help="why (recorded)")
     c.add_argument("--tenant", default="creditstream", help="the operator tenant recorded on the event")
     c.set_defaults(func=_promote)
+    c = s.add_parser("divergences", help="borrowers whose champion and shadow decisions differ (JSON)")
+    c.add_argument("--shadow", required=True, help="the shadow engine's id (creditstream-shadow-VERSION)")
+    c.add_argument("--champion", help="the champion's engine id (default: the production engine)")
+    c.add_argument("--day", help="YYYY-MM-DD (event time), or all; default today (UTC)")
+    c.set_defaults(func=_divergences)

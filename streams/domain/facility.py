@@ -92,6 +92,10 @@ def _apply_one(state: State, sig: dict[str, Any]) -> list[Output]:
         state["tax_ref"], state["operator"] = sig.get("tax_ref"), sig.get("operator")
         outs += _seller_alerts(state, sig["at"], sig["triggers"])
     elif kind == "policy":  # a promotion (registry.policy_promoted): decided under it from now on
+        if state.get("pinned"):
+            # An engine pinned to a version (a shadow, a diff) does not read promotions,
+            # nor their time: a promotion is not a fact about the borrower.
+            return outs
         state["policy"] = sig["version"]
     else:  # consent
         was = state["consent"]

@@ -73,3 +73,18 @@ def test_a_promotion_by_another_tenant_or_of_an_unknown_version_is_refused() -> 
                          promotion(last_at, version="2099.01-1", n=3)])
     assert [d["reason"] for d in dead] == ["not_policy_owner", "unknown_policy"]
     assert limits == before
+
+
+def test_an_engine_pinned_to_a_version_does_not_read_promotions() -> None:
+    """A shadow or a diff decides under its own version whatever is promoted, and the
+    promotion's time does not move its borrowers' clocks either."""
+    events, _ = sc.utilisation_rising("pp4")
+    last_at = max(e.occurred_at for e in events)
+
+    def pinned(evs: list) -> list[dict]:
+        r = Replay(CANDIDATE)
+        return [o.value for e in evs for o in r.feed(codec.encode(e)) if o.topic == "cs.limits"]
+
+    alone = pinned(events)
+    assert alone and {u["payload"]["policy_version"] for u in alone} == {CANDIDATE}
+    assert pinned([*events, promotion(last_at + timedelta(days=30), version=POLICY_VERSION, n=4)]) == alone

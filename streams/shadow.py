@@ -1,0 +1,104 @@
+"""The operator's view of a shadow engine: borrowers whose champion and shadow decisions differ.
+
+The champion's latest limit update per borrower is on cs.limits (compacted; its envelope
+``source`` names the engine: ``creditstream.engine`` for the production engine,
+``creditstream.engine.<app_id>`` for another); the shadow's is on its own topic
+(schemas.topics.shadow_topics). ``compare`` is pure; ``latest`` reads a topic once, to
+its end at the time of the call.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from schemas.topics import LIMITS_TOPIC, shadow_topics
+
+CHANGE = frozenset({"LIMIT_UP", "LIMIT_DOWN", "LIMIT_UNCHANGED", "POLICY_CHANGED"})
+
+
+def _codes(p: dict[str, Any]) -> list[str]:
+    return sorted({r["code"] for r in p["reasons"]} - CHANGE)
+
+
+def compare(champion: dict[str, dict[str, Any]], shadow: dict[str, dict[str, Any]],
+            day: date | None = None) -> list[dict[str, Any]]:
+    """Borrowers whose latest decisions differ in limit, status or reason codes; with
+    ``day``, only those with a decision on that UTC day (event time) on either side."""
+    rows = []
+    for bid in sorted(set(champion) | set(shadow)):
+        a, b = champion.get(bid), shadow.get(bid)
+        if day is not None and not any(p and datetime.fromisoformat(p["watermark"]).astimezone(UTC).date() == day
+                                       for p in (a, b)):
+            continue
+        if a and b and a["limit"] == b["limit"] and a["status"] == b["status"] and _codes(a) == _codes(b):
+            continue
+        la = Decimal(a["limit"]["amount"]) if a else None
+        lb = Decimal(b["limit"]["amount"]) if b else None
+        rows.append({
+            "borrower_id": bid, "program_id": (b or a or {}).get("program_id"),
+            "champion": {"policy_version": a["policy_version"], "limit": a["limit"], "status": a["status"],
+                         "codes": _codes(a), "watermark": a["watermark"]} if a else None,
+            "shadow": {"policy_version": b["policy_version"], "limit": b["limit"], "status": b["status"],
+                       "codes": _codes(b), "watermark": b["watermark"]} if b else None,
+            "change": str(lb - la) if la is not None and lb is not None else None,
+            "codes_appeared": sorted(set(_codes(b)) - set(_codes(a))) if a and b else [],
+            "codes_disappeared": sorted(set(_codes(a)) - set(_codes(b))) if a and b else [],
+        })
+    return rows
+
+
+async def latest(bootstrap: str, topic: str, source: str | None = None) -> dict[str, dict[str, Any]]:
+    """The latest limit update per borrower on ``topic`` (only ``source``'s, if given)."""
+    from aiokafka import AIOKafkaConsumer
+
+    from connectors.kafka_io import end_offsets
+
+    ends = {tp: o for tp, o in (await end_offsets(bootstrap, [topic])).items() if o > 0}
+    out: dict[str, dict[str, Any]] = {}
+    if not ends:
+        return out
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await c.start()
+    try:
+        c.assign(list(ends))
+        await c.seek_to_beginning(*ends)
+        while True:
+            for tp, recs in (await c.getmany(timeout_ms=300, max_records=5000)).items():
+                for rec in recs:
+                    if rec.offset >= ends[tp] or rec.value is None:
+                        continue
+                    try:
+                        value = orjson.loads(rec.value)
+                    except orjson.JSONDecodeError:
+                        continue
+                    if source is None or value.get("source") == source:
+                        p = value["payload"]
+                        old = out.get(p["borrower_id"])
+                        if old is None or p["version"] >= old["version"]:
+                            out[p["borrower_id"]] = p
+            if all([await c.position(tp) >= end for tp, end in ends.items()]):
+                return out
+    finally:
+        await c.stop()
+
+
+async def divergences(bootstrap: str, shadow_app_id: str, champion_app_id: str | None = None,
+                      day: date | None = None) -> dict[str, Any]:
+    """Today's (or ``day``'s) divergences between a shadow engine and its champion (the
+    production engine unless ``champion_app_id`` names another)."""
+    source = "creditstream.engine" if champion_app_id is None else f"creditstream.engine.{champion_app_id}"
+    champion = await latest(bootstrap, LIMITS_TOPIC, source)
+    shadow = await latest(bootstrap, shadow_topics(shadow_app_id)[LIMITS_TOPIC])
+    rows = compare(champion, shadow, day)
+    return {"shadow": shadow_app_id, "champion": source, "day": day.isoformat() if day else None,
+            "borrowers_compared": len(set(champion) | set(shadow)), "divergences": rows}
+
+
+async def divergences_json(bootstrap: str, shadow_app_id: str, champion: str | None, day: str | None) -> bytes:
+    """The REST answer: ``day`` is YYYY-MM-DD, ``all``, or today (UTC) when absent."""
+    when = None if day == "all" else date.fromisoformat(day) if day else datetime.now(UTC).date()
+    return orjson.dumps(await divergences(bootstrap, shadow_app_id, champion, when), option=orjson.OPT_INDENT_2)
