@@ -32,6 +32,7 @@ from connectors.kafka_io import (
     make_producer,
     produce_events,
 )
+from load.workers import free_port, is_ready
 from schemas import config
 from schemas.factory import EventFactory
 from schemas.topics import (
@@ -145,13 +146,13 @@ def _stop_worker(proc: subprocess.Popen[bytes]) -> None:
     os.killpg(proc.pid, signal.SIGTERM)
 
 
-def _start_worker(app_id: str, data: Path, log: Path) -> subprocess.Popen[bytes]:
+def _start_worker(app_id: str, data: Path, log: Path, web_port: int) -> subprocess.Popen[bytes]:
     profile = config.load().bench_profile  # a py-spy output path
     prefix = [str(Path(sys.executable).parent / "py-spy"), "record", "-o", profile, "-f", "speedscope",
               "--"] if profile else []
     with open(log, "ab") as out:
         return subprocess.Popen([*prefix, sys.executable, "-m", "creditstream.cli", "worker", "--app-id",
-                                 app_id, "--data-dir", str(data), "--loglevel", "info"],
+                                 app_id, "--data-dir", str(data), "--web-port", str(web_port), "--loglevel", "info"],
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
@@ -171,11 +172,12 @@ async def engine(settings: config.Settings, app_id: str, start: dict[TopicPartit
     base = sum(start.values())
     tps = list(start)
     group = processor_group(app_id, "machines")
-    proc = _start_worker(app_id, data, log)
+    web_port = free_port()
+    proc = _start_worker(app_id, data, log, web_port)
     try:
-        # Timed from Faust's "Worker ready", counting only what was committed after it:
-        # the lanes start with the app and process while Faust starts its agents, and the
-        # bench compares steady states (the loop (a) is also timed once it is started).
+        # Timed from the worker's readiness (/readyz: every lane assigned and restored),
+        # counting only what was committed after it: the lanes process while they start,
+        # and the bench compares steady states (the loop (a) is also timed once started).
         t0: float | None = None
         done_at_t0 = 0
         deadline = time.monotonic() + 900
@@ -183,7 +185,7 @@ async def engine(settings: config.Settings, app_id: str, start: dict[TopicPartit
             await asyncio.sleep(0.1 if t0 is None else 0.5)
             if proc.poll() is not None:
                 raise RuntimeError(f"worker exited; see {log}")
-            if t0 is None and b"Worker ready" not in log.read_bytes()[-50000:]:
+            if t0 is None and not is_ready(web_port):
                 continue
             done = await committed(settings.kafka_bootstrap, group, tps) - base
             if t0 is None:

@@ -5,7 +5,7 @@ but for one idle thread. When the file REQUEST appears, that thread writes
 ``REQUEST.json``:
 
 - how many decoded states each lane's cache holds (exact: the caches' lengths; the lanes
-  are found by wrapping ``Lane.__init__``), and the native memory of its RocksDB
+  are the running app's, ``EngineApp.lanes``), and the native memory of its RocksDB
   databases (memtables, block cache, table readers: RocksDB's own properties);
 - the allocators: pymalloc (small Python objects: bytes in allocated and in free blocks,
   arenas) and glibc malloc (``mallinfo2``: in use, free but kept), both as the process
@@ -25,6 +25,7 @@ import ctypes
 import gc
 import os
 import re
+import runpy
 import sys
 import tempfile
 import threading
@@ -34,8 +35,6 @@ from typing import Any
 
 import orjson
 
-_lanes: list[Any] = []
-
 
 class _MallInfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in
@@ -43,16 +42,12 @@ class _MallInfo2(ctypes.Structure):
                  "keepcost")]
 
 
-def _watch_lanes() -> None:
-    from streams import fastlane
+def _lanes() -> list[Any]:
+    """The lanes of the engine app this process runs (the worker command creates it; the
+    app is found among the live objects rather than by wrapping the worker's code)."""
+    from streams.app import EngineApp
 
-    init = fastlane.Lane.__init__
-
-    def remembering_init(self: Any, *args: Any, **kwargs: Any) -> None:
-        init(self, *args, **kwargs)
-        _lanes.append(self)
-
-    fastlane.Lane.__init__ = remembering_init  # type: ignore[method-assign]
+    return [lane for app in gc.get_objects() if isinstance(app, EngineApp) for lane in app.lanes]
 
 
 # RocksDB's accounting of its native memory, per database.
@@ -68,10 +63,8 @@ def _db_property(db: Any, prop: str) -> int:
 
 
 def cache_bound(store: Any) -> str:
-    """A lane cache's bound as the code states it: in bytes of JSON or in states."""
-    if hasattr(store, "cache_bytes"):
-        return f"{store.cache_bytes / 2**20:g} MiB of JSON a partition"
-    return f"{store.cache_size:,} states a partition"
+    """A lane cache's bound as the code states it, in bytes of JSON."""
+    return f"{store.cache_bytes / 2**20:g} MiB of JSON a partition"
 
 
 def _rss_mb() -> float:
@@ -116,13 +109,13 @@ def report() -> dict[str, Any]:
     """The breakdown (see the module docstring)."""
     libc = ctypes.CDLL("libc.so.6")
     lanes = {}
-    for lane in _lanes:
+    for lane in _lanes():
         stores = list(lane.stores.values())
         lanes[lane.name] = {"cached_states": sum(len(s.cache) for s in stores), "partitions": len(stores),
                             "bound": cache_bound(stores[0]) if stores else None,
                             **{f"rocksdb_{label}_mb": round(sum(_db_property(s.db, prop) for s in stores) / 1e6, 1)
                                for label, prop in ROCKSDB_MEMORY.items()}}
-        if stores and hasattr(stores[0], "cached_bytes"):
+        if stores:
             lanes[lane.name]["cached_json_mb"] = round(sum(s.cached_bytes for s in stores) / 1e6, 1)
     out: dict[str, Any] = {"rss_mb": round(_rss_mb(), 1), "lanes": lanes, "pymalloc": pymalloc_stats(),
                            "malloc": malloc_stats(libc)}
@@ -150,11 +143,12 @@ def _serve(request: Path) -> None:
 def main(argv: list[str]) -> int:
     """REQUEST, then the arguments of `creditstream` (``worker ...``)."""
     request, rest = Path(argv[0]), argv[1:]
-    _watch_lanes()
     threading.Thread(target=_serve, args=(request,), daemon=True, name="heap-report").start()
-    from creditstream.cli import main as cli
-
-    return cli(rest)
+    # The command line as `python -m creditstream.cli` runs it: the CLI is a program to
+    # load/, as in the load tools' other worker processes, never a module it imports.
+    sys.argv = ["creditstream", *rest]
+    runpy.run_module("creditstream.cli", run_name="__main__", alter_sys=True)
+    return 0
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ from connectors.kafka_io import (
 )
 from load.bench import FLEET, TELEMETRY, committed, telemetry_records
 from load.latency import signals_topic
-from load.workers import free_port
+from load.workers import free_port, is_ready
 from schemas import config
 from schemas.codec import encode
 from schemas.factory import EventFactory
@@ -87,7 +87,7 @@ class Recovery:
 
     mode: str  # "sigterm", "sigkill", "empty-dir"
     probe_s: float  # process start -> stage 1 committed past the probe
-    ready_s: float | None  # process start -> Faust's "Worker ready"
+    ready_s: float | None  # process start -> /readyz answers 200 (lanes assigned and restored)
     restored: dict[str, int]  # lane -> states restored from its changelog (from the log)
     rss_mb: float  # VmRSS once the probe was processed
     event_id: str = ""  # the probe's
@@ -233,10 +233,8 @@ def heap_breakdown(data: Path, cached: dict[str, int] | None = None,
 
     from streams.fastlane import PartitionStore
 
-    # The bound as the code has it: in states (cache_size) or in bytes of JSON (cache_bytes).
-    params = inspect.signature(PartitionStore.__init__).parameters
-    bound_kind = "bytes" if "cache_bytes" in params else "states"
-    bound = int(params["cache_bytes" if bound_kind == "bytes" else "cache_size"].default)
+    # The cache's bound as the code has it, in bytes of JSON.
+    bound = int(inspect.signature(PartitionStore.__init__).parameters["cache_bytes"].default)
     out: dict[str, dict[str, Any]] = {}
     for lane, folder in (("machines", "fastlane"), ("facilities", "lane-facilities")):
         per_partition: list[int] = []
@@ -266,10 +264,10 @@ def heap_breakdown(data: Path, cached: dict[str, int] | None = None,
         if cached and lane in cached:
             n_cached = cached[lane]
         else:
-            fits = bound if bound_kind == "states" else int(bound / json_per_state)
+            fits = int(bound / json_per_state)
             n_cached = sum(min(n, fits) for n in per_partition)
         out[lane] = {"keys": sum(per_partition),
-                     "bound": f"{bound:,} states" if bound_kind == "states" else f"{bound / 2**20:g} MiB of JSON",
+                     "bound": f"{bound / 2**20:g} MiB of JSON",
                      "cached_states": n_cached, "json_bytes_per_state": round(json_per_state),
                      "heap_bytes_per_state": round(per_state), "cache_mb": round(n_cached * per_state / 1e6, 1)}
     return out
@@ -532,7 +530,7 @@ async def _recover(mode: str, sig: int, worker: WorkerProcess, old: Path, new: P
     ready_s = None
     while True:
         worker.check()
-        if ready_s is None and b"Worker ready" in worker.output():
+        if ready_s is None and is_ready(worker.port):
             ready_s = round(time.monotonic() - worker.started, 2)
         if await committed(bootstrap, lane, [tp]) > meta.offset:
             probe_s = time.monotonic() - worker.started

@@ -39,6 +39,12 @@ def _get(url: str) -> tuple[int | None, str]:
         return None, str(exc)
 
 
+def is_ready(web_port: int) -> bool:
+    """Whether the worker serving ``web_port`` answers /readyz with 200: every lane holds
+    its assignment, restored (streams/app.py). The one readiness check of the load tools."""
+    return _get(f"http://127.0.0.1:{web_port}/readyz")[0] == 200
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -46,46 +52,35 @@ def free_port() -> int:
 
 
 class Worker:
-    """One worker process; its output goes to ``log``."""
+    """One worker process; its output goes to ``log``, its /readyz and /metrics are on
+    ``web_port`` (a free one unless given)."""
 
     def __init__(self, app_id: str, worker_id: str, data_dir: Path, web_port: int | None = None) -> None:
-        self.app_id, self.worker_id, self.data_dir, self.web_port = app_id, worker_id, data_dir, web_port
+        self.app_id, self.worker_id, self.data_dir = app_id, worker_id, data_dir
+        self.web_port = web_port or free_port()
         self.log = data_dir.parent / f"{worker_id}.log"
         self.proc: subprocess.Popen[bytes] | None = None
-        self._log_from = 0  # where this start's output begins in ``log``
 
     @property
-    def metrics_url(self) -> str | None:
-        return f"http://127.0.0.1:{self.web_port}/metrics" if self.web_port else None
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}/metrics"
 
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        # A restarted worker appends to the same log: only this start's lines count.
-        self._log_from = self.log.stat().st_size if self.log.exists() else 0
         cmd = [sys.executable, "-m", "creditstream.cli", "worker", "--app-id", self.app_id, "--id",
-               self.worker_id, "--data-dir", str(self.data_dir), "--loglevel", "info", "--start-at", "latest"]
-        if self.web_port:
-            cmd += ["--web-port", str(self.web_port)]
+               self.worker_id, "--data-dir", str(self.data_dir), "--loglevel", "info", "--start-at", "latest",
+               "--web-port", str(self.web_port)]
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
                                          start_new_session=True)
 
     def ready(self) -> bool:
-        """Whether the worker is ready to process: its /readyz when it serves the web
-        (every lane and agent assigned and restored), else Faust's "Worker ready" line."""
+        """Whether the worker is ready to process (:func:`is_ready`)."""
         self.check()
-        if self.web_port:
-            return _get(f"http://127.0.0.1:{self.web_port}/readyz")[0] == 200
-        if not self.log.exists():
-            return False
-        with open(self.log, "rb") as f:
-            f.seek(self._log_from)
-            return b"Worker ready" in f.read()
+        return is_ready(self.web_port)
 
     def readiness(self) -> str:
         """What the worker's /readyz says (which lanes are not ready), for error messages."""
-        if not self.web_port:
-            return "no web port"
         status, body = _get(f"http://127.0.0.1:{self.web_port}/readyz")
         return body[:500] if status else f"no answer ({body})"
 

@@ -62,6 +62,6 @@ stamp=.venv/.installed-pyproject
 if [ ! -f "$stamp" ] || ! cmp -s pyproject.toml "$stamp"; then
   echo "bootstrap: installing Python packages" >&2
   .venv/bin/pip install -q --upgrade pip >/dev/null
-  .venv/bin/pip install -q -e ".[test]"
+  .venv/bin/pip install -q -e ".[test,load]"
   cp pyproject.toml "$stamp"
 fi

@@ -2,7 +2,7 @@
 
 Each processor owns one state store (a mapping key -> JSON-able dict) and handles the
 topics co-partitioned with it, like a Kafka Streams processor with its state store. The
-Faust agents (streams/app.py) and the offline replay (streams/replay.py) both drive these
+lanes (streams/fastlane.py) and the offline replay (streams/replay.py) both drive these
 same classes, so what is tested offline is what runs.
 """
 

@@ -50,6 +50,7 @@ async def _tell_story(settings: config.Settings, pause: float) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from creditstream.stack import manager
+    from load.workers import free_port, is_ready
 
     settings = config.load()
     try:
@@ -63,15 +64,16 @@ def _run(args: argparse.Namespace) -> int:
     # story at once, whatever earlier runs left on the shared topics.
     app_id = f"creditstream-demo-{int(time.time())}"
     print(f"demo: starting a worker, engine {app_id} (log {log})", flush=True)
+    web_port = free_port()
     with open(log, "ab") as out:
         worker = subprocess.Popen([sys.executable, "-m", "creditstream.cli", "worker", "--id", "demo",
-                                   "--app-id", app_id, "--start-at", "latest", "--data-dir",
+                                   "--app-id", app_id, "--start-at", "latest", "--web-port", str(web_port), "--data-dir",
                                    str(settings.state_dir / "demo" / app_id), "--loglevel", "info"],
                                   stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                                   cwd=config.REPO_ROOT)
     try:
         deadline = time.monotonic() + 120
-        while b"Worker ready" not in log.read_bytes()[-20000:]:
+        while not is_ready(web_port):
             if worker.poll() is not None or time.monotonic() > deadline:
                 print(f"demo: the worker did not start; see {log}", file=sys.stderr)
                 return 1

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from load.workers import free_port, is_ready
 from schemas.config import REPO_ROOT, Settings
 
 
@@ -19,25 +20,23 @@ class WorkerProcess:
     """Start, kill and restart one worker; its log is kept for failure messages."""
 
     def __init__(self, app_id: str, data_dir: Path, worker_id: str = "w1", web_port: int | None = None) -> None:
-        self.app_id, self.data_dir, self.worker_id, self.web_port = app_id, data_dir, worker_id, web_port
+        self.app_id, self.data_dir, self.worker_id = app_id, data_dir, worker_id
+        self.web_port = web_port or free_port()
         self.log = data_dir.parent / f"{data_dir.name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 90.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        offset = self.log.stat().st_size if self.log.exists() else 0
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "creditstream.cli", "worker", "--app-id", self.app_id,
                  "--id", self.worker_id, "--data-dir", str(self.data_dir), "--loglevel", "info",
-                 "--start-at", "latest", *(["--web-port", str(self.web_port)] if self.web_port else [])],
+                 "--start-at", "latest", "--web-port", str(self.web_port)],
                 stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            with open(self.log, "rb") as f:
-                f.seek(offset)
-                if b"Worker ready" in f.read():
-                    return
+            if is_ready(self.web_port):  # every lane assigned and restored
+                return
             if self.proc.poll() is not None:
                 break
             time.sleep(0.3)
