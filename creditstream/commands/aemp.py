@@ -9,6 +9,8 @@ import os
 import sys
 from pathlib import Path
 
+from creditstream.commands import Subparsers
+
 
 async def _poll(args: argparse.Namespace) -> int:
     import aiohttp
@@ -61,7 +63,7 @@ def _run(args: argparse.Namespace) -> int:
         return 2
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("aemp", help="ISO 15143-3 (AEMP 2.0) telematics poller")
     a = p.add_subparsers(dest="action", required=True)
     s = a.add_parser("poll", help="poll a fleet snapshot URL (all pages) and produce telemetry")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from creditstream.commands import Subparsers
+
 
 def _run(args: argparse.Namespace) -> int:
     from load import chaos_runs
@@ -11,7 +13,7 @@ def _run(args: argparse.Namespace) -> int:
     return chaos_runs.main(args)
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("chaos", help="fault injection under load: engine, broker, PostgreSQL, webhook endpoint")
     actions = p.add_subparsers(dest="action", required=True)
     r = actions.add_parser("run", help="run one fault (or all in turn) and print the figure line")

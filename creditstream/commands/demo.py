@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 
+from creditstream.commands import Subparsers
 from schemas import config
 
 
@@ -88,7 +89,7 @@ def _run(args: argparse.Namespace) -> int:
         print("demo: worker stopped; the stack keeps running (`creditstream stack down` stops it)")
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("demo", help="the main job: stack, a worker and a simulated supply chain")
     p.add_argument("--pause", type=float, default=3.0, help="seconds to show each step's effects")
     p.set_defaults(func=_run)

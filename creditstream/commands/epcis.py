@@ -6,6 +6,8 @@ import argparse
 import asyncio
 import sys
 
+from creditstream.commands import Subparsers
+
 
 def _run(args: argparse.Namespace) -> int:
     try:
@@ -40,7 +42,7 @@ def _import(args: argparse.Namespace) -> int:
         return 2
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("epcis", help="import GS1 EPCIS 2.0 JSON-LD documents as shipment events")
     a = p.add_subparsers(dest="action", required=True)
     i = a.add_parser("import", help="read EPCISDocument files and produce shipment.observed events")

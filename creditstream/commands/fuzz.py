@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from creditstream.commands import Subparsers
+
 
 def _run(args: argparse.Namespace) -> int:
     import orjson
@@ -54,7 +56,7 @@ def _run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("fuzz", help="bad-input campaign: hypothesis inputs against every decoder")
     actions = p.add_subparsers(dest="action", required=True)
     r = actions.add_parser("run", help="run the campaign, print the table, exit 1 on any failure")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+from creditstream.commands import Subparsers
+
 
 def _run(args: argparse.Namespace) -> int:
     from aiohttp import web
@@ -29,7 +31,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("gateway", help="HTTP ingest gateway: POST /v1/events with a tenant API key")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
     p.add_argument("--port", type=int, default=None, help="default CREDITSTREAM_GATEWAY_PORT (18080)")

@@ -9,6 +9,8 @@ import os
 import signal
 import sys
 
+from creditstream.commands import Subparsers
+
 
 def _auth(args: argparse.Namespace):  # -> PlatformAuth | None
     """The platform account from --platform-user and the variable --platform-password-env names."""
@@ -131,7 +133,7 @@ def _run(args: argparse.Namespace) -> int:
         return 2
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("gbt32960", help="GB/T 32960 EV battery telemetry: TCP gateway and simulator")
     a = p.add_subparsers(dest="action", required=True)
     s = a.add_parser("serve", help="accept vehicle connections and produce battery telemetry")

@@ -7,6 +7,8 @@ import asyncio
 import os
 import sys
 
+from creditstream.commands import Subparsers
+
 
 def _run(args: argparse.Namespace) -> int:
     try:
@@ -67,7 +69,7 @@ def _load_index(path: str | None):  # -> InvoiceIndex
     return InvoiceIndex(entries)
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("invoices", help="import UBL 2.1 / Peppol or Chinese VAT invoices")
     a = p.add_subparsers(dest="action", required=True)
     i = a.add_parser("import", help="read invoice files and produce invoice.issued events")

@@ -8,6 +8,8 @@ import argparse
 import asyncio
 import sys
 
+from creditstream.commands import Subparsers
+
 
 def _split(value: str) -> list[str]:
     return [v for v in (s.strip() for s in value.split(",")) if v]
@@ -106,7 +108,7 @@ def _run(args: argparse.Namespace) -> int:
         return 2
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("keys", help="gateway API keys: create, revoke, list")
     actions = p.add_subparsers(dest="action", required=True)
     c = actions.add_parser("create", help="create a key; it is printed once and stored only as a hash")

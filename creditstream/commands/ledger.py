@@ -7,6 +7,8 @@ import asyncio
 import logging
 import signal
 
+from creditstream.commands import Subparsers
+
 
 async def _main(args: argparse.Namespace) -> int:
     from connectors.ledger.service import Ledger
@@ -39,7 +41,7 @@ def _run(args: argparse.Namespace) -> int:
     return asyncio.run(_main(args))
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("ledger", help="write limit updates and alerts to the PostgreSQL ledger")
     p.add_argument("--group", default="creditstream-ledger", help="Kafka consumer group")
     p.add_argument("--batch", type=int, default=1000, help="max records per transaction")

@@ -11,6 +11,8 @@ import sys
 
 import orjson
 
+from creditstream.commands import Subparsers
+
 
 async def _with_conn(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     import asyncpg
@@ -184,7 +186,7 @@ def _url_flags(p: argparse.ArgumentParser) -> None:
                         "CREDITSTREAM_WEBHOOKS_ALLOW_PRIVATE=1)")
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("lenders", help="lenders: register, subscribe, list, serve REST/SSE/webhooks")
     p.add_argument("--pg-url", help="PostgreSQL URL (default: local stack)")
     a = p.add_subparsers(dest="action", required=True)

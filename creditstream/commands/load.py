@@ -17,6 +17,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from creditstream.commands import Subparsers
+
 
 def _duration(text: str) -> float:
     """Seconds, or with a unit: 90, 90s, 10m, 1h."""
@@ -78,7 +80,7 @@ def _state(args: argparse.Namespace) -> int:
     return int(state.main(args))
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: Subparsers) -> None:
     from load.schedule import SCENARIOS
 
     p = sub.add_parser("load", help="load tests: run a scenario open-loop, bench the hot path, or measure memory and recovery")

@@ -8,6 +8,8 @@ import logging
 import signal
 import sys
 
+from creditstream.commands import Subparsers
+
 
 async def _sync(args: argparse.Namespace, pg_url: str, bootstrap: str) -> int:
     from connectors.parties.sync import PartySync
@@ -64,7 +66,7 @@ def _run(args: argparse.Namespace) -> int:
     return asyncio.run(_main(args))
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("parties", help="names and tax ids, encrypted in PostgreSQL (docs/security.md)")
     p.add_argument("--pg-url", help="PostgreSQL URL (default: local stack)")
     actions = p.add_subparsers(dest="action", required=True)

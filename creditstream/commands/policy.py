@@ -17,6 +17,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from creditstream.commands import Subparsers
+
 
 def _check(args: argparse.Namespace) -> int:
     from streams.domain import policyfile
@@ -198,7 +200,7 @@ def _divergences(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("policy", help="policy versions: check, diff over history, promote")
     s = p.add_subparsers(dest="policy_cmd", required=True)
     c = s.add_parser("check", help="validate policy files; every error is listed")

@@ -6,6 +6,8 @@ import argparse
 import sys
 from collections import Counter
 
+from creditstream.commands import Subparsers
+
 
 def _run(args: argparse.Namespace) -> int:
     import orjson
@@ -32,7 +34,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("replay", help="run a recorded NDJSON event log through the engine offline")
     p.add_argument("log", help="NDJSON file of input events (one envelope per line), or - for stdin")
     p.add_argument("--show", choices=["limits", "all"], default="limits",

@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 
+from creditstream.commands import Subparsers
 from schemas import config
 
 # Ports of the test stack, away from the local stack's (19092/19093, gateway 18080,
@@ -78,7 +79,7 @@ def _run(args: argparse.Namespace) -> int:
             manager.down(settings)
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("test", help="ruff and pytest on a Kafka + PostgreSQL of their own (the README's "
                                     "test command); a running stack is left untouched")
     p.add_argument("--keep-stack", action="store_true",

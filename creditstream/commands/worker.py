@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from creditstream.commands import Subparsers
+
 
 def _run(args: argparse.Namespace) -> int:
     import asyncio
@@ -44,7 +46,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("worker", help="run a credit-engine stream worker (Faust)")
     p.add_argument("--id", default="w1", help="worker id; each needs its own table folder")
     p.add_argument("--web-port", type=int, default=None, help="HTTP port for health/metrics")
