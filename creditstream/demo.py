@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from creditstream import demo_early_warning, demo_modes
 from schemas.events import Envelope
 from schemas.factory import EventFactory
 
@@ -71,6 +72,9 @@ def story(run_id: str) -> Iterator[tuple[str, list[Envelope]]]:
         f.party_status(core, "distressed", "missed a bond coupon")]
     f.advance(hours=2)
     yield "Hydraulics repays 100,000", [f.repayment(f"ln-{u}", s1, "100000")]
+    yield from demo_early_warning.fading_supplier(f, u)  # a score, its drivers, a bounded cut
+    yield from demo_modes.inventory(f, u)  # warehouse receipts and a margin call
+    yield from demo_modes.freight(f, u)  # waybills corroborated by the truck's trajectory
 
 
 def describe(update: dict) -> str:

@@ -28,6 +28,7 @@ from math import cos, radians, sin, sqrt
 
 import orjson
 
+from load import world_freight, world_receipts
 from load.schedule import SCENARIOS
 from schemas import events as ev
 from schemas.codec import encode
@@ -134,6 +135,10 @@ class WorldConfig:
     dealer_share: float = 0.15
     # Months of production plans per dealer, from the start month.
     plan_months: int = 4
+    # Shares of new business flows that are warehouse-receipt flows (world_receipts.py)
+    # and truck trips with waybills (world_freight.py); 0 turns a mode off.
+    receipt_share: float = 0.12
+    freight_share: float = 0.04
 
 
 @dataclass(frozen=True)
@@ -212,6 +217,10 @@ class World:
                                           self.cores[c].party_id, 0))
             n += 1
             self.sites.append(_offset(lat, lon, s, i, 11, 50.0))
+        # Inventory and freight parties live in their modes' modules (own lists and
+        # generators: the parties and flows above keep their sequences).
+        self.receipts = world_receipts.Receipts(self)
+        self.freight = world_freight.Freight(self)
 
     def machine(self, m: int) -> Machine:
         """Machine ``m``, computed from its index: a world of millions keeps none in memory."""
@@ -309,6 +318,10 @@ class World:
         if self.cfg.dealer_share > 0:
             for e in self.dealer_plans():
                 yield to_record(e)
+        mk, at = _Maker(self.cfg.tag + "-modes", self.cfg.tenant), self.cfg.start - timedelta(days=1)
+        for mode, share in ((self.receipts, self.cfg.receipt_share), (self.freight, self.cfg.freight_share)):
+            if share > 0:
+                yield from (to_record(e) for e in mode.setup_events(mk, at))
 
 
 def _cny(amount: int | str) -> Money:
@@ -551,6 +564,7 @@ class BusinessSim:
         # Dealer flows draw from their own generator: the other flows keep their sequence.
         self.dealer_rng = random.Random(f"{cfg.seed}-dealers")
         self.stock: dict[str, list[str]] = {d.party_id: [] for d in world.dealers}
+        self.modes_rng = random.Random(f"{cfg.seed}-modes")
 
     def next(self, at: datetime) -> ev.Envelope:
         self.k += 1
@@ -568,6 +582,11 @@ class BusinessSim:
         rng, mk, tag = self.rng, self.mk, self.world.cfg.tag
         if self.world.dealers and self.dealer_rng.random() < self.world.cfg.dealer_share:
             return self._dealer_flow(at)
+        roll, cfg = self.modes_rng.random(), self.world.cfg
+        if roll < cfg.receipt_share:
+            return self.world.receipts.flow(self, at)
+        if roll < cfg.receipt_share + cfg.freight_share and (trip := self.world.freight.flow(self, at)) is not None:
+            return trip
         roll = rng.random()
         self.n_flows += 1
         n = self.n_flows

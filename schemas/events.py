@@ -365,6 +365,143 @@ class StockAudit(Envelope):
     payload: StockAuditPayload
 
 
+# ---------------------------------------------------------------- warehouse receipts (仓单)
+# Inventory finance: goods held in a third-party warehouse back a limit through the
+# warehouse's receipts. Keyed by the receipt's identity (warehouse and receipt number),
+# so every event of one receipt, whoever sends it, meets in one partition: a receipt
+# pledged twice is seen there, like an invoice presented twice.
+Quantity = Annotated[Decimal, Field(gt=0, lt=Decimal(10) ** 12, max_digits=18, decimal_places=6,
+                                    description="Decimal string or number, in the receipt's unit")]
+UnitOfMeasure = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.]{1,16}$",
+                                     description="Unit of quantity, e.g. t, kg, bbl, m3")]
+
+
+def receipt_key(warehouse_id: str, receipt_id: str) -> str:
+    """A receipt's identity: warehouse and receipt number (a digest when they are long,
+    so the key stays an Id)."""
+    key = f"{warehouse_id}:{receipt_id}"
+    return key if len(key) <= 64 else "wr-" + hashlib.sha256(key.encode()).hexdigest()[:40]
+
+
+class ReceiptRefPayload(Model):
+    warehouse_id: Id
+    receipt_id: Id = Field(description="The warehouse's receipt number")
+
+    def key(self) -> str:
+        return receipt_key(self.warehouse_id, self.receipt_id)
+
+
+class ReceiptIssuedPayload(ReceiptRefPayload):
+    owner_id: Id = Field(description="The depositor the receipt is issued to")
+    commodity: Id = Field(description="Commodity code, as the price feed names it (e.g. copper-cathode)")
+    quantity: Quantity
+    unit: UnitOfMeasure
+
+
+class ReceiptPledgedPayload(ReceiptRefPayload):
+    borrower_id: Id = Field(description="Who pledges the receipt (its owner) to its program's lenders")
+
+
+class ReceiptReleasedPayload(ReceiptRefPayload):
+    borrower_id: Id
+
+
+class StockDirection(StrEnum):
+    into = "in"
+    out = "out"
+
+
+class StockMovedPayload(ReceiptRefPayload):
+    direction: StockDirection = Field(description="Goods taken into (in) or out of (out) the warehouse "
+                                                  "under this receipt")
+    quantity: Quantity
+    unit: UnitOfMeasure | None = Field(default=None, description="The quantity's unit; when given it must be "
+                                                                 "the receipt's")
+    reference: Id | None = Field(default=None, description="The movement's own id (e.g. the EPCIS event id)")
+
+
+class ReceiptIssued(Envelope):
+    type: Literal["receipt.issued"]
+    payload: ReceiptIssuedPayload
+
+
+class ReceiptPledged(Envelope):
+    type: Literal["receipt.pledged"]
+    payload: ReceiptPledgedPayload
+
+
+class ReceiptReleased(Envelope):
+    type: Literal["receipt.released"]
+    payload: ReceiptReleasedPayload
+
+
+class StockMoved(Envelope):
+    type: Literal["receipt.stock_moved"]
+    payload: StockMovedPayload
+
+
+class MarketPricePayload(Model):
+    commodity: Id
+    price: Money = Field(description="Price of one unit of the commodity")
+    unit: UnitOfMeasure
+
+
+class MarketPrice(Envelope):
+    """A price feed's quote for one commodity (one event per commodity and quote)."""
+
+    type: Literal["market.price"]
+    payload: MarketPricePayload
+
+
+# ---------------------------------------------------------------- freight receivables
+# A carrier's completed waybill is a receivable against the shipper once the truck's own
+# trajectory corroborates the delivery. Keyed by truck, like telemetry: the waybill meets
+# the truck's positions in the machines lane (docs/credit-policy.md 1.6 says why).
+class TruckEnrolledPayload(Model):
+    truck_id: Id = Field(description="The truck's machine id, as its telemetry names it")
+    carrier_id: Id = Field(description="The carrier (the borrower) that operates the truck")
+
+
+class WaybillCompletedPayload(Model):
+    waybill_id: Id
+    truck_id: Id
+    carrier_id: Id
+    shipper_id: Id = Field(description="Who owes the freight charge: the receivable's debtor")
+    consignee_id: Id | None = None
+    destination: Geofence = Field(description="The consignee's site: the truck must reach it")
+    window_start: Timestamp = Field(description="Earliest time the delivery may take place")
+    window_end: Timestamp = Field(description="Latest time the delivery may take place")
+    amount: Money = Field(description="The freight charge the shipper owes")
+    due_date: date
+
+    @model_validator(mode="after")
+    def _window(self) -> WaybillCompletedPayload:
+        if self.window_end < self.window_start:
+            raise ValueError("window_end is before window_start")
+        return self
+
+
+class WaybillPaidPayload(Model):
+    waybill_id: Id
+    truck_id: Id
+    carrier_id: Id
+
+
+class TruckEnrolled(Envelope):
+    type: Literal["freight.truck_enrolled"]
+    payload: TruckEnrolledPayload
+
+
+class WaybillCompleted(Envelope):
+    type: Literal["freight.waybill_completed"]
+    payload: WaybillCompletedPayload
+
+
+class WaybillPaid(Envelope):
+    type: Literal["freight.waybill_paid"]
+    payload: WaybillPaidPayload
+
+
 # ---------------------------------------------------------------- registry
 class PartyKind(StrEnum):
     core_enterprise = "core_enterprise"
@@ -437,6 +574,14 @@ class ProgramParameters(Model):
     curtail_after_days: Annotated[int, Field(ge=1, le=720)] | None = None
     curtail_every_days: Annotated[int, Field(ge=1, le=365)] | None = None
     curtail_step: Annotated[Decimal, Field(ge=0, le=1)] | None = None
+    # Warehouse receipts (docs/credit-policy.md 1.5): the share of the market value not
+    # lent, per commodity; a commodity the program does not list is not financed.
+    commodity_haircuts: Annotated[dict[Id, Annotated[Decimal, Field(ge=0, le=1)]], Field(
+        max_length=200, description="Haircut per commodity code (0.30 = 70% of the market value counts)",
+    )] | None = None
+    price_max_age_days: Annotated[int, Field(ge=1, le=90)] | None = None
+    # Freight receivables (docs/credit-policy.md 1.6).
+    freight_advance_rate: Annotated[Decimal, Field(ge=0, le=1)] | None = None
 
 
 # Joint lending rule: every cooperating funder contributes at least 30% of each loan. A
@@ -590,4 +735,12 @@ INPUT_EVENTS: tuple[type[Envelope], ...] = (
     RetailSale,
     UnitRepaid,
     StockAudit,
+    ReceiptIssued,
+    ReceiptPledged,
+    ReceiptReleased,
+    StockMoved,
+    MarketPrice,
+    TruckEnrolled,
+    WaybillCompleted,
+    WaybillPaid,
 )

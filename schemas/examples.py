@@ -93,6 +93,25 @@ def example_events() -> list[ev.Envelope]:
         (ev.UnitRepaid, ev.UnitRepaidPayload(dealer_id="dlr-hunan-01", unit_id="SY215C00043")),
         (ev.StockAudit, ev.StockAuditPayload(dealer_id="dlr-hunan-01", audit_id="aud-2026-03",
                                              present_unit_ids=["SY215C00044", "SY75C00102"])),
+        (ev.ReceiptIssued, ev.ReceiptIssuedPayload(
+            warehouse_id="wh-yangshan-3", receipt_id="WR-2026-0311", owner_id="trd-hunan-metals",
+            commodity="copper-cathode", quantity=Decimal("100"), unit="t")),
+        (ev.ReceiptPledged, ev.ReceiptPledgedPayload(warehouse_id="wh-yangshan-3", receipt_id="WR-2026-0311",
+                                                     borrower_id="trd-hunan-metals")),
+        (ev.StockMoved, ev.StockMovedPayload(warehouse_id="wh-yangshan-3", receipt_id="WR-2026-0311",
+                                             direction=ev.StockDirection.out, quantity=Decimal("20"),
+                                             reference="epcis-7f3a")),
+        (ev.ReceiptReleased, ev.ReceiptReleasedPayload(warehouse_id="wh-yangshan-3", receipt_id="WR-2026-0311",
+                                                       borrower_id="trd-hunan-metals")),
+        (ev.MarketPrice, ev.MarketPricePayload(commodity="copper-cathode", price=cny("68000.00"), unit="t")),
+        (ev.TruckEnrolled, ev.TruckEnrolledPayload(truck_id="trk-xx-0091", carrier_id="car-changsha-express")),
+        (ev.WaybillCompleted, ev.WaybillCompletedPayload(
+            waybill_id="WB-20260312-0007", truck_id="trk-xx-0091", carrier_id="car-changsha-express",
+            shipper_id="sany-heavy", consignee_id="site-yuelu",
+            destination=Geofence(center=GeoPoint(lat=28.17, lon=112.93), radius_km=1.0),
+            window_start=T0, window_end=T0 + timedelta(hours=10), amount=cny("18500.00"), due_date=date(2026, 4, 12))),
+        (ev.WaybillPaid, ev.WaybillPaidPayload(waybill_id="WB-20260312-0007", truck_id="trk-xx-0091",
+                                               carrier_id="car-changsha-express")),
     ]
     events = [_env(cls, i, payload) for i, (cls, payload) in enumerate(items, start=1)]
     zero, lim = cny("0.00"), cny("320000.00")

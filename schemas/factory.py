@@ -156,3 +156,42 @@ class EventFactory:
     def stock_audit(self, dealer_id: str, audit_id: str, present: list[str]) -> ev.Envelope:
         return self._e(ev.StockAudit, ev.StockAuditPayload(dealer_id=dealer_id, audit_id=audit_id,
                                                            present_unit_ids=present))
+
+    # warehouse receipts (inventory finance) and the price feed
+    def receipt_issued(self, warehouse_id: str, receipt_id: str, owner_id: str, commodity: str,
+                       quantity: str, unit: str = "t") -> ev.Envelope:
+        return self._e(ev.ReceiptIssued, ev.ReceiptIssuedPayload(
+            warehouse_id=warehouse_id, receipt_id=receipt_id, owner_id=owner_id, commodity=commodity,
+            quantity=Decimal(quantity), unit=unit))
+
+    def receipt_pledged(self, warehouse_id: str, receipt_id: str, borrower_id: str) -> ev.Envelope:
+        return self._e(ev.ReceiptPledged, ev.ReceiptPledgedPayload(warehouse_id=warehouse_id, receipt_id=receipt_id,
+                                                                   borrower_id=borrower_id))
+
+    def receipt_released(self, warehouse_id: str, receipt_id: str, borrower_id: str) -> ev.Envelope:
+        return self._e(ev.ReceiptReleased, ev.ReceiptReleasedPayload(
+            warehouse_id=warehouse_id, receipt_id=receipt_id, borrower_id=borrower_id))
+
+    def stock_moved(self, warehouse_id: str, receipt_id: str, direction: str, quantity: str) -> ev.Envelope:
+        return self._e(ev.StockMoved, ev.StockMovedPayload(warehouse_id=warehouse_id, receipt_id=receipt_id,
+                                                           direction=ev.StockDirection(direction),
+                                                           quantity=Decimal(quantity)))
+
+    def price(self, commodity: str, amount: str, unit: str = "t") -> ev.Envelope:
+        return self._e(ev.MarketPrice, ev.MarketPricePayload(commodity=commodity, price=cny(amount), unit=unit))
+
+    # freight receivables
+    def truck_enrolled(self, truck_id: str, carrier_id: str) -> ev.Envelope:
+        return self._e(ev.TruckEnrolled, ev.TruckEnrolledPayload(truck_id=truck_id, carrier_id=carrier_id))
+
+    def waybill_completed(self, waybill_id: str, truck_id: str, carrier_id: str, shipper_id: str,
+                          destination: tuple[float, float, float], window: tuple[datetime, datetime],
+                          amount: str, due: date) -> ev.Envelope:
+        return self._e(ev.WaybillCompleted, ev.WaybillCompletedPayload(
+            waybill_id=waybill_id, truck_id=truck_id, carrier_id=carrier_id, shipper_id=shipper_id,
+            destination=Geofence(center=GeoPoint(lat=destination[0], lon=destination[1]), radius_km=destination[2]),
+            window_start=window[0], window_end=window[1], amount=cny(amount), due_date=due))
+
+    def waybill_paid(self, waybill_id: str, truck_id: str, carrier_id: str) -> ev.Envelope:
+        return self._e(ev.WaybillPaid, ev.WaybillPaidPayload(waybill_id=waybill_id, truck_id=truck_id,
+                                                             carrier_id=carrier_id))

@@ -31,7 +31,7 @@ class Reason(Model):
 class Component(Model):
     """One asset's contribution to the limit (an invoice, an order, a machine)."""
 
-    kind: Literal["receivable", "order", "equipment", "dealer", "dealer_unit"]
+    kind: Literal["receivable", "order", "equipment", "dealer", "dealer_unit", "inventory", "freight"]
     asset_id: Id
     contribution: Money
     frozen: bool = False

@@ -26,6 +26,9 @@ INVOICES_TOPIC = "cs.invoices"
 ORDERS_TOPIC = "cs.orders"
 SHIPMENTS_TOPIC = "cs.shipments"
 DEALERS_TOPIC = "cs.dealers"
+RECEIPTS_TOPIC = "cs.receipts"
+PRICES_TOPIC = "cs.prices"
+WAYBILLS_TOPIC = "cs.waybills"
 LEDGER_TOPIC = "cs.ledger"
 SIGNALS_TOPIC = "cs.signals"
 LIMITS_TOPIC = "cs.limits"
@@ -108,6 +111,20 @@ TOPICS: tuple[TopicSpec, ...] = (
         "Sales-based dealer financing: units from pickup to retail sale, plans and audits, by dealer.",
     ),
     TopicSpec(
+        RECEIPTS_TOPIC, "warehouse_id:receipt_id", PARTITIONS, "delete", 400 * DAY_MS,
+        (ev.ReceiptIssued, ev.ReceiptPledged, ev.ReceiptReleased, ev.StockMoved),
+        "Warehouse receipts and their stock movements, keyed by receipt so a second pledge meets the first.",
+    ),
+    TopicSpec(
+        PRICES_TOPIC, "commodity", 1, "delete", 400 * DAY_MS, (ev.MarketPrice,),
+        "Commodity price feed; read with cs.registry, which knows the programs that finance each commodity.",
+    ),
+    TopicSpec(
+        WAYBILLS_TOPIC, "truck_id", PARTITIONS, "delete", 400 * DAY_MS,
+        (ev.TruckEnrolled, ev.WaybillCompleted, ev.WaybillPaid),
+        "Carriers' trucks and completed waybills, co-partitioned with cs.telemetry (the truck's positions).",
+    ),
+    TopicSpec(
         "cs.ledger", "borrower_id", PARTITIONS, "delete", FOREVER,
         (ev.Drawdown, ev.Repayment, ev.Overdue),
         "Drawdowns, repayments and overdues from the lenders' loan systems.",
@@ -177,6 +194,11 @@ KEY_OF_TYPE: dict[str, Callable[[ev.Envelope], str]] = {
     **{t: (lambda e: e.payload.dealer_id) for t in (  # type: ignore[attr-defined]
         "dealer.plan", "dealer.unit_picked_up", "dealer.retail_sale", "dealer.unit_repaid",
         "dealer.stock_audit")},
+    **{t: (lambda e: e.payload.key()) for t in (  # type: ignore[attr-defined]
+        "receipt.issued", "receipt.pledged", "receipt.released", "receipt.stock_moved")},
+    "market.price": lambda e: e.payload.commodity,  # type: ignore[attr-defined]
+    **{t: (lambda e: e.payload.truck_id) for t in (  # type: ignore[attr-defined]
+        "freight.truck_enrolled", "freight.waybill_completed", "freight.waybill_paid")},
     "deadletter.record": lambda e: e.event_id,
     "alert.raised": lambda e: e.payload.borrower_id or e.payload.asset_id or e.event_id,  # type: ignore[attr-defined]
 }

@@ -58,7 +58,7 @@ MAX_BUFFERED = 20000
 # Every processor runs on a lane (streams/app.py says why invoices and orders moved off
 # Faust agents); the registry's lane restores ~70k records/s where Faust's table did
 # 1.3-4k/s (docs/memory-recovery.md).
-LANES = ("registry", "machines", "invoices", "orders", "dealers", "facilities")
+LANES = ("registry", "machines", "invoices", "orders", "dealers", "receipts", "facilities")
 
 
 def lane_group(app_id: str, name: str = "machines") -> str:

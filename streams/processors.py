@@ -27,12 +27,25 @@ from schemas.topics import (
     LEDGER_TOPIC,
     ORDERS_TOPIC,
     PLEDGES_TOPIC,
+    PRICES_TOPIC,
+    RECEIPTS_TOPIC,
     REGISTRY_TOPIC,
     SHIPMENTS_TOPIC,
     SIGNALS_TOPIC,
     TELEMETRY_TOPIC,
+    WAYBILLS_TOPIC,
 )
-from streams.domain import dealers, facility, invoices, machines, orders, registry, silence
+from streams.domain import (
+    dealers,
+    facility,
+    freight,
+    invoices,
+    machines,
+    orders,
+    receipts,
+    registry,
+    silence,
+)
 from streams.domain.signals import (
     Output,
     Rejected,
@@ -120,8 +133,9 @@ class MachineProcessor(Processor):
     """Stage 1: pledges and telemetry by machine id."""
 
     name = "machines"
-    topics = (TELEMETRY_TOPIC, PLEDGES_TOPIC)
-    types = frozenset({"telemetry.equipment", "telemetry.battery", "registry.pledge", "registry.pledge_released"})
+    topics = (TELEMETRY_TOPIC, PLEDGES_TOPIC, WAYBILLS_TOPIC)
+    types = frozenset({"telemetry.equipment", "telemetry.battery", "registry.pledge", "registry.pledge_released"}
+                      | {t for t in KEY_OF_TYPE if t.startswith("freight.")})
 
     _partition = 0
 
@@ -134,6 +148,11 @@ class MachineProcessor(Processor):
         return super().process(store, topic, key, value, partition, offset)
 
     def apply(self, store: Store, key: str, event: ev.Envelope) -> list[Output]:
+        if event.type.startswith("freight."):  # a truck's waybills meet its positions here (freight.py)
+            state = own_copy(store, key, machines.new_state)
+            outs = freight.on_event(state, event)
+            store[key] = state
+            return outs
         if isinstance(event, ev.MachinePledged | ev.PledgeReleased):
             state = own_copy(store, key, machines.new_state)  # pledges are rare: a copy is cheap
             told = state.get("told")
@@ -192,12 +211,21 @@ class DealerProcessor(AssetProcessor):
     new_state, on_event = staticmethod(dealers.new_state), staticmethod(dealers.on_event)
 
 
+class ReceiptProcessor(AssetProcessor):
+    """Stage 1: warehouse receipts by receipt (warehouse and number), the duplicate guard."""
+
+    name = "receipts"
+    topics = (RECEIPTS_TOPIC,)
+    types = frozenset(t for t in KEY_OF_TYPE if t.startswith("receipt."))
+    new_state, on_event = staticmethod(receipts.new_state), staticmethod(receipts.on_event)
+
+
 class RegistryProcessor(Processor):
     """The single-partition registry; its store holds many keys per event (indexes)."""
 
     name = "registry"
-    topics = (REGISTRY_TOPIC,)
-    types = frozenset({"registry.borrower", "registry.supply_relationship", "registry.party_status",
+    topics = (REGISTRY_TOPIC, PRICES_TOPIC)  # prices fan out to programs' members (prices.py)
+    types = frozenset({"market.price", "registry.borrower", "registry.supply_relationship", "registry.party_status",
                        "registry.program", "registry.consent_granted", "registry.consent_revoked",
                        "registry.policy_promoted"})
 
@@ -296,7 +324,7 @@ class FacilityProcessor(Processor):
 def all_processors(policy: str | None = None) -> list[Processor]:
     """One engine's processors; ``policy`` pins its decisions to that policy version."""
     return [RegistryProcessor(), MachineProcessor(), InvoiceProcessor(), OrderProcessor(), DealerProcessor(),
-            FacilityProcessor(policy)]
+            ReceiptProcessor(), FacilityProcessor(policy)]
 
 
 def processor_for(topic: str, processors: list[Processor]) -> Processor:

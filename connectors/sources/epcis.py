@@ -1,4 +1,5 @@
-"""GS1 EPCIS 2.0 JSON-LD documents to shipment observations (pure).
+"""GS1 EPCIS 2.0 JSON-LD documents to shipment observations and, for events naming a
+warehouse receipt (a ``wr`` bizTransaction), stock movements (epcis_stock.py) (pure).
 
 Mapped: ObjectEvent, TransactionEvent and AggregationEvent (a pallet packed or received:
 its parentID is the shipment) with action ADD or OBSERVE, a purchase-order reference in
@@ -40,7 +41,8 @@ from connectors.sources.common import (
     is_id,
     item_rejected,
 )
-from schemas.events import BizStep, Disposition, ShipmentObserved
+from connectors.sources.epcis_stock import map_stock_event, receipt_reference
+from schemas.events import BizStep, Disposition, Envelope, ShipmentObserved
 
 SUPPORTED_TYPES = ("ObjectEvent", "TransactionEvent", "AggregationEvent")
 EVENT_TYPES = (*SUPPORTED_TYPES, "TransformationEvent", "AssociationEvent")
@@ -158,8 +160,9 @@ def _geo(read_point: Any) -> dict[str, float] | None:
 
 def map_event(event: Any, *, tenant: str, party_map: dict[str, str] | None = None,
               recorded_at: datetime | None = None,
-              location_map: dict[str, str] | None = None) -> tuple[ShipmentObserved | None, str | None]:
-    """One EPCIS event -> (event, None), or (None, note) when it is not about a shipment.
+              location_map: dict[str, str] | None = None) -> tuple[ShipmentObserved | Envelope | None, str | None]:
+    """One EPCIS event -> (event, None), or (None, note) when it is not about a shipment
+    or a warehouse receipt's stock (epcis_stock.py).
 
     Raises :class:`SourceError` for a shipment event that cannot be mapped.
     """
@@ -169,6 +172,9 @@ def map_event(event: Any, *, tenant: str, party_map: dict[str, str] | None = Non
     if etype not in SUPPORTED_TYPES:
         return None, f"{etype} skipped: only ObjectEvent, TransactionEvent and AggregationEvent describe shipments"
     step = cbv_word(event.get("bizStep"), "BizStep")
+    if (receipt := receipt_reference(event, cbv_word)) is not None:  # goods under a warehouse receipt
+        return map_stock_event(event, receipt, step, event_time(event), tenant=tenant,
+                               recorded_at=recorded_at), None
     if step not in BizStep.__members__:
         return None, f"{etype} with bizStep {event.get('bizStep')!r} skipped: not a shipment step"
     action = event.get("action")

@@ -16,6 +16,7 @@ from schemas.common import MAX_AMOUNT, Money
 from schemas.currencies import MINOR_UNITS
 from schemas.topics import LIMITS_TOPIC
 from streams.domain import collapse, fleet
+from streams.domain.inventory_policy import margin_calls
 from streams.domain.policy import (
     POLICY_VERSION,
     PolicyParams,
@@ -49,7 +50,7 @@ def _newer(state: State, sig: dict[str, Any]) -> bool:
 
 
 SIGNAL_KINDS = frozenset({"receivable", "order", "machine", "machine_released", "delivery", "buyers",
-                          "program", "consent", "dealer", "policy"})
+                          "program", "consent", "dealer", "policy", "receipt", "freight", "price"})
 
 
 def apply_signal(state: State, sig: dict[str, Any]) -> list[Output]:
@@ -68,7 +69,7 @@ def _apply_one(state: State, sig: dict[str, Any]) -> list[Output]:
     if not _newer(state, sig):
         return []
     outs: list[Output] = []
-    if kind in ("receivable", "order", "machine", "dealer"):
+    if kind in ("receivable", "order", "machine", "dealer", "receipt", "freight"):
         state["assets"].setdefault(kind, {})[sig["asset_id"]] = sig  # states before 2026.12-2 lack dealer
         if kind == "machine":
             fleet.touch(state, sig["asset_id"])  # valued again at the next decision
@@ -76,6 +77,8 @@ def _apply_one(state: State, sig: dict[str, Any]) -> list[Output]:
             outs += _collapse(state, sig)
         elif kind == "receivable":
             outs += _seller_alerts(state, sig["at"], sig["triggers"])
+    elif kind == "price":  # the latest quote of a commodity the program finances (prices.py)
+        state.setdefault("prices", {})[sig["asset_id"]] = sig
     elif kind == "machine_released":
         fleet.touch(state, sig["asset_id"])
         state["assets"]["machine"].pop(sig["asset_id"], None)
@@ -262,7 +265,7 @@ def decide_and_publish(state: State) -> list[Output]:
     d = decide(state, params, fleet.equipment(state, params))  # the machines: only what changed
     now = state["watermark"]
     last = state["last"]
-    alerts = _out_of_trust_alerts(state, d, now)
+    alerts = _out_of_trust_alerts(state, d, now) + margin_calls(state, d, now)
     # A new policy version is said to lenders once, in the first update under it, even
     # when nothing else moved (a state from before the policy lab names no version: it was
     # decided under POLICY_VERSION).
@@ -339,6 +342,9 @@ CLEARED = {
     "SOLD_OUT_OF_TRUST": "sold units repaid", "UNIT_MISSING_AT_AUDIT": "missing units found again",
     "DEALER_SALES_UNCONFIRMED": "sales confirmed by the window before", "DEALER_NO_PLAN": "production plan received",
     "DEALER_PLAN_CAP": "within the manufacturer's plan", "DEALER_CURTAILMENT": "no aged units in stock",
+    "PRICE_STALE": "commodity prices quoted again", "PRICE_MISSING": "commodity price received",
+    "INVENTORY_PRICE_FALL": "commodity prices no longer falling", "FREIGHT_UNCORROBORATED": "waybills judged on their trucks' positions",
+    "FREIGHT_NOT_DELIVERED": "undelivered waybills settled",
     "PROGRAM_CAP": "below the program cap", "INCLUSIVE_CAP": "below the inclusive-finance cap",
 }
 # A new reason has its own sentence in the update; the change reason names it briefly.
@@ -348,6 +354,8 @@ ADDED = {
     "RECEIVABLE_SELLER_MISMATCH": "an invoice under another seller's tax id", "OVERDUE": "a loan overdue",
     "CONSENT_REVOKED": "consent withdrawn", "CONSENT_MISSING": "consent missing",
     "SOLD_OUT_OF_TRUST": "a unit sold out of trust", "UNIT_MISSING_AT_AUDIT": "a unit missing at audit",
+    "INVENTORY_PRICE_FALL": "a commodity price fell", "PRICE_STALE": "a commodity price is stale",
+    "FREIGHT_NOT_DELIVERED": "a waybill not corroborated by its truck",
 }
 STATUS_WORDS = {"active": "active", "partially_frozen": "partly frozen", "frozen": "frozen"}
 
@@ -358,7 +366,7 @@ def _change_reason(prev: Decimal, new: Decimal, before: dict[str, str], after: d
     """LIMIT_UP / LIMIT_DOWN / LIMIT_UNCHANGED with what changed: the component sums that
     moved, money drawn or repaid, reasons that no longer apply and a new status."""
     names = {"receivable": "confirmed invoices", "order": "confirmed orders", "equipment": "machines",
-             "dealer": "dealer sales"}
+             "dealer": "dealer sales", "inventory": "warehouse receipts", "freight": "corroborated waybills"}
     moves = []
     for k, name in names.items():
         delta = Decimal(after[k]) - Decimal(before.get(k, "0"))

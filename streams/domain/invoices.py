@@ -15,7 +15,8 @@ from decimal import Decimal
 from typing import Any
 
 from schemas import events as ev
-from streams.domain.signals import Output, Rejected, alert, first_time, signal, tax_ref
+from streams.domain.duplicates import duplicate_financing
+from streams.domain.signals import Output, Rejected, first_time, signal, tax_ref
 
 State = dict[str, Any]
 LIVE = {"issued", "confirmed", "disputed", "partially_paid"}
@@ -34,13 +35,9 @@ def on_event(state: State, event: ev.Envelope) -> list[Output]:
     fp = state["fp"]
     if isinstance(event, ev.InvoiceIssued):
         if state["status"] is not None:
-            holder = state["seller_id"]
-            who = "the same seller" if holder == p.seller_id else "another seller"
-            when = ("while it is already financed" if state["status"] in LIVE
-                    else f"after it was {state['status']}")
-            return [alert("DUPLICATE_FINANCING", "critical",
-                          f"Invoice {p.invoice.invoice_number} was submitted again by {who} {when}; "
-                          "it is not counted again.", at, ids, p.seller_id, fp, event.tenant)]
+            return [duplicate_financing(f"Invoice {p.invoice.invoice_number}", "seller", state["seller_id"],
+                                        p.seller_id, state["status"], state["status"] in LIVE, at, ids, fp,
+                                        event.tenant)]
         state.update(status="issued", seller_id=p.seller_id, buyer_id=p.buyer_id,
                      seller_tax_ref=tax_ref(p.invoice.seller_tax_id),
                      number=p.invoice.invoice_number, amount=str(p.invoice.total.amount),

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from schemas import events as ev
+from streams.domain import freight
 from streams.domain.geo import haversine_km
 from streams.domain.signals import Output, Rejected, alert, first_time, signal
 
@@ -65,6 +66,8 @@ def on_telemetry(state: State, event: ev.EquipmentTelemetry | ev.BatteryTelemetr
     pledge = state["pledge"]
     p = event.payload
     if pledge is None:
+        if state.get("truck") is not None:  # a carrier's truck enrolled for freight only (freight.py)
+            return freight.on_truck_telemetry(state, event)
         raise Rejected("unpledged_machine", f"machine {p.machine_id} has no pledge: telemetry not routable")
     if not first_time(state, event, SEEN_IDS):
         return []
@@ -97,6 +100,8 @@ def on_telemetry(state: State, event: ev.EquipmentTelemetry | ev.BatteryTelemetr
         state["alarm"] = p.alarm_level
     if p.location is not None:
         out += _apply_location(state, p.location.lat, p.location.lon, at, prev_ts, ids, bid, mid)
+        if state.get("truck") is not None:  # a pledged truck that also carries freight
+            out += freight.on_position(state, at, p.location.lat, p.location.lon, ids)
     state["ts"] = at
     state["ts_id"] = event.event_id  # the tail's trigger if stage 2 must be told of it (silence.py)
     if state["first_day"] is None:

@@ -17,6 +17,8 @@ from typing import Any
 from schemas.currencies import minor_unit
 from streams.domain import policyfile
 from streams.domain.dealer_policy import dealer_components
+from streams.domain.freight_policy import freight_components
+from streams.domain.inventory_policy import inventory_components
 from streams.domain.season import MONTHS, Profile, month_of, window_shares
 from streams.domain.signals import utc_time
 
@@ -69,6 +71,11 @@ class PolicyParams:
     curtail_after_days: int = BASE["curtail_after_days"]
     curtail_every_days: int = BASE["curtail_every_days"]
     curtail_step: Decimal = BASE["curtail_step"]
+    # Warehouse receipts (inventory_policy.py, section 1.5): (commodity, haircut) pairs;
+    # a commodity not listed is not financed. Freight receivables (section 1.6).
+    commodity_haircuts: tuple[tuple[str, Decimal], ...] = ()
+    price_max_age_days: int = 3
+    freight_advance_rate: Decimal = Decimal("0.80")
 
     @classmethod
     def for_program(cls, program: dict[str, Any], version: str = POLICY_VERSION) -> PolicyParams:
@@ -86,6 +93,8 @@ def for_version(version: str) -> PolicyParams:
 
 
 def _hashable(v: Any) -> Any:
+    if isinstance(v, dict):  # commodity_haircuts
+        return tuple(sorted(v.items()))
     return tuple(v) if isinstance(v, list) else v
 
 
@@ -95,6 +104,8 @@ def _for_parameters(version: str, items: tuple[tuple[str, Any], ...]) -> PolicyP
     def parse(k: str, v: Any) -> Any:
         if isinstance(getattr(PolicyParams, k), int):
             return int(v)
+        if k == "commodity_haircuts":
+            return tuple(sorted((c, Decimal(str(h))) for c, h in v))
         if k == "seasonal_profile":
             return tuple(float(x) for x in v)
         return Decimal(str(v))
@@ -355,6 +366,8 @@ def decide(state: dict[str, Any], params: PolicyParams, machines: Equipment | No
         parts, late = dealer_components(sig, params, now, currency, unit, reasons)
         components += parts
         out_of_trust += [(did, uid) for uid in late]
+    components += inventory_components(state, params, now, currency, unit, reasons)  # receipts (1.5)
+    components += freight_components(state, params, now, currency, unit, reasons)  # waybills (1.6)
 
     if params.seasonal_profile and (state["assets"]["machine"] or state["assets"].get("dealer")):
         month = month_of(int(now // DAY))
@@ -374,7 +387,7 @@ def decide(state: dict[str, Any], params: PolicyParams, machines: Equipment | No
     # Without consent every component counts zero and is frozen (see build below).
     sums = {k: zero if not consent else machines.total if k == "equipment" else
             sum((c["contribution"] for c in components if c["kind"] == k), zero)
-            for k in ("receivable", "order", "equipment", "dealer")}
+            for k in ("receivable", "order", "equipment", "dealer", "inventory", "freight")}
     total = sum(sums.values(), zero)
     cap = Decimal(program["cap"]["amount"])
     limit = min(total, cap)

@@ -12,7 +12,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from schemas import events as ev
-from streams.domain import policyfile
+from streams.domain import policyfile, prices
 from streams.domain.signals import Output, Rejected, alert, event_key, signal, tax_ref
 
 Store = MutableMapping[str, Any]
@@ -71,6 +71,8 @@ def _program_signal(store: Store, borrower_id: str, program_id: str, at: float, 
 
 
 def on_event(store: Store, event: ev.Envelope) -> list[Output]:
+    if isinstance(event, ev.MarketPrice):  # cs.prices: a quote is its own repeat check (prices.py)
+        return prices.on_price(store, event)
     seen_key = f"seen:{event_key(event)}"  # per tenant: ids are the publishers' own
     if store.get(seen_key) or store.get(f"seen:{event.event_id}"):  # or a bare id from before 2026.12-1
         return []
@@ -110,15 +112,17 @@ def on_event(store: Store, event: ev.Envelope) -> list[Output]:
             if p.party_id not in members:
                 store[f"members:{p.program_id}"] = [*members, p.party_id]
             return [_program_signal(store, p.party_id, p.program_id, at, ids),
-                    _factors_signal(store, p.party_id, at, ids)]
+                    _factors_signal(store, p.party_id, at, ids),
+                    *prices.for_member(store, p.party_id, p.program_id, at, ids)]
         return []
     if isinstance(event, ev.ProgramRegistered):
         store[f"program:{p.program_id}"] = p.model_dump(mode="json")
         programs = _get(store, "programs", [])  # every program once: who a promotion reaches
         if p.program_id not in programs:
             store["programs"] = [*programs, p.program_id]
-        return [_program_signal(store, m, p.program_id, at, ids)
-                for m in _get(store, f"members:{p.program_id}", [])]
+        return [*(_program_signal(store, m, p.program_id, at, ids)
+                  for m in _get(store, f"members:{p.program_id}", [])),
+                *prices.on_program(store, p, at, ids)]
     if isinstance(event, ev.PolicyPromoted):
         # The audit record is this event on cs.registry (who, which version, when; kept
         # forever). Every registered borrower is decided under the version from its next

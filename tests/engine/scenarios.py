@@ -426,3 +426,145 @@ def dealer_floor_plan(u: str) -> tuple[list[Envelope], dict[str, object]]:
     evs.append(f.stock_audit(d, f"aud3-{u}", [units[8], units[9]]))
     marks["curtailed"] = len(evs)
     return evs, marks
+
+
+def warehouse_receipts(u: str) -> tuple[list[Envelope], dict[str, object]]:
+    """Inventory finance (仓单): a metals trader pledges warehouse receipts; the program's
+    haircuts are 30% on copper and 25% on aluminium, nickel is not financed.
+
+    Day 0: copper quoted 70,000 and aluminium 20,000 CNY/t. R1 (100 t copper) pledged:
+    100 x 70,000 x 0.70 = 4.9m. R2 (200 t aluminium): + 200 x 20,000 x 0.75 = 3m (7.9m);
+    R3 (10 t nickel): INVENTORY_NOT_ACCEPTED. 10 t of aluminium leave the warehouse under
+    the pledge (STOCK_OUT_UNDER_PLEDGE): R2 = 2.85m, 7.75m. Day 1: 7m drawn. Day 2: copper
+    falls to 55,000: R1 = 3.85m, limit 6.7m < 7m outstanding: INVENTORY_MARGIN_CALL for
+    300,000. Another trader pledges R1 again: DUPLICATE_FINANCING. 300k repaid. Day 6:
+    aluminium quoted again, copper's quote is 4 days old (more than 3): R1 frozen, 2.85m.
+    Copper quoted at 60,000: 4.2m + 2.85m = 7.05m. 2.5m repaid, R2 released: 4.2m."""
+    f = EventFactory(f"wr-{u}", WEEK0)
+    t, t2, prg, wh = f"trd-{u}", f"trd2-{u}", f"prg-{u}", f"wh-{u}"
+    # Commodity codes carry the run's id: quotes are kept per commodity by quote time
+    # across everything on a broker, and another run's later quote would win.
+    cu, al, ni = f"copper-{u}", f"aluminium-{u}", f"nickel-{u}"
+    evs = [f.program(prg, cap="20000000", commodity_haircuts={cu: "0.30", al: "0.25"}),
+           f.borrower(t, prg), f.consent(t), f.borrower(t2, prg, tax_id=TAX_S2), f.consent(t2),
+           f.price(cu, "70000"), f.price(al, "20000"), f.price(ni, "130000"),
+           f.receipt_issued(wh, "R1", t, cu, "100"), f.receipt_pledged(wh, "R1", t)]
+    marks: dict[str, object] = {"copper": len(evs)}
+    evs += [f.receipt_issued(wh, "R2", t, al, "200"), f.receipt_pledged(wh, "R2", t),
+            f.receipt_issued(wh, "R3", t, ni, "10"), f.receipt_pledged(wh, "R3", t)]
+    marks["both"] = len(evs)
+    f.advance(hours=1)
+    evs.append(f.stock_moved(wh, "R2", "out", "10"))
+    marks["stock_out"] = len(evs)
+    f.advance(days=1)
+    evs.append(f.drawdown(f"ln-{u}", t, prg, "7000000"))
+    marks["drawn"] = len(evs)
+    f.advance(days=1)
+    evs.append(f.price(cu, "55000"))
+    marks["margin_call"] = len(evs)
+    f.advance(hours=1)
+    evs += [f.receipt_pledged(wh, "R1", t2), f.repayment(f"ln-{u}", t, "300000")]
+    marks["repaid"] = len(evs)
+    f.advance(days=4)
+    evs.append(f.price(al, "20000"))
+    marks["stale"] = len(evs)
+    f.advance(hours=1)
+    evs.append(f.price(cu, "60000"))
+    marks["requoted"] = len(evs)
+    f.advance(days=1)
+    evs += [f.repayment(f"ln-{u}", t, "2500000"), f.receipt_released(wh, "R2", t)]
+    marks["released"] = len(evs)
+    return evs, marks
+
+
+DEPOT, CONSIGNEE, ELSEWHERE = (28.20, 112.90), (28.60, 112.90, 1.0), (28.20, 113.40, 1.0)
+
+
+def freight_waybills(u: str) -> tuple[list[Envelope], dict[str, object]]:
+    """Freight receivables: carrier car-<u>'s truck (enrolled, not pledged) reports its
+    position every 15 minutes; waybills for shipper shp-<u>, advance rate 0.80.
+
+    Day 0: the truck drives from its depot to the consignee (28.60, 112.90), stays
+    10:00-11:00 and returns; W1 (20,000, window 08:00-20:00) completes at 12:00 and is
+    corroborated at once: 16,000. Day 1: the truck stays at the depot; W2 (to a site 49 km
+    east, window 08:00-20:00) completes at 13:00: awaiting (FREIGHT_UNCORROBORATED); the
+    first trail point after 20:00 settles it: WAYBILL_NOT_CORROBORATED, it never counts.
+    Day 2: W3 (30,000, to the first consignee) completes at 08:00, before the positions
+    that corroborate it at 10:00: 16,000 + 24,000 = 40,000. W1 paid: 24,000."""
+    f = EventFactory(f"fw-{u}", WEEK0)
+    c, shp, prg, trk = f"car-{u}", f"shp-{u}", f"prg-{u}", f"trk-{u}"
+    evs = [f.program(prg, cap="1000000"), f.borrower(c, prg, kind="fleet_operator"), f.consent(c),
+           f.supplies(c, shp), f.truck_enrolled(trk, c)]
+    marks: dict[str, object] = {}
+    day0 = WEEK0
+
+    def at(day: int, hour: float) -> datetime:
+        return day0 + timedelta(days=day, hours=hour)
+
+    def drive(day: int, dest: tuple[float, float] | None, until: float, start: float = 0.0) -> None:
+        """Positions every 15 min of ``day`` from ``start`` to ``until`` (hours): out to
+        ``dest`` from 08:00 to 10:00, there until 11:00, back by 13:00; else the depot."""
+        h = start
+        while h < until:
+            f.now = at(day, h)
+            lat, lon = DEPOT
+            if dest is not None and 8 <= h < 13:
+                frac = min(h - 8, 2) / 2 if h < 11 else max(0.0, 1 - (h - 11) / 2)
+                lat, lon = DEPOT[0] + (dest[0] - DEPOT[0]) * frac, DEPOT[1] + (dest[1] - DEPOT[1]) * frac
+            evs.append(f.equipment(trk, 1000 + day * 24 + h, lat=round(lat, 5), lon=round(lon, 5)))
+            h += 0.25
+
+    def waybill(wid: str, day: int, hour: float, dest: tuple[float, float, float], amount: str) -> Envelope:
+        f.now = at(day, hour)
+        return f.waybill_completed(f"{wid}-{u}", trk, c, shp, dest, (at(day, 8), at(day, 20)), amount,
+                                   (day0 + timedelta(days=30)).date())
+
+    drive(0, CONSIGNEE[:2], 12.0)
+    evs.append(waybill("W1", 0, 12.0, CONSIGNEE, "20000"))
+    marks["w1"] = len(evs)
+    drive(0, None, 24.0, start=12.25)
+    drive(1, None, 13.0)
+    evs.append(waybill("W2", 1, 13.0, ELSEWHERE, "50000"))
+    marks["w2_awaiting"] = len(evs)
+    drive(1, None, 20.5, start=13.25)
+    marks["w2_failed"] = len(evs)
+    drive(1, None, 24.0, start=20.5)
+    evs.append(waybill("W3", 2, 8.0, CONSIGNEE, "30000"))
+    drive(2, CONSIGNEE[:2], 14.0)
+    marks["w3"] = len(evs)
+    f.now = at(2, 15)
+    evs.append(f.waybill_paid(f"W1-{u}", trk, c))
+    marks["paid"] = len(evs)
+    return evs, marks
+
+
+def supplier_fades(u: str) -> tuple[list[Envelope], dict[str, int]]:
+    """Early warning (issue 17): a supplier with a confirmed 1m invoice gets one 100k
+    order a day for 35 days, each delivered on time two days later; from day 35 an
+    order only every third day, each delivered two days late; on day 49 a 300k loan
+    goes overdue. Its program lets an active warning cut the limit by up to 20%.
+    ``marks``: the index of the first event of day 35 and of the overdue notice."""
+    f = EventFactory(f"ew-{u}", WEEK0)
+    s, core = f"sup-{u}", f"core-{u}"
+    evs = [f.program(f"prg-{u}", ew_max_cut="0.20"), f.borrower(s, f"prg-{u}"), f.consent(s), f.supplies(s, core)]
+    ref = f.invoice_ref(TAX_S, f"{u}E1", "1000000")
+    evs += [f.invoice_issued(ref, s, core, due_in_days=120), f.invoice_action("confirmed", ref, s, core)]
+    marks: dict[str, int] = {}
+    start = f.now
+    for day in range(49):
+        if day == 35:
+            marks["fading"] = len(evs)
+        f.now = start + timedelta(days=day, hours=9)
+        if day < 35 or day % 3 == 0:
+            po = f"po-{u}-{day}"
+            evs += [f.po("issued", po, core, s, "100000"), f.po("confirmed", po, core, s)]
+        f.now = start + timedelta(days=day, hours=15)
+        if day >= 2 and (day - 2 < 35 or (day - 2) % 3 == 0):
+            late = day - 2 >= 35
+            planned = start + timedelta(days=day - (2 if late else 0), hours=15)
+            evs.append(f.delivered(f"po-{u}-{day - 2}", s, planned, f.now))
+    f.now = start + timedelta(days=49, hours=9)
+    evs.append(f.drawdown(f"ln-{u}", s, f"prg-{u}", "300000"))
+    marks["overdue"] = len(evs)
+    evs.append(f.overdue(f"ln-{u}", s, "300000", days=30))
+    return evs, marks
