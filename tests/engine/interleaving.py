@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from load.world import Rec
-from streams.domain.signals import LIMITS_TOPIC, SIGNALS_TOPIC
+from schemas.topics import LIMITS_TOPIC, SIGNALS_TOPIC
 from streams.processors import Processor, all_processors
 
 PARTITIONS = 4
