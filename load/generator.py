@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import itertools
 import multiprocessing as mp
 import queue as queue_mod
 import time
@@ -51,6 +52,10 @@ class GenSpec:
     time_scale: float  # simulated seconds per wall second (business event time)
     processes: int = 1
     behind_ms: float = 100.0
+    # Telemetry slots sent before the run (load/run.py sends the machines' first round,
+    # their onboarding, with the setup): generated here too, for the machines' state,
+    # but not sent; the schedule's slot 0 is slot ``first_slot`` of the world.
+    first_slot: int = 0
 
 
 @dataclass
@@ -76,10 +81,16 @@ def items(spec: GenSpec, p: int) -> Iterator[tuple[float, list[Rec]]]:
     total = spec.telemetry.total
     last = spec.telemetry.duration_s
 
+    first = spec.first_slot
+    slots = sim.slots(total + first)
+    # The slots sent before the run are generated now, before the clock starts, not as
+    # the first due item (2,000 machines' readings made the first sends late).
+    head = next(((j, recs) for j, recs in slots if j >= first), None)
+
     def telemetry() -> Iterator[tuple[float, list[Rec]]]:
-        for j, recs in sim.slots(total):
+        for j, recs in itertools.chain([head] if head else [], slots):
             if recs:
-                yield (spec.telemetry.due(j) if j < total else last), recs
+                yield (spec.telemetry.due(j - first) if j - first < total else last), recs
 
     streams: list[Iterator[tuple[float, list[Rec]]]] = [telemetry()]
     if p == 0:

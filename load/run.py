@@ -20,6 +20,7 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,7 +42,7 @@ from load.latency import (
 )
 from load.schedule import Schedule, for_scenario
 from load.workers import Fleet, start_workers
-from load.world import World, WorldConfig, plan_for
+from load.world import TelemetrySim, World, WorldConfig, plan_for
 from schemas import config
 from schemas.topics import ENGINE_ID, SIGNALS_TOPIC
 
@@ -104,7 +105,7 @@ def _bar(frac: float, width: int = 24) -> str:
     return "#" * n + "." * (width - n)
 
 
-async def _send_setup(bootstrap: str, world: World) -> dict[str, dict[str, int]]:
+async def _send_setup(bootstrap: str, records: Iterable[tuple[str, bytes, bytes]]) -> dict[str, dict[str, int]]:
     from connectors.kafka_io import make_producer
 
     producer = make_producer(bootstrap, linger_ms=20)
@@ -119,7 +120,7 @@ async def _send_setup(bootstrap: str, world: World) -> dict[str, dict[str, int]]
         futures.clear()
 
     try:
-        for t, k, v in world.setup_records():
+        for t, k, v in records:
             futures.append(await producer.send(t, v, key=k))
             if len(futures) >= 20_000:  # a world of millions of pledges is not held in memory
                 await settle()
@@ -166,19 +167,31 @@ async def _run(opts: RunOptions, bootstrap: str, clauses: list[slo.Clause], tag:
     plan = plan_for(opts.scenario, world, telemetry.total, opts.duration_s)
     peak = max(s.rate for s in shape.segments)
     generators = opts.generators or min(os.cpu_count() or 1, max(1, math.ceil(peak / EVENTS_PER_GENERATOR)))
-    spec = GenSpec(bootstrap, cfg, plan, telemetry, business, time_scale, processes=generators)
+    spec = GenSpec(bootstrap, cfg, plan, telemetry, business, time_scale, processes=generators,
+                   first_slot=cfg.machines)
 
     sampler = LagSampler(bootstrap, app_id)
     await sampler.open()
     try:
         say(f"load: run {tag}: world of {len(world.borrowers)} borrowers, {cfg.machines} machines; "
             f"registering it with engine {app_id}")
-        setup_high = await _send_setup(bootstrap, world)
+        setup_high = await _send_setup(bootstrap, world.setup_records())
         setup_timeout = opts.setup_timeout_s or 120.0 + cfg.machines / 2000
         ok, _ = await _wait_caught_up(sampler, setup_high, setup_timeout, fleet)
         if not ok:
             raise RuntimeError(f"engine {app_id} did not process the world setup within "
                                f"{setup_timeout:.0f} s: is a worker running with this app id?")
+        # Onboarding: every machine's first reading makes a signal and a stage-2 decision
+        # (in steady operation about 1 reading in 1,000 does). It is part of the setup, as
+        # a fleet is onboarded once, not in the first seconds of every run; its time is
+        # reported (results "onboarding") and the run starts at the second round.
+        began = time.monotonic()
+        first = [r for _slot, recs in TelemetrySim(world, plan).slots(cfg.machines) for r in recs]
+        ok, _ = await _wait_caught_up(sampler, await _send_setup(bootstrap, first), setup_timeout, fleet)
+        if not ok:
+            raise RuntimeError(f"engine {app_id} did not process the machines' first readings within "
+                               f"{setup_timeout:.0f} s")
+        onboarding = {"readings": len(first), "s": round(time.monotonic() - began, 2)}
         recorder = LatencyRecorder(time.time())
         collector = Collector(bootstrap, app_id, tag, recorder)
         await collector.open()
@@ -195,7 +208,7 @@ async def _run(opts: RunOptions, bootstrap: str, clauses: list[slo.Clause], tag:
         results["metrics"] = await scrape(metrics_urls)
     results.update({
         "run": tag, "scenario": opts.scenario, "rate": opts.rate, "duration_s": opts.duration_s,
-        "app_id": app_id, "signals_topic": signals_topic(app_id),
+        "app_id": app_id, "signals_topic": signals_topic(app_id), "onboarding": onboarding,
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "world": {"seed": cfg.seed, "machines": cfg.machines, "contractors": cfg.contractors,
                   "borrowers": len(world.borrowers), "cadence_s": cfg.cadence_s,

@@ -53,6 +53,11 @@ _ADOPTING_KEY = b"\x00adopting"
 MAX_HOLD_S = 2.0
 # Fetched records kept per input partition before its fetching is paused.
 MAX_BUFFERED = 20000
+# A batch hands the event loop back at least this often while it is processed: the
+# producer then sends the outputs so far, and the worker's other lanes take their turn.
+# Without it a stage-2 batch of 2,000 first readings (~1 s of decisions) held every
+# output, and stage 1, until its end: the first seconds of a load run (issue 13).
+YIELD_EVERY_S = 0.005
 
 
 # Every processor runs on a lane (streams/app.py says why invoices and orders moved off
@@ -639,6 +644,8 @@ class Lane:
         acks = []
         observed: list[tuple[str, dict, int | None]] = []
         touched: set[int] = set()
+        loop = asyncio.get_running_loop()
+        turn = loop.time() + YIELD_EVERY_S
         for tp, msgs in runs:
             store = self.stores.get(tp.partition)
             if store is None:  # assigned without restore: cannot happen, but never guess
@@ -659,6 +666,9 @@ class Lane:
                                                headers=trace,
                                                timestamp_ms=m.timestamp if out.topic == SIGNALS_TOPIC else None))
                         observed.append((out.topic, out.value, origin))
+                if loop.time() >= turn:
+                    await asyncio.sleep(0)  # the batch lock is held: no rebalance meanwhile
+                    turn = loop.time() + YIELD_EVERY_S
             self.processed += len(msgs)
             metrics.EVENTS_IN.labels(tp.topic).inc(len(msgs))
             highwater = self.consumer.highwater(tp)

@@ -12,7 +12,7 @@ from load import report, slo
 from load.generator import GenSpec, GenStats, items, merge, send_all
 from load.latency import LagSample, LatencyRecorder, caught_up
 from load.schedule import Schedule, for_scenario
-from load.world import World, WorldConfig, plan_for
+from load.world import Plan, TelemetrySim, World, WorldConfig, plan_for
 
 CFG = WorldConfig(tag="Lsched", machines=40, contractors=4)
 
@@ -57,6 +57,20 @@ def test_generator_items_are_in_due_order_and_cover_the_schedule() -> None:
     assert len(business) == biz.total + scripted
     # Business and scripted events come from process 0 only.
     assert all(t == "cs.telemetry" for _, recs in per_process[1] for t, _, _ in recs)
+
+
+def test_the_onboarding_round_sent_in_the_setup_is_not_sent_again() -> None:
+    """load run sends every machine's first reading with the setup (first_slot): the
+    generators then send exactly the world's next slots, on the schedule from slot 0."""
+    world = World(CFG)
+    tel = Schedule.steady(95, 4)
+    spec = GenSpec("unused:9092", CFG, Plan(), tel, Schedule.steady(0, 4), time_scale=100.0, processes=2,
+                   first_slot=CFG.machines)
+    sent = sorted(v for p in range(2) for _due, recs in items(spec, p) for t, _k, v in recs if t == "cs.telemetry")
+    world_slots = [v for _j, recs in TelemetrySim(world, Plan()).slots(CFG.machines + tel.total) for _t, _k, v in recs]
+    assert sent == sorted(world_slots[CFG.machines:])
+    dues = [d for p in range(2) for d, _ in items(spec, p)]
+    assert min(dues) == tel.due(0)
 
 
 @pytest.mark.integration
