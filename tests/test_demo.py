@@ -20,5 +20,7 @@ def test_demo_shows_limits_moving_with_reasons() -> None:
     produced = int(re.search(r"The story produced (\d+) limit updates", res.stdout).group(1))
     assert produced >= 15
     for expected in ("DUPLICATE_FINANCING", "BATTERY_ALARM_L3", "GEOFENCE_BREACH", "BUYER_DISTRESSED",
+                     "INVENTORY_MARGIN_CALL", "Repay 160,000.00 CNY", "WAYBILL_NOT_CORROBORATED",
+                     "corroborated waybills +8,000",
                      "[partially_frozen]", "↑", "↓"):
         assert expected in res.stdout, expected
