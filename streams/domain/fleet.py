@@ -56,9 +56,12 @@ from streams.domain.policy import (
 # times is ~1e-7 s at today's epoch, so a second is ample and costs nothing.
 MARGIN_S = 1.0
 YEAR_S = 365.25 * DAY
-# Machines whose components are kept in memory across all borrowers; beyond it the
-# borrowers valued longest ago are dropped (and valued from scratch when next decided).
-MAX_CACHED_MACHINES = 200_000
+# Machines whose components are kept in memory across all borrowers (~1.2 KB each as
+# Python objects); beyond it the borrowers valued longest ago are dropped, and valued
+# from scratch when next decided. The stage-2 lane caches ~32 MB of states' JSON (4
+# partitions x 8 MB, ~600 bytes a machine), about as many machines: a fleet whose state
+# left that cache is valued afresh anyway, since its state is then a new object.
+MAX_CACHED_MACHINES = 50_000
 
 
 def valid_until(sig: dict[str, Any], params: PolicyParams, now: float, history: list[list[float]]) -> float:

@@ -126,3 +126,29 @@ def test_a_world_replays_byte_identical_with_and_without_the_kept_fleet(monkeypa
     whole = run()
     assert len(kept) == len(whole) and kept == whole
     assert sum(b'"limit.updated"' in o for o in kept) > 50
+
+
+def test_the_kept_fleets_are_bounded_and_a_dropped_one_is_valued_again(monkeypatch) -> None:
+    monkeypatch.setattr(fleet, "MAX_CACHED_MACHINES", 6)
+    monkeypatch.setattr(fleet, "_FLEETS", {})
+    monkeypatch.setattr(fleet, "_cached", 0)
+    states = []
+    for b in range(4):
+        state = facility.new_state(f"{BID}{b}")
+        facility.apply_signal(state, signal("program", "program", 1, T0, program_id="P1", program=program({}),
+                                            operator="op", tax_ref=None) | {"borrower_id": f"{BID}{b}"})
+        for m in range(4):
+            pledge = {"borrower_id": f"{BID}{b}", "program_id": "P1", "kind": "excavator", "price": "450000",
+                      "currency": "CNY", "acquired_on": "2024-06-30", "life_years": 10, "life_hours": 20000,
+                      "baseline": 8.0, "fence": None, "pledged_at": T0}
+            facility.apply_signal(state, signal("machine", f"M{m}", 2 + m, T0 + m, pledge=pledge, hours=100.0 * m,
+                                                r7=None, w1=None, w2=None, soh=None, alarm=0, critical=False,
+                                                in_fence=True, last_seen=T0 + m, first_day=None)
+                                  | {"borrower_id": f"{BID}{b}"})
+        states.append(state)
+    for _ in range(2):  # the second pass values the fleets dropped in the first again
+        for state in states:
+            params = PolicyParams.for_program(state["program"])
+            assert same(decide(state, params, fleet.equipment(state, params)), decide(state, params))
+            assert sum(len(f.entries) for f in fleet._FLEETS.values()) <= 6 + 4
+    assert fleet._cached == sum(len(f.entries) for f in fleet._FLEETS.values())
