@@ -35,6 +35,16 @@ PARTY_RULES: dict[str, tuple[str, str]] = {
     "dealer.retail_sale": ("dealer", "dealer_id"),
     "dealer.unit_repaid": ("dealer", "dealer_id"),
     "dealer.stock_audit": ("dealer", "dealer_id"),
+    # Warehouse receipts: the warehouse issues them and reports the stock under them; the
+    # owner pledges its receipt and its lenders' platform, speaking for it, releases it.
+    "receipt.issued": ("warehouse", "warehouse_id"),
+    "receipt.stock_moved": ("warehouse", "warehouse_id"),
+    "receipt.pledged": ("borrower", "borrower_id"),
+    "receipt.released": ("borrower", "borrower_id"),
+    # Freight: the carrier enrols its trucks and completes its waybills.
+    "freight.truck_enrolled": ("carrier", "carrier_id"),
+    "freight.waybill_completed": ("carrier", "carrier_id"),
+    "freight.waybill_paid": ("carrier", "carrier_id"),
 }
 # Event types whose program must be one the key may publish for.
 PROGRAM_RULES = frozenset({"registry.pledge", "registry.program", "registry.borrower", "ledger.drawdown"})
