@@ -224,7 +224,7 @@ def register(sub: Subparsers) -> None:
     c = s.add_parser("diff", help="decide every borrower under two versions from the same inputs")
     c.add_argument("--from", dest="from_", required=True, help="current version (shipped) or .toml")
     c.add_argument("--to", required=True, help="candidate version (shipped) or .toml file")
-    c.add_argument("--since", help="compare from this date (UTC, ISO); earlier history builds the state")
+    c.add_argument("--since", help="day-by-day totals from this date (UTC, ISO); earlier history only builds the state")
     c.add_argument("--borrowers", nargs="*", help="report only these borrowers")
     c.add_argument("--log", help="NDJSON event log (default: read the recorded input topics)")
     c.add_argument("--out", default="policy-diff", help="folder for report.json and report.html")
