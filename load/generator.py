@@ -104,6 +104,9 @@ def items(spec: GenSpec, p: int) -> Iterator[tuple[float, list[Rec]]]:
         if spec.plan.default_at_s is not None:
             at = spec.plan.default_at_s
             streams.append(iter([(at, [to_record(e) for e in biz.core_default(when(at))])]))
+        if spec.plan.price_crash_at_s is not None:
+            at = spec.plan.price_crash_at_s
+            streams.append(iter([(at, [to_record(e) for e in world.receipts.crash(biz.mk, when(at))])]))
     return heapq.merge(*streams, key=lambda item: item[0])
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-SCENARIOS = ("steady", "burst", "utilisation_drop", "core_default", "offline_region")
+SCENARIOS = ("steady", "burst", "utilisation_drop", "core_default", "offline_region", "commodity_crash")
 BURST_FACTOR = 10.0
 BURST_S = 60.0
 

@@ -357,7 +357,10 @@ class Plan:
     ``offline_rounds`` are held back and delivered in one batch when the first reading of
     the next round is due (battery data flagged reissued, GB/T 32960 command 3).
     ``core_default``: core 0 becomes distressed at ``default_at_s`` and its dealers' loans
-    go overdue. The burst is a property of the send schedule, not of the world.
+    go overdue. ``commodity_crash``: at ``price_crash_at_s`` every commodity the traders'
+    receipts hold is quoted 20% lower (world_receipts.py): margin calls where their
+    loans then exceed their limits. The burst is a property of the send schedule, not of
+    the world.
     """
 
     scenario: str = "steady"
@@ -366,6 +369,7 @@ class Plan:
     offline_region: str | None = None
     offline_rounds: tuple[int, int] | None = None
     default_at_s: float | None = None
+    price_crash_at_s: float | None = None
 
 
 def plan_for(scenario: str, world: World, telemetry_slots: int, duration_s: float) -> Plan:
@@ -383,6 +387,8 @@ def plan_for(scenario: str, world: World, telemetry_slots: int, duration_s: floa
         return Plan(scenario, offline_region=world.regions()[0], offline_rounds=(r0, r1))
     if scenario == "core_default":
         return Plan(scenario, default_at_s=duration_s / 2)
+    if scenario == "commodity_crash":
+        return Plan(scenario, price_crash_at_s=duration_s / 2)
     return Plan(scenario)
 
 

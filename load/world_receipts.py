@@ -70,6 +70,15 @@ class Receipts:
                 for c, p in self.price.items()]
         return out
 
+    def crash(self, mk: Any, at: datetime, fall: Decimal = Decimal("0.20")) -> list[ev.Envelope]:
+        """The ``commodity_crash`` scenario: every commodity quoted ``fall`` lower at once."""
+        out = []
+        for c in sorted(self.price):
+            self.price[c] = (self.price[c] * (1 - fall)).quantize(Decimal("1"))
+            self.quoted[c] = at
+            out.append(mk(ev.MarketPrice, at, ev.MarketPricePayload(commodity=c, price=_cny(self.price[c]), unit="t")))
+        return out
+
     def flow(self, biz: Any, at: datetime) -> ev.Envelope:
         """One new inventory flow at ``at``; follow-ups through ``biz._later``."""
         rng, mk = self.rng, biz.mk

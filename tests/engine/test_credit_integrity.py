@@ -184,7 +184,8 @@ def test_every_move_of_outstanding_is_published_while_nothing_is_available() -> 
 ALL_SCENARIOS = (sc.receivables, sc.poor_delivery, sc.delivery_of_a_counted_order, sc.duplicate_invoice,
                  sc.represented_invoices, sc.battery_alarm, sc.geofence_breach, sc.drawdown_repayment,
                  sc.exposure_while_unavailable, sc.tier2_distress, sc.late_telemetry, sc.order_never_delivered,
-                 sc.colliding_event_ids, sc.ledger_from_strangers, sc.utilisation_rising)
+                 sc.colliding_event_ids, sc.ledger_from_strangers, sc.utilisation_rising,
+                 sc.warehouse_receipts, sc.freight_waybills)
 
 
 def test_trigger_ids_list_each_input_once_and_only_since_the_previous_version() -> None:
