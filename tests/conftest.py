@@ -1,6 +1,9 @@
 """Shared fixtures. Integration tests need the local stack; they fail, never skip, without it.
 
 `creditstream test` (the README's test command) brings the stack up before pytest runs.
+A test that uses a fixture of the stack (below: ``settings`` and what derives from it) is
+marked ``integration`` here, so ``pytest -m "not integration"`` runs the pure tests
+without a stack; a test that reaches the stack otherwise carries the marker itself.
 """
 
 from __future__ import annotations
@@ -10,6 +13,16 @@ import uuid
 import pytest
 
 from schemas import config
+
+
+# The fixtures that reach the local stack; every fixture that needs one of them depends on it.
+STACK_FIXTURES = frozenset({"settings", "bootstrap", "pg_url", "producer"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if STACK_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(scope="session")
@@ -28,12 +41,14 @@ def pg_url(settings: config.Settings) -> str:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _stack_answers(request: pytest.FixtureRequest, settings: config.Settings) -> None:
-    """Fail fast, with the fix, when integration tests run without the stack."""
+def _stack_answers(request: pytest.FixtureRequest) -> None:
+    """Fail fast, with the fix, when integration tests run without the stack. (It reads
+    the settings itself: through the ``settings`` fixture every test would be marked.)"""
     if not any(item.get_closest_marker("integration") for item in request.session.items):
         return
     from creditstream.stack.process import port_open
 
+    settings = config.load()
     host, _, port = settings.kafka_bootstrap.rpartition(":")
     if not port_open(host, int(port)):
         pytest.fail(f"Kafka is not answering on {settings.kafka_bootstrap}: run "

@@ -37,6 +37,7 @@ def test_cli_postgres_down_is_one_line_and_non_zero(args: list[str]) -> None:
     assert "s3cret-pw" not in res.stderr + res.stdout
 
 
+@pytest.mark.integration  # the ledger reaches the stack's PostgreSQL before it finds Kafka down
 def test_cli_kafka_down_is_one_line_and_non_zero() -> None:
     res = run(["ledger"], CREDITSTREAM_KAFKA_BOOTSTRAP=f"127.0.0.1:{free_port()}")
     assert res.returncode != 0 and "Traceback" not in res.stderr
