@@ -16,6 +16,7 @@ from schemas.common import MAX_AMOUNT, Money
 from schemas.currencies import MINOR_UNITS
 from schemas.topics import LIMITS_TOPIC
 from streams.domain import collapse, fleet
+from streams.domain.freight_policy import forget_closed
 from streams.domain.inventory_policy import margin_calls
 from streams.domain.policy import (
     POLICY_VERSION,
@@ -77,6 +78,8 @@ def _apply_one(state: State, sig: dict[str, Any]) -> list[Output]:
             outs += _collapse(state, sig)
         elif kind == "receivable":
             outs += _seller_alerts(state, sig["at"], sig["triggers"])
+        elif kind in ("receipt", "freight"):  # closed ones leave the state (they count for nothing)
+            forget_closed(state["assets"][kind], state["watermark"])
     elif kind == "price":  # the latest quote of a commodity the program finances (prices.py)
         state.setdefault("prices", {})[sig["asset_id"]] = sig
     elif kind == "machine_released":

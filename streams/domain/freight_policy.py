@@ -15,6 +15,20 @@ from typing import Any
 from streams.domain.signals import utc_time
 
 DAY = 86400.0
+# A waybill whose truck never reached the consignee is said (FREIGHT_NOT_DELIVERED) for
+# this long after its completion, and kept in the facility's state twice as long.
+NOT_DELIVERED_DAYS = 30
+
+
+def forget_closed(assets: dict[str, Any], now: float) -> None:
+    """Drop what can never count again from one kind of a facility's assets: paid
+    waybills and released receipts, and waybills never delivered, 2 x NOT_DELIVERED_DAYS
+    after their completion. Decisions skip them anyway, so this only bounds the state
+    (their sequence numbers stay in ``seqs``: a late copy of an older signal is ignored)."""
+    horizon = now - 2 * NOT_DELIVERED_DAYS * DAY
+    for key in [k for k, a in assets.items() if a.get("status") in ("paid", "released")
+                or (a.get("status") == "not_reached" and a["completed"] < horizon)]:
+        del assets[key]
 
 
 def freight_components(state: dict[str, Any], params: Any, now: float, currency: str, unit: Decimal,
@@ -32,6 +46,8 @@ def freight_components(state: dict[str, Any], params: Any, now: float, currency:
                             "positions show it reached the consignee within the delivery window."))
             continue
         if status == "not_reached":
+            if now - w["completed"] > NOT_DELIVERED_DAYS * DAY:
+                continue  # said for 30 days; it never counts
             reasons.append(("FREIGHT_NOT_DELIVERED", f"Truck {w['truck_id']}'s positions never reached the "
                             f"consignee of waybill {wid} within its delivery window; it does not count."))
             continue

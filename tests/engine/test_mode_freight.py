@@ -148,3 +148,16 @@ async def test_freight_waybills_through_the_broker(producer, outputs: Outputs, e
                        and len(my_alerts(rs)) >= 1, timeout=240)
     assert my_alerts(outputs.records) == ["WAYBILL_NOT_CORROBORATED"]
     assert [x["asset_id"] for x in mine(outputs.records)[-1]["components"]] == [f"W3-{uid}"]
+
+
+def test_paid_waybills_leave_the_facility_and_a_failed_one_is_said_for_30_days() -> None:
+    events, _ = sc.freight_waybills("f5")
+    f = EventFactory("fw5-late", sc.WEEK0 + timedelta(days=33))
+    events.append(f.waybill_paid("W3-f5", "trk-f5", "car-f5"))  # 32 days after W2 failed
+    r = Replay()
+    limits = [o.value["payload"] for e in events for o in r.feed(codec.encode(e)) if o.topic == "cs.limits"]
+    assert limits[-1]["limit"]["amount"] == "0.00"
+    assert "FREIGHT_NOT_DELIVERED" not in codes(limits[-1])
+    assert "FREIGHT_NOT_DELIVERED" in codes(limits[-2])
+    # W1 and W3 paid: gone from stage 2; W2 (failed) stays until 60 days after it.
+    assert list(r.stores["facilities"]["car-f5"]["assets"]["freight"]) == ["W2-f5"]
