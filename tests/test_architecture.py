@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 
 from schemas import topics
@@ -20,10 +21,77 @@ TOPIC_NAME = re.compile(r"^cs\.[a-z_]+(\.|$)")
 
 
 def _sources() -> Iterator[tuple[str, ast.Module]]:
-    for package in PACKAGES:
-        for path in sorted((ROOT / package).rglob("*.py")):
-            rel = path.relative_to(ROOT).as_posix()
-            yield rel, ast.parse(path.read_text(), filename=rel)
+    yield from _parsed()
+
+
+@cache
+def _parsed() -> tuple[tuple[str, ast.Module], ...]:
+    return tuple((path.relative_to(ROOT).as_posix(), ast.parse(path.read_text(), filename=str(path)))
+                 for package in PACKAGES for path in sorted((ROOT / package).rglob("*.py")))
+
+
+# docs/architecture.md, "Layers": what each layer may import besides itself.
+MAY_IMPORT: dict[str, frozenset[str]] = {
+    "schemas": frozenset(),
+    "kafka_io": frozenset({"schemas"}),
+    "connectors": frozenset({"schemas", "kafka_io"}),
+    "streams": frozenset({"schemas", "kafka_io"}),
+    "stack": frozenset({"schemas", "kafka_io", "connectors"}),
+    "load": frozenset({"schemas", "kafka_io", "connectors", "streams", "stack"}),
+    "cli": frozenset({"schemas", "kafka_io", "connectors", "streams", "stack", "load"}),
+}
+
+
+def layer(module: str) -> str | None:
+    """The layer of a dotted module name of ours, or None for anything else."""
+    parts = module.split(".")
+    if parts[0] == "connectors":
+        return "kafka_io" if parts[1:2] == ["kafka_io"] else "connectors"
+    if parts[0] == "creditstream":
+        return "stack" if parts[1:2] == ["stack"] else "cli"
+    return parts[0] if parts[0] in ("schemas", "streams", "load") else None
+
+
+def imports(tree: ast.Module) -> Iterator[tuple[int, str]]:
+    """Every absolute import in a module, function-local ones too: (line, module)."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from ((node.lineno, alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.lineno, node.module
+
+
+def upward_imports(sources: Iterator[tuple[str, ast.Module]]) -> list[str]:
+    found = []
+    for rel, tree in sources:
+        own = layer(rel.removesuffix(".py").replace("/", "."))
+        assert own is not None
+        for line, module in imports(tree):
+            target = layer(module)
+            if target is not None and target != own and target not in MAY_IMPORT[own]:
+                found.append(f"{rel}:{line} ({own}) imports {module} ({target})")
+    return found
+
+
+def test_every_import_goes_down_the_layers() -> None:
+    found = upward_imports(_sources())
+    assert not found, "imports against the layers of docs/architecture.md:\n" + "\n".join(found)
+
+
+def test_the_layer_check_finds_an_upward_import() -> None:
+    tree = ast.parse("from creditstream import cli\n\ndef f():\n    from connectors.lenders import api\n")
+    assert upward_imports(iter([("streams/x.py", tree)])) == [
+        "streams/x.py:1 (streams) imports creditstream (cli)",
+        "streams/x.py:4 (streams) imports connectors.lenders (connectors)"]
+
+
+def test_only_the_settings_read_the_environment() -> None:
+    found = [f"{rel}:{node.lineno}" for rel, tree in _sources()
+             if rel.split("/")[0] != "creditstream" and rel != "schemas/config.py"
+             for node in ast.walk(tree)
+             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "os"
+             and node.attr in ("environ", "getenv", "environb")]
+    assert not found, "read settings through schemas.config.load():\n" + "\n".join(found)
 
 
 def test_topic_names_are_written_only_in_the_catalogue() -> None:
