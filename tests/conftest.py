@@ -14,7 +14,6 @@ import pytest
 
 from schemas import config
 
-
 # The fixtures that reach the local stack; every fixture that needs one of them depends on it.
 STACK_FIXTURES = frozenset({"settings", "bootstrap", "pg_url", "producer"})
 
