@@ -145,3 +145,30 @@ async def test_warehouse_receipts_through_the_broker(producer, outputs: Outputs,
                                                   "STOCK_OUT_UNDER_PLEDGE"]
     final = mine(outputs.records)[-1]
     assert final["components"] == expected["released"]["components"]
+
+
+def test_the_final_decision_does_not_depend_on_how_receipts_quotes_and_loans_interleave() -> None:
+    """Receipts, quotes and ledger events travel on three topics and lanes: a worker may
+    read them in any interleaving (each topic in its own order). The trader ends with the
+    replay's limit, outstanding, status and reasons; only when a margin call is raised can
+    depend on it (it is raised by the decision whose fall leaves the loans above the limit)."""
+    import random
+
+    from schemas.topics import TOPIC_OF_TYPE
+    from tests.engine.test_mode_dealers import canonical
+
+    events, _ = sc.warehouse_receipts("i5")
+    head = [e for e in events if e.type.startswith("registry.")]
+    lanes: dict[str, list] = {}
+    for e in events:
+        if e not in head:
+            lanes.setdefault(TOPIC_OF_TYPE[e.type].name, []).append(e)
+    want = canonical(last_for(run(events)[0], "trd-i5"))
+    assert want[0]["amount"] == "4200000.00"
+    for seed in range(6):
+        rng, queues, merged = random.Random(seed), {k: list(v) for k, v in lanes.items()}, []
+        while any(queues.values()):
+            merged.append(queues[rng.choice(sorted(k for k, q in queues.items() if q))].pop(0))
+        limits, _, dead = run(head + merged)
+        assert dead == []
+        assert canonical(last_for(limits, "trd-i5")) == want, seed
