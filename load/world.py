@@ -370,6 +370,57 @@ class Plan:
     offline_rounds: tuple[int, int] | None = None
     default_at_s: float | None = None
     price_crash_at_s: float | None = None
+    # ``gradual_decline`` (decline_plan): borrowers whose business and machines fade.
+    declines: tuple[Decline, ...] = ()
+
+    def health(self, borrower_id: str, at: float) -> float:
+        """1.0 = the borrower's usual business; below it its machines work less, fewer
+        orders reach it, more deliveries are late and more invoices disputed."""
+        for d in self.declines:
+            if d.borrower_id == borrower_id:
+                return d.health(at)
+        return 1.0
+
+
+@dataclass(frozen=True)
+class Decline:
+    """A borrower fading from ``start_s`` to ``floor`` at ``end_s`` (epoch seconds, event
+    time), linearly, then defaulting (its loan goes overdue); or, when ``recovers``, a
+    dip: down to ``floor`` at mid-span and back to 1.0 at ``end_s``, no default."""
+
+    borrower_id: str
+    start_s: float
+    end_s: float
+    floor: float
+    recovers: bool = False
+
+    def health(self, at: float) -> float:
+        if at <= self.start_s or (self.recovers and at >= self.end_s):
+            return 1.0
+        x = min(1.0, (at - self.start_s) / (self.end_s - self.start_s))
+        if self.recovers:
+            x = 1 - abs(2 * x - 1)  # down to the floor at mid-span, then back up
+        return 1 - (1 - self.floor) * x
+
+
+def decline_plan(world: World, start_day: int = 30, days: int = 70) -> Plan:
+    """``gradual_decline``: a third of the tier-1 suppliers and of the contractors fade
+    over 3-4 weeks and then default; one supplier and one contractor dip for 2-3 weeks
+    and recover (the false alarms a warning must not raise). Drawn from the seed."""
+    rng = random.Random(f"{world.cfg.seed}-declines")
+    t0 = world.cfg.start.timestamp()
+    tier1 = [p.party_id for p in world.suppliers if p.tier == 1]
+    owners = [c.party_id for c in world.contractors[:world.cfg.machines]]
+    out = []
+    for group in (tier1, owners):
+        picked = rng.sample(group, min(len(group), max(1, len(group) // 3) + 1))
+        for k, b in enumerate(picked):
+            dip = k == len(picked) - 1
+            span = rng.randint(14, 21) if dip else rng.randint(21, 30)
+            start = t0 + DAY * rng.randint(start_day, max(start_day, days - span - 5))
+            floor = rng.uniform(0.7, 0.85) if dip else rng.uniform(0.2, 0.4)
+            out.append(Decline(b, start, start + span * DAY, round(floor, 3), recovers=dip))
+    return Plan("gradual_decline", declines=tuple(out))
 
 
 def plan_for(scenario: str, world: World, telemetry_slots: int, duration_s: float) -> Plan:
@@ -521,6 +572,8 @@ class TelemetrySim:
         d = m.baseline / 24.0 * st.day_noise * st.season
         if self.plan.drop_round is not None and r >= self.plan.drop_round:
             d *= self.plan.drop_factor
+        if self.plan.declines:
+            d *= self.plan.health(m.borrower_id, at)
         return min(1.0, d)
 
     def _advance(self, m: Machine, st: _MachineState, r: int, at: int) -> None:
@@ -558,10 +611,15 @@ class BusinessSim:
     The sequence depends only on the seed and the order of calls.
     """
 
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: World, plan: Plan | None = None) -> None:
         self.world = world
         cfg = world.cfg
         self.rng = random.Random(f"{cfg.seed}-business")
+        # A gradual_decline plan fades some borrowers' business; its draws have their
+        # own generator, so the other flows keep their sequence.
+        self.plan = plan or Plan()
+        self.decline_rng = random.Random(f"{cfg.seed}-decline-flows")
+        self.defaulted: set[str] = set()
         self.mk = _Maker(f"{cfg.tag}-b", cfg.tenant)
         self.k = 0
         self.pending: deque[_FollowUp] = deque()
@@ -607,9 +665,10 @@ class BusinessSim:
 
             self._later(2, act(ev.InvoiceConfirmed, ev.InvoiceActionPayload))
             end = rng.random()
-            if end < 0.1:
+            disputed = 0.1 + 0.4 * (1 - self.plan.health(seller, at.timestamp()))  # 0.1 when healthy
+            if end < disputed:
                 self._later(6, act(ev.InvoiceDisputed, ev.InvoiceDisputedPayload, reason="short delivery"))
-            elif end < 0.2:
+            elif end < disputed + 0.1:
                 self._later(30, act(ev.InvoicePartiallyPaid, ev.InvoicePartiallyPaidPayload,
                                     paid=_cny(f"{ref.total.amount / 2:.2f}")))
             else:
@@ -618,9 +677,16 @@ class BusinessSim:
                 invoice=ref, seller_id=seller, buyer_id=buyer, due_date=ref.issue_date + timedelta(days=90)))
         if roll < 0.75 and self.tier1:
             s = rng.choice(self.tier1)
+            health = self.plan.health(s.party_id, at.timestamp())
+            if health < 1 and self.decline_rng.random() > health:  # the buyer orders elsewhere
+                others = [p for p in self.tier1 if p.buyer_id == s.buyer_id
+                          and self.plan.health(p.party_id, at.timestamp()) > health]
+                if others:
+                    s = self.decline_rng.choice(others)
+                    health = self.plan.health(s.party_id, at.timestamp())
             po = f"{tag}-po{n}"
             refp = {"po_id": po, "buyer_id": s.buyer_id or "", "supplier_id": s.party_id}
-            on_time = rng.random() < 0.85
+            on_time = rng.random() < 0.85 * health
             self._later(2, lambda t: mk(ev.PurchaseOrderConfirmed, t, ev.PurchaseOrderRefPayload(**refp)))
             self._later(8, lambda t: mk(ev.ShipmentObserved, t, ev.ShipmentPayload(
                 shipment_id=f"{po}-shp", po_id=po, supplier_id=s.party_id, biz_step=ev.BizStep.receiving,
@@ -677,5 +743,22 @@ class BusinessSim:
                     loan_id=loan, borrower_id=d.party_id, program_id=d.program_id or "", amount=_cny("300000.00"))))
                 out.append(self.mk(ev.Overdue, at, ev.OverduePayload(
                     loan_id=loan, borrower_id=d.party_id, days_past_due=35, amount=_cny("300000.00"))))
+        return out
+
+    def decline_defaults(self, at: datetime) -> list[ev.Envelope]:
+        """The loans of the plan's fading borrowers whose decline has ended go overdue
+        (a drawdown, then its overdue notice), once each: the ground truth an early
+        warning is measured against."""
+        out = []
+        for d in self.plan.declines:
+            if d.recovers or d.borrower_id in self.defaulted or at.timestamp() < d.end_s:
+                continue
+            self.defaulted.add(d.borrower_id)
+            b = next(p for p in self.world.borrowers if p.party_id == d.borrower_id)
+            loan = f"{self.world.cfg.tag}-ln-{b.party_id}"
+            out += [self.mk(ev.Drawdown, at, ev.DrawdownPayload(loan_id=loan, borrower_id=b.party_id,
+                                                                 program_id=b.program_id or "", amount=_cny("200000.00"))),
+                    self.mk(ev.Overdue, at, ev.OverduePayload(loan_id=loan, borrower_id=b.party_id, days_past_due=30,
+                                                              amount=_cny("200000.00")))]
         return out
 

@@ -582,6 +582,9 @@ class ProgramParameters(Model):
     price_max_age_days: Annotated[int, Field(ge=1, le=90)] | None = None
     # Freight receivables (docs/credit-policy.md 1.6).
     freight_advance_rate: Annotated[Decimal, Field(ge=0, le=1)] | None = None
+    # Early warning (docs/credit-policy.md 12.3): the most an active warning may cut the limit.
+    ew_max_cut: Annotated[Decimal, Field(ge=0, le=Decimal("0.30"), description=(
+        "Largest share by which an active early warning reduces the limit (0 = warn only)"))] | None = None
 
 
 # Joint lending rule: every cooperating funder contributes at least 30% of each loan. A

@@ -44,6 +44,28 @@ class LenderAllocation(Model):
     limit: Money
 
 
+class Contribution(Model):
+    """One early-warning scorecard line (docs/credit-policy.md section 9)."""
+
+    indicator: Literal["order_intake", "repeat_frequency", "fulfilment", "utilisation", "disputes",
+                       "payment_delays", "buyer_distress"]
+    value: float = Field(description="The indicator over the recent window")
+    reference: float | None = Field(None, description="Its reference (the window before), when it has one")
+    points: Annotated[int, Field(ge=0)]
+    max_points: Annotated[int, Field(ge=1)]
+
+
+class EarlyWarning(Model):
+    """The borrower's early-warning score with every contribution (explainable scorecard)."""
+
+    score: Annotated[int, Field(ge=0, le=100)]
+    active: bool = Field(description="An EARLY_WARNING is in force")
+    horizon_days: Annotated[int, Field(ge=1)]
+    coverage: Annotated[int, Field(ge=0, description="Points the applicable indicators can earn")]
+    contributions: list[Contribution]
+    top: list[str] = Field(description="The indicators that earned most, most first")
+
+
 class LimitUpdatePayload(Model):
     borrower_id: Id
     program_id: Id
@@ -59,6 +81,7 @@ class LimitUpdatePayload(Model):
     version: Annotated[int, Field(ge=1)]
     watermark: Timestamp = Field(description="Event time up to which inputs were seen")
     trigger_event_ids: Annotated[list[EventId], Field(max_length=100)]
+    early_warning: EarlyWarning | None = None  # from policy 2026.12-3
 
 
 class LimitUpdated(Envelope):
@@ -80,6 +103,7 @@ class AlertPayload(Model):
     asset_id: Id | None = None
     text: Annotated[str, Field(min_length=1, max_length=500)]
     trigger_event_ids: Annotated[list[EventId], Field(max_length=100)] = []
+    early_warning: EarlyWarning | None = None  # EARLY_WARNING and EARLY_WARNING_CLEARED
 
 
 class AlertRaised(Envelope):

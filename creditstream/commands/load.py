@@ -80,6 +80,13 @@ def _state(args: argparse.Namespace) -> int:
     return int(state.main(args))
 
 
+def _earlywarning(args: argparse.Namespace) -> int:
+    from load.earlywarning import main
+
+    return main(["--worlds", str(args.worlds), "--seed", str(args.seed), "--days", str(args.days),
+                 "--scenarios", args.scenarios])
+
+
 def register(sub: Subparsers) -> None:
     from load.schedule import SCENARIOS
 
@@ -131,3 +138,11 @@ def register(sub: Subparsers) -> None:
     s.add_argument("--keep-data", action="store_true", help="keep the worker's data folders (~250 MB at 1M machines)")
     s.add_argument("--quiet", action="store_true", help="no progress output")
     s.set_defaults(func=_state)
+
+    e = actions.add_parser("earlywarning", help="early warning: lead time, precision and recall over seeded worlds "
+                                                "(offline, through the replay; docs/credit-policy.md 12.5)")
+    e.add_argument("--worlds", type=int, default=30, help="worlds per scenario")
+    e.add_argument("--seed", type=int, default=101, help="first seed (world k uses seed + k)")
+    e.add_argument("--days", type=int, default=70)
+    e.add_argument("--scenarios", default="gradual_decline,core_default,utilisation_drop")
+    e.set_defaults(func=_earlywarning)

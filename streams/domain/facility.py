@@ -15,7 +15,7 @@ from schemas import outputs as out
 from schemas.common import MAX_AMOUNT, Money
 from schemas.currencies import MINOR_UNITS
 from schemas.topics import LIMITS_TOPIC
-from streams.domain import collapse, fleet
+from streams.domain import collapse, early_warning, fleet
 from streams.domain.freight_policy import forget_closed
 from streams.domain.inventory_policy import margin_calls
 from streams.domain.policy import (
@@ -69,6 +69,7 @@ def _apply_one(state: State, sig: dict[str, Any]) -> list[Output]:
     kind = sig["kind"]
     if not _newer(state, sig):
         return []
+    early_warning.observe(state, sig)  # before the fold: it compares with the asset's previous status
     outs: list[Output] = []
     if kind in ("receivable", "order", "machine", "dealer", "receipt", "freight"):
         state["assets"].setdefault(kind, {})[sig["asset_id"]] = sig  # states before 2026.12-2 lack dealer
@@ -264,11 +265,12 @@ def decide_and_publish(state: State) -> list[Output]:
     if state["program"] is None:
         return []  # not registered yet: components are kept and decided on registration
     policy = policy_version(state)
+    warnings = early_warning.evaluate(state, state["watermark"], state["pending"][-1:])
     params = PolicyParams.for_program(state["program"], policy)
     d = decide(state, params, fleet.equipment(state, params))  # the machines: only what changed
     now = state["watermark"]
     last = state["last"]
-    alerts = _out_of_trust_alerts(state, d, now) + margin_calls(state, d, now)
+    alerts = warnings + _out_of_trust_alerts(state, d, now) + margin_calls(state, d, now)
     # A new policy version is said to lenders once, in the first update under it, even
     # when nothing else moved (a state from before the policy lab names no version: it was
     # decided under POLICY_VERSION).
@@ -311,7 +313,8 @@ def decide_and_publish(state: State) -> list[Output]:
             components=[out.Component(kind=c["kind"], asset_id=c["asset_id"], contribution=money(c["contribution"]),
                                       frozen=c["frozen"], detail=c["detail"]) for c in d.components],
             reasons=[out.Reason(**r) for r in reasons], policy_version=policy, version=version,
-            watermark=watermark, trigger_event_ids=triggers))
+            watermark=watermark, trigger_event_ids=triggers,
+            early_warning=out.EarlyWarning(**early_warning.summary(state["ew"]))))
     return [*alerts, Output(LIMITS_TOPIC, state["borrower_id"], update.model_dump(mode="json", exclude_none=True))]
 
 
@@ -349,6 +352,7 @@ CLEARED = {
     "INVENTORY_PRICE_FALL": "commodity prices no longer falling", "FREIGHT_UNCORROBORATED": "waybills judged on their trucks' positions",
     "FREIGHT_NOT_DELIVERED": "undelivered waybills settled",
     "PROGRAM_CAP": "below the program cap", "INCLUSIVE_CAP": "below the inclusive-finance cap",
+    "EARLY_WARNING": "early warning cleared",
 }
 # A new reason has its own sentence in the update; the change reason names it briefly.
 ADDED = {

@@ -15,7 +15,7 @@ from functools import cached_property, lru_cache
 from typing import Any
 
 from schemas.currencies import minor_unit
-from streams.domain import policyfile
+from streams.domain import early_warning, policyfile
 from streams.domain.dealer_policy import dealer_components
 from streams.domain.freight_policy import freight_components
 from streams.domain.inventory_policy import inventory_components
@@ -76,6 +76,9 @@ class PolicyParams:
     commodity_haircuts: tuple[tuple[str, Decimal], ...] = ()
     price_max_age_days: int = 3
     freight_advance_rate: Decimal = Decimal("0.80")
+    # Early warning (early_warning.py, docs section 12.3): an active warning's largest cut;
+    # 0 = warn only. A program declares it (ProgramParameters.ew_max_cut).
+    ew_max_cut: Decimal = Decimal("0")
 
     @classmethod
     def for_program(cls, program: dict[str, Any], version: str = POLICY_VERSION) -> PolicyParams:
@@ -396,6 +399,10 @@ def decide(state: dict[str, Any], params: PolicyParams, machines: Equipment | No
     if currency == "CNY" and limit > params.inclusive_cap_cny:
         limit = params.inclusive_cap_cny
         reasons.append(("INCLUSIVE_CAP", "Inclusive-finance limits stop at CNY 10 million."))
+    ew_share, ew_text = early_warning.reason(state, params.ew_max_cut)
+    if ew_text:  # the one bounded rule by which an early warning moves a limit (section 12.3)
+        limit -= limit * ew_share
+        reasons.append(("EARLY_WARNING", ew_text))
     step = params.rounding_unit
     limit = (limit / step).to_integral_value(rounding=ROUND_DOWN) * step
     limit = limit.quantize(unit)

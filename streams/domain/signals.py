@@ -81,7 +81,8 @@ def utc_time(at: float) -> datetime:
 
 
 def alert(code: str, severity: str, text: str, at: float, triggers: list[str],
-          borrower_id: str | None = None, asset_id: str | None = None, tenant: str | None = None) -> Output:
+          borrower_id: str | None = None, asset_id: str | None = None, tenant: str | None = None,
+          extra: dict[str, Any] | None = None) -> Output:
     """An ``alert.raised`` envelope, its id derived from the input that raised it, so a
     replayed or redelivered input raises the same alert id (sinks de-duplicate by it).
 
@@ -94,7 +95,8 @@ def alert(code: str, severity: str, text: str, at: float, triggers: list[str],
     alert_id = f"{head}-{scope}"
     when = utc_time(at).isoformat()
     payload = {"alert_id": alert_id, "code": code, "severity": severity, "text": text[:500],
-               "borrower_id": borrower_id, "asset_id": asset_id, "trigger_event_ids": triggers[-10:]}
+               "borrower_id": borrower_id, "asset_id": asset_id, "trigger_event_ids": triggers[-10:],
+               **(extra or {})}  # a code's own fields (EARLY_WARNING: the score and its contributions)
     value = {"event_id": alert_id, "type": "alert.raised", "schema_version": 1, "tenant": "creditstream",
              "source": "creditstream.engine", "occurred_at": when, "recorded_at": when,
              "payload": {k: v for k, v in payload.items() if v is not None}}

@@ -29,8 +29,10 @@ def test_a_winter_pause_in_the_programs_profile_keeps_the_limit() -> None:
     events, marks = sc.winter_pause("s1")
     limits, alerts, dead = run(events)
     assert dead == []
-    # Not a collapse in its own season; the same hours in a flat program are one.
-    assert [(a["code"], a["borrower_id"]) for a in alerts] == [("UTILISATION_COLLAPSE", "flat-s1")]
+    # Not a collapse in its own season; the same hours in a flat program are one (and,
+    # its use falling to 25% of its own recent level, an early warning: section 12).
+    assert [(a["code"], a["borrower_id"]) for a in alerts] == [("UTILISATION_COLLAPSE", "flat-s1"),
+                                                               ("EARLY_WARNING", "flat-s1")]
     seasonal, flat = last_for(limits, "ctr-s1"), last_for(limits, "flat-s1")
     machine = seasonal["components"][0]
     assert machine["detail"]["utilisation"] == "1.000" and machine["detail"]["season"] == "0.250"

@@ -1,0 +1,170 @@
+"""Early warning (issue 17.1): a scorecard over the trends stage 2 sees, an
+EARLY_WARNING alert with score, horizon and top contributors, and the one bounded rule
+by which it cuts a limit. Offline through the replay and through the real broker."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from schemas import outputs as out
+from streams.domain import early_warning as ew
+from tests.engine import scenarios as sc
+from tests.engine.test_eng_broker import (
+    OUT,
+    Outputs,
+    limits_of,
+    replay_final,
+    send_phased,
+    u,
+    values,
+)
+from tests.engine.test_eng_scenarios import codes, last_for, run
+
+
+def warnings(alerts: list[dict], borrower: str) -> list[dict]:
+    return [a for a in alerts if a["code"] == "EARLY_WARNING" and a["borrower_id"] == borrower]
+
+
+def test_a_fading_supplier_is_warned_eight_days_before_its_default() -> None:
+    events, marks = sc.supplier_fades("f1")
+    limits, alerts, dead = run(events)
+    assert dead == []
+    s = "sup-f1"
+    (w,) = warnings(alerts, s)
+    # Day 41 of the story (35 = the first fading day), at its 15:00 delivery (two days late).
+    day40 = next(e for e in events if e.occurred_at == sc.WEEK0 + sc.timedelta(days=41, hours=15))
+    assert w["trigger_event_ids"] == [day40.event_id] and day40.type == "shipment.observed"
+    block = w["early_warning"]
+    # Coverage: orders 25 + 10, deliveries 20; the quiet conditions (payment delays,
+    # buyer distress) count only while present.
+    assert (block["score"], block["active"], block["horizon_days"], block["coverage"]) == (75, True, 14, 55)
+    assert block["top"] == ["order_intake", "fulfilment"]
+    lines = {x["indicator"]: x for x in block["contributions"]}
+    # 2 orders in the last 7 days vs 28 in the 28 before: fall 71% -> 25 x (0.714-0.2)/0.6 = 21.
+    assert lines["order_intake"] == {"indicator": "order_intake", "value": 0.286, "reference": 1.0,
+                                     "points": 21, "max_points": 25}
+    # The last 5 deliveries, 3 on time (60%) vs 100% before: a fall of 0.40 -> all 20 points.
+    assert lines["fulfilment"]["points"] == 20 and lines["fulfilment"]["value"] == 0.6
+    assert sum(x["points"] for x in block["contributions"]) == 41 and round(100 * 41 / 55) == 75
+    assert "score 75/100" in w["text"] and "within 14 days" in w["text"]
+    # Overdue at 09:00 on day 49, the warning at 15:00 on day 41: 7.75 days ahead.
+    overdue_at = events[marks["overdue"]].occurred_at.timestamp()
+    assert (overdue_at - day40.occurred_at.timestamp()) / 86400 == 7.75
+
+    # The limit update of that moment says it, and cuts by 20% x (75-60)/40 = 7.5%.
+    warned = next(x["payload"] for x in limits if x["payload"]["borrower_id"] == s
+                  and "EARLY_WARNING" in codes(x["payload"]))
+    assert warned["early_warning"]["score"] == 75 and warned["early_warning"]["active"] is True
+    before = next(x["payload"] for x in reversed(limits) if x["payload"]["borrower_id"] == s
+                  and x["payload"]["version"] == warned["version"] - 1)
+    reason = next(r["text"] for r in warned["reasons"] if r["code"] == "EARLY_WARNING")
+    assert "reduced by 7.5% (at most 20%) while the score stays at 60 or above" in reason
+    components = sum(Decimal(c["contribution"]["amount"]) for c in warned["components"])
+    assert Decimal(warned["limit"]["amount"]) == (components * (1 - Decimal("0.0750")) // 1000) * 1000
+    assert Decimal(warned["limit"]["amount"]) < Decimal(before["limit"]["amount"])
+    # Once the loan is overdue the facility is frozen; no new warning is raised then.
+    final = last_for(limits, s)
+    assert final["status"] == "frozen"
+
+
+def test_every_limit_update_carries_the_score_and_its_contributions() -> None:
+    events, _ = sc.supplier_fades("f2")
+    limits, _, _ = run(events)
+    for x in limits:
+        block = x["payload"]["early_warning"]
+        out.EarlyWarning.model_validate(block)
+        assert block["coverage"] == sum(c["max_points"] for c in block["contributions"]
+                                        if c["indicator"] not in ew.CONDITIONS or c["points"] > 0)
+        assert block["score"] == (round(100 * sum(c["points"] for c in block["contributions"]) / block["coverage"])
+                                  if block["coverage"] >= ew.MIN_COVERAGE else 0)
+
+
+def test_warn_only_programs_keep_the_limit() -> None:
+    """Without ``ew_max_cut`` (the default, 0) the warning is said, the limit not cut."""
+    events, _ = sc.supplier_fades("f3")
+    events[0] = sc.EventFactory("ew-f3", sc.WEEK0).program("prg-f3")
+    limits, alerts, _ = run(events)
+    assert warnings(alerts, "sup-f3")
+    warned = next(x["payload"] for x in limits if "EARLY_WARNING" in codes(x["payload"]))
+    components = sum(Decimal(c["contribution"]["amount"]) for c in warned["components"])
+    assert Decimal(warned["limit"]["amount"]) == (components // 1000) * 1000
+    assert "your limit is not changed by it" in next(r["text"] for r in warned["reasons"]
+                                                      if r["code"] == "EARLY_WARNING")
+
+
+def test_a_steady_supplier_is_not_warned_and_one_indicator_alone_does_not_warn() -> None:
+    events, marks = sc.supplier_fades("f4")
+    limits, alerts, _ = run(events[:marks["fading"]])
+    assert warnings(alerts, "sup-f4") == []
+    assert last_for(limits, "sup-f4")["early_warning"]["score"] == 0
+    # Orders alone fall (deliveries on time): one family of data, no corroboration.
+    state = {"borrower_id": "b", "assets": {"order": {}, "receivable": {}}, "deliveries": {
+        f"p{i}": {"at": 40 * 86400.0 + i, "on_time": True} for i in range(6)}, "buyers": {},
+        "loans": {}, "consent": True, "ew": ew.new_state()}
+    state["ew"]["orders"] = [d for d in range(12, 40)]  # one a day, then none for 7 days
+    state["ew"]["since"] = 0  # history enough: only the corroboration rule is left to refuse
+    assert ew.evaluate(state, 46 * 86400.0, ["t"]) == []
+    assert state["ew"]["score"] >= ew.WARN_AT and state["ew"]["warn"] is False and state["ew"]["active"] is False
+    # A second family earning points (late deliveries) corroborates it.
+    for i in range(6):
+        state["deliveries"][f"p{i}"]["on_time"] = i < 2
+    state["ew"]["dirty"] = True
+    (raised,) = ew.evaluate(state, 46 * 86400.0, ["t"])
+    assert raised.value["payload"]["code"] == "EARLY_WARNING" and state["ew"]["warn"] is True
+
+
+def test_the_cut_is_bounded_by_the_programs_maximum() -> None:
+    state = {"ew": dict(ew.new_state(), warn=True, score=100, lines=[])}
+    share, _ = ew.reason(state, Decimal("0.30"))
+    assert share == Decimal("0.3000")
+    state["ew"]["score"] = ew.WARN_AT
+    assert ew.reason(state, Decimal("0.30"))[0] == 0
+    state["ew"]["warn"] = False  # the alert may still be in force (hysteresis): the limit is not cut
+    state["ew"]["active"] = True
+    assert ew.reason(state, Decimal("0.30")) == (Decimal(0), None)
+
+
+# ---------------------------------------------------------------- through a real worker
+@pytest.fixture
+async def outputs(bootstrap: str, engine):
+    from connectors.kafka_io import TopicReader
+
+    async with TopicReader(bootstrap, *OUT) as reader:
+        yield Outputs(reader)
+
+
+@pytest.mark.integration
+async def test_early_warning_through_the_broker(producer, outputs: Outputs, engine) -> None:
+    uid = u()
+    events, _ = sc.supplier_fades(uid)
+    s = f"sup-{uid}"
+    want = replay_final(events, s)
+
+    def mine(rs: list) -> list[dict]:
+        return limits_of(rs, s, engine.app_id)
+
+    def warned(rs: list) -> list[dict]:
+        return [a["payload"] for a in values(rs, "cs.alerts") if a["source"] == f"creditstream.engine.{engine.app_id}"
+                and a["payload"].get("borrower_id") == s and a["payload"]["code"] == "EARLY_WARNING"]
+
+    await send_phased(producer, outputs, events, [s])
+    # Orders, shipments and the ledger are three topics: the worker reads them in another
+    # interleaving than the replay's event order, so the versions in between differ; the
+    # final decision (all inputs seen) is the replay's.
+    await outputs.wait(lambda rs: bool(mine(rs)) and mine(rs)[-1]["status"] == "frozen"
+                       and mine(rs)[-1]["limit"] == want["limit"] and bool(warned(rs)), timeout=300)
+    final = mine(outputs.records)[-1]
+    assert final["components"] == want["components"]
+    assert final["early_warning"]["score"] == want["early_warning"]["score"]
+    assert final["early_warning"]["contributions"] == want["early_warning"]["contributions"]
+    (w,) = warned(outputs.records)
+    block = w["early_warning"]
+    assert block["score"] >= ew.WARN_AT and set(block["top"][:2]) == {"order_intake", "fulfilment"}
+    assert block["horizon_days"] == 14 and "within 14 days" in w["text"]
+    # The warning was raised before the default, and the updates while it was in force say so.
+    overdue = next(a for a in values(outputs.records, "cs.alerts") if a["payload"].get("borrower_id") == s
+                   and a["payload"]["code"] == "OVERDUE")
+    assert w["alert_id"] != overdue["payload"]["alert_id"]
+    assert any("EARLY_WARNING" in {r["code"] for r in x["reasons"]} for x in mine(outputs.records))
