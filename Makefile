@@ -11,3 +11,4 @@ test:
 
 lint:
 	.venv/bin/ruff check .
+	.venv/bin/mypy

@@ -23,7 +23,7 @@ def make_producer(bootstrap: str, **overrides: object) -> AIOKafkaProducer:
                                "enable_idempotence": True, "linger_ms": 5,
                                "max_batch_size": 256 * 1024, "compression_type": None}
     conf.update(overrides)
-    return AIOKafkaProducer(**conf)  # type: ignore[arg-type]
+    return AIOKafkaProducer(**conf)
 
 
 async def produce_events(producer: AIOKafkaProducer, events: Iterable[Envelope],

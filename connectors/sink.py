@@ -65,7 +65,7 @@ async def retry_unreachable(call: Callable[[], Awaitable[T]], stop: asyncio.Even
                 raise Stopped() from exc
 
 
-def next_offsets(records: list[ConsumerRecord]) -> dict[TopicPartition, int]:  # type: ignore[type-arg]
+def next_offsets(records: list[ConsumerRecord]) -> dict[TopicPartition, int]:
     """The offset to commit per partition after ``records``: the last one's, plus one."""
     out: dict[TopicPartition, int] = {}
     for m in records:
@@ -75,7 +75,7 @@ def next_offsets(records: list[ConsumerRecord]) -> dict[TopicPartition, int]:  #
 
 
 async def consume_batches(consumer: AIOKafkaConsumer, stop: asyncio.Event,
-                          write: Callable[[list[ConsumerRecord]], Awaitable[None]], *,  # type: ignore[type-arg]
+                          write: Callable[[list[ConsumerRecord]], Awaitable[None]], *,
                           name: str, max_records: int,
                           polled: Callable[[], None] | None = None,
                           committed: Callable[[], None] | None = None) -> None:

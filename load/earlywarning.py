@@ -41,6 +41,7 @@ from load.world import (
     decline_plan,
     to_record,
 )
+from schemas.topics import ALERTS_TOPIC, LIMITS_TOPIC
 from streams.domain.early_warning import MIN_COVERAGE
 from streams.replay import Replay
 
@@ -103,23 +104,23 @@ def simulate(scenario: str, seed: int, days: int = 70, business_per_day: int = 1
     active: set[str] = set()
     for raw in events(world, plan, days, business_per_day, shock_day):
         for out in replay.feed(raw):
-            if out.topic not in ("cs.limits", "cs.alerts"):
+            if out.topic not in (LIMITS_TOPIC, ALERTS_TOPIC):
                 continue
             p = out.value["payload"]
             at = datetime.fromisoformat(out.value["occurred_at"]).timestamp()
             b = p.get("borrower_id")
             if b is None:
                 continue
-            if out.topic == "cs.limits" and p.get("early_warning", {}).get("coverage", 0) >= MIN_COVERAGE:
+            if out.topic == LIMITS_TOPIC and p.get("early_warning", {}).get("coverage", 0) >= MIN_COVERAGE:
                 result.scored.add(b)
-            if out.topic == "cs.limits" and p["status"] != "frozen":
+            if out.topic == LIMITS_TOPIC and p["status"] != "frozen":
                 active.add(b)  # frozen before it was ever active: consent still on its way, not distress
-            distress = ((out.topic == "cs.limits" and p["status"] == "frozen" and b in active)
+            distress = ((out.topic == LIMITS_TOPIC and p["status"] == "frozen" and b in active)
                         if scenario != "utilisation_drop"
-                        else (out.topic == "cs.alerts" and p["code"] == "UTILISATION_COLLAPSE"))
+                        else (out.topic == ALERTS_TOPIC and p["code"] == "UTILISATION_COLLAPSE"))
             if distress:
                 result.distress.setdefault(b, at)
-            elif out.topic == "cs.alerts" and p["code"] == "EARLY_WARNING" and b not in result.distress:
+            elif out.topic == ALERTS_TOPIC and p["code"] == "EARLY_WARNING" and b not in result.distress:
                 result.warned.setdefault(b, []).append(at)
                 result.texts.setdefault(b, p["text"])
     return result

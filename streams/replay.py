@@ -12,8 +12,8 @@ from typing import Any
 import orjson
 
 from schemas import codec
-from schemas.topics import KEY_OF_TYPE, LIMITS_TOPIC, TOPIC_OF_TYPE
-from streams.domain.signals import SIGNALS_TOPIC, Output
+from schemas.topics import KEY_OF_TYPE, LIMITS_TOPIC, SIGNALS_TOPIC, TOPIC_OF_TYPE
+from streams.domain.signals import Output
 from streams.processors import all_processors, dead_letter, processor_for
 
 

@@ -22,11 +22,11 @@ from connectors.pg.errors import CONNECTION_ERRORS
 from connectors.sink import consume_batches, retry_unreachable
 from schemas.codec import encode
 from schemas.outputs import DeadLetter
-from schemas.topics import route
+from schemas.topics import ALERTS_TOPIC, LIMITS_TOPIC, route
 
 log = logging.getLogger(__name__)
 GROUP = "creditstream-ledger"
-TOPICS = (plan_mod.LIMITS_TOPIC, plan_mod.ALERTS_TOPIC)
+TOPICS = (LIMITS_TOPIC, ALERTS_TOPIC)
 
 
 @dataclass
@@ -70,7 +70,7 @@ class Ledger:
         def committed() -> None:
             self.stats.commits += 1
 
-        async def write(msgs: list[ConsumerRecord]) -> None:  # type: ignore[type-arg]
+        async def write(msgs: list[ConsumerRecord]) -> None:
             records = [plan_mod.RawRecord(m.topic, m.partition, m.offset, m.key, m.value or b"") for m in msgs]
             await self._handle(records, producer, stop)
 

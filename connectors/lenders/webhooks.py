@@ -15,8 +15,10 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import aiohttp
 import asyncpg
@@ -33,6 +35,7 @@ from connectors.sink import Stopped, retry_unreachable
 from schemas.topics import LIMITS_TOPIC
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 GROUP = "creditstream-webhooks"
 TOPIC = LIMITS_TOPIC
 
@@ -302,7 +305,7 @@ class Dispatcher:
         except (aiohttp.ClientError, TimeoutError) as exc:
             return None, f"{type(exc).__name__}: {exc}"[:500]
 
-    async def _db(self, fn, *args):  # type: ignore[no-untyped-def]
+    async def _db(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         """Run a database call, retrying while PostgreSQL is unreachable
         (:class:`connectors.sink.Stopped` when stopped first)."""
         return await retry_unreachable(lambda: fn(*args), self._stop, name="webhooks")

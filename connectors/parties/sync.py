@@ -65,7 +65,7 @@ class PartySync:
                                     fetch_max_wait_ms=200, max_poll_records=self.max_records)
         await consumer.start()
 
-        async def write(msgs: list[ConsumerRecord]) -> None:  # type: ignore[type-arg]
+        async def write(msgs: list[ConsumerRecord]) -> None:
             events = plan([m.value or b"" for m in msgs], self.stats)
             if events:
                 await self._write(events, stop)

@@ -64,8 +64,10 @@ def _run(args: argparse.Namespace) -> int:
     try:
         lint = 0
         if not args.no_lint:
-            lint = subprocess.run([sys.executable, "-m", "ruff", "check", "."], cwd=config.REPO_ROOT,
-                                  env=env).returncode
+            # ruff, then the type checker (its scope and strictness: [tool.mypy] in pyproject.toml).
+            for check in (["ruff", "check", "."], ["mypy"]):
+                lint = subprocess.run([sys.executable, "-m", *check], cwd=config.REPO_ROOT,
+                                      env=env).returncode or lint
         # argparse keeps the "--" that ends this command's options; pytest would take the
         # options after it for file names.
         pytest_args = args.pytest_args[1:] if args.pytest_args[:1] == ["--"] else args.pytest_args
@@ -87,6 +89,6 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--shared-stack", action="store_true",
                    help="run on the configured stack (CREDITSTREAM_* settings) instead of a stack of "
                         "its own, and leave it running")
-    p.add_argument("--no-lint", action="store_true", help="skip ruff")
+    p.add_argument("--no-lint", action="store_true", help="skip ruff and mypy")
     p.add_argument("pytest_args", nargs=argparse.REMAINDER, help="passed to pytest (after --)")
     p.set_defaults(func=_run)

@@ -29,7 +29,7 @@ from connectors.sources.common import (
 from load.fuzz import inputs
 from schemas import codec
 from schemas.events import Envelope
-from schemas.topics import DEADLETTER_TOPIC, route
+from schemas.topics import DEADLETTER_TOPIC, SIGNALS_TOPIC, route
 
 
 class ContractBroken(AssertionError):
@@ -234,7 +234,6 @@ class ProcessorCheck:
         return refused(mine[0]["reason"])
 
     def _run(self, topic: str, key: bytes | None, value: bytes, offset: int | None) -> list[Any]:
-        from streams.domain.signals import SIGNALS_TOPIC
         from streams.processors import processor_for
 
         proc = processor_for(topic, self.processors)
