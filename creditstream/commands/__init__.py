@@ -6,13 +6,45 @@ A module is found by listing this package, so adding a subcommand touches no oth
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib
 import pkgutil
-from typing import TypeAlias
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeAlias
+
+if TYPE_CHECKING:
+    from connectors.sources.common import Outcome
 
 # What ``ArgumentParser.add_subparsers`` returns: argparse gives it no public name, so it
 # is named once here (a string: the class is generic only to type checkers).
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def said(prefix: str, run: Callable[[], int],
+         errors: tuple[type[Exception], ...] = (OSError, ValueError), interrupt_ok: bool = False) -> int:
+    """``run()``, with one of ``errors`` (an unreadable file or map, a bad value, a server
+    that does not answer) said in one line, ``prefix: error``, and exit code 2 instead of a
+    traceback; with ``interrupt_ok`` Ctrl-C ends a long-running command with 0."""
+    try:
+        return run()
+    except KeyboardInterrupt:
+        if interrupt_ok:
+            return 0
+        raise
+    except errors as exc:
+        print(f"{prefix}: {exc}", file=sys.stderr)
+        return 2
+
+
+def send_outcome(bootstrap: str, outcome: Outcome, *, tenant: str, stage: str) -> int:
+    """Produce a source's events and dead letters (connectors.sources.emit); a Kafka that
+    does not answer is said in one line, exit code 2."""
+    from connectors.sources import emit
+
+    return said(f"{stage}: could not produce to Kafka at {bootstrap}",
+                lambda: asyncio.run(emit.send_outcome(bootstrap, outcome, tenant=tenant, stage=stage)),
+                errors=(Exception,))
 
 
 def register(sub: Subparsers) -> None:

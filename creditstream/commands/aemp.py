@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from creditstream.commands import Subparsers
+from creditstream.commands import Subparsers, said
 
 
 async def _poll(args: argparse.Namespace) -> int:
@@ -54,13 +54,8 @@ async def _poll(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    try:
-        return asyncio.run(_poll(args))
-    except KeyboardInterrupt:
-        return 0
-    except (OSError, ValueError, KeyError) as exc:
-        print(f"aemp poll: {exc}", file=sys.stderr)
-        return 2
+    return said("aemp poll", lambda: asyncio.run(_poll(args)), errors=(OSError, ValueError, KeyError),
+                interrupt_ok=True)
 
 
 def register(sub: Subparsers) -> None:

@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import sys
 
-from creditstream.commands import Subparsers
+from creditstream.commands import Subparsers, said, send_outcome
 
 
 def _run(args: argparse.Namespace) -> int:
-    try:
-        return _import(args)
-    except (OSError, ValueError) as exc:  # unreadable file or map: a message, not a traceback
-        print(f"epcis import: {exc}", file=sys.stderr)
-        return 2
+    return said("epcis import", lambda: _import(args))
 
 
 def _import(args: argparse.Namespace) -> int:
     from connectors.sources import epcis
     from connectors.sources.common import Outcome, Rejected, SourceError
-    from connectors.sources.emit import load_map, send_outcome
+    from connectors.sources.emit import load_map
     from schemas import config
 
     party_map = load_map(args.party_map)
@@ -34,12 +28,8 @@ def _import(args: argparse.Namespace) -> int:
                                                 party_map=party_map, location_map=location_map))
         except SourceError as exc:
             outcome.rejected.append(Rejected(f"file:{path}", exc.reason, exc.message, body))
-    bootstrap = args.bootstrap or config.load().kafka_bootstrap
-    try:
-        return asyncio.run(send_outcome(bootstrap, outcome, tenant=args.tenant, stage="epcis"))
-    except Exception as exc:  # noqa: BLE001 - Kafka unreachable: say so, exit non-zero
-        print(f"epcis: could not produce to Kafka at {bootstrap}: {exc}", file=sys.stderr)
-        return 2
+    return send_outcome(args.bootstrap or config.load().kafka_bootstrap, outcome, tenant=args.tenant,
+                        stage="epcis")
 
 
 def register(sub: Subparsers) -> None:

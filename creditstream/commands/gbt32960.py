@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 
-from creditstream.commands import Subparsers
+from creditstream.commands import Subparsers, said
 
 
 def _auth(args: argparse.Namespace):  # -> PlatformAuth | None
@@ -124,13 +124,8 @@ async def _send(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    try:
-        return asyncio.run(_serve(args) if args.action == "serve" else _send(args))
-    except KeyboardInterrupt:
-        return 0
-    except (OSError, ValueError) as exc:
-        print(f"gbt32960 {args.action}: {exc}", file=sys.stderr)
-        return 2
+    return said(f"gbt32960 {args.action}", lambda: asyncio.run(_serve(args) if args.action == "serve" else _send(args)),
+                interrupt_ok=True)
 
 
 def register(sub: Subparsers) -> None:

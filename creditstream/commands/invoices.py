@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
-import sys
 
-from creditstream.commands import Subparsers
+from creditstream.commands import Subparsers, said, send_outcome
 
 
 def _run(args: argparse.Namespace) -> int:
-    try:
-        return _import(args)
-    except (OSError, ValueError) as exc:  # unreadable file or map: a message, not a traceback
-        print(f"invoices import: {exc}", file=sys.stderr)
-        return 2
+    return said("invoices import", lambda: _import(args))
 
 
 def _import(args: argparse.Namespace) -> int:
     from connectors.sources import invoices
     from connectors.sources.common import Outcome
-    from connectors.sources.emit import load_map, send_outcome
+    from connectors.sources.emit import load_map
     from schemas import config
 
     party_map = load_map(args.party_map)
@@ -41,12 +35,10 @@ def _import(args: argparse.Namespace) -> int:
         else:
             outcome.extend(invoices.parse_vat(body, tenant=args.tenant, origin=f"file:{path}",
                                               party_map=party_map, terms_days=args.terms_days))
-    bootstrap = args.bootstrap or config.load().kafka_bootstrap
-    try:
-        rc = asyncio.run(send_outcome(bootstrap, outcome, tenant=args.tenant, stage="invoices"))
-    except Exception as exc:  # noqa: BLE001 - Kafka unreachable: say so, exit non-zero
-        print(f"invoices: could not produce to Kafka at {bootstrap}: {exc}", file=sys.stderr)
-        return 2
+    rc = send_outcome(args.bootstrap or config.load().kafka_bootstrap, outcome, tenant=args.tenant,
+                      stage="invoices")
+    if rc == 2:  # Kafka did not answer: nothing to record
+        return rc
     if args.invoice_index:  # only once Kafka acknowledged the invoices it records
         import orjson
 

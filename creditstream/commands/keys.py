@@ -8,7 +8,7 @@ import argparse
 import asyncio
 import sys
 
-from creditstream.commands import Subparsers
+from creditstream.commands import Subparsers, said
 
 
 def _split(value: str) -> list[str]:
@@ -101,11 +101,8 @@ async def _main(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from connectors.pg.crypto import DataKeyError
 
-    try:
-        return asyncio.run(_main(args))
-    except DataKeyError as exc:  # a malformed key in the environment: say so, no traceback
-        print(f"keys {args.action}: {exc}", file=sys.stderr)
-        return 2
+    # A malformed key in the environment: said, no traceback.
+    return said(f"keys {args.action}", lambda: asyncio.run(_main(args)), errors=(DataKeyError,))
 
 
 def register(sub: Subparsers) -> None:
