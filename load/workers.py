@@ -45,6 +45,19 @@ def is_ready(web_port: int) -> bool:
     return _get(f"http://127.0.0.1:{web_port}/readyz")[0] == 200
 
 
+def stop_process(proc: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM, wait_s: float = 30.0) -> None:
+    """Send ``sig`` to a worker's process group (the worker and what it started) and wait
+    up to ``wait_s`` for it to end, then SIGKILL it. Nothing if it is not running."""
+    if proc is None or proc.poll() is not None:
+        return
+    os.killpg(proc.pid, sig)
+    try:
+        proc.wait(wait_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -90,13 +103,7 @@ class Worker:
             raise RuntimeError(f"worker {self.worker_id} exited ({self.proc.returncode}); log {self.log}")
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+        stop_process(self.proc)
 
 
 def start_workers(app_id: str, n: int, root: Path, timeout_s: float = 120.0) -> list[Worker]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from load.workers import free_port, is_ready
+from load.workers import free_port, is_ready, stop_process
 from schemas.config import REPO_ROOT, Settings
 
 
@@ -46,17 +45,10 @@ class WorkerProcess:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-40:])
 
     def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+        stop_process(self.proc, signal.SIGKILL, 10)
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_process(self.proc)
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,6 @@ and the champion decides under the new version from then on, saying so to lender
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -20,6 +18,7 @@ import orjson
 import pytest
 
 from connectors.kafka_io import TopicReader, produce_events
+from load.workers import stop_process
 from schemas import codec
 from schemas.config import REPO_ROOT, Settings
 from schemas.topics import LIMITS_TOPIC, REGISTRY_TOPIC, shadow_topics
@@ -69,13 +68,7 @@ class Engine:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-30:]) if self.log.exists() else ""
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+        stop_process(self.proc)
 
 
 def _cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
