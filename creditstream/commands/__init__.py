@@ -8,10 +8,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import logging
 import pkgutil
+import signal
 import sys
-from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeAlias
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 if TYPE_CHECKING:
     from connectors.sources.common import Outcome
@@ -19,6 +21,22 @@ if TYPE_CHECKING:
 # What ``ArgumentParser.add_subparsers`` returns: argparse gives it no public name, so it
 # is named once here (a string: the class is generic only to type checkers).
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def run_service(main: Coroutine[Any, Any, int]) -> int:
+    """Run a long-running command's coroutine, with INFO logs (timestamped) on stderr."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    return asyncio.run(main)
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event that SIGINT or SIGTERM sets (call it in the running loop): a service stops
+    at its next batch boundary, with what it has written committed."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
 
 
 def said(prefix: str, run: Callable[[], int],

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 import os
 import sys
 from pathlib import Path
 
-from creditstream.commands import Subparsers, said
+from creditstream.commands import Subparsers, run_service, said
 
 
 async def _poll(args: argparse.Namespace) -> int:
@@ -53,8 +51,7 @@ async def _poll(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    return said("aemp poll", lambda: asyncio.run(_poll(args)), errors=(OSError, ValueError, KeyError),
+    return said("aemp poll", lambda: run_service(_poll(args)), errors=(OSError, ValueError, KeyError),
                 interrupt_ok=True)
 
 

@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 
-from creditstream.commands import Subparsers, said
+from creditstream.commands import Subparsers, run_service, said
 
 
 def _auth(args: argparse.Namespace):  # -> PlatformAuth | None
@@ -123,8 +123,7 @@ async def _send(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    return said(f"gbt32960 {args.action}", lambda: asyncio.run(_serve(args) if args.action == "serve" else _send(args)),
+    return said(f"gbt32960 {args.action}", lambda: run_service(_serve(args) if args.action == "serve" else _send(args)),
                 interrupt_ok=True)
 
 

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
-import signal
 
-from creditstream.commands import Subparsers
+from creditstream.commands import Subparsers, run_service, stop_on_signals
 
 
 async def _main(args: argparse.Namespace) -> int:
@@ -18,10 +16,7 @@ async def _main(args: argparse.Namespace) -> int:
     settings = config.load()
     pg_url = args.pg_url or settings.pg_url
     await migrate(pg_url)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     ledger = Ledger(args.bootstrap or settings.kafka_bootstrap, pg_url, group=args.group,
                     max_records=args.batch)
     from urllib.parse import urlsplit
@@ -37,8 +32,7 @@ async def _main(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    return asyncio.run(_main(args))
+    return run_service(_main(args))
 
 
 def register(sub: Subparsers) -> None:

@@ -6,12 +6,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 
 import orjson
 
-from creditstream.commands import Subparsers
+from creditstream.commands import Subparsers, run_service, stop_on_signals
 
 
 async def _with_conn(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -123,10 +122,7 @@ async def _serve(args: argparse.Namespace) -> int:
             await pool.close()
             print(f"lenders serve: refusing to start: {exc}", file=sys.stderr)
             return 2
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     bootstrap = args.bootstrap or settings.kafka_bootstrap
     engine = args.engine_metrics or [f"http://127.0.0.1:{settings.worker_web_port}/metrics"]
     runner = web.AppRunner(make_app(pool, engine_metrics=engine, bootstrap=bootstrap,
@@ -164,9 +160,8 @@ async def _serve(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
-        return asyncio.run(args.coro(args))
+        return run_service(args.coro(args))
     except (LookupError, ValueError) as exc:
         print(f"lenders {args.action}: {exc}", file=sys.stderr)
         return 2

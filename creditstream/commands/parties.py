@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
-import signal
 import sys
 
-from creditstream.commands import Subparsers
+from creditstream.commands import Subparsers, run_service, stop_on_signals
 
 
 async def _sync(args: argparse.Namespace, pg_url: str, bootstrap: str) -> int:
     from connectors.parties.sync import PartySync
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     sync = PartySync(bootstrap, pg_url, group=args.group)
     logging.info("parties: consuming cs.registry as group %s", args.group)
     await sync.run(stop)
@@ -62,8 +57,7 @@ async def _main(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    return asyncio.run(_main(args))
+    return run_service(_main(args))
 
 
 def register(sub: Subparsers) -> None:
