@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,7 @@ def _nice(v: float) -> str:
     return f"{v:.3g}"
 
 
-def line_chart(title: str, series: dict[str, Sequence[Point]], x_label: str, y_label: str,
+def line_chart(title: str, series: Mapping[str, Sequence[Point]], x_label: str, y_label: str,
                width: int = 1100, height: int = 300, x_ticks: Sequence[tuple[float, str]] | None = None) -> str:
     """An SVG line chart of named series of (x, y) points; empty series are skipped.
 

@@ -267,7 +267,7 @@ async def _closing(app: web.Application) -> None:
     app[WAKER].notify()
 
 
-async def _listen(app: web.Application):  # type: ignore[no-untyped-def]
+async def _listen(app: web.Application):
     """LISTEN for ledger commits; a dead listener only makes streams fall back to polling."""
     conn: asyncpg.Connection | None = None
     try:

@@ -116,8 +116,8 @@ async def check(url: str, policy: UrlPolicy) -> None:
 
 
 def _loopback(ip: IP) -> bool:
-    return ip.is_loopback or (isinstance(ip, ipaddress.IPv6Address) and bool(ip.ipv4_mapped)
-                              and ip.ipv4_mapped.is_loopback)
+    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+    return ip.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
 class GuardedResolver(AbstractResolver):

@@ -49,7 +49,7 @@ Store = MutableMapping[str, Any]
 def partition_of(key: bytes, partitions: int) -> int:
     """The partition the producers' default partitioner picks for ``key`` (murmur2, as
     Kafka's Java client and aiokafka do): the replay's stand-in for a record's partition."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def _clock_key(partition: int, program: str) -> str:
