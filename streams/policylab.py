@@ -13,6 +13,9 @@ draws them).
 
 from __future__ import annotations
 
+import multiprocessing
+import queue
+import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -52,15 +55,33 @@ class Side:
     version: str
     latest: dict[str, dict[str, Any]] = field(default_factory=dict)
     updates: int = 0
-    # Total limit per currency at the end of each UTC day (event time) from ``since`` on.
-    daily: dict[str, dict[str, Decimal]] = field(default_factory=lambda: defaultdict(dict))
-    totals: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+    # How the total limit per currency moved on each UTC day (the updates' event time): a
+    # borrower's watermark never moves back, so the total at the end of a day is the sum
+    # of the moves up to it, whatever the order in which borrowers were decided.
+    moves: dict[str, dict[str, Decimal]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(Decimal)))
+
+    def daily(self, since: float) -> dict[str, dict[str, str]]:
+        """Total limit per currency at the end of each day that moved it, from ``since``."""
+        first = datetime.fromtimestamp(since - since % DAY, UTC).date().isoformat() if since else ""
+        out: dict[str, dict[str, str]] = {}
+        for ccy, days in self.moves.items():
+            total, out[ccy] = Decimal(0), {}
+            for day in sorted(days):
+                total += days[day]
+                if day >= first:
+                    out[ccy][day] = str(total)
+        return out
 
 
 class DualReplay:
-    """Stage 1 once, stage 2 once per version; feed raw event bytes in log order."""
+    """Stage 1 once, stage 2 once per version; feed raw event bytes in log order.
 
-    def __init__(self, versions: Iterable[str], since: float = 0.0) -> None:
+    ``shard`` (i, n) keeps stage 2 for the borrowers whose id hashes to i of n: every
+    shard runs all of stage 1 (exact: stage 1 is the same in each) and decides only its
+    borrowers, so n processes share the decisions, the costly part (``diff(jobs=n)``)."""
+
+    def __init__(self, versions: Iterable[str], since: float = 0.0, shard: tuple[int, int] = (0, 1)) -> None:
+        self.shard = shard
         self.stage1 = [p for p in all_processors() if not isinstance(p, FacilityProcessor)]
         self.stores: dict[str, dict[str, Any]] = {p.name: {} for p in self.stage1}
         self.sides = [Side(v) for v in versions]
@@ -82,6 +103,8 @@ class DualReplay:
 
     def _run(self, topic: str, key: bytes, raw: bytes) -> None:
         if topic in FacilityProcessor.topics:
+            if self.shard[1] > 1 and zlib.crc32(key) % self.shard[1] != self.shard[0]:
+                return  # another shard's borrower (signals and ledger records are keyed by borrower)
             for proc, store, side in self.stage2:
                 self._decided(side, proc.process(store, topic, key, raw))
             return
@@ -99,17 +122,25 @@ class DualReplay:
             old = side.latest.get(p["borrower_id"])
             side.latest[p["borrower_id"]] = s
             side.updates += 1
-            side.totals[s["currency"]] += s["limit"] - (old["limit"] if old else 0)
-            at = datetime.fromisoformat(p["watermark"]).timestamp()
-            if at >= self.since:
-                day = datetime.fromtimestamp(at - at % DAY, UTC).date().isoformat()
-                side.daily[s["currency"]][day] = side.totals[s["currency"]]
+            day = p["watermark"][:10]  # UTC: the watermark is rendered with Z
+            side.moves[s["currency"]][day] += s["limit"] - (old["limit"] if old else 0)
 
 
-def diff(lines: Iterable[bytes], base: str, candidate: str, since: float = 0.0,
-         progress: Callable[[DualReplay], None] | None = None, every: int = 20000) -> DualReplay:
-    """Replay ``lines`` (NDJSON event bytes, in log order) under both versions."""
-    dual = DualReplay((base, candidate), since)
+def diff(lines: Iterable[bytes] | Callable[[], Iterable[bytes]], base: str, candidate: str, since: float = 0.0,
+         progress: Callable[[DualReplay], None] | None = None, every: int = 20000, jobs: int = 1) -> DualReplay:
+    """Replay the log (NDJSON event bytes in log order, or a function that opens it) under
+    both versions; with ``jobs`` > 1, in that many processes, each deciding a share of
+    the borrowers (``lines`` must then be a function, called once in each)."""
+    if jobs > 1:
+        if not callable(lines):
+            raise TypeError("diff(jobs > 1) needs a function that opens the log in each process")
+        return _parallel(lines, base, candidate, since, progress, every, jobs)
+    return _one(lines() if callable(lines) else lines, base, candidate, since, progress, every, (0, 1))
+
+
+def _one(lines: Iterable[bytes], base: str, candidate: str, since: float,
+         progress: Callable[[DualReplay], None] | None, every: int, shard: tuple[int, int]) -> DualReplay:
+    dual = DualReplay((base, candidate), since, shard)
     for n, line in enumerate(lines, start=1):
         line = line.strip()
         if line:
@@ -119,6 +150,46 @@ def diff(lines: Iterable[bytes], base: str, candidate: str, since: float = 0.0,
     if progress:
         progress(dual)
     return dual
+
+
+def _parallel(opener: Callable[[], Iterable[bytes]], base: str, candidate: str, since: float,
+              progress: Callable[[DualReplay], None] | None, every: int, jobs: int) -> DualReplay:
+    # fork: the children inherit the candidate policy loaded in this process and the opener.
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+
+    def child(i: int) -> None:
+        d = _one(opener(), base, candidate, since, progress if i == 0 else None, every, (i, jobs))
+        results.put((i, d.events, d.refused, d.clock,
+                     [(sd.latest, sd.updates, {c: dict(v) for c, v in sd.moves.items()}) for sd in d.sides]))
+
+    procs = [ctx.Process(target=child, args=(i,)) for i in range(jobs)]
+    for p in procs:
+        p.start()
+    parts = []
+    while len(parts) < jobs:
+        try:
+            parts.append(results.get(timeout=5))
+        except queue.Empty:
+            if any(p.exitcode not in (None, 0) for p in procs):
+                for p in procs:
+                    p.kill()
+                raise RuntimeError("a diff shard failed (see its traceback above)") from None
+    parts.sort(key=lambda part: part[0])
+    for p in procs:
+        p.join()
+        if p.exitcode != 0:
+            raise RuntimeError(f"diff shard exited with {p.exitcode}")
+    merged = DualReplay((base, candidate), since)
+    merged.events, merged.refused, merged.clock = parts[0][1], parts[0][2], parts[0][3]
+    for k, side in enumerate(merged.sides):
+        for latest, updates, moves in (part[4][k] for part in parts):
+            side.latest.update(latest)  # the shards' borrowers are disjoint
+            side.updates += updates
+            for ccy, days in moves.items():
+                for day, move in days.items():
+                    side.moves[ccy][day] += move
+    return merged
 
 
 def _bucket(pct: float) -> str:
@@ -201,7 +272,6 @@ def report(dual: DualReplay, borrowers: set[str] | None = None, top: int = 200) 
                                 "change": str(v["after"] - v["before"])} for k, v in sorted(rows.items())}
                      for kind, rows in exposure.items()},
         "crossings": crossings,
-        "daily_total": {v.version: {ccy: {d: str(t) for d, t in sorted(days.items())}
-                                    for ccy, days in v.daily.items()} for v in (a, b)},
+        "daily_total": {v.version: v.daily(dual.since) for v in (a, b)},
         "changes": changes[:top], "changes_listed": min(top, len(changes)),
     }

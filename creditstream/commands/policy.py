@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -120,25 +121,31 @@ def _diff(args: argparse.Namespace) -> int:
         return 2
     since = datetime.fromisoformat(args.since).replace(tzinfo=UTC).timestamp() if args.since else 0.0
     if args.log:
-        size = Path(args.log).stat().st_size
-        src = open(args.log, "rb")  # noqa: SIM115 - closed below
-        lines = src
+        path = args.log
+        size = Path(path).stat().st_size
+
+        def opener() -> Iterable[bytes]:
+            with open(path, "rb") as f:
+                opened.append(f)
+                yield from f
     else:
-        lines = asyncio.run(_read_topics(config.load().kafka_bootstrap))
-        size, src = 0, None
+        records = asyncio.run(_read_topics(config.load().kafka_bootstrap))
+        size = 0
+
+        def opener() -> Iterable[bytes]:
+            return records
+    opened: list = []  # the log file of this process, for the progress line
     t0 = time.monotonic()
 
     def progress(d: policylab.DualReplay) -> None:
         el = time.monotonic() - t0
-        where = f"{src.tell() / size:6.1%} of the log, " if src and size else ""
+        f = opened[-1] if opened else None
+        where = f"{(size if f.closed else f.tell()) / size:6.1%} of the log, " if f and size else ""
+        shard = f" (shard 1 of {args.jobs}: its share of the borrowers)" if args.jobs > 1 else ""
         print(f"policy diff: {where}{d.events:,} events, {d.events / max(el, 1e-9):,.0f}/s, "
-              f"{len(d.sides[0].latest):,} borrowers, {el:.0f} s", file=sys.stderr, flush=True)
+              f"{len(d.sides[0].latest):,} borrowers{shard}, {el:.0f} s", file=sys.stderr, flush=True)
 
-    try:
-        dual = policylab.diff(lines, base, cand, since, progress if not args.quiet else None)
-    finally:
-        if src:
-            src.close()
+    dual = policylab.diff(opener, base, cand, since, progress if not args.quiet else None, jobs=args.jobs)
     elapsed = time.monotonic() - t0
     report = policylab.report(dual, set(args.borrowers) if args.borrowers else None, top=args.top)
     report["elapsed_s"] = round(elapsed, 1)
@@ -230,6 +237,8 @@ def register(sub: Subparsers) -> None:
     c.add_argument("--out", default="policy-diff", help="folder for report.json and report.html")
     c.add_argument("--svg", action="store_true", help="also write each plot as an SVG file")
     c.add_argument("--top", type=int, default=200, help="largest changes listed one by one")
+    c.add_argument("--jobs", type=int, default=1,
+                   help="processes; each runs stage 1 and decides a share of the borrowers")
     c.add_argument("--quiet", action="store_true", help="no progress lines")
     c.set_defaults(func=_diff)
     c = s.add_parser("promote", help="promote a shipped version: an audit event on the registry")

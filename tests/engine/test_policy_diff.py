@@ -90,3 +90,13 @@ def test_the_report_restricted_to_borrowers_and_its_page(log: list[bytes], candi
     page = policyreport.html(report)  # distribution, daily totals (CNY), lenders, programs
     assert page.count("<svg") == 4 and "<script" not in page and "<link" not in page
     assert "src=" not in page and "url(" not in page and "@import" not in page
+
+
+def test_the_diff_in_several_processes_is_the_diff_in_one(log: list[bytes], candidate: str) -> None:
+    """Each process runs stage 1 whole and decides its share of the borrowers: the same
+    figures, day-by-day totals included."""
+    one = policylab.report(policylab.diff(log, POLICY_VERSION, candidate), top=10_000)
+    three = policylab.report(policylab.diff(lambda: log, POLICY_VERSION, candidate, jobs=3), top=10_000)
+    assert three == one
+    with pytest.raises(TypeError):
+        policylab.diff(log, POLICY_VERSION, candidate, jobs=2)
