@@ -54,6 +54,12 @@ class EngineApp(faust.App):
                 self.add_future(lane.run())
             self.add_future(self._say_when_ready())
 
+    async def on_stop(self) -> None:
+        # The lanes first, each between two batches (Lane.stop), while the app's futures,
+        # the lanes' run() among them, are still running: Faust cancels them afterwards.
+        await asyncio.gather(*(lane.stop() for lane in self.lanes))
+        await super().on_stop()
+
     async def _say_when_ready(self) -> None:
         """One line on stdout once every lane holds its assignment, restored: what an
         operator watching the terminal waits for (Faust's own output is a banner)."""

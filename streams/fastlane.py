@@ -75,6 +75,17 @@ def processor_group(app_id: str, name: str) -> str:
     return lane_group(app_id, name)
 
 
+def lane_folder(data_dir: Path, name: str) -> Path:
+    """Where lane ``name`` keeps its RocksDB databases (one a partition) in a worker's data
+    folder; the machines lane keeps the folder it had as the first lane."""
+    return data_dir / ("fastlane" if name == "machines" else f"lane-{name}")
+
+
+def partition_databases(data_dir: Path, name: str) -> list[Path]:
+    """The databases of lane ``name`` in a worker's data folder, by name."""
+    return sorted(lane_folder(data_dir, name).glob(f"{name}-*.db"))
+
+
 def lane_groups(app_id: str) -> list[str]:
     """Every lane group an engine may have (whether or not this worker runs them): a new
     engine id is positioned at the end of its inputs for all of them."""
@@ -233,7 +244,7 @@ class Lane:
                           else f"{app_id}-lane-{self.name}-changelog")
         # The table's changelog when this processor ran on a Faust agent: adopted once.
         self.faust_changelog = f"{app_id}-{self.name}-changelog"
-        self.data_dir = data_dir / ("fastlane" if self.name == "machines" else f"lane-{self.name}")
+        self.data_dir = lane_folder(data_dir, self.name)
         self.rename = rename
         self.topics = [rename.get(t, t) for t in self.proc.topics]
         self.canonical = {rename.get(t, t): t for t in self.proc.topics}
@@ -253,6 +264,10 @@ class Lane:
         self.held_since: dict[int, float] = {}
         self.assigned: set[TopicPartition] = set()
         self.committing: asyncio.Future[None] | None = None  # the offset commit in flight
+        # A stop ends the run between batches (see stop()); ``stopped`` is set when run() ends.
+        self.stopping = asyncio.Event()
+        self.stopped = asyncio.Event()
+        self.running = False
 
     async def ensure_changelog(self, partitions: int) -> None:
         """Create the changelog topic if needed, and adopt the Faust table's changelog."""
@@ -452,8 +467,25 @@ class Lane:
         finally:
             await reader.stop()
 
+    async def stop(self, timeout: float = 30.0) -> None:
+        """End ``run`` between batches: the batch in flight finishes, its offsets are
+        committed, then the consumer leaves its group. A worker's graceful stop must come
+        here first: cancelling ``run`` can land after a batch's outputs were published
+        and before its offsets were committed, and the partitions' next owner then
+        decides that batch again, from inputs it may see in another order (a borrower's
+        version published twice with different content: chaos churn on the cluster)."""
+        self.stopping.set()
+        if not self.running:
+            return
+        try:
+            await asyncio.wait_for(self.stopped.wait(), timeout)
+        except TimeoutError:
+            log.warning("lane %s: did not stop within %.0f s; it is cancelled", self.name, timeout)
+
     async def run(self, stopping: asyncio.Event | None = None) -> None:
         lane = self
+        stopping = stopping or self.stopping
+        self.running = True
 
         class Rebalance(ConsumerRebalanceListener):
             async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
@@ -515,11 +547,15 @@ class Lane:
             self.failed = True
             fail_stop(f"lane {self.name}")
         finally:
-            await self._settle_commit(quiet=True)
-            await self.consumer.stop()
-            await self.producer.stop()
-            for store in self.stores.values():
-                store.close()
+            try:
+                await self._settle_commit(quiet=True)
+                await self.consumer.stop()
+                await self.producer.stop()
+                for store in self.stores.values():
+                    store.close()
+            finally:
+                self.running = False
+                self.stopped.set()
 
     def _close(self, revoked: list[TopicPartition]) -> None:
         """Drop everything held for ``revoked``: fetched records, and the stores of the
