@@ -251,6 +251,16 @@ class FacilityProcessor(Processor):
         # under it, whatever the registry promotes (facility.policy_version).
         self.pinned = pinned
 
+    def _state(self, store: Store, bid: str) -> facility.State:
+        """A borrower's state, pinned to this engine's version or to none: an engine id
+        run once with ``--shadow`` and then without is not left pinned."""
+        state = store.get(bid) or facility.new_state(bid)
+        if self.pinned:
+            state["pinned"] = self.pinned
+        else:
+            state.pop("pinned", None)
+        return state
+
     def process(self, store: Store, topic: str, key: bytes | None, value: bytes,
                 partition: int | None = None, offset: int | None = None) -> list[Output]:
         # The policy runs after every input, never per batch: the decisions (and so the
@@ -263,9 +273,7 @@ class FacilityProcessor(Processor):
         try:
             sig = orjson.loads(value)
             bid = sig["borrower_id"]
-            state = store.get(bid) or facility.new_state(bid)
-            if self.pinned:
-                state["pinned"] = self.pinned
+            state = self._state(store, bid)
             outs = facility.apply_signal(state, sig)
             outs += self._apply_parked(state)
             outs += facility.decide_and_publish(state)
@@ -280,9 +288,7 @@ class FacilityProcessor(Processor):
             return [dead_letter(topic, partition, offset, key, value, self.name, "internal_error", repr(exc))]
 
     def apply(self, store: Store, key: str, event: ev.Envelope) -> list[Output]:
-        state = store.get(key) or facility.new_state(key)
-        if self.pinned:
-            state["pinned"] = self.pinned
+        state = self._state(store, key)
         if state["program"] is None and len(state.get("parked", ())) < MAX_PARKED_LEDGER:
             # The registration may still be on its way: the registry is another topic,
             # and its signal reaches this partition after stage 1 read it, so a worker

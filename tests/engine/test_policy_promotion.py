@@ -88,3 +88,15 @@ def test_an_engine_pinned_to_a_version_does_not_read_promotions() -> None:
     alone = pinned(events)
     assert alone and {u["payload"]["policy_version"] for u in alone} == {CANDIDATE}
     assert pinned([*events, promotion(last_at + timedelta(days=30), version=POLICY_VERSION, n=4)]) == alone
+
+
+def test_an_engine_run_pinned_and_then_not_is_not_left_pinned() -> None:
+    from streams.processors import FacilityProcessor
+
+    events, _ = sc.receivables("pp5")
+    r = Replay(CANDIDATE)
+    for e in events:
+        list(r.feed(codec.encode(e)))
+    store = r.stores["facilities"]
+    assert store["sup-pp5"]["pinned"] == CANDIDATE
+    assert "pinned" not in FacilityProcessor()._state(store, "sup-pp5")
