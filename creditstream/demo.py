@@ -73,6 +73,7 @@ def story(run_id: str) -> Iterator[tuple[str, list[Envelope]]]:
     f.advance(hours=2)
     yield "Hydraulics repays 100,000", [f.repayment(f"ln-{u}", s1, "100000")]
     yield from demo_early_warning.fading_supplier(f, u)  # a score, its drivers, a bounded cut
+    yield from demo_early_warning.lpr_published(f, u)  # a price on every limit, capped at 4 x LPR
     yield from demo_modes.inventory(f, u)  # warehouse receipts and a margin call
     yield from demo_modes.freight(f, u)  # waybills corroborated by the truck's trajectory
 
@@ -84,7 +85,8 @@ def describe(update: dict) -> str:
     lim, prev = Decimal(p["limit"]["amount"]), Decimal(p["previous_limit"]["amount"])
     arrow = "↑" if lim > prev else "↓" if lim < prev else "="
     head = (f"  {p['borrower_id']:<22} v{p['version']:<3} {prev:>12,.0f} {arrow} {lim:>12,.0f} {cur}"
-            f"  available {Decimal(p['available']['amount']):>12,.0f}  [{p['status']}]")
+            f"  available {Decimal(p['available']['amount']):>12,.0f}  [{p['status']}]"
+            + (f"  APR {p['pricing']['apr_pct']}% ({p['pricing']['grade']})" if p.get("pricing") else ""))
     reasons = [f"      - {r['code']}: {r['text']}" for r in p["reasons"]]
     return "\n".join([head, *reasons])
 

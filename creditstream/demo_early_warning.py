@@ -34,3 +34,12 @@ def fading_supplier(f: EventFactory, u: str) -> Iterator[tuple[str, list[Envelop
             evs.append(f.delivered(f"po-{u}-g{day - 2}", s, f.now - timedelta(days=2 if late else 0), f.now))
     yield "Early warning: a gear supplier gets an order a day for five weeks, each delivered on time", history
     yield "Its orders thin out to one in three days and arrive two days late: an early warning", fading
+
+
+def lpr_published(f: EventFactory, u: str) -> Iterator[tuple[str, list[Envelope]]]:
+    """Issue 17.3 (docs/credit-policy.md section 13): every limit carries an indicative
+    APR from its risk grade; the one-year LPR published at 1.50% puts the legal ceiling
+    at 6.00%, so the rates above it are capped (PRICE_CAPPED) and said again."""
+    f.advance(hours=1)
+    yield "The one-year LPR is published at 1.50%: no rate may exceed 6.00% (PRICE_CAPPED)", [
+        f.reference_rate("1.50")]

@@ -585,6 +585,13 @@ class ProgramParameters(Model):
     # Early warning (docs/credit-policy.md 12.3): the most an active warning may cut the limit.
     ew_max_cut: Annotated[Decimal, Field(ge=0, le=Decimal("0.30"), description=(
         "Largest share by which an active early warning reduces the limit (0 = warn only)"))] | None = None
+    # Pricing (docs/credit-policy.md 13): annual rate in percent per risk grade, and the
+    # share of the interest a public subsidy pays (the borrower's net rate).
+    pricing_table: Annotated[dict[Literal["A", "B", "C", "D", "E"], Annotated[Decimal, Field(ge=0, le=100)]],
+                             Field(min_length=5, description="Indicative APR in percent per risk grade A-E "
+                                                             "(all five)")] | None = None
+    interest_subsidy_share: Annotated[Decimal, Field(ge=0, le=1, description=(
+        "Share of the interest paid by a public subsidy: the borrower's net APR"))] | None = None
 
 
 # Joint lending rule: every cooperating funder contributes at least 30% of each loan. A
@@ -698,6 +705,21 @@ class PolicyPromoted(Envelope):
     payload: PolicyPromotedPayload
 
 
+class ReferenceRatePayload(Model):
+    """A published reference rate: the one-year Loan Prime Rate caps every indicative APR
+    at four times its value (docs/credit-policy.md section 13)."""
+
+    rate: Literal["LPR_1Y"] = Field(description="the one-year Loan Prime Rate")
+    value_pct: Annotated[Decimal, Field(gt=0, le=50, max_digits=6, decimal_places=4,
+                                        description="annual rate in percent, e.g. 3.00")]
+    effective_date: date
+
+
+class ReferenceRateSet(Envelope):
+    type: Literal["registry.reference_rate"]
+    payload: ReferenceRatePayload
+
+
 class MachinePledged(Envelope):
     type: Literal["registry.pledge"]
     payload: PledgePayload
@@ -731,6 +753,7 @@ INPUT_EVENTS: tuple[type[Envelope], ...] = (
     ConsentGranted,
     ConsentRevoked,
     PolicyPromoted,
+    ReferenceRateSet,
     MachinePledged,
     PledgeReleased,
     DealerPlan,

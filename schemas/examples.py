@@ -78,6 +78,8 @@ def example_events() -> list[ev.Envelope]:
         (ev.ConsentRevoked, ev.ConsentPayload(borrower_id="sup-hydraulics")),
         (ev.PolicyPromoted, ev.PolicyPromotedPayload(version="2027.01-1", promoted_by="Credit committee (Li Wei)",
                                                      reason="Minutes of 2027-01-05, item 3")),
+        (ev.ReferenceRateSet, ev.ReferenceRatePayload(rate="LPR_1Y", value_pct=Decimal("3.00"),
+                                                      effective_date=date(2026, 11, 20))),
         (ev.MachinePledged, ev.PledgePayload(
             machine_id="exc-SY215C-00042", borrower_id="ctr-xiang", program_id="prg-sany-equip",
             kind=ev.MachineKind.excavator, price=cny("1150000.00"), acquired_on=date(2024, 6, 1),

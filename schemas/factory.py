@@ -59,6 +59,11 @@ class EventFactory:
         return self._e(ev.SupplyRelationship, ev.SupplyRelationshipPayload(
             supplier_id=supplier_id, buyer_id=buyer_id, tier=tier))
 
+    def reference_rate(self, value_pct: str, tenant: str = "creditstream") -> ev.Envelope:
+        """The one-year LPR as published (the engine's operator relays it)."""
+        return self._e(ev.ReferenceRateSet, ev.ReferenceRatePayload(
+            rate="LPR_1Y", value_pct=Decimal(value_pct), effective_date=self.now.date()), tenant=tenant)
+
     def party_status(self, party_id: str, status: str, reason: str = "rating downgrade") -> ev.Envelope:
         return self._e(ev.PartyStatusChanged, ev.PartyStatusPayload(
             party_id=party_id, status=ev.PartyStatus(status), reason=reason))

@@ -66,6 +66,28 @@ class EarlyWarning(Model):
     top: list[str] = Field(description="The indicators that earned most, most first")
 
 
+class GradePoints(Model):
+    early_warning: Annotated[int, Field(ge=0)]
+    buyers: Annotated[int, Field(ge=0)]
+    unconfirmed_assets: Annotated[int, Field(ge=0)]
+    total: Annotated[int, Field(ge=0)]
+
+
+class Pricing(Model):
+    """The indicative price of the limit (docs/credit-policy.md section 13): annualised
+    rates in percent, never above 4 x the one-year LPR."""
+
+    grade: Literal["A", "B", "C", "D", "E"]
+    grade_points: GradePoints
+    apr_pct: Decimal = Field(description="gross APR, percent a year")
+    net_apr_pct: Decimal = Field(description="the borrower's APR after the program's interest subsidy")
+    subsidy_share: Decimal
+    ceiling_pct: Decimal = Field(description="4 x lpr_1y_pct: the legal ceiling")
+    lpr_1y_pct: Decimal
+    lpr_source: Annotated[str, Field(max_length=128, description="event id of the reference rate, or 'default'")]
+    capped: bool
+
+
 class LimitUpdatePayload(Model):
     borrower_id: Id
     program_id: Id
@@ -82,6 +104,7 @@ class LimitUpdatePayload(Model):
     watermark: Timestamp = Field(description="Event time up to which inputs were seen")
     trigger_event_ids: Annotated[list[EventId], Field(max_length=100)]
     early_warning: EarlyWarning | None = None  # from policy 2026.12-3
+    pricing: Pricing | None = None  # from policy 2026.12-3
 
 
 class LimitUpdated(Envelope):

@@ -76,8 +76,8 @@ TOPICS: tuple[TopicSpec, ...] = (
         "cs.registry", "party, program or supplier>buyer id", 1, "delete", FOREVER,
         (ev.BorrowerRegistered, ev.SupplyRelationship, ev.PartyStatusChanged,
          ev.ProgramRegistered, ev.ConsentGranted, ev.ConsentRevoked,
-         ev.PolicyPromoted),
-        "Parties, programs, supply graph and consents; small, read whole by every worker.",
+         ev.PolicyPromoted, ev.ReferenceRateSet),
+        "Parties, programs, supply graph, consents, policy promotions and reference rates; small, read whole by every worker.",
     ),
     TopicSpec(
         "cs.pledges", "machine_id", PARTITIONS, "delete", FOREVER,
@@ -172,6 +172,8 @@ def _registry_key(e: ev.Envelope) -> str:
         return p.borrower_id
     if isinstance(p, ev.PolicyPromotedPayload):
         return "policy"  # one key: promotions are read in the order they were made
+    if isinstance(p, ev.ReferenceRatePayload):
+        return "reference_rate"  # one key: the rates are read in the order they were published
     return p.party_id
 
 
@@ -179,7 +181,7 @@ KEY_OF_TYPE: dict[str, Callable[[ev.Envelope], str]] = {
     **{t: _registry_key for t in (
         "registry.borrower", "registry.supply_relationship", "registry.party_status",
         "registry.program", "registry.consent_granted", "registry.consent_revoked",
-        "registry.policy_promoted")},
+        "registry.policy_promoted", "registry.reference_rate")},
     "registry.pledge": lambda e: e.payload.machine_id,  # type: ignore[attr-defined]
     "registry.pledge_released": lambda e: e.payload.machine_id,  # type: ignore[attr-defined]
     "telemetry.equipment": lambda e: e.payload.machine_id,  # type: ignore[attr-defined]

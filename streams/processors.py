@@ -227,7 +227,7 @@ class RegistryProcessor(Processor):
     topics = (REGISTRY_TOPIC, PRICES_TOPIC)  # prices fan out to programs' members (prices.py)
     types = frozenset({"market.price", "registry.borrower", "registry.supply_relationship", "registry.party_status",
                        "registry.program", "registry.consent_granted", "registry.consent_revoked",
-                       "registry.policy_promoted"})
+                       "registry.policy_promoted", "registry.reference_rate"})
 
     def apply(self, store: Store, key: str, event: ev.Envelope) -> list[Output]:
         return registry.on_event(store, event)

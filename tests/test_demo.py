@@ -22,6 +22,6 @@ def test_demo_shows_limits_moving_with_reasons() -> None:
     for expected in ("DUPLICATE_FINANCING", "BATTERY_ALARM_L3", "GEOFENCE_BREACH", "BUYER_DISTRESSED",
                      "INVENTORY_MARGIN_CALL", "Repay 160,000.00 CNY", "WAYBILL_NOT_CORROBORATED",
                      "corroborated waybills +8,000",
-                     "EARLY_WARNING", "Early warning for gears-",
+                     "EARLY_WARNING", "Early warning for gears-", "PRICE_CAPPED", "APR 6.00% (B)",
                      "[partially_frozen]", "↑", "↓"):
         assert expected in res.stdout, expected

@@ -51,7 +51,8 @@ def _newer(state: State, sig: dict[str, Any]) -> bool:
 
 
 SIGNAL_KINDS = frozenset({"receivable", "order", "machine", "machine_released", "delivery", "buyers",
-                          "program", "consent", "dealer", "policy", "receipt", "freight", "price"})
+                          "program", "consent", "dealer", "policy", "receipt", "freight", "price",
+                          "rate"})
 
 
 def apply_signal(state: State, sig: dict[str, Any]) -> list[Output]:
@@ -97,7 +98,11 @@ def _apply_one(state: State, sig: dict[str, Any]) -> list[Output]:
         if sig.get("policy"):  # registered after a promotion: decided under it from the start
             state["policy"] = sig["policy"]
         state["tax_ref"], state["operator"] = sig.get("tax_ref"), sig.get("operator")
+        if sig.get("rate"):  # the published LPR (pricing.py)
+            state["reference_rate"] = sig["rate"]
         outs += _seller_alerts(state, sig["at"], sig["triggers"])
+    elif kind == "rate":  # a published one-year LPR: the ceiling of the price (pricing.py)
+        state["reference_rate"] = sig["rate"]
     elif kind == "policy":  # a promotion (registry.policy_promoted): decided under it from now on
         if state.get("pinned"):
             # An engine pinned to a version (a shadow, a diff) does not read promotions,
@@ -291,7 +296,9 @@ def decide_and_publish(state: State) -> list[Output]:
             f"The credit policy changed from version {before} to {policy}; this limit is "
             "decided under the new version.")[:500]})
     state["last"] = {"limit": str(d.limit), "available": str(d.available), "status": d.status,
-                     "codes": d.codes, "version": version, "sums": d.sums, "outstanding": str(d.outstanding)}
+                     "codes": d.codes, "version": version, "sums": d.sums, "outstanding": str(d.outstanding),
+                     "apr": d.pricing.get("apr_pct"), "net_apr": d.pricing.get("net_apr_pct"),
+                     "ceiling": d.pricing.get("ceiling_pct")}
     if policy != POLICY_VERSION:
         state["last"]["policy"] = policy
     triggers, state["pending"] = state["pending"][-100:], []
@@ -314,7 +321,8 @@ def decide_and_publish(state: State) -> list[Output]:
                                       frozen=c["frozen"], detail=c["detail"]) for c in d.components],
             reasons=[out.Reason(**r) for r in reasons], policy_version=policy, version=version,
             watermark=watermark, trigger_event_ids=triggers,
-            early_warning=out.EarlyWarning(**early_warning.summary(state["ew"]))))
+            early_warning=out.EarlyWarning(**early_warning.summary(state["ew"])),
+            pricing=out.Pricing(**d.pricing)))
     return [*alerts, Output(LIMITS_TOPIC, state["borrower_id"], update.model_dump(mode="json", exclude_none=True))]
 
 
@@ -352,7 +360,7 @@ CLEARED = {
     "INVENTORY_PRICE_FALL": "commodity prices no longer falling", "FREIGHT_UNCORROBORATED": "waybills judged on their trucks' positions",
     "FREIGHT_NOT_DELIVERED": "undelivered waybills settled",
     "PROGRAM_CAP": "below the program cap", "INCLUSIVE_CAP": "below the inclusive-finance cap",
-    "EARLY_WARNING": "early warning cleared",
+    "EARLY_WARNING": "early warning cleared", "PRICE_CAPPED": "rate within the legal ceiling again",
 }
 # A new reason has its own sentence in the update; the change reason names it briefly.
 ADDED = {

@@ -15,7 +15,7 @@ from functools import cached_property, lru_cache
 from typing import Any
 
 from schemas.currencies import minor_unit
-from streams.domain import early_warning, policyfile
+from streams.domain import early_warning, policyfile, pricing
 from streams.domain.dealer_policy import dealer_components
 from streams.domain.freight_policy import freight_components
 from streams.domain.inventory_policy import inventory_components
@@ -79,6 +79,13 @@ class PolicyParams:
     # Early warning (early_warning.py, docs section 12.3): an active warning's largest cut;
     # 0 = warn only. A program declares it (ProgramParameters.ew_max_cut).
     ew_max_cut: Decimal = Decimal("0")
+    # Pricing (pricing.py, docs section 13): APR in percent per risk grade, the share of
+    # the interest a public subsidy pays, and the one-year LPR until one is published.
+    pricing_table: tuple[tuple[str, Decimal], ...] = (
+        ("A", Decimal("6.00")), ("B", Decimal("9.00")), ("C", Decimal("12.00")), ("D", Decimal("15.00")),
+        ("E", Decimal("18.00")))
+    interest_subsidy_share: Decimal = Decimal("0")
+    lpr_1y_default: Decimal = Decimal("3.00")
 
     @classmethod
     def for_program(cls, program: dict[str, Any], version: str = POLICY_VERSION) -> PolicyParams:
@@ -107,7 +114,7 @@ def _for_parameters(version: str, items: tuple[tuple[str, Any], ...]) -> PolicyP
     def parse(k: str, v: Any) -> Any:
         if isinstance(getattr(PolicyParams, k), int):
             return int(v)
-        if k == "commodity_haircuts":
+        if k in ("commodity_haircuts", "pricing_table"):
             return tuple(sorted((c, Decimal(str(h))) for c, h in v))
         if k == "seasonal_profile":
             return tuple(float(x) for x in v)
@@ -127,6 +134,8 @@ class Decision:
     sums: dict[str, str]
     # Dealer units sold and not repaid in time at this watermark: (dealer, unit) pairs.
     out_of_trust: list[tuple[str, str]] = field(default_factory=list)
+    # The indicative price (pricing.py): the limit update's ``pricing`` block.
+    pricing: dict[str, Any] = field(default_factory=dict)
     # The components and the reasons' texts, built only when asked (when an update is
     # published): the rest of a decision does not grow with the fleet (fleet.py).
     build: Callable[[], tuple[list[dict[str, Any]], list[dict[str, str]]]] = field(
@@ -428,6 +437,10 @@ def decide(state: dict[str, Any], params: PolicyParams, machines: Equipment | No
         remaining -= amount
         lenders.append({"lender_id": lender["lender_id"], "share": share, "limit": amount})
 
+    priced, capped = pricing.price(state, [c for c in components if c["kind"] == "receivable"], total,
+                                   dict(params.pricing_table), params.lpr_1y_default, params.interest_subsidy_share)
+    if capped:  # never above 4 x the one-year LPR (section 13)
+        reasons.append(capped)
     codes = sorted({code for code, _ in reasons} | machines.codes)
     (c_at, r_at), eq = machines_at, machines
 
@@ -444,7 +457,8 @@ def decide(state: dict[str, Any], params: PolicyParams, machines: Equipment | No
 
     return Decision(limit=limit, currency=currency, status=status, codes=codes,
                     lenders=lenders, outstanding=outstanding, available=available,
-                    sums={k: str(v) for k, v in sums.items()}, out_of_trust=out_of_trust, build=build)
+                    sums={k: str(v) for k, v in sums.items()}, out_of_trust=out_of_trust, build=build,
+                    pricing=priced)
 
 
 def is_material(decision: Decision, last: dict[str, Any] | None) -> bool:
@@ -458,4 +472,9 @@ def is_material(decision: Decision, last: dict[str, Any] | None) -> bool:
     return (decision.status != last["status"] or decision.codes != last["codes"]
             or decision.limit != Decimal(last["limit"]) or decision.available != Decimal(last["available"])
             # States from before 2026.12-1 lack it: compared from their next update on.
-            or decision.outstanding != Decimal(last.get("outstanding", decision.outstanding)))
+            or decision.outstanding != Decimal(last.get("outstanding", decision.outstanding))
+            # A new price or ceiling is said (states from before pricing: from their next update on).
+            or any(decision.pricing.get(k) != last.get(f, decision.pricing.get(k)) for k, f in PRICED))
+
+
+PRICED = (("apr_pct", "apr"), ("net_apr_pct", "net_apr"), ("ceiling_pct", "ceiling"))

@@ -63,11 +63,12 @@ def _program_signal(store: Store, borrower_id: str, program_id: str, at: float, 
     # The promoted policy version too, once there is one: a borrower registered after a
     # promotion is decided under it from its first decision.
     promoted = _get(store, "policy", {}).get("version")
+    rate = store.get("reference_rate")  # the published LPR, once there is one (pricing.py)
     return signal("program", borrower_id, "program", _next_seq(store, borrower_id), at, ids,
                   program_id=program_id, program=store.get(f"program:{program_id}"),
                   operator=store.get(f"operator:{program_id}"),
                   tax_ref=_get(store, f"party:{borrower_id}", {}).get("tax_ref"),
-                  **({"policy": promoted} if promoted else {}))
+                  **({"policy": promoted} if promoted else {}), **({"rate": rate} if rate else {}))
 
 
 def on_event(store: Store, event: ev.Envelope) -> list[Output]:
@@ -86,6 +87,10 @@ def on_event(store: Store, event: ev.Envelope) -> list[Output]:
             raise Rejected("not_program_operator", f"program {p.program_id} is operated by tenant {operator}; "
                            f"tenant {event.tenant} may not change it")
         store[f"operator:{p.program_id}"] = event.tenant
+    if isinstance(event, ev.ReferenceRateSet) and event.tenant != POLICY_OWNER:
+        # The ceiling of every price: only the engine's operator relays the published LPR.
+        raise Rejected("not_rate_owner", f"tenant {event.tenant} may not set the reference rate; "
+                       f"only {POLICY_OWNER} relays it")
     if isinstance(event, ev.PolicyPromoted):
         # Engine-wide, so only the engine's operator promotes, and only a version every
         # worker ships: a version it cannot load would fail every decision after it.
@@ -123,6 +128,14 @@ def on_event(store: Store, event: ev.Envelope) -> list[Output]:
         return [*(_program_signal(store, m, p.program_id, at, ids)
                   for m in _get(store, f"members:{p.program_id}", [])),
                 *prices.on_program(store, p, at, ids)]
+    if isinstance(event, ev.ReferenceRateSet):
+        # Every registered borrower's next decision is priced under the new ceiling
+        # (pricing.py); a borrower registered later receives it with its program.
+        store["reference_rate"] = {"value_pct": str(p.value_pct), "effective_date": p.effective_date.isoformat(),
+                                   "event_id": event.event_id}
+        members = dict.fromkeys(m for pid in _get(store, "programs", []) for m in _get(store, f"members:{pid}", []))
+        return [signal("rate", m, "reference_rate", _next_seq(store, m), at, ids, rate=store["reference_rate"])
+                for m in members]
     if isinstance(event, ev.PolicyPromoted):
         # The audit record is this event on cs.registry (who, which version, when; kept
         # forever). Every registered borrower is decided under the version from its next
