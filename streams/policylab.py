@@ -89,6 +89,10 @@ class DualReplay:
         self.since = since
         self.events = self.refused = 0
         self.clock = 0.0  # the latest event time seen
+        # Per borrower, the widest gap between the two versions' limits at any point of the
+        # history (after the same input), and whether only one of them froze it then: a
+        # change that converges by the end still shows here.
+        self.widest: dict[str, dict[str, Any]] = {}
 
     def feed(self, raw: bytes) -> None:
         self.events += 1
@@ -107,11 +111,27 @@ class DualReplay:
                 return  # another shard's borrower (signals and ledger records are keyed by borrower)
             for proc, store, side in self.stage2:
                 self._decided(side, proc.process(store, topic, key, raw))
+            self._compare(key.decode())
             return
         proc: Processor = processor_for(topic, self.stage1)
         for out in proc.process(self.stores[proc.name], topic, key, raw):
             if out.topic == SIGNALS_TOPIC:
                 self._run(SIGNALS_TOPIC, out.key.encode(), orjson.dumps(out.value))
+
+    def _compare(self, bid: str) -> None:
+        a, b = (side.latest.get(bid) for side in self.sides)
+        if a is None or b is None or (a["limit"] == b["limit"] and a["status"] == b["status"]):
+            return
+        gap = b["limit"] - a["limit"]
+        w = self.widest.get(bid)
+        froze = (a["status"] == "frozen") != (b["status"] == "frozen")
+        if w is None:
+            w = self.widest[bid] = {"gap": gap, "at": max(a["at"], b["at"]), "before": a["limit"],
+                                    "after": b["limit"], "froze_at": None}
+        elif abs(gap) > abs(w["gap"]):
+            w.update(gap=gap, at=max(a["at"], b["at"]), before=a["limit"], after=b["limit"])
+        if froze and w["froze_at"] is None:
+            w["froze_at"] = max(a["at"], b["at"])
 
     def _decided(self, side: Side, outs: list[Any]) -> None:
         for out in outs:
@@ -161,7 +181,8 @@ def _parallel(opener: Callable[[], Iterable[bytes]], base: str, candidate: str, 
     def child(i: int) -> None:
         d = _one(opener(), base, candidate, since, progress if i == 0 else None, every, (i, jobs))
         results.put((i, d.events, d.refused, d.clock,
-                     [(sd.latest, sd.updates, {c: dict(v) for c, v in sd.moves.items()}) for sd in d.sides]))
+                     [(sd.latest, sd.updates, {c: dict(v) for c, v in sd.moves.items()}) for sd in d.sides],
+                     d.widest))
 
     procs = [ctx.Process(target=child, args=(i,)) for i in range(jobs)]
     for p in procs:
@@ -182,6 +203,8 @@ def _parallel(opener: Callable[[], Iterable[bytes]], base: str, candidate: str, 
             raise RuntimeError(f"diff shard exited with {p.exitcode}")
     merged = DualReplay((base, candidate), since)
     merged.events, merged.refused, merged.clock = parts[0][1], parts[0][2], parts[0][3]
+    for part in parts:
+        merged.widest.update(part[5])
     for k, side in enumerate(merged.sides):
         for latest, updates, moves in (part[4][k] for part in parts):
             side.latest.update(latest)  # the shards' borrowers are disjoint
@@ -252,6 +275,9 @@ def report(dual: DualReplay, borrowers: set[str] | None = None, top: int = 200) 
             crossings.append({"borrower_id": bid, "crossed": crossed, "before": str(x["limit"]),
                               "after": str(y["limit"])})
     changes.sort(key=lambda c: (-abs(Decimal(c["change"])), c["borrower_id"]))
+    changed, idset = {c["borrower_id"] for c in changes}, set(ids)
+    widest = sorted(((bid, w) for bid, w in dual.widest.items() if bid in idset),
+                    key=lambda x: (-abs(x[1]["gap"]), x[0]))
     code_moves: dict[str, Counter[str]] = {"appeared": Counter(), "disappeared": Counter()}
     for c in changes:
         code_moves["appeared"].update(c["codes_appeared"])
@@ -272,6 +298,13 @@ def report(dual: DualReplay, borrowers: set[str] | None = None, top: int = 200) 
                                 "change": str(v["after"] - v["before"])} for k, v in sorted(rows.items())}
                      for kind, rows in exposure.items()},
         "crossings": crossings,
+        # Borrowers whose limits differed at some point, widest gap first, with whether
+        # they still differ at the end and when only one version froze them, if ever.
+        "widest_gaps": [
+            {"borrower_id": bid, "gap": str(w["gap"]), "at": w["at"], "before": str(w["before"]),
+             "after": str(w["after"]), "at_end": (bid in changed), "frozen_under_one_at": w["froze_at"]}
+            for bid, w in widest][:top],
+        "borrowers_diverged_at_some_point": len(widest),
         "daily_total": {v.version: v.daily(dual.since) for v in (a, b)},
         "changes": changes[:top], "changes_listed": min(top, len(changes)),
     }

@@ -142,6 +142,12 @@ def html(report: dict[str, Any]) -> str:
          ", ".join(c["codes_appeared"]), ", ".join(c["codes_disappeared"]),
          c["status_before"] if c["status_before"] == c["status_after"] else
          f"{c['status_before']} -> {c['status_after']}"] for c in r["changes"]])
+    gaps = r.get("widest_gaps", [])
+    widest = _table(["borrower", "widest gap", "when", "limit then", "under the candidate", "still at the end",
+                     "frozen under one version from"], [
+        [w["borrower_id"], _money(w["gap"]), w["at"], _money(w["before"]), _money(w["after"]),
+         "yes" if w["at_end"] else "no", w["frozen_under_one_at"] or ""] for w in gaps[:50]]) \
+        if gaps else "<p>The two versions never differ.</p>"
     plots = "".join(f"<figure>{svg}</figure>" for svg in svgs(r).values())
     style = ("body{font-family:sans-serif;margin:2em;max-width:1100px;color:#222}"
              "table{border-collapse:collapse;margin:1em 0;font-size:13px}"
@@ -152,5 +158,7 @@ def html(report: dict[str, Any]) -> str:
             f"<h1>Policy {escape(r['from'])} &#8594; {escape(r['to'])}</h1>{summary}{plots}"
             f"<h2>Borrowers crossing a freeze or a cap</h2>{crossings}"
             f"<h2>Reason codes that appear or disappear</h2>{codes}"
+            f"<h2>Borrowers whose limits differed at some point ({r.get('borrowers_diverged_at_some_point', 0)}; "
+            f"widest gap first)</h2>{widest}"
             f"<h2>Largest changes ({r['changes_listed']} of {r['borrowers_changed']})</h2>{changes}"
             "</body></html>\n")

@@ -100,3 +100,29 @@ def test_the_diff_in_several_processes_is_the_diff_in_one(log: list[bytes], cand
     assert three == one
     with pytest.raises(TypeError):
         policylab.diff(log, POLICY_VERSION, candidate, jobs=2)
+
+
+def test_the_widest_gaps_are_those_of_two_replays_in_step(log: list[bytes], candidate: str) -> None:
+    """A borrower whose limits differed at some point is listed, with the widest gap,
+    even when the two versions agree again by the end."""
+    report = policylab.report(policylab.diff(log, POLICY_VERSION, candidate), top=10_000)
+    replays = ((Replay(POLICY_VERSION), {}), (Replay(candidate), {}))
+    widest: dict[str, Decimal] = {}
+    for line in log:
+        touched = set()
+        for r, latest in replays:
+            for o in r.feed(line):
+                if o.topic == "cs.limits":
+                    latest[o.key] = o.value["payload"]
+                    touched.add(o.key)
+        (_, la), (_, lb) = replays
+        for bid in touched & set(la) & set(lb):
+            a, b = la[bid], lb[bid]
+            if a["limit"] != b["limit"] or a["status"] != b["status"]:
+                gap = Decimal(b["limit"]["amount"]) - Decimal(a["limit"]["amount"])
+                if bid not in widest or abs(gap) > abs(widest[bid]):
+                    widest[bid] = gap
+    assert {w["borrower_id"]: Decimal(w["gap"]) for w in report["widest_gaps"]} == widest
+    assert report["borrowers_diverged_at_some_point"] == len(widest) >= report["borrowers_changed"]
+    assert {w["borrower_id"] for w in report["widest_gaps"] if w["at_end"]} == {
+        c["borrower_id"] for c in report["changes"]} & set(widest)
