@@ -57,7 +57,13 @@ from schemas import config
 from schemas.codec import encode
 from schemas.factory import EventFactory
 from schemas.topics import PLEDGES_TOPIC, REGISTRY_TOPIC
-from streams.fastlane import engine_groups, lane_group, processor_group
+from streams.fastlane import (
+    engine_groups,
+    lane_folder,
+    lane_group,
+    partition_databases,
+    processor_group,
+)
 
 PLEDGES = PLEDGES_TOPIC
 REGISTRY = REGISTRY_TOPIC
@@ -188,7 +194,7 @@ def count_states(data: Path, run: str) -> tuple[int, int, int]:
 
     prefix = f"bm-{run}-".encode()
     mine = read = other = 0
-    for path in sorted((data / "fastlane").glob("machines-*.db")):
+    for path in partition_databases(data, "machines"):
         db = Rdict(str(path), options=Options(raw_mode=True), access_type=AccessType.read_only())
         try:
             for key, value in db.items():
@@ -208,7 +214,7 @@ def machine_state(data: Path, machine_id: str) -> dict[str, Any] | None:
     """One machine's stage-1 state in a *stopped* worker's data folder (None: not there)."""
     from rocksdict import AccessType, Options, Rdict
 
-    for path in sorted((data / "fastlane").glob("machines-*.db")):
+    for path in partition_databases(data, "machines"):
         db = Rdict(str(path), options=Options(raw_mode=True), access_type=AccessType.read_only())
         try:
             raw = db.get(machine_id.encode())
@@ -236,10 +242,10 @@ def heap_breakdown(data: Path, cached: dict[str, int] | None = None,
     # The cache's bound as the code has it, in bytes of JSON.
     bound = int(inspect.signature(PartitionStore.__init__).parameters["cache_bytes"].default)
     out: dict[str, dict[str, Any]] = {}
-    for lane, folder in (("machines", "fastlane"), ("facilities", "lane-facilities")):
+    for lane in ("machines", "facilities"):
         per_partition: list[int] = []
         raw_sample: list[bytes] = []
-        for path in sorted((data / folder).glob(f"{lane}-*.db")):
+        for path in partition_databases(data, lane):
             db = Rdict(str(path), options=Options(raw_mode=True), access_type=AccessType.read_only())
             try:
                 n = 0
@@ -514,8 +520,8 @@ async def _recover(mode: str, sig: int, worker: WorkerProcess, old: Path, new: P
     _say(opts, f"recovery ({mode}): stopping the worker")
     worker.stop(sig)
     if res is not None:
-        res.disk_mb = {"total": round(disk_mb(old), 1), "stage1": round(disk_mb(old / "fastlane"), 1),
-                       "stage2": round(disk_mb(old / "lane-facilities"), 1)}
+        res.disk_mb = {"total": round(disk_mb(old), 1), "stage1": round(disk_mb(lane_folder(old, "machines")), 1),
+                       "stage2": round(disk_mb(lane_folder(old, "facilities")), 1)}
         res.states, res.states_with_reading, res.other_states = count_states(old, run_id)
         res.lost_states = res.machines - res.states
         res.heap = heap_breakdown(old, {k: v["cached_states"] for k, v in res.worker_heap.get("lanes", {}).items()})

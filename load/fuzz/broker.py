@@ -150,16 +150,19 @@ async def _engine_async(bootstrap: str, app_id: str, records: list[inputs.Delive
         deadline = time.monotonic() + timeout
         caught_up = False
         while time.monotonic() < deadline:
-            for r in await reader.read(lambda _: True, timeout=1.0):
-                value = orjson.loads(r.value)
-                p = value.get("payload", {})
-                if value.get("source") == source and p.get("offset") is not None:
-                    letters[(p["topic"], p["partition"], p["offset"])] = value
             committed = await _committed(bootstrap, app_id)
             if all(committed.get(tp, -1) > off for tp, off in last.items()):
-                if caught_up:
-                    break  # one more read after the commit: its dead letters were acked before it
                 caught_up = True
+                break
+            await asyncio.sleep(0.5)
+        # The engine acknowledges a batch's dead letters before it commits the batch: all of
+        # them are below the dead-letter topic's end offsets now. Read up to there, however
+        # long it takes on a loaded machine (one more read of a second missed some).
+        for r in await reader.read_to_end(timeout=max(30.0, deadline - time.monotonic())):
+            value = orjson.loads(r.value)
+            p = value.get("payload", {})
+            if value.get("source") == source and p.get("offset") is not None:
+                letters[(p["topic"], p["partition"], p["offset"])] = value
     return sent, letters, caught_up
 
 
