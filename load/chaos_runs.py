@@ -40,7 +40,7 @@ class Crashed:
 
 
 async def run_fault(fault: str, args: argparse.Namespace) -> Result:
-    if fault in chaos.FAULTS:
+    if fault in chaos.FAULTS + chaos.SCALE_OUT_FAULTS:
         return await chaos.run(fault, args.events, args.machines, args.rate, args.seed,
                                args.business_every, getattr(args, "workers", 1))
     outage = args.outage if args.outage is not None else DEFAULT_OUTAGE_S[fault]
