@@ -26,7 +26,7 @@ def program(params: dict) -> dict:
             "parameters": params}
 
 
-PARAMS = ({}, {"silent_after_hours": 5}, {"util_step_window_days": 1},
+PARAMS: tuple[dict[str, object], ...] = ({}, {"silent_after_hours": 5}, {"util_step_window_days": 1},
           {"seasonal_profile": ["0.6", "0.5", "1", "1", "1", "1", "1", "1", "1", "1", "1", "0.8"]})
 
 machine_signal = st.fixed_dictionaries({

@@ -66,7 +66,7 @@ class Consumer:
 
 def test_other_tasks_run_while_a_batch_is_processed(tmp_path: Path) -> None:
     lane = Lane("127.0.0.1:1", "t", tmp_path, {}, proc=Busy())
-    lane.producer, lane.consumer = Producer(), Consumer()  # type: ignore[assignment]
+    lane.producer, lane.consumer = Producer(), Consumer()
     lane.stores[0] = PartitionStore(tmp_path / "busy-0.db")
     ticks: list[float] = []
 
@@ -86,7 +86,7 @@ def test_other_tasks_run_while_a_batch_is_processed(tmp_path: Path) -> None:
         return began, ended
 
     began, ended = asyncio.run(main())
-    during = [t for t in ticks if began < t < lane.producer.sent_at[-1]]  # type: ignore[union-attr]
+    during = [t for t in ticks if began < t < lane.producer.sent_at[-1]]
     # The other task ran throughout the batch, at least once per YIELD_EVERY_S of work.
     assert len(during) >= (RECORDS * WORK_S) / YIELD_EVERY_S * 0.5, (len(during), ended - began)
     lane.stores[0].close()
