@@ -24,7 +24,7 @@ from streams.domain.signals import utc_time
 
 # The version an engine decides under until a promotion says otherwise; its parameters
 # are the file streams/domain/policies/<version>.toml (policyfile.py), not code.
-POLICY_VERSION = "2026.12-2"
+POLICY_VERSION = "2026.12-3"
 BASE = policyfile.values(policyfile.shipped(POLICY_VERSION))
 DAY = 86400.0
 D0 = Decimal("0.00")
@@ -73,19 +73,18 @@ class PolicyParams:
     curtail_step: Decimal = BASE["curtail_step"]
     # Warehouse receipts (inventory_policy.py, section 1.5): (commodity, haircut) pairs;
     # a commodity not listed is not financed. Freight receivables (section 1.6).
-    commodity_haircuts: tuple[tuple[str, Decimal], ...] = ()
-    price_max_age_days: int = 3
-    freight_advance_rate: Decimal = Decimal("0.80")
+    commodity_haircuts: tuple[tuple[str, Decimal], ...] = BASE["commodity_haircuts"]
+    price_max_age_days: int = BASE["price_max_age_days"]
+    freight_advance_rate: Decimal = BASE["freight_advance_rate"]
     # Early warning (early_warning.py, docs section 12.3): an active warning's largest cut;
     # 0 = warn only. A program declares it (ProgramParameters.ew_max_cut).
-    ew_max_cut: Decimal = Decimal("0")
-    # Pricing (pricing.py, docs section 13): APR in percent per risk grade, the share of
-    # the interest a public subsidy pays, and the one-year LPR until one is published.
-    pricing_table: tuple[tuple[str, Decimal], ...] = (
-        ("A", Decimal("6.00")), ("B", Decimal("9.00")), ("C", Decimal("12.00")), ("D", Decimal("15.00")),
-        ("E", Decimal("18.00")))
-    interest_subsidy_share: Decimal = Decimal("0")
-    lpr_1y_default: Decimal = Decimal("3.00")
+    ew_max_cut: Decimal = BASE["ew_max_cut"]
+    # Pricing (pricing.py, docs section 13): APR in percent per risk grade (sorted
+    # (grade, rate) pairs), the share of the interest a public subsidy pays, and the
+    # one-year LPR until one is published.
+    pricing_table: tuple[tuple[str, Decimal], ...] = BASE["pricing_table"]
+    interest_subsidy_share: Decimal = BASE["interest_subsidy_share"]
+    lpr_1y_default: Decimal = BASE["lpr_1y_default"]
 
     @classmethod
     def for_program(cls, program: dict[str, Any], version: str = POLICY_VERSION) -> PolicyParams:

@@ -21,10 +21,12 @@ from decimal import Decimal
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from schemas.common import Id
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "json" / "policy" / "policy-file.json"
 SHIPPED_DIR = resources.files("streams.domain.policies")
@@ -70,6 +72,22 @@ class PolicyParameters(BaseModel):
     curtail_after_days: Annotated[int, Field(ge=1, le=720)]
     curtail_every_days: Annotated[int, Field(ge=1, le=365)]
     curtail_step: Rate
+    # Warehouse receipts and freight receivables (sections 1.5, 1.6), early warning
+    # (12.3), pricing (13): in the files since 2026.12-3, code defaults before.
+    commodity_haircuts: Annotated[dict[Id, Rate], Field(max_length=200)] = Field(
+        description="warehouse receipts: the share of the market value not lent, per commodity code; "
+                    "a commodity not listed is not financed (empty: none)")
+    price_max_age_days: Annotated[int, Field(ge=1, le=90)] = Field(
+        description="warehouse receipts: PRICE_STALE after this many days since the commodity's last quote")
+    freight_advance_rate: Rate = Field(description="freight: share of a corroborated waybill's amount that counts")
+    ew_max_cut: Annotated[Decimal, Field(ge=0, le=Decimal("0.30"))] = Field(
+        description="early warning: the largest cut of an active warning (0 = warn only)")
+    pricing_table: Annotated[dict[Literal["A", "B", "C", "D", "E"], Annotated[Decimal, Field(ge=0, le=100)]],
+                             Field(min_length=5)] = Field(
+        description="pricing: indicative APR in percent per risk grade, all five of A-E")
+    interest_subsidy_share: Rate = Field(description="pricing: share of the interest a public subsidy pays")
+    lpr_1y_default: Annotated[Decimal, Field(gt=0, le=100)] = Field(
+        description="pricing: the one-year LPR in percent until a registry.reference_rate is published")
 
 
 class PolicyFile(BaseModel):
@@ -184,9 +202,12 @@ def get(version: str) -> PolicyFile:
 
 
 def values(policy: PolicyFile) -> dict[str, Any]:
-    """The parameters as PolicyParams takes them (a profile as a tuple)."""
+    """The parameters as PolicyParams takes them (a profile as a tuple, a table as
+    sorted (key, value) pairs)."""
     out = dict(policy.parameters)
     out["seasonal_profile"] = tuple(out["seasonal_profile"])
+    for table in ("commodity_haircuts", "pricing_table"):
+        out[table] = tuple(sorted(out[table].items()))
     return out
 
 

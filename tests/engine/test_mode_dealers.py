@@ -150,7 +150,7 @@ async def test_dealer_floor_plan_through_the_broker(producer, outputs: Outputs, 
     await outputs.wait(lambda rs: [x["limit"]["amount"] for x in mine(rs)] == expected
                        and len(my_alerts(rs)) == 2, timeout=240)
     final = mine(outputs.records)[-1]
-    assert final["limit"]["amount"] == "1900000.00" and final["policy_version"] == "2026.12-2"
+    assert final["limit"]["amount"] == "1900000.00" and final["policy_version"] == "2026.12-3"
     assert sorted(my_alerts(outputs.records)) == ["SOLD_OUT_OF_TRUST", "UNIT_MISSING_AT_AUDIT"]
 
 

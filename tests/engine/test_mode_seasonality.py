@@ -108,7 +108,7 @@ async def test_a_winter_pause_through_the_broker(producer, outputs: Outputs, eng
     # Not a collapse in its own season; the same hours in a flat program are one.
     assert collapses(outputs.records) == [flat]
     assert "SEASONAL_BASELINE" in {r["code"] for r in final["reasons"]}
-    assert final["policy_version"] == "2026.12-2"
+    assert final["policy_version"] == "2026.12-3"
     assert mine(outputs.records, flat)[-1]["limit"]["amount"] == "178000.00"
 
 

@@ -37,10 +37,28 @@ def test_every_parameter_of_the_current_version_comes_from_its_file() -> None:
     assert str(defaults.silent_factor) == "0.50" and str(defaults.dealer_sales_multiple) == "2.0"
 
 
+def test_2026_12_3_writes_the_last_code_defaults_into_the_file_and_moves_no_value() -> None:
+    """2026.12-3 labels the changes made since 2026.12-2; its parameters are 2026.12-2's,
+    the seven that were code defaults now in both files with those same values."""
+    assert pf.shipped("2026.12-3").based_on == "2026.12-2"
+    assert for_version("2026.12-3") == for_version("2026.12-2")
+    p = for_version("2026.12-3")
+    assert (p.commodity_haircuts, p.price_max_age_days, str(p.freight_advance_rate), str(p.ew_max_cut),
+            str(p.interest_subsidy_share), str(p.lpr_1y_default)) == ((), 3, "0.80", "0", "0", "3.00")
+    assert [(g, str(r)) for g, r in p.pricing_table] == [
+        ("A", "6.00"), ("B", "9.00"), ("C", "12.00"), ("D", "15.00"), ("E", "18.00")]
+    # The candidate is based on it and changes only its three values.
+    cand = for_version("2027.01-1")
+    assert pf.shipped("2027.01-1").based_on == "2026.12-3"
+    assert {f.name for f in dataclasses.fields(p) if getattr(p, f.name) != getattr(cand, f.name)} == {
+        "loan_to_value", "util_step", "silent_after_hours"}
+
+
 def test_a_policy_file_with_errors_is_refused_with_every_error_listed(tmp_path: Path) -> None:
     text = pf.SHIPPED_DIR.joinpath(f"{POLICY_VERSION}.toml").read_text()
-    text = (text.replace('version = "2026.12-2"', 'version = "next"')
-            .replace("advance_rate = 0.80", "advance_rate = 1.5")
+    # "\nadvance_rate": not order_advance_rate or freight_advance_rate.
+    text = (text.replace(f'version = "{POLICY_VERSION}"', 'version = "next"')
+            .replace("\nadvance_rate = 0.80", "\nadvance_rate = 1.5")
             .replace("util_step = 0.15", "util_step = 0.15\nutil_stepp = 0.2")
             .replace("rounding_unit = 1000\n", ""))
     path = tmp_path / "bad.toml"
@@ -55,7 +73,7 @@ def test_a_policy_file_with_errors_is_refused_with_every_error_listed(tmp_path: 
     assert any(m.startswith("parameters.rounding_unit:") and "required" in m.lower() for m in msgs)
     assert "4 error(s)" in str(err.value)
     path.write_text(text.replace('version = "next"', 'version = "2026.12-9"')
-                    .replace("advance_rate = 1.5", "advance_rate = 0.80").replace("util_stepp = 0.2", "")
+                    .replace("\nadvance_rate = 1.5", "\nadvance_rate = 0.80").replace("util_stepp = 0.2", "")
                     .replace("soh_low = 70.0", "soh_low = 95.0") + "rounding_unit = 1000\n")
     with pytest.raises(pf.PolicyFileError, match="soh_low: must be below soh_full"):
         pf.load_file(path)
