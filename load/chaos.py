@@ -38,7 +38,7 @@ import random
 import signal
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -292,7 +292,12 @@ class Published:
     foreign: dict[str, int] = field(default_factory=dict)  # source -> records
 
     @classmethod
-    def of(cls, records: list[Record], source: str) -> Published:
+    def of(cls, records: list[Record], source: str, borrowers: Collection[str] | None = None) -> Published:
+        """What ``source`` published, of ``borrowers`` only when given. Every engine on a
+        broker reads the shared input topics from where it started, so while two runs
+        share a broker each engine also decides the other run's world, from the middle
+        of its history (its first versions were published before this run's reader
+        opened): only the run's own borrowers say anything about this run."""
         pub = cls()
         others: list[tuple[str, str]] = []
         for rec in records:
@@ -306,6 +311,8 @@ class Published:
             if value.get("source") != source:
                 if isinstance(p, dict) and isinstance(p.get("borrower_id"), str):
                     others.append((str(value.get("source")), p["borrower_id"]))
+                continue
+            if borrowers is not None and p["borrower_id"] not in borrowers:
                 continue
             key = (p["borrower_id"], p["version"])
             if key not in pub.updates:
@@ -382,7 +389,7 @@ async def run(fault: str, events: int, machines: int, rate: float, seed: int,
             recover_s = await _inject(fault, engine, seed)
 
         records = await drive(engine, traffic, rate, inject, fault_at=1.0 if fault == "late" else 0.4)
-    pub = Published.of(records, engine.source)
+    pub = Published.of(records, engine.source, traffic.reference)
     detail = pub.mismatch_detail(traffic.reference)
     return ChaosResult(fault, traffic.records, len(pub.updates), len(traffic.reference), pub.gaps(),
                        pub.conflicting, pub.repeats, len(detail), recover_s, detail)

@@ -80,6 +80,13 @@ def test_published_keeps_first_content_and_counts_repeats_and_conflicts() -> Non
     assert pub.last()["a"]["limit"] == "7"
     assert pub.mismatches({"a": {"limit": "7", "available": "0", "status": "active"}}) == 0
     assert pub.mismatches({"b": {"limit": "1", "available": "0", "status": "active"}}) == 1
+    # Another run's world on the same broker: this engine decided it too, from the middle
+    # of its history (versions 1-2 published before the reader opened), and says nothing
+    # of this run: counted, its versions would be 2 "lost".
+    theirs = [rec("a", 1, "5"), rec("z", 3, "9"), rec("z", 4, "9")]
+    assert Published.of(theirs, "me").gaps() == 2
+    assert Published.of(theirs, "me", borrowers={"a"}).gaps() == 0
+    assert set(Published.of(theirs, "me", borrowers={"a"}).versions()) == {"a"}
 
 
 def test_all_runs_every_fault_reports_a_crash_as_a_failure_and_exits_1(monkeypatch, capsys) -> None:
