@@ -1,8 +1,8 @@
 """The credit-engine scenarios of issue 3, as event logs with the numbers they must give.
 
 Each function returns the events of one story. The same logs run offline through the
-replay (test_eng_scenarios.py) and through the real broker and a worker
-(test_eng_broker.py), so both paths are held to the same figures.
+replay (test_scenarios.py) and through the real broker and a worker
+(test_broker.py), so both paths are held to the same figures.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The same logs as test_credit_integrity.py. Where a class of case depends on what the
 worker had applied before an input, that input is sent only once the engine has
-answered the ones before it (as in test_eng_broker.py).
+answered the ones before it (as in test_broker.py).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 
 from connectors.kafka_io import TopicReader, produce_events
 from tests.engine import scenarios as sc
-from tests.engine.test_eng_broker import OUT, Outputs, limits_of, send_phased, u, values
+from tests.engine.test_broker import OUT, Outputs, limits_of, send_phased, u, values
 
 pytestmark = pytest.mark.integration
 
@@ -176,7 +176,7 @@ async def test_every_published_change_says_what_changed(producer, outputs: Outpu
 
 
 async def test_outage_is_not_idleness_and_idle_machines_collapse(producer, outputs: Outputs, mine, engine) -> None:
-    from tests.engine.test_eng_broker import replay_final
+    from tests.engine.test_broker import replay_final
 
     ua, ub = u(), u()
     outage, _ = sc.telemetry_outage(ua)
@@ -232,7 +232,7 @@ def canonical(update: dict) -> dict:
 
 
 async def test_the_worker_and_the_replay_agree_on_the_canonical_decision(producer, outputs: Outputs, mine) -> None:
-    from tests.engine.test_eng_broker import replay_final
+    from tests.engine.test_broker import replay_final
 
     uid = u()
     events, _ = sc.exposure_while_unavailable(uid)

@@ -127,7 +127,7 @@ def test_a_machine_that_keeps_reporting_costs_no_extra_signal() -> None:
 @pytest.mark.integration
 async def test_silent_exactly_after_72_hours_from_the_last_reading_worker(producer, engine, bootstrap: str) -> None:
     from connectors.kafka_io import TopicReader, produce_events
-    from tests.engine.test_eng_broker import OUT, Outputs, limits_of, u
+    from tests.engine.test_broker import OUT, Outputs, limits_of, u
 
     uid = u()
     events, ids = silence_log(uid)

@@ -12,8 +12,8 @@ from schemas import codec
 from schemas.factory import EventFactory
 from streams.replay import Replay
 from tests.engine import scenarios as sc
-from tests.engine.test_eng_broker import OUT, Outputs, limits_of, u, values
-from tests.engine.test_eng_scenarios import codes, last_for, run
+from tests.engine.test_broker import OUT, Outputs, limits_of, u, values
+from tests.engine.test_scenarios import codes, last_for, run
 
 
 def limits_at_marks(events, marks, borrower):

@@ -11,7 +11,7 @@ import pytest
 from schemas import outputs as out
 from streams.domain import early_warning as ew
 from tests.engine import scenarios as sc
-from tests.engine.test_eng_broker import (
+from tests.engine.test_broker import (
     OUT,
     Outputs,
     limits_of,
@@ -20,7 +20,7 @@ from tests.engine.test_eng_broker import (
     u,
     values,
 )
-from tests.engine.test_eng_scenarios import codes, last_for, run
+from tests.engine.test_scenarios import codes, last_for, run
 
 
 def warnings(alerts: list[dict], borrower: str) -> list[dict]:

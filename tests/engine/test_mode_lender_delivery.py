@@ -12,9 +12,9 @@ import pytest
 from connectors.kafka_io import produce_events
 from schemas import events as ev
 from tests.engine import scenarios as sc
-from tests.engine.test_eng_scenarios import last_for, run
+from tests.engine.test_scenarios import last_for, run
 from tests.lenders.ld_support import eventually
-from tests.lenders.test_ld_api import Env
+from tests.lenders.test_api import Env
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,8 @@ import pytest
 from schemas.factory import EventFactory
 from streams.domain import pricing
 from tests.engine import scenarios as sc
-from tests.engine.test_eng_broker import OUT, Outputs, limits_of, replay_final, send_phased, u
-from tests.engine.test_eng_scenarios import codes, last_for, run
+from tests.engine.test_broker import OUT, Outputs, limits_of, replay_final, send_phased, u
+from tests.engine.test_scenarios import codes, last_for, run
 
 TABLE = {"A": "5.50", "B": "8.00", "C": "11.00", "D": "14.00", "E": "20.00"}
 

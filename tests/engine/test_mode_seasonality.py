@@ -13,7 +13,7 @@ from schemas.factory import EventFactory
 from streams.domain.policy import PolicyParams, utilisation_target
 from streams.domain.season import expected_share, window_shares
 from tests.engine import scenarios as sc
-from tests.engine.test_eng_broker import (
+from tests.engine.test_broker import (
     OUT,
     Outputs,
     limits_of,
@@ -22,7 +22,7 @@ from tests.engine.test_eng_broker import (
     u,
     values,
 )
-from tests.engine.test_eng_scenarios import codes, last_for, run
+from tests.engine.test_scenarios import codes, last_for, run
 
 
 def test_a_winter_pause_in_the_programs_profile_keeps_the_limit() -> None:

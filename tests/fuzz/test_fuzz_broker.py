@@ -12,7 +12,7 @@ from load.fuzz import broker
 from load.fuzz.campaign import failures_report
 from schemas import codec
 from schemas.examples import example_events
-from tests.gateway.test_gw_http import serve
+from tests.gateway.test_http import serve
 
 pytestmark = pytest.mark.integration
 

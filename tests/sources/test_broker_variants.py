@@ -18,7 +18,7 @@ from connectors.kafka_io import TopicReader, produce_events
 from connectors.sources import gbt32960 as g
 from schemas.events import MachinePledged
 from tests.sources.aemp_pages import serve
-from tests.sources.test_src_broker import cli, of_tenant
+from tests.sources.test_broker import cli, of_tenant
 
 pytestmark = pytest.mark.integration
 SAMPLES = Path(__file__).parent / "samples"

@@ -20,7 +20,7 @@ from schemas import config
 
 pytestmark = pytest.mark.integration
 CLI = str(Path(sys.executable).parent / "creditstream")
-INNER = "tests/lenders/test_ld_api.py::test_ld_rest_each_lender_reads_only_its_borrowers"
+INNER = "tests/lenders/test_api.py::test_ld_rest_each_lender_reads_only_its_borrowers"
 
 
 async def _creditstream_test(*args: str) -> tuple[int, str]:
@@ -62,7 +62,7 @@ async def test_creditstream_test_uses_its_own_stack_and_leaves_the_running_one_a
         await asyncio.to_thread(manager.down, test_settings)
 
     # Without --keep-stack the test stack is stopped afterwards; the user's still runs.
-    code, out = await _creditstream_test("--", "-q", "-p", "no:cacheprovider", "tests/lenders/test_ld_openapi.py")
+    code, out = await _creditstream_test("--", "-q", "-p", "no:cacheprovider", "tests/lenders/test_openapi.py")
     assert code == 0, out[-3000:]
     assert Kafka(test_settings).pid() is None and Postgres(test_settings).pid() is None
     assert _user_stack(settings) == before

@@ -23,7 +23,7 @@ from connectors.lenders.verify import HEADER, verify_signature
 from connectors.lenders.webhooks import TOPIC, Dispatcher
 from schemas import outputs as out
 from tests.lenders.ld_support import DEV_URLS, eventually, group_at_end, limit_update, start_site
-from tests.lenders.test_ld_api import Env
+from tests.lenders.test_api import Env
 
 pytestmark = pytest.mark.integration
 

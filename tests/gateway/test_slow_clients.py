@@ -13,7 +13,7 @@ from aiohttp import ClientSession
 
 from connectors.gateway.app import Limits
 from connectors.gateway.store import create_key
-from tests.gateway.test_gw_http import events_for, serve
+from tests.gateway.test_http import events_for, serve
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ from connectors.kafka_io import produce_events
 from connectors.lenders import repo
 from connectors.lenders.api import make_app
 from tests.lenders.ld_support import limit_update, read_sse
-from tests.lenders.test_ld_api import Env
+from tests.lenders.test_api import Env
 
 pytestmark = pytest.mark.integration
 

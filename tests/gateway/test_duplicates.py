@@ -14,7 +14,7 @@ from connectors.gateway.app import NDJSON, Limits
 from connectors.gateway.store import create_key
 from connectors.kafka_io import TopicReader
 from connectors.pg.migrate import migrate
-from tests.gateway.test_gw_http import events_for, serve
+from tests.gateway.test_http import events_for, serve
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ from connectors.pg.migrate import migrate
 from schemas import codec
 from schemas.examples import example_events
 from tests.lenders.ld_support import start_site
-from tests.lenders.test_ld_api import Env
+from tests.lenders.test_api import Env
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ from connectors.gateway.store import create_key
 from connectors.pg.migrate import migrate
 from schemas import codec
 from schemas.examples import example_events
-from tests.gateway.test_gw_http import serve
+from tests.gateway.test_http import serve
 
 pytestmark = pytest.mark.integration
 BASE = orjson.loads(codec.encode(next(e for e in example_events() if e.type == "telemetry.equipment")))
