@@ -236,7 +236,6 @@ def _maybe_signal(state: State, at: float, ids: list[str], force: bool = False) 
     return out
 
 
-
 def tell(state: State) -> list[Output]:
     """The machine's signal with its exact last reading, for a tail of readings stage 2
     has not been told about (silence.py): the same signal a reading would send, at the
