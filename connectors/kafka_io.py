@@ -152,6 +152,18 @@ async def commit_group_offsets(bootstrap: str, group: str, offsets: dict[TopicPa
         await c.stop()
 
 
+async def committed_offsets(bootstrap: str, group: str) -> dict[TopicPartition, int]:
+    """A consumer group's committed offset per partition (empty when it has none)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        return {tp: meta.offset for tp, meta in (await admin.list_consumer_group_offsets(group)).items()}
+    finally:
+        await admin.close()
+
+
 async def group_has_offsets(bootstrap: str, group: str, timeout: float = 60.0) -> bool:
     """Whether a consumer group has committed offsets.
 

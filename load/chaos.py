@@ -411,20 +411,13 @@ async def _inject(fault: str, engine: EngineRun, seed: int) -> float:
     if fault in ("kill-each", "roll"):
         # In turn, as an operator (roll) or a bad node (kill-each) would: the next worker
         # goes only when the one before is back and ready.
-        t0 = time.monotonic()
         for w in list(workers):
-            assert w.proc is not None
-            if fault == "kill-each":
-                os.killpg(w.proc.pid, signal.SIGKILL)
-                await asyncio.to_thread(w.proc.wait, 10)
-            else:
-                await asyncio.to_thread(w.stop)
+            await asyncio.to_thread(w.kill if fault == "kill-each" else w.stop)
             w.start()
             t0 = time.monotonic()
             await _wait_ready([w])
         return await _progress_after(sampler, t0)
     if fault == "add":
-        t0 = time.monotonic()
         for _ in range(2):
             w = engine.add_worker()
             w.start()
@@ -444,9 +437,7 @@ async def _inject(fault: str, engine: EngineRun, seed: int) -> float:
         return await _churn(engine, random.Random(f"{seed}-churn"))
     if fault == "kill":
         w = workers[random.Random(f"{seed}-kill").randrange(len(workers))]
-        assert w.proc is not None
-        os.killpg(w.proc.pid, signal.SIGKILL)
-        w.proc.wait(10)
+        w.kill()
         w.start()
         t0 = time.monotonic()
         await _wait_ready([w])
@@ -533,12 +524,7 @@ async def _churn(engine: EngineRun, rng: random.Random) -> float:
             w.start()  # on the data folder it had when it stopped
         else:
             w = rng.choice(running())
-            assert w.proc is not None
-            if step == "kill":
-                os.killpg(w.proc.pid, signal.SIGKILL)
-                await asyncio.to_thread(w.proc.wait, 10)
-            else:
-                await asyncio.to_thread(w.stop)
+            await asyncio.to_thread(w.kill if step == "kill" else w.stop)
             stopped.append(w)
         log.info("churn: %s %s; running %s", step, w.worker_id, [x.worker_id for x in running()])
     if not running():

@@ -105,6 +105,12 @@ class Worker:
     def stop(self) -> None:
         stop_process(self.proc)
 
+    def kill(self) -> None:
+        """SIGKILL the worker's process group, as a crash would, and reap it."""
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
 
 def start_workers(app_id: str, n: int, root: Path, timeout_s: float = 120.0) -> list[Worker]:
     """Start ``n`` workers and wait until each says it is ready; stop them all on failure.

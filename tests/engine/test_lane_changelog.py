@@ -9,7 +9,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from connectors.kafka_io import end_offsets
+from connectors.kafka_io import committed_offsets, end_offsets
 from streams.fastlane import Lane
 from streams.processors import MachineProcessor, RegistryProcessor
 
@@ -144,15 +144,6 @@ async def test_an_adoption_is_not_redone_once_the_lane_has_committed(bootstrap: 
     lane.stores[0].close()
 
 
-async def _committed(bootstrap: str, group: str) -> dict:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        return {tp: meta.offset for tp, meta in (await admin.list_consumer_group_offsets(group)).items()}
-    finally:
-        await admin.close()
-
-
 async def test_a_new_lane_group_starts_where_the_faust_agent_left_off(bootstrap: str, uid: str, tmp_path) -> None:
     """Invoices and orders ran on Faust agents (group ``app_id``) until 2026-12-01: their
     lanes take over the agents' committed offsets instead of re-reading all history."""
@@ -164,11 +155,11 @@ async def test_a_new_lane_group_starts_where_the_faust_agent_left_off(bootstrap:
     await commit_group_offsets(bootstrap, app_id, ends)
     lane = Lane(bootstrap, app_id, tmp_path, {}, proc=InvoiceProcessor())
     await lane._inherit_faust_offsets()
-    assert await _committed(bootstrap, f"{app_id}-invoices") == ends
+    assert await committed_offsets(bootstrap, f"{app_id}-invoices") == ends
     # Once the lane's group has offsets, they are its own: nothing is taken again.
     await commit_group_offsets(bootstrap, app_id, {tp: 0 for tp in ends})
     await lane._inherit_faust_offsets()
-    assert await _committed(bootstrap, f"{app_id}-invoices") == ends
+    assert await committed_offsets(bootstrap, f"{app_id}-invoices") == ends
 
 
 async def test_a_member_with_no_partition_of_a_lane_is_ready_at_once(bootstrap: str, uid: str, tmp_path) -> None:

@@ -14,24 +14,13 @@ import asyncio
 
 import pytest
 
-from connectors.kafka_io import make_producer, start_at_end
+from connectors.kafka_io import committed_offsets, make_producer, start_at_end
 from load.chaos import build_traffic
 from schemas.topics import SIGNALS_TOPIC, signals_topic
 from streams.fastlane import Lane, lane_group
 from streams.processors import MachineProcessor
 
 pytestmark = pytest.mark.integration
-
-
-async def _committed(bootstrap: str, group: str) -> dict:
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        return {tp: meta.offset for tp, meta in (await admin.list_consumer_group_offsets(group)).items()}
-    finally:
-        await admin.close()
 
 
 async def test_a_stopped_lane_has_committed_every_record_it_processed(bootstrap: str, uid: str, tmp_path) -> None:
@@ -60,6 +49,6 @@ async def test_a_stopped_lane_has_committed_every_record_it_processed(bootstrap:
             run.cancel()
     assert run.done() and run.exception() is None
     assert lane.processed > 0
-    committed = await _committed(bootstrap, lane_group(app_id, "machines"))
+    committed = await committed_offsets(bootstrap, lane_group(app_id, "machines"))
     done = sum(off - start.get(tp, 0) for tp, off in committed.items() if tp in start)
     assert done == lane.processed, f"processed {lane.processed}, committed {done}"

@@ -70,14 +70,9 @@ async def group_at_end(bootstrap: str, group: str, topics: list[str]) -> None:
 
 
 async def committed(bootstrap: str, group: str) -> dict[TopicPartition, int]:
-    from aiokafka.admin import AIOKafkaAdminClient
+    from connectors.kafka_io import committed_offsets
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        return {tp: m.offset for tp, m in (await admin.list_consumer_group_offsets(group)).items()}
-    finally:
-        await admin.close()
+    return await committed_offsets(bootstrap, group)
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 20.0,
