@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from connectors.kafka_io import TopicReader
 from load.workers import free_port, is_ready, stop_process
 from schemas.config import REPO_ROOT, Settings
+from tests.engine.test_broker import OUT, Outputs, limits_of, values
 
 
 class WorkerProcess:
@@ -64,3 +66,33 @@ def engine(settings: Settings):
     w.start()
     yield w
     w.stop()
+
+
+@pytest.fixture
+async def outputs(bootstrap: str, engine: WorkerProcess):
+    """What the engines write to cs.limits, cs.alerts and cs.deadletter from now on
+    (the worker is started first, so nothing of the test is missed)."""
+    async with TopicReader(bootstrap, *OUT) as reader:
+        yield Outputs(reader)
+
+
+@pytest.fixture
+def mine(engine: WorkerProcess):
+    """``mine(records, borrower)``: the limit updates of a borrower that this module's
+    worker published; other engines sharing the broker (the main engine, other tests'
+    workers) decide the same inputs too."""
+    def of(records: list, borrower: str) -> list[dict]:
+        return limits_of(records, borrower, engine.app_id)
+    return of
+
+
+@pytest.fixture
+def my_alerts(engine: WorkerProcess):
+    """``my_alerts(records, *borrowers)``: the payloads of the alerts about these
+    borrowers that this module's worker published, in the order read."""
+    source = f"creditstream.engine.{engine.app_id}"
+
+    def of(records: list, *borrowers: str) -> list[dict]:
+        return [a["payload"] for a in values(records, "cs.alerts")
+                if a["source"] == source and a["payload"].get("borrower_id") in borrowers]
+    return of

@@ -81,12 +81,6 @@ def replay_final(events: list[Envelope], borrower: str) -> dict:
     return final
 
 
-@pytest.fixture
-async def outputs(bootstrap: str, engine):
-    async with TopicReader(bootstrap, *OUT) as reader:
-        yield Outputs(reader)
-
-
 def u() -> str:
     return uuid.uuid4().hex[:8]
 

@@ -9,26 +9,11 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.kafka_io import TopicReader, produce_events
+from connectors.kafka_io import produce_events
 from tests.engine import scenarios as sc
-from tests.engine.test_broker import OUT, Outputs, limits_of, send_phased, u, values
+from tests.engine.test_broker import Outputs, send_phased, u, values
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def outputs(bootstrap: str, engine):
-    async with TopicReader(bootstrap, *OUT) as reader:
-        yield Outputs(reader)
-
-
-@pytest.fixture
-def mine(engine):
-    """Limit updates of a borrower published by this module's worker: other engines
-    sharing the broker (the main engine, other tests' workers) decide the same inputs."""
-    def of(records: list, borrower: str) -> list[dict]:
-        return limits_of(records, borrower, engine.app_id)
-    return of
 
 
 async def test_delivering_a_counted_order_publishes_one_version(producer, outputs: Outputs, mine) -> None:

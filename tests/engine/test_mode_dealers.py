@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.kafka_io import TopicReader, produce_events
+from connectors.kafka_io import produce_events
 from schemas import codec
 from schemas.factory import EventFactory
 from streams.replay import Replay
 from tests.engine import scenarios as sc
-from tests.engine.test_broker import OUT, Outputs, limits_of, u, values
+from tests.engine.test_broker import Outputs, u
 from tests.engine.test_scenarios import codes, last_for, run
 
 
@@ -120,38 +120,25 @@ def test_no_plan_no_sales_line_and_a_program_may_allow_more_days_to_repay() -> N
 
 
 # ---------------------------------------------------------------- through a real worker
-@pytest.fixture
-async def outputs(bootstrap: str, engine):
-    async with TopicReader(bootstrap, *OUT) as reader:
-        yield Outputs(reader)
-
-
 @pytest.mark.integration
-async def test_dealer_floor_plan_through_the_broker(producer, outputs: Outputs, engine) -> None:
+async def test_dealer_floor_plan_through_the_broker(producer, outputs: Outputs, mine, my_alerts) -> None:
     uid = u()
     events, _ = sc.dealer_floor_plan(uid)
     d = f"dlr-{uid}"
     expected = [x["payload"]["limit"]["amount"] for x in run(events)[0] if x["payload"]["borrower_id"] == d]
-
-    def mine(rs: list) -> list[dict]:  # only this module's worker's updates
-        return limits_of(rs, d, engine.app_id)
-
-    def my_alerts(rs: list) -> list[str]:
-        return [a["payload"]["code"] for a in values(rs, "cs.alerts")
-                if a["source"] == f"creditstream.engine.{engine.app_id}" and a["payload"].get("borrower_id") == d]
 
     # The registry first, answered by this worker (other engines on the broker answer
     # too, and may be faster): then its dealer events, which share one partition, so
     # the worker decides exactly the replay's sequence, time-driven alerts included.
     registry = [e for e in events if e.type.startswith("registry.")]
     await produce_events(producer, registry)
-    await outputs.wait(lambda rs: len(mine(rs)) >= 2, timeout=240)
+    await outputs.wait(lambda rs: len(mine(rs, d)) >= 2, timeout=240)
     await produce_events(producer, [e for e in events if e not in registry])
-    await outputs.wait(lambda rs: [x["limit"]["amount"] for x in mine(rs)] == expected
-                       and len(my_alerts(rs)) == 2, timeout=240)
-    final = mine(outputs.records)[-1]
+    await outputs.wait(lambda rs: [x["limit"]["amount"] for x in mine(rs, d)] == expected
+                       and len(my_alerts(rs, d)) == 2, timeout=240)
+    final = mine(outputs.records, d)[-1]
     assert final["limit"]["amount"] == "1900000.00" and final["policy_version"] == "2026.12-3"
-    assert sorted(my_alerts(outputs.records)) == ["SOLD_OUT_OF_TRUST", "UNIT_MISSING_AT_AUDIT"]
+    assert sorted(a["code"] for a in my_alerts(outputs.records, d)) == ["SOLD_OUT_OF_TRUST", "UNIT_MISSING_AT_AUDIT"]
 
 
 def test_a_winter_lull_in_sales_is_judged_against_the_season() -> None:

@@ -12,9 +12,7 @@ from schemas import outputs as out
 from streams.domain import early_warning as ew
 from tests.engine import scenarios as sc
 from tests.engine.test_broker import (
-    OUT,
     Outputs,
-    limits_of,
     replay_final,
     send_phased,
     u,
@@ -127,27 +125,15 @@ def test_the_cut_is_bounded_by_the_programs_maximum() -> None:
 
 
 # ---------------------------------------------------------------- through a real worker
-@pytest.fixture
-async def outputs(bootstrap: str, engine):
-    from connectors.kafka_io import TopicReader
-
-    async with TopicReader(bootstrap, *OUT) as reader:
-        yield Outputs(reader)
-
-
 @pytest.mark.integration
-async def test_early_warning_through_the_broker(producer, outputs: Outputs, engine) -> None:
+async def test_early_warning_through_the_broker(producer, outputs: Outputs, mine, my_alerts) -> None:
     uid = u()
     events, marks = sc.supplier_fades(uid)
     s = f"sup-{uid}"
     want = replay_final(events, s)
 
-    def mine(rs: list) -> list[dict]:
-        return limits_of(rs, s, engine.app_id)
-
     def warned(rs: list) -> list[dict]:
-        return [a["payload"] for a in values(rs, "cs.alerts") if a["source"] == f"creditstream.engine.{engine.app_id}"
-                and a["payload"].get("borrower_id") == s and a["payload"]["code"] == "EARLY_WARNING"]
+        return [a for a in my_alerts(rs, s) if a["code"] == "EARLY_WARNING"]
 
     # The weeks before the default first, then the overdue notice: sent at once, the
     # ledger (another topic) may be read before the fading orders, and a borrower already
@@ -160,9 +146,9 @@ async def test_early_warning_through_the_broker(producer, outputs: Outputs, engi
     await send_phased(producer, outputs, before, [s])
     await outputs.wait(lambda rs: bool(warned(rs)), timeout=300)
     await produce_events(producer, overdue)
-    await outputs.wait(lambda rs: bool(mine(rs)) and mine(rs)[-1]["status"] == "frozen"
-                       and mine(rs)[-1]["limit"] == want["limit"], timeout=300)
-    final = mine(outputs.records)[-1]
+    await outputs.wait(lambda rs: bool(mine(rs, s)) and mine(rs, s)[-1]["status"] == "frozen"
+                       and mine(rs, s)[-1]["limit"] == want["limit"], timeout=300)
+    final = mine(outputs.records, s)[-1]
     assert final["components"] == want["components"]
     assert final["early_warning"]["score"] == want["early_warning"]["score"]
     assert final["early_warning"]["contributions"] == want["early_warning"]["contributions"]
@@ -174,7 +160,7 @@ async def test_early_warning_through_the_broker(producer, outputs: Outputs, engi
     overdue = next(a for a in values(outputs.records, "cs.alerts") if a["payload"].get("borrower_id") == s
                    and a["payload"]["code"] == "OVERDUE")
     assert w["alert_id"] != overdue["payload"]["alert_id"]
-    assert any("EARLY_WARNING" in {r["code"] for r in x["reasons"]} for x in mine(outputs.records))
+    assert any("EARLY_WARNING" in {r["code"] for r in x["reasons"]} for x in mine(outputs.records, s))
 
 
 def test_the_cut_does_not_depend_on_how_the_topics_are_interleaved() -> None:

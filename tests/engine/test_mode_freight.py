@@ -13,12 +13,12 @@ from datetime import timedelta
 
 import pytest
 
-from connectors.kafka_io import TopicReader, produce_events
+from connectors.kafka_io import produce_events
 from schemas import codec
 from schemas.factory import EventFactory
 from streams.replay import Replay
 from tests.engine import scenarios as sc
-from tests.engine.test_broker import OUT, Outputs, limits_of, u, values
+from tests.engine.test_broker import Outputs, u
 from tests.engine.test_mode_dealers import canonical, limits_at_marks
 from tests.engine.test_scenarios import codes, last_for, run
 
@@ -115,14 +115,8 @@ def test_a_pledged_truck_can_carry_freight_too() -> None:
 
 
 # ---------------------------------------------------------------- through a real worker
-@pytest.fixture
-async def outputs(bootstrap: str, engine):
-    async with TopicReader(bootstrap, *OUT) as reader:
-        yield Outputs(reader)
-
-
 @pytest.mark.integration
-async def test_freight_waybills_through_the_broker(producer, outputs: Outputs, engine) -> None:
+async def test_freight_waybills_through_the_broker(producer, outputs: Outputs, mine, my_alerts) -> None:
     """All of the scenario's waybills and positions at once after the registration: the
     worker reads the two topics in its own interleaving and ends with the replay's
     decision and alert."""
@@ -131,23 +125,16 @@ async def test_freight_waybills_through_the_broker(producer, outputs: Outputs, e
     c = f"car-{uid}"
     want = canonical(last_for(run(events)[0], c))
 
-    def mine(rs: list) -> list[dict]:
-        return limits_of(rs, c, engine.app_id)
-
-    def my_alerts(rs: list) -> list[str]:
-        return [a["payload"]["code"] for a in values(rs, "cs.alerts")
-                if a["source"] == f"creditstream.engine.{engine.app_id}" and a["payload"].get("borrower_id") == c]
-
     # The registration and the truck's enrolment first (like a pledge, the enrolment
     # must precede the truck's telemetry, which is refused without it).
     registry = [e for e in events if e.type.startswith("registry.") or e.type == "freight.truck_enrolled"]
     await produce_events(producer, registry)
-    await outputs.wait(lambda rs: len(mine(rs)) >= 1, timeout=240)
+    await outputs.wait(lambda rs: len(mine(rs, c)) >= 1, timeout=240)
     await produce_events(producer, [e for e in events if e not in registry])
-    await outputs.wait(lambda rs: bool(mine(rs)) and canonical(mine(rs)[-1]) == want
-                       and len(my_alerts(rs)) >= 1, timeout=240)
-    assert my_alerts(outputs.records) == ["WAYBILL_NOT_CORROBORATED"]
-    assert [x["asset_id"] for x in mine(outputs.records)[-1]["components"]] == [f"W3-{uid}"]
+    await outputs.wait(lambda rs: bool(mine(rs, c)) and canonical(mine(rs, c)[-1]) == want
+                       and len(my_alerts(rs, c)) >= 1, timeout=240)
+    assert [a["code"] for a in my_alerts(outputs.records, c)] == ["WAYBILL_NOT_CORROBORATED"]
+    assert [x["asset_id"] for x in mine(outputs.records, c)[-1]["components"]] == [f"W3-{uid}"]
 
 
 def test_paid_waybills_leave_the_facility_and_a_failed_one_is_said_for_30_days() -> None:

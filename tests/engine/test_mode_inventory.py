@@ -10,12 +10,12 @@ from decimal import Decimal
 
 import pytest
 
-from connectors.kafka_io import TopicReader, produce_events
+from connectors.kafka_io import produce_events
 from schemas import codec
 from schemas.factory import EventFactory
 from streams.replay import Replay
 from tests.engine import scenarios as sc
-from tests.engine.test_broker import OUT, Outputs, limits_of, u, values
+from tests.engine.test_broker import Outputs, u
 from tests.engine.test_mode_dealers import limits_at_marks
 from tests.engine.test_scenarios import codes, last_for, run
 
@@ -106,14 +106,8 @@ def test_a_program_sets_its_own_haircuts_and_price_age() -> None:
 
 
 # ---------------------------------------------------------------- through a real worker
-@pytest.fixture
-async def outputs(bootstrap: str, engine):
-    async with TopicReader(bootstrap, *OUT) as reader:
-        yield Outputs(reader)
-
-
 @pytest.mark.integration
-async def test_warehouse_receipts_through_the_broker(producer, outputs: Outputs, engine) -> None:
+async def test_warehouse_receipts_through_the_broker(producer, outputs: Outputs, mine, my_alerts) -> None:
     """The scenario in its phases (the registry and price feed, receipts, ledger and
     quotes travel on different topics and lanes): each phase is sent once this worker
     has published the replay's decision for the one before, so the margin call falls
@@ -122,28 +116,22 @@ async def test_warehouse_receipts_through_the_broker(producer, outputs: Outputs,
     events, marks = sc.warehouse_receipts(uid)
     t = f"trd-{uid}"
     expected = limits_at_marks(events, marks, t)
-
-    def mine(rs: list) -> list[dict]:
-        return limits_of(rs, t, engine.app_id)
-
-    def my_alerts(rs: list) -> list[str]:
-        return [a["payload"]["code"] for a in values(rs, "cs.alerts")
-                if a["source"] == f"creditstream.engine.{engine.app_id}"
-                and a["payload"].get("borrower_id") in (t, f"trd2-{uid}")]
+    traders = (t, f"trd2-{uid}")
 
     registry = [e for e in events[:marks["copper"]] if e.type.startswith("registry.")]
     await produce_events(producer, registry)
-    await outputs.wait(lambda rs: len(mine(rs)) >= 1, timeout=240)
+    await outputs.wait(lambda rs: len(mine(rs, t)) >= 1, timeout=240)
     start = 0
     for mark, end in marks.items():
         await produce_events(producer, [e for e in events[start:end] if e not in registry])
         want = figures(expected[mark])
-        await outputs.wait(lambda rs, want=want: bool(mine(rs)) and figures(mine(rs)[-1]) == want, timeout=240)
+        await outputs.wait(lambda rs, want=want: bool(mine(rs, t)) and figures(mine(rs, t)[-1]) == want,
+                           timeout=240)
         start = end
-    await outputs.wait(lambda rs: len(my_alerts(rs)) >= 3, timeout=60)
-    assert sorted(my_alerts(outputs.records)) == ["DUPLICATE_FINANCING", "INVENTORY_MARGIN_CALL",
-                                                  "STOCK_OUT_UNDER_PLEDGE"]
-    final = mine(outputs.records)[-1]
+    await outputs.wait(lambda rs: len(my_alerts(rs, *traders)) >= 3, timeout=60)
+    assert sorted(a["code"] for a in my_alerts(outputs.records, *traders)) == [
+        "DUPLICATE_FINANCING", "INVENTORY_MARGIN_CALL", "STOCK_OUT_UNDER_PLEDGE"]
+    final = mine(outputs.records, t)[-1]
     assert final["components"] == expected["released"]["components"]
 
 

@@ -11,7 +11,7 @@ import pytest
 from schemas.factory import EventFactory
 from streams.domain import pricing
 from tests.engine import scenarios as sc
-from tests.engine.test_broker import OUT, Outputs, limits_of, replay_final, send_phased, u
+from tests.engine.test_broker import Outputs, replay_final, send_phased, u
 from tests.engine.test_scenarios import codes, last_for, run
 
 TABLE = {"A": "5.50", "B": "8.00", "C": "11.00", "D": "14.00", "E": "20.00"}
@@ -102,26 +102,14 @@ def test_the_grade_bands() -> None:
 
 
 # ---------------------------------------------------------------- through a real worker
-@pytest.fixture
-async def outputs(bootstrap: str, engine):
-    from connectors.kafka_io import TopicReader
-
-    async with TopicReader(bootstrap, *OUT) as reader:
-        yield Outputs(reader)
-
-
 @pytest.mark.integration
-async def test_pricing_through_the_broker(producer, outputs: Outputs, engine) -> None:
+async def test_pricing_through_the_broker(producer, outputs: Outputs, mine) -> None:
     uid = u()
     events, s = priced(uid, subsidy="0.30")
     want = replay_final(events, s)
-
-    def mine(rs: list) -> list[dict]:
-        return limits_of(rs, s, engine.app_id)
-
     await send_phased(producer, outputs, events, [s])
-    await outputs.wait(lambda rs: bool(mine(rs)) and mine(rs)[-1]["pricing"]["lpr_1y_pct"] == "2.50"
-                       and mine(rs)[-1]["limit"] == want["limit"], timeout=240)
-    final = mine(outputs.records)[-1]
+    await outputs.wait(lambda rs: bool(mine(rs, s)) and mine(rs, s)[-1]["pricing"]["lpr_1y_pct"] == "2.50"
+                       and mine(rs, s)[-1]["limit"] == want["limit"], timeout=240)
+    final = mine(outputs.records, s)[-1]
     assert final["pricing"] == want["pricing"]
     assert (final["pricing"]["apr_pct"], final["pricing"]["net_apr_pct"]) == ("5.50", "3.85")

@@ -14,13 +14,10 @@ from streams.domain.policy import PolicyParams, utilisation_target
 from streams.domain.season import expected_share, window_shares
 from tests.engine import scenarios as sc
 from tests.engine.test_broker import (
-    OUT,
     Outputs,
-    limits_of,
     replay_final,
     send_phased,
     u,
-    values,
 )
 from tests.engine.test_scenarios import codes, last_for, run
 
@@ -76,28 +73,15 @@ def test_a_profile_must_name_twelve_months_within_bounds() -> None:
 
 
 # ---------------------------------------------------------------- through a real worker
-@pytest.fixture
-async def outputs(bootstrap: str, engine):
-    from connectors.kafka_io import TopicReader
-
-    async with TopicReader(bootstrap, *OUT) as reader:
-        yield Outputs(reader)
-
-
 @pytest.mark.integration
-async def test_a_winter_pause_through_the_broker(producer, outputs: Outputs, engine) -> None:
+async def test_a_winter_pause_through_the_broker(producer, outputs: Outputs, mine, my_alerts) -> None:
     uid = u()
     events, _ = sc.winter_pause(uid)
     c, flat = f"ctr-{uid}", f"flat-{uid}"
     want = {b: replay_final(events, b) for b in (c, flat)}
 
-    def mine(rs: list, b: str) -> list[dict]:  # only this module's worker's updates
-        return limits_of(rs, b, engine.app_id)
-
     def collapses(rs: list) -> list[str]:
-        return [a["payload"]["borrower_id"] for a in values(rs, "cs.alerts")
-                if a["source"] == f"creditstream.engine.{engine.app_id}"
-                and uid in a["payload"].get("borrower_id", "") and a["payload"]["code"] == "UTILISATION_COLLAPSE"]
+        return [a["borrower_id"] for a in my_alerts(rs, c, flat) if a["code"] == "UTILISATION_COLLAPSE"]
 
     await send_phased(producer, outputs, events, [c, flat])
     await outputs.wait(lambda rs: all(mine(rs, b) and mine(rs, b)[-1]["limit"] == want[b]["limit"]
