@@ -17,18 +17,23 @@ CFG = WorldConfig(seed=5, tag="Lmode", machines=12, contractors=3, cadence_s=4 *
                   receipt_share=0, freight_share=0)
 
 
-def test_the_world_finances_dealers_against_their_sales() -> None:
-    world = World(CFG)
+def business(world: World, steps: int = 1500) -> tuple[list, set[str]]:
+    """The world's registrations, then ``steps`` business events two hours apart, through
+    the replay: every output, and the types of the business events."""
     r = Replay()
-    outs = []
-    for _, _, value in world.setup_records():
-        outs += list(r.feed(value))
+    outs = [o for _, _, value in world.setup_records() for o in r.feed(value)]
     biz = BusinessSim(world)
     types = set()
-    for i in range(1500):
+    for i in range(steps):
         e = biz.next(world.cfg.start + timedelta(hours=2 * i))
         types.add(e.type)
         outs += list(r.feed(to_record(e)[2]))
+    return outs, types
+
+
+def test_the_world_finances_dealers_against_their_sales() -> None:
+    world = World(CFG)
+    outs, types = business(world)
     assert {"dealer.plan", "dealer.unit_picked_up", "dealer.retail_sale", "dealer.unit_repaid",
             "dealer.stock_audit"} <= types | {codec.decode(v).type for _, _, v in world.setup_records()}
     assert [o.value["payload"]["reason"] for o in outs if o.topic == "cs.deadletter"] == []
@@ -63,16 +68,7 @@ def test_the_world_finances_warehouse_receipts_and_corroborated_freight() -> Non
     defaults = WorldConfig()
     world = World(WorldConfig(**{**CFG.__dict__, "receipt_share": defaults.receipt_share,
                                  "freight_share": defaults.freight_share}))
-    r = Replay()
-    outs = []
-    for _, _, value in world.setup_records():
-        outs += list(r.feed(value))
-    biz = BusinessSim(world)
-    types = set()
-    for i in range(1500):
-        e = biz.next(world.cfg.start + timedelta(hours=2 * i))
-        types.add(e.type)
-        outs += list(r.feed(to_record(e)[2]))
+    outs, types = business(world)
     assert {"receipt.issued", "receipt.pledged", "receipt.released", "receipt.stock_moved", "market.price",
             "freight.waybill_completed", "freight.waybill_paid"} <= types
     assert [o.value["payload"]["reason"] for o in outs if o.topic == "cs.deadletter"] == []
