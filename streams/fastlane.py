@@ -38,7 +38,7 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from rocksdict import Options, Rdict, WriteBatch, WriteOptions
 
-from schemas.topics import BY_NAME, SIGNALS_TOPIC
+from schemas.topics import BY_NAME, POOLS_TOPIC, SIGNALS_TOPIC
 from streams import metrics
 from streams.failstop import fail_stop
 from streams.processors import MachineProcessor, Processor, encode_output
@@ -62,7 +62,9 @@ YIELD_EVERY_S = 0.005
 # Every processor runs on a lane (streams/app.py says why invoices and orders moved off
 # Faust agents); the registry's lane restores ~70k records/s where Faust's table did
 # 1.3-4k/s (docs/memory-recovery.md).
-LANES = ("registry", "machines", "invoices", "orders", "dealers", "receipts", "facilities")
+LANES = ("registry", "machines", "invoices", "orders", "dealers", "receipts", "facilities", "pools")
+# Records from stage to stage keep their cause's timestamp (see the module docstring).
+STAGED = (SIGNALS_TOPIC, POOLS_TOPIC)
 
 
 def lane_group(app_id: str, name: str = "machines") -> str:
@@ -538,6 +540,8 @@ class Lane:
                         # The broker went away mid-batch: forget the batch's unwritten state and
                         # read it again from the committed offsets once the broker answers.
                         log.warning("lane %s: %r; re-reading the batch from committed offsets", self.name, exc)
+                        if not exc.retriable:
+                            await self._replace_producer()
                         await self._rewind()
         except asyncio.CancelledError:
             raise
@@ -660,6 +664,33 @@ class Lane:
             budget -= 1
         return budget
 
+    async def _replace_producer(self) -> None:
+        """Start a new producer in place of one that failed for good.
+
+        A producer error that is not retriable leaves the producer unusable: after a
+        broker restart the broker may refuse an idempotent producer's next sequence
+        number on a partition (OutOfOrderSequenceNumber), and it refuses every later one
+        too. The batch is re-read anyway, so a new producer (a new producer id, sequences
+        from zero) sends it again; what the old one delivered is at most repeated, which
+        the processors' versioned outputs make harmless (chaos run 3314)."""
+        if self.producer is not None:
+            try:
+                await asyncio.wait_for(self.producer.stop(), 10.0)
+            except (TimeoutError, KafkaError) as exc:
+                log.warning("lane %s: the failed producer did not stop cleanly (%r)", self.name, exc)
+        while True:
+            producer = self._changelog_producer(linger_ms=2)
+            try:
+                await producer.start()
+            except KafkaError as exc:
+                log.warning("lane %s: waiting for the broker to start a producer (%r)", self.name, exc)
+                await producer.stop()
+                await asyncio.sleep(1.0)
+                continue
+            self.producer = producer
+            log.warning("lane %s: producer replaced after a fatal producer error", self.name)
+            return
+
     async def _rewind(self) -> None:
         assert self.consumer is not None
         await self._settle_commit(quiet=True)
@@ -705,7 +736,7 @@ class Lane:
                         acks.append(await send(self.rename.get(out.topic, out.topic),
                                                encode_output(out, self.source), key=out.key.encode(),
                                                headers=trace,
-                                               timestamp_ms=m.timestamp if out.topic == SIGNALS_TOPIC else None))
+                                               timestamp_ms=m.timestamp if out.topic in STAGED else None))
                         observed.append((out.topic, out.value, origin))
                 if loop.time() >= turn:
                     await asyncio.sleep(0)  # the batch lock is held: no rebalance meanwhile
