@@ -6,16 +6,19 @@ import asyncio
 import contextlib
 import struct
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+import asyncpg
 from aiohttp import web
 from aiokafka import TopicPartition
 
 from connectors.kafka_io import commit_group_offsets, end_offsets
+from connectors.lenders.access import RetryPolicy
 from connectors.lenders.urls import UrlPolicy
+from connectors.lenders.webhooks import TOPIC, Dispatcher
 from schemas import outputs as out
 from schemas.common import cny
 from schemas.examples import T0
@@ -61,6 +64,35 @@ def alert(borrower: str, alert_id: str) -> out.AlertRaised:
         payload=out.AlertPayload(alert_id=alert_id, code="ORDERS_FALLING",
                                  severity=out.AlertSeverity.warning, borrower_id=borrower,
                                  text="Purchase orders fell 40% week on week."))
+
+
+@contextlib.asynccontextmanager
+async def running(service: Any) -> AsyncIterator[Any]:
+    """Run ``service.run(stop)`` (a dispatcher, a ledger, a party sync) as a task for the
+    block; on leaving it, set ``stop`` and wait for the service. A service that ended
+    before it was told to fails the test (with its exception, if it raised one)."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    try:
+        yield service
+        ended_early = task.done()
+    finally:
+        stop.set()
+        await task
+    assert not ended_early, f"{type(service).__name__} stopped before it was told to"
+
+
+@contextlib.asynccontextmanager
+async def dispatching(bootstrap: str, pool: asyncpg.Pool, group: str, policy: RetryPolicy, *,
+                      url_policy: UrlPolicy = DEV_URLS, at_end: bool = True) -> AsyncIterator[Dispatcher]:
+    """A webhook dispatcher of these tests (lenders re-read every 0.2 s) running for the
+    block, in ``group``: from the current end of its topic (shared with other tests), or
+    with ``at_end=False`` from where the group left off (a restart)."""
+    if at_end:
+        await group_at_end(bootstrap, group, [TOPIC])
+    async with running(Dispatcher(bootstrap, pool, group=group, refresh_s=0.2, policy=policy,
+                                  url_policy=url_policy)) as dispatcher:
+        yield dispatcher
 
 
 async def group_at_end(bootstrap: str, group: str, topics: list[str]) -> None:

@@ -8,7 +8,6 @@ KWD amount was rounded to 2 places and the totals of a JPY portfolio read "3000.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import orjson
@@ -20,9 +19,8 @@ from connectors.lenders import repo
 from connectors.lenders.access import RetryPolicy
 from connectors.lenders.portfolio import total
 from connectors.lenders.verify import HEADER, verify_signature
-from connectors.lenders.webhooks import TOPIC, Dispatcher
 from schemas import outputs as out
-from tests.lenders.ld_support import DEV_URLS, eventually, group_at_end, limit_update, start_site
+from tests.lenders.ld_support import DEV_URLS, dispatching, eventually, limit_update, start_site
 from tests.lenders.test_api import Env
 
 pytestmark = pytest.mark.integration
@@ -107,29 +105,21 @@ async def test_ld_webhook_bodies_carry_each_currencys_minor_units(
     app = web.Application()
     app.router.add_post("/hook", hook)
     runner, port = await start_site(app)
-    stop = asyncio.Event()
-    task = None
     try:
         _, secret["s"] = await repo.add_lender(pool, lender, "Bank W", f"http://127.0.0.1:{port}/hook",
                                                url_policy=DEV_URLS)
         await repo.subscribe(pool, lender, "all")
         group = f"test-webhooks-minor-{uid}"
-        await group_at_end(bootstrap, group, [TOPIC])
-        dispatcher = Dispatcher(bootstrap, pool, group=group, refresh_s=0.2, url_policy=DEV_URLS,
-                                policy=RetryPolicy(max_attempts=3, base_s=0.05, cap_s=0.2))
-        task = asyncio.create_task(dispatcher.run(stop))
         sent = [update(f"bw{cur.lower()}-{uid}", f"pw-{uid}", lender, cur, AMOUNTS[cur][0]) for cur in AMOUNTS]
-        await produce_events(producer, sent)
-        await eventually(lambda: _true(len(bodies) >= len(sent)), timeout=30)
+        async with dispatching(bootstrap, pool, group, RetryPolicy(max_attempts=3, base_s=0.05, cap_s=0.2)):
+            await produce_events(producer, sent)
+            await eventually(lambda: _true(len(bodies) >= len(sent)), timeout=30)
         got = {b["payload"]["limit"]["currency"]: b["payload"] for b in bodies}
         for cur in AMOUNTS:
             p = got[cur]
             assert [p[k]["amount"] for k in ("limit", "available", "previous_limit", "outstanding")] == [
                 AMOUNTS[cur][0]] * 4, cur
     finally:
-        stop.set()
-        if task is not None:
-            await task
         await runner.cleanup()
         await pool.close()
 

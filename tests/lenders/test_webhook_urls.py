@@ -4,8 +4,6 @@ Real PostgreSQL, Kafka and HTTP receivers on loopback."""
 
 from __future__ import annotations
 
-import asyncio
-
 import asyncpg
 import pytest
 from aiohttp import web
@@ -14,9 +12,8 @@ from connectors.kafka_io import produce_events
 from connectors.lenders import repo
 from connectors.lenders.access import RetryPolicy
 from connectors.lenders.urls import GuardedResolver, UrlPolicy, WebhookUrlError, check
-from connectors.lenders.webhooks import TOPIC, Dispatcher
 from connectors.pg.migrate import migrate
-from tests.lenders.ld_support import DEV_URLS, eventually, group_at_end, limit_update, start_site
+from tests.lenders.ld_support import DEV_URLS, dispatching, eventually, limit_update, start_site
 
 STRICT = UrlPolicy()
 REFUSED = [
@@ -83,8 +80,6 @@ async def test_ld_registration_refuses_and_send_time_rechecks(bootstrap: str, pg
     app = web.Application()
     app.router.add_post("/{tail:.*}", receiver.hook)
     runner, port = await start_site(app)
-    stop = asyncio.Event()
-    task = None
     inside, moved = f"li-{uid}", f"lm-{uid}"
     try:
         for url in (f"http://127.0.0.1:{port}/hook", "http://169.254.169.254/latest/meta-data/",
@@ -97,40 +92,30 @@ async def test_ld_registration_refuses_and_send_time_rechecks(bootstrap: str, pg
         await repo.add_lender(pool, inside, "Inside", f"http://127.0.0.1:{port}/hook", url_policy=DEV_URLS)
         await repo.subscribe(pool, inside, "all")
         group = f"test-webhook-urls-{uid}"
-        await group_at_end(bootstrap, group, [TOPIC])
-        dispatcher = Dispatcher(bootstrap, pool, group=group, refresh_s=0.2, url_policy=STRICT,
-                                policy=RetryPolicy(max_attempts=2, base_s=0.05, cap_s=0.1))
-        task = asyncio.create_task(dispatcher.run(stop))
-        await produce_events(producer, [limit_update(f"bi-{uid}", 1, f"pi-{uid}", [inside])])
+        async with dispatching(bootstrap, pool, group, RetryPolicy(max_attempts=2, base_s=0.05, cap_s=0.1),
+                               url_policy=STRICT):
+            await produce_events(producer, [limit_update(f"bi-{uid}", 1, f"pi-{uid}", [inside])])
 
-        async def dead() -> str | None:
-            return await pool.fetchval("SELECT last_error FROM webhook_dead_letters WHERE lender_id = $1", inside)
+            async def dead() -> str | None:
+                return await pool.fetchval("SELECT last_error FROM webhook_dead_letters WHERE lender_id = $1",
+                                           inside)
 
-        error = await eventually(dead, timeout=30)
+            error = await eventually(dead, timeout=30)
         assert "refused webhook URL" in error and "loopback" in error
         assert receiver.hits == []  # nothing was sent to this machine
-        stop.set()
-        await task
-        task = None
 
         # Redirects: a 302 to an internal address is a failed attempt, never followed.
-        stop = asyncio.Event()
         await repo.add_lender(pool, moved, "Moved", f"http://127.0.0.1:{port}/moved", url_policy=DEV_URLS)
         await repo.subscribe(pool, moved, "all")
-        dispatcher = Dispatcher(bootstrap, pool, group=f"{group}-2", refresh_s=0.2, url_policy=DEV_URLS,
-                                policy=RetryPolicy(max_attempts=1, base_s=0.05, cap_s=0.1))
-        await group_at_end(bootstrap, f"{group}-2", [TOPIC])
-        task = asyncio.create_task(dispatcher.run(stop))
-        await produce_events(producer, [limit_update(f"bm-{uid}", 1, f"pm-{uid}", [moved])])
+        async with dispatching(bootstrap, pool, f"{group}-2", RetryPolicy(max_attempts=1, base_s=0.05, cap_s=0.1)):
+            await produce_events(producer, [limit_update(f"bm-{uid}", 1, f"pm-{uid}", [moved])])
 
-        async def moved_dead() -> str | None:
-            return await pool.fetchval("SELECT last_error FROM webhook_dead_letters WHERE lender_id = $1", moved)
+            async def moved_dead() -> str | None:
+                return await pool.fetchval("SELECT last_error FROM webhook_dead_letters WHERE lender_id = $1",
+                                           moved)
 
-        assert await eventually(moved_dead, timeout=30) == "HTTP 302"
+            assert await eventually(moved_dead, timeout=30) == "HTTP 302"
         assert receiver.hits == ["/moved"]
     finally:
-        stop.set()
-        if task:
-            await task
         await runner.cleanup()
         await pool.close()

@@ -14,9 +14,8 @@ from connectors.kafka_io import produce_events
 from connectors.lenders import repo
 from connectors.lenders.access import RetryPolicy
 from connectors.lenders.verify import HEADER, SignatureError, verify_signature
-from connectors.lenders.webhooks import TOPIC, Dispatcher
 from connectors.pg.migrate import migrate
-from tests.lenders.ld_support import DEV_URLS, eventually, group_at_end, limit_update
+from tests.lenders.ld_support import DEV_URLS, dispatching, eventually, limit_update, start_site
 
 pytestmark = pytest.mark.integration
 
@@ -59,13 +58,7 @@ async def test_ld_webhooks_retry_in_order_dead_letter_and_stay_within_the_portfo
     receiver = Receiver(secrets={})
     app = web.Application()
     app.router.add_post("/hook/{lender}", receiver.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # noqa: SLF001
-    stop = asyncio.Event()
-    task = None
+    runner, port = await start_site(app)
     try:
         for lid in (x, y):
             _, secret = await repo.add_lender(pool, lid, f"Bank {lid}", f"http://127.0.0.1:{port}/hook/{lid}",
@@ -76,21 +69,17 @@ async def test_ld_webhooks_retry_in_order_dead_letter_and_stay_within_the_portfo
         await repo.subscribe(pool, x, "borrowers", borrower_ids=[by])
 
         group = f"test-webhooks-{uid}"
-        await group_at_end(bootstrap, group, [TOPIC])
-        dispatcher = Dispatcher(bootstrap, pool, group=group, refresh_s=0.2, url_policy=DEV_URLS,
-                                policy=RetryPolicy(max_attempts=3, base_s=0.05, cap_s=0.2))
-        task = asyncio.create_task(dispatcher.run(stop))
+        async with dispatching(bootstrap, pool, group, RetryPolicy(max_attempts=3, base_s=0.05, cap_s=0.2)):
+            receiver.fail[(bx, 1)] = 2      # accepted on the 3rd attempt
+            receiver.fail[(bx, 2)] = 99     # never accepted: dead-lettered, v3 and v4 still go
+            await produce_events(producer, [limit_update(bx, v, f"pa-{uid}", [x]) for v in (1, 2, 3, 4)])
+            await produce_events(producer, [limit_update(by, v, f"pb-{uid}", [y]) for v in (1, 2)])
 
-        receiver.fail[(bx, 1)] = 2      # accepted on the 3rd attempt
-        receiver.fail[(bx, 2)] = 99     # never accepted: dead-lettered, v3 and v4 still go
-        await produce_events(producer, [limit_update(bx, v, f"pa-{uid}", [x]) for v in (1, 2, 3, 4)])
-        await produce_events(producer, [limit_update(by, v, f"pb-{uid}", [y]) for v in (1, 2)])
+            def delivered() -> set[tuple[str, str, int]]:
+                return {(lid, b, v) for lid, b, v, _, st in receiver.seen if st == 204}
 
-        def delivered() -> set[tuple[str, str, int]]:
-            return {(lid, b, v) for lid, b, v, _, st in receiver.seen if st == 204}
-
-        await eventually(lambda: _true({(x, bx, 3), (x, bx, 4), (y, by, 2)} <= delivered()), timeout=30)
-        await asyncio.sleep(0.5)  # anything wrong would arrive now
+            await eventually(lambda: _true({(x, bx, 3), (x, bx, 4), (y, by, 2)} <= delivered()), timeout=30)
+            await asyncio.sleep(0.5)  # anything wrong would arrive now
 
         assert not receiver.bad_signatures
         at_x = [(b, v, a, st) for lid, b, v, a, st in receiver.seen if lid == x]
@@ -113,9 +102,6 @@ async def test_ld_webhooks_retry_in_order_dead_letter_and_stay_within_the_portfo
         assert await repo.progress(pool, x, bx) == 4
         assert await repo.progress(pool, x, by) == 0
     finally:
-        stop.set()
-        if task:
-            await task
         await runner.cleanup()
         await pool.close()
 
@@ -134,38 +120,25 @@ async def test_ld_webhook_endpoint_down_across_a_dispatcher_restart_resumes_in_o
     receiver = Receiver(secrets={})
     app = web.Application()
     app.router.add_post("/hook/{lender}", receiver.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # noqa: SLF001
+    runner, port = await start_site(app)
     group = f"test-webhooks-{uid}"
     policy = RetryPolicy(max_attempts=50, base_s=0.05, cap_s=0.1)
     try:
         _, receiver.secrets[x] = await repo.add_lender(pool, x, "Bank X", f"http://127.0.0.1:{port}/hook/{x}",
                                                                url_policy=DEV_URLS)
         await repo.subscribe(pool, x, "program", program_id=f"pa-{uid}")
-        await group_at_end(bootstrap, group, [TOPIC])
 
-        stop = asyncio.Event()
-        first = Dispatcher(bootstrap, pool, group=group, refresh_s=0.2, policy=policy, url_policy=DEV_URLS)
-        task = asyncio.create_task(first.run(stop))
-        await produce_events(producer, [limit_update(b, 1, f"pa-{uid}", [x])])
-        await eventually(lambda: _true(any(v == 1 and st == 204 for _, _, v, _, st in receiver.seen)))
-        receiver.fail.update({(b, 2): 10_000, (b, 3): 10_000})      # the endpoint goes down
-        await produce_events(producer, [limit_update(b, v, f"pa-{uid}", [x]) for v in (2, 3)])
-        await eventually(lambda: _true(sum(v == 2 for _, _, v, _, _ in receiver.seen) >= 3))
-        stop.set()
-        await task
+        async with dispatching(bootstrap, pool, group, policy):
+            await produce_events(producer, [limit_update(b, 1, f"pa-{uid}", [x])])
+            await eventually(lambda: _true(any(v == 1 and st == 204 for _, _, v, _, st in receiver.seen)))
+            receiver.fail.update({(b, 2): 10_000, (b, 3): 10_000})      # the endpoint goes down
+            await produce_events(producer, [limit_update(b, v, f"pa-{uid}", [x]) for v in (2, 3)])
+            await eventually(lambda: _true(sum(v == 2 for _, _, v, _, _ in receiver.seen) >= 3))
         assert not any(v == 3 for _, _, v, _, _ in receiver.seen), "v3 went before v2 succeeded"
 
         receiver.fail.clear()                                       # back up
-        stop = asyncio.Event()
-        second = Dispatcher(bootstrap, pool, group=group, refresh_s=0.2, policy=policy, url_policy=DEV_URLS)
-        task = asyncio.create_task(second.run(stop))
-        await eventually(lambda: _true(any(v == 3 and st == 204 for _, _, v, _, st in receiver.seen)))
-        stop.set()
-        await task
+        async with dispatching(bootstrap, pool, group, policy, at_end=False) as second:
+            await eventually(lambda: _true(any(v == 3 and st == 204 for _, _, v, _, st in receiver.seen)))
         ok = [v for _, _, v, _, st in receiver.seen if st == 204]
         assert ok == [1, 2, 3] and not receiver.bad_signatures
         assert second.stats.delivered == 2  # v1 was not sent again

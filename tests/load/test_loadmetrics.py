@@ -6,6 +6,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 from load.metrics import parse, scrape
+from tests.lenders.ld_support import start_site
 
 
 def exposition() -> str:
@@ -32,11 +33,7 @@ async def test_scrape_sums_workers_and_notes_missing_endpoints() -> None:
 
     app = web.Application()
     app.router.add_get("/metrics", metrics)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # noqa: SLF001
+    runner, port = await start_site(app)
     try:
         url = f"http://127.0.0.1:{port}/metrics"
         out = await scrape([url, url, f"http://127.0.0.1:{port}/nothing"])

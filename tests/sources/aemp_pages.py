@@ -9,6 +9,8 @@ from xml.sax.saxutils import escape
 import orjson
 from aiohttp import web
 
+from tests.lenders.ld_support import start_site
+
 
 def machine(pin: str, hours: float, at: str, *, idle: float | None = None, fuel: float | None = None,
             lat: float = 28.2, lon: float = 112.9, running: bool = True, oem: str = "SANY") -> dict:
@@ -83,11 +85,7 @@ async def serve() -> AsyncIterator[Provider]:
     provider = Provider()
     app = web.Application()
     app.router.add_get("/{tail:.*}", provider.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    provider.port = runner.addresses[0][1]
+    runner, provider.port = await start_site(app)
     try:
         yield provider
     finally:
