@@ -9,7 +9,7 @@ load/ and the CLI all take their settings from here without importing one anothe
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -17,6 +17,7 @@ DATA_KEY_ENV = "CREDITSTREAM_DATA_KEY"
 DATA_KEY_PREVIOUS_ENV = "CREDITSTREAM_DATA_KEY_PREVIOUS"
 WEBHOOKS_LOOPBACK_ENV = "CREDITSTREAM_WEBHOOKS_ALLOW_LOOPBACK"
 WEBHOOKS_PRIVATE_ENV = "CREDITSTREAM_WEBHOOKS_ALLOW_PRIVATE"
+OPERATOR_KEY_ENV = "CREDITSTREAM_OPERATOR_KEY"
 
 
 def _env(name: str, default: str) -> str:
@@ -44,6 +45,9 @@ class Settings:
     webhooks_allow_private: bool = False
     # A py-spy output path: the bench runs its worker under py-spy (load/bench.py).
     bench_profile: str | None = None
+    # The platform operators' key for the policy lab's console pages and /ops/v1/ (a shadow
+    # engine's decisions: never a lender's); unset, those answer 401 (docs/policy-lab.md).
+    operator_key: str | None = field(default=None, repr=False)
 
     @property
     def kafka_replication(self) -> int:
@@ -114,4 +118,5 @@ def load() -> Settings:
         webhooks_allow_loopback=os.environ.get(WEBHOOKS_LOOPBACK_ENV) == "1",
         webhooks_allow_private=os.environ.get(WEBHOOKS_PRIVATE_ENV) == "1",
         bench_profile=os.environ.get("CREDITSTREAM_BENCH_PROFILE") or None,
+        operator_key=os.environ.get(OPERATOR_KEY_ENV) or None,
     )

@@ -9,6 +9,7 @@ its end at the time of the call.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -51,13 +52,16 @@ def compare(champion: dict[str, dict[str, Any]], shadow: dict[str, dict[str, Any
     return rows
 
 
-async def latest(bootstrap: str, topic: str, source: str | None = None) -> dict[str, dict[str, Any]]:
-    """The latest limit update per borrower on ``topic`` (only ``source``'s, if given)."""
+async def latest(bootstrap: str, topic: str, source: str | None = None,
+                 borrower: str | None = None) -> dict[str, dict[str, Any]]:
+    """The latest limit update per borrower on ``topic`` (only ``source``'s, if given; only
+    ``borrower``'s, if given: the record key, so other records are not even parsed)."""
     from aiokafka import AIOKafkaConsumer
 
     from connectors.kafka_io import end_offsets
 
     ends = {tp: o for tp, o in (await end_offsets(bootstrap, [topic])).items() if o > 0}
+    key = borrower.encode() if borrower is not None else None
     out: dict[str, dict[str, Any]] = {}
     if not ends:
         return out
@@ -69,7 +73,7 @@ async def latest(bootstrap: str, topic: str, source: str | None = None) -> dict[
         while True:
             for tp, recs in (await c.getmany(timeout_ms=300, max_records=5000)).items():
                 for rec in recs:
-                    if rec.offset >= ends[tp] or rec.value is None:
+                    if rec.offset >= ends[tp] or rec.value is None or (key is not None and rec.key != key):
                         continue
                     try:
                         value = orjson.loads(rec.value)
@@ -86,13 +90,50 @@ async def latest(bootstrap: str, topic: str, source: str | None = None) -> dict[
         await c.stop()
 
 
+def champion_source(champion_app_id: str | None = None) -> str:
+    """The envelope ``source`` of a champion's updates on cs.limits: the production
+    engine's, or the engine ``champion_app_id``'s."""
+    return "creditstream.engine" if champion_app_id is None else f"creditstream.engine.{champion_app_id}"
+
+
+async def shadows(bootstrap: str) -> list[str]:
+    """The ids of the shadow engines on the broker: each has its limits topic
+    ``cs.limits.<app_id>`` (schemas.topics.shadow_topics), created when it starts."""
+    from aiokafka import AIOKafkaConsumer
+
+    prefix = shadow_topics("")[LIMITS_TOPIC]
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await c.start()
+    try:
+        return sorted(t[len(prefix):] for t in await c.topics() if t.startswith(prefix) and len(t) > len(prefix))
+    finally:
+        await c.stop()
+
+
+async def side_by_side(bootstrap: str, shadow_app_id: str, borrower_id: str,
+                       champion_app_id: str | None = None) -> dict[str, Any] | None:
+    """One borrower's latest champion and shadow decisions (whole limit updates) and their
+    divergence (a row of :func:`compare`, or None when they agree); None if neither engine
+    decided the borrower."""
+    source = champion_source(champion_app_id)
+    champion, shadow = await asyncio.gather(
+        latest(bootstrap, LIMITS_TOPIC, source, borrower_id),
+        latest(bootstrap, shadow_topics(shadow_app_id)[LIMITS_TOPIC], borrower=borrower_id))
+    if not champion and not shadow:
+        return None
+    rows = compare(champion, shadow)
+    return {"borrower_id": borrower_id, "shadow_engine": shadow_app_id, "champion_engine": source,
+            "champion": champion.get(borrower_id), "shadow": shadow.get(borrower_id),
+            "divergence": rows[0] if rows else None}
+
+
 async def divergences(bootstrap: str, shadow_app_id: str, champion_app_id: str | None = None,
                       day: date | None = None) -> dict[str, Any]:
     """Today's (or ``day``'s) divergences between a shadow engine and its champion (the
     production engine unless ``champion_app_id`` names another)."""
-    source = "creditstream.engine" if champion_app_id is None else f"creditstream.engine.{champion_app_id}"
-    champion = await latest(bootstrap, LIMITS_TOPIC, source)
-    shadow = await latest(bootstrap, shadow_topics(shadow_app_id)[LIMITS_TOPIC])
+    source = champion_source(champion_app_id)
+    champion, shadow = await asyncio.gather(latest(bootstrap, LIMITS_TOPIC, source),
+                                            latest(bootstrap, shadow_topics(shadow_app_id)[LIMITS_TOPIC]))
     rows = compare(champion, shadow, day)
     return {"shadow": shadow_app_id, "champion": source, "day": day.isoformat() if day else None,
             "borrowers_compared": len(set(champion) | set(shadow)), "divergences": rows}

@@ -25,7 +25,7 @@ from aiohttp import web
 
 from connectors.gateway import httplog
 from connectors.ledger.store import NOTIFY_CHANNEL
-from connectors.lenders import console, operators, repo
+from connectors.lenders import console, lab, operators, repo
 from connectors.lenders.access import CursorError, parse_cursor, parse_int
 from connectors.lenders.portfolio import SORTS, STATUSES, Query, portfolio
 from connectors.pg.errors import CONNECTION_ERRORS
@@ -214,6 +214,16 @@ async def get_alerts(request: web.Request) -> web.Response:
     return _json({"borrower_id": borrower, "items": items})
 
 
+async def get_risk_pool(request: web.Request) -> web.Response:
+    """A risk-sharing pool's utilisation, for a lender funding a borrower in it."""
+    pool_id = request.match_info["pool_id"]
+    if not _BORROWER_ID.fullmatch(pool_id):
+        raise BadParameter("pool_id must be a contract id")
+    found = await repo.risk_pool(request.app[POOL], request[LENDER], pool_id)
+    return _json(found) if found else _error(404, "not_found", f"no risk-sharing pool {pool_id!r} covers "
+                                                               "a borrower in your portfolio")
+
+
 async def stream_limits(request: web.Request) -> web.StreamResponse:
     """SSE: each event's id is the decision's ``seq``; resume with Last-Event-ID or ?since=."""
     pool, opts, lender = request.app[POOL], request.app[OPTIONS], request[LENDER]
@@ -284,12 +294,15 @@ async def _listen(app: web.Application):
 
 def make_app(pool: asyncpg.Pool, *, poll_s: float = 1.0, heartbeat_s: float = 15.0,
              engine_metrics: list[str] | None = None, bootstrap: str | None = None,
-             lag_groups: tuple[str, ...] = LAG_GROUPS) -> web.Application:
+             lag_groups: tuple[str, ...] = LAG_GROUPS, operator_key: str | None = None,
+             shadow_view: lab.ShadowView | None = None) -> web.Application:
     """The lender API and console on ``pool``; ``poll_s`` bounds stream latency if a
     NOTIFY is missed; ``engine_metrics`` (workers' /metrics URLs) and ``bootstrap`` feed
-    the operators page."""
+    the operators page; ``operator_key`` opens the policy lab's ``/ops/v1/``, read with
+    ``shadow_view`` (connectors/lenders/lab.py: a shadow engine's decisions, for the
+    platform's operators only)."""
     httplog.install()
-    app = web.Application(middlewares=[auth, console.headers])
+    app = web.Application(middlewares=[auth, lab.auth, console.headers])
     app[POOL] = pool
     app[WAKER] = Waker()
     app[CLOSING] = asyncio.Event()
@@ -303,8 +316,10 @@ def make_app(pool: asyncpg.Pool, *, poll_s: float = 1.0, heartbeat_s: float = 15
     app.router.add_get("/v1/portfolio", get_portfolio)
     app.router.add_get("/v1/operators", get_operators)
     console.add_routes(app)
+    lab.add_routes(app, bootstrap, operator_key, shadow_view)
     app.router.add_get("/v1/borrowers/{borrower_id}/limit", get_limit)
     app.router.add_get("/v1/borrowers/{borrower_id}/history", get_history)
     app.router.add_get("/v1/borrowers/{borrower_id}/alerts", get_alerts)
+    app.router.add_get("/v1/risk-pools/{pool_id}", get_risk_pool)
     app.router.add_get("/v1/stream/limits", stream_limits)
     return app

@@ -104,13 +104,19 @@ async def _serve(args: argparse.Namespace) -> int:
     import asyncpg
     from aiohttp import web
 
+    from connectors.lenders import lab
     from connectors.lenders.access import RetryPolicy
     from connectors.lenders.api import LAG_GROUPS, make_app
     from connectors.lenders.webhooks import CannotOpenData, Dispatcher, preflight
     from connectors.pg.migrate import migrate
     from schemas import config
+    from streams import shadow
 
     settings = config.load()
+    weak = lab.check_key(settings.operator_key)
+    if weak:
+        print(f"lenders serve: refusing to start: {weak} ({config.OPERATOR_KEY_ENV})", file=sys.stderr)
+        return 2
     url = args.pg_url or settings.pg_url
     await migrate(url)
     pool = await asyncpg.create_pool(url, min_size=1, max_size=args.pool)
@@ -126,7 +132,8 @@ async def _serve(args: argparse.Namespace) -> int:
     bootstrap = args.bootstrap or settings.kafka_bootstrap
     engine = args.engine_metrics or [f"http://127.0.0.1:{settings.worker_web_port}/metrics"]
     runner = web.AppRunner(make_app(pool, engine_metrics=engine, bootstrap=bootstrap,
-                                    lag_groups=tuple(args.lag_group or LAG_GROUPS)))
+                                    lag_groups=tuple(args.lag_group or LAG_GROUPS),
+                                    operator_key=settings.operator_key, shadow_view=shadow))
     await runner.setup()
     await web.TCPSite(runner, args.host, args.port).start()
     # One line on stdout when it answers, with where: what a person (or script) waits for.
