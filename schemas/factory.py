@@ -39,11 +39,18 @@ class EventFactory:
 
     # registry
     def program(self, program_id: str, cap: str = "5000000", lenders: tuple[tuple[str, str], ...] = (("bank-a", "0.6"), ("mfi-b", "0.4")),
-                **params: object) -> ev.Envelope:
+                risk_pool: ev.RiskPool | None = None, **params: object) -> ev.Envelope:
         return self._e(ev.ProgramRegistered, ev.ProgramPayload(
             program_id=program_id, name=f"Program {program_id}", cap=cny(cap),
             lenders=[ev.LenderShare(lender_id=lid, share=Decimal(s)) for lid, s in lenders],
-            parameters=ev.ProgramParameters(**params)))
+            parameters=ev.ProgramParameters(**params), risk_pool=risk_pool))
+
+    @staticmethod
+    def risk_pool(pool_id: str, fund: str, leverage: str = "10", covered_share: str = "0.60",
+                  on_overflow: str = "uncovered") -> ev.RiskPool:
+        """A risk-sharing pool declaration for ``program(risk_pool=...)``."""
+        return ev.RiskPool(pool_id=pool_id, fund=cny(fund), leverage=Decimal(leverage),
+                           covered_share=Decimal(covered_share), on_overflow=on_overflow)  # type: ignore[arg-type]
 
     def borrower(self, party_id: str, program_id: str | None, kind: str = "supplier",
                  tax_id: str = "91310115MA1K4ABC2X") -> ev.Envelope:
@@ -88,10 +95,10 @@ class EventFactory:
 
     def battery(self, machine_id: str, vin: str, soc: float = 70, soh: float | None = 95, alarm: int = 0,
                 reissued: bool = False, at: datetime | None = None, lat: float | None = None,
-                lon: float | None = None) -> ev.Envelope:
+                lon: float | None = None, mileage: float | None = None) -> ev.Envelope:
         return self._e(ev.BatteryTelemetry, ev.BatteryTelemetryPayload(
             machine_id=machine_id, vin=vin, soc_pct=soc, soh_pct=soh, pack_voltage_v=600.0,
-            pack_current_a=-50.0, alarm_level=alarm, reissued=reissued,
+            pack_current_a=-50.0, alarm_level=alarm, reissued=reissued, mileage_km=mileage,
             location=GeoPoint(lat=lat, lon=lon) if lat is not None and lon is not None else None), at=at)
 
     # invoices and orders

@@ -47,7 +47,7 @@ class LenderAllocation(Model):
 class Contribution(Model):
     """One early-warning scorecard line (docs/credit-policy.md section 9)."""
 
-    indicator: Literal["order_intake", "repeat_frequency", "fulfilment", "utilisation", "disputes",
+    indicator: Literal["order_intake", "repeat_frequency", "fulfilment", "utilisation", "distance", "disputes",
                        "payment_delays", "buyer_distress"]
     value: float = Field(description="The indicator over the recent window")
     reference: float | None = Field(None, description="Its reference (the window before), when it has one")

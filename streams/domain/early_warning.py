@@ -58,6 +58,7 @@ SCORECARD = (
     Indicator("repeat_frequency", 10, 2.0, 5.0, "orders"),
     Indicator("fulfilment", 20, 0.10, 0.40, "deliveries"),
     Indicator("utilisation", 25, 0.10, 0.50, "machines"),
+    Indicator("distance", 25, 0.10, 0.50, "machines"),
     Indicator("disputes", 10, 0.15, 0.45, "invoices"),
     Indicator("payment_delays", 5, 0.0, 0.5, "invoices"),
     Indicator("buyer_distress", 15, 0.0, 0.5, "buyers"),
@@ -73,8 +74,8 @@ _EPOCH = date(1970, 1, 1).toordinal()
 
 
 def new_state() -> dict[str, Any]:
-    return {"orders": [], "invoices": [], "disputes": [], "util": [], "day": None, "since": None, "dirty": True,
-            "score": 0, "coverage": 0, "lines": [], "active": False, "warn": False}
+    return {"orders": [], "invoices": [], "disputes": [], "util": [], "km": {}, "dist": [], "day": None,
+            "since": None, "dirty": True, "score": 0, "coverage": 0, "lines": [], "active": False, "warn": False}
 
 
 def _ew(state: dict[str, Any]) -> dict[str, Any]:
@@ -101,6 +102,8 @@ def observe(state: dict[str, Any], sig: dict[str, Any]) -> None:
     state: a new order, a new invoice, an invoice that became disputed. Machines,
     deliveries and buyers are read from the facility state when scoring."""
     kind = sig["kind"]
+    if kind == "machine_released":  # a released truck's kilometres are no longer the borrower's
+        _ew(state).get("km", {}).pop(sig["asset_id"], None)
     if kind not in ("order", "receivable", "delivery", "buyers", "program"):
         return
     ew = _ew(state)
@@ -117,6 +120,21 @@ def observe(state: dict[str, Any], sig: dict[str, Any]) -> None:
     elif kind == "delivery":
         day = int(sig["actual_at"] // DAY)
         ew["since"] = day if ew.get("since") is None else min(ew["since"], day)
+
+
+def observe_distance(state: dict[str, Any], sig: dict[str, Any], season: float) -> None:
+    """Keep a machine signal's ``km7`` (an electric truck's km per day over the days r7
+    averages, machines.distance) divided by the program's season of those days (the
+    share ``UTILISATION_COLLAPSE`` uses): the use of a machine that has no hour meter."""
+    if sig.get("km7") is None or season <= 0:
+        return
+    _ew(state).setdefault("km", {})[sig["asset_id"]] = [int(sig["at"] // DAY), round(sig["km7"] / season, 3)]
+
+
+def _fleet_distance(state: dict[str, Any]) -> float | None:
+    """Season-adjusted km per day of the borrower's trucks together (their latest km7)."""
+    km = _ew(state).get("km") or {}
+    return sum(x[1] for x in km.values()) if km else None
 
 
 def _fleet_ratio(state: dict[str, Any]) -> float | None:
@@ -169,6 +187,13 @@ def score_lines(state: dict[str, Any], now: float) -> list[dict[str, Any]]:
         base = sum(ref_util) / len(ref_util)
         if base > 0:
             lines.append(_line("utilisation", current, base, 1 - current / base))
+    # Distance: the same for trucks without an hour meter, from their odometers.
+    ref_km = [r for d, r in ew.get("dist", []) if p0 <= d <= p1]
+    km = _fleet_distance(state)
+    if km is not None and len(ref_km) >= MIN_UTIL_DAYS:
+        base = sum(ref_km) / len(ref_km)
+        if base > 0:
+            lines.append(_line("distance", km, base, 1 - km / base))
     # Disputes: share of the recent window's new invoices that were disputed.
     invoices = _count(ew["invoices"], r0, today)
     if invoices >= MIN_INVOICES:
@@ -200,6 +225,10 @@ def evaluate(state: dict[str, Any], now: float, triggers: list[str]) -> list[Out
         if ratio is not None:  # one fleet figure per day, kept for the reference window
             ew["since"] = today if ew.get("since") is None else min(ew["since"], today)
             ew["util"] = [x for x in ew["util"] if x[0] > today - KEEP_DAYS][-KEEP_DAYS:] + [[today, round(ratio, 4)]]
+        km = _fleet_distance(state)
+        if km is not None:  # and one for the trucks' kilometres
+            ew["since"] = today if ew.get("since") is None else min(ew["since"], today)
+            ew["dist"] = [x for x in ew.get("dist", []) if x[0] > today - KEEP_DAYS][-KEEP_DAYS:] + [[today, km]]
     ew["day"], ew["dirty"] = today, False
     lines = score_lines(state, now)
     # Conditions (payment delays, buyer distress) count in the coverage only while present:
@@ -248,6 +277,8 @@ def describe(x: dict[str, Any]) -> str:
         return f"on-time deliveries {v:.0%} vs {ref:.0%} before"
     if name == "utilisation":
         return f"machine use {v:.0%} of its season vs {ref:.0%} before"
+    if name == "distance":
+        return f"trucks driven {v:.0f} km/day (for the season) vs {ref:.0f} before"
     if name == "disputes":
         return f"{v:.0%} of recent invoices disputed"
     if name == "payment_delays":

@@ -168,10 +168,13 @@ def params_for(state: State) -> PolicyParams:
 def _collapse(state: State, sig: dict[str, Any]) -> list[Output]:
     """UTILISATION_COLLAPSE against the same season (r7 / (baseline x season of r7))."""
     r7 = sig.get("r7")
-    if r7 is None:
+    if r7 is None and sig.get("km7") is None:
         return []
     params = params_for(state)
     season = window_shares(params.seasonal_profile, sig["last_seen"], sig.get("first_day"))[0]
+    early_warning.observe_distance(state, sig, season)  # a truck's odometer, the same season
+    if r7 is None:
+        return []
     mine = state.setdefault("collapse", {}).setdefault(sig["asset_id"], {})
     return collapse.check(mine, sig["asset_id"], state["borrower_id"], r7 / (sig["pledge"]["baseline"] * season),
                           sig["at"], sig["triggers"])

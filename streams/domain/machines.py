@@ -98,6 +98,8 @@ def on_telemetry(state: State, event: ev.EquipmentTelemetry | ev.BatteryTelemetr
             out.append(alert("BATTERY_ALARM_L3", "critical",
                              f"Battery of {mid} raised a level-3 (highest) alarm.", at, ids, bid, mid))
         state["alarm"] = p.alarm_level
+        if p.mileage_km is not None:
+            _apply_distance(state, p.mileage_km, at, prev_ts)
     if p.location is not None:
         out += _apply_location(state, p.location.lat, p.location.lon, at, prev_ts, ids, bid, mid)
         if state.get("truck") is not None:  # a pledged truck that also carries freight
@@ -127,7 +129,12 @@ def _apply_hours(state: State, hours: float, at: float, prev_ts: float | None, i
                       f"Hour meter of {mid} advanced {delta:.1f} h in {elapsed_h:.1f} h of wall time; reading ignored.",
                       at, ids, bid, mid)]
     state["hours"] = hours
-    days = state["days"]
+    _book(state["days"], delta, at, prev_ts)
+    return []
+
+
+def _book(days: dict[str, float], delta: float, at: float, prev_ts: float | None) -> None:
+    """Book a cumulative counter's advance (hours, km) on the event-time days it covers."""
     if prev_ts is not None and at - prev_ts > DAY:
         # A gap of more than a day (a telemetry outage): the meter says how much the
         # machine worked in it, not on which day, so the hours are spread over the gap
@@ -146,7 +153,19 @@ def _apply_hours(state: State, hours: float, at: float, prev_ts: float | None, i
     if len(days) > KEEP_DAYS:
         for old in sorted(days, key=int)[:-KEEP_DAYS]:
             del days[old]
-    return []
+
+
+def _apply_distance(state: State, km: float, at: float, prev_ts: float | None) -> None:
+    """A battery reading's odometer (GB/T 32960 total mileage): km per event-time day, the
+    one measure of an electric truck's use (it has no hour meter). Read by the early
+    warning only (``km7``, docs/credit-policy.md section 12.1), not by the limit. An
+    odometer that ran backwards books nothing (the reading's other fields still apply)."""
+    prev = state.get("km")
+    if prev is not None and km < prev:
+        return
+    state["km"] = km
+    if prev is not None:
+        _book(state.setdefault("km_days", {}), km - prev, at, prev_ts)
 
 
 def _apply_location(state: State, lat: float, lon: float, at: float, prev_ts: float | None,
@@ -183,21 +202,36 @@ def utilisation(state: State) -> tuple[float | None, float | None, float | None]
         return None, None, None  # no hour meter (battery-only data): utilisation unknown
     today = int(state["ts"] // DAY)
     first_full = state["first_day"] + 1
-    days = state["days"]
 
     def avg(start: int, end: int) -> float | None:  # inclusive day range
-        if start < first_full or start > end:
-            return None
-        # A day with no hours booked at all is unknown, not idle: left out of the mean
-        # (a day with readings and no work is booked, at 0 h). None if none is known.
-        known = [h for h in map(days.get, map(str, range(start, end + 1))) if h is not None]
-        return sum(known) / len(known) if known else None
+        return _per_day(state["days"], first_full, start, end)
 
     week = today // 7
     r7 = avg(max(today - 7, first_full), today - 1) if today - 1 >= first_full else None
     w1 = avg((week - 1) * 7, week * 7 - 1)
     w2 = avg((week - 2) * 7, (week - 1) * 7 - 1)
     return r7, w1, w2
+
+
+def _per_day(days: dict[str, float], first_full: int, start: int, end: int) -> float | None:
+    """Mean per day of the booked days ``start..end`` (inclusive)."""
+    if start < first_full or start > end:
+        return None
+    # A day with no hours booked at all is unknown, not idle: left out of the mean
+    # (a day with readings and no work is booked, at 0 h). None if none is known.
+    known = [h for h in map(days.get, map(str, range(start, end + 1))) if h is not None]
+    return sum(known) / len(known) if known else None
+
+
+def distance(state: State) -> float | None:
+    """Km per day over the trailing 7 complete days, the days r7 averages (None: no
+    odometer, or no complete day yet)."""
+    if state.get("km") is None or state["ts"] is None or state["first_day"] is None:
+        return None
+    today, first_full = int(state["ts"] // DAY), state["first_day"] + 1
+    if today - 1 < first_full:
+        return None
+    return _per_day(state.get("km_days", {}), first_full, max(today - 7, first_full), today - 1)
 
 
 def _maybe_signal(state: State, at: float, ids: list[str], force: bool = False) -> list[Output]:
@@ -226,7 +260,7 @@ def _maybe_signal(state: State, at: float, ids: list[str], force: bool = False) 
         state["told"] = state["ts"]
     out.append(signal(
         "machine", pledge["borrower_id"], state["mid"], state["seq"], at, ids,
-        pledge=pledge, hours=state["hours"], r7=r7, w1=w1, w2=w2, soh=state["soh"],
+        pledge=pledge, hours=state["hours"], r7=r7, w1=w1, w2=w2, km7=distance(state), soh=state["soh"],
         alarm=state["alarm"], critical=state["critical"], in_fence=state["in_fence"],
         last_seen=state["ts"] if state["ts"] is not None else at,
         # The first (partial) day of observation: r7 starts after it, and a seasonal

@@ -568,3 +568,30 @@ def supplier_fades(u: str) -> tuple[list[Envelope], dict[str, int]]:
     marks["overdue"] = len(evs)
     evs.append(f.overdue(f"ln-{u}", s, "300000", days=30))
     return evs, marks
+
+
+def truck_fades(u: str) -> tuple[list[Envelope], dict[str, int]]:
+    """Early warning from an odometer (issue 17): a contractor whose only machine is an
+    electric truck (GB/T 32960 data: no hour meter) drives 200 km a day for 35 days
+    (readings every 6 hours), then 15 km a day less each day (down to 20 km/day);
+    on day 51 a 300k loan goes overdue. ``marks``: the first reading of day 35 and the
+    overdue notice."""
+    f = EventFactory(f"ewt-{u}", WEEK0)
+    c, mid = f"ctr-{u}", f"trk-{u}"
+    evs = [f.program(f"prg-{u}"), f.borrower(c, f"prg-{u}", kind="contractor"), f.consent(c),
+           f.pledge(mid, c, f"prg-{u}", price="800000", kind="electric_truck")]
+    marks: dict[str, int] = {}
+    km = 1000.0
+    for day in range(51):
+        if day == 35:
+            marks["fading"] = len(evs)
+        per_day = 200.0 if day < 35 else max(20.0, 200.0 - 15 * (day - 34))
+        for _ in range(4):
+            f.advance(hours=6)
+            km += per_day / 4
+            evs.append(f.battery(mid, "LFV2A21K8M4000007", mileage=round(km, 1), lat=28.2, lon=112.9))
+    f.advance(hours=3)
+    evs.append(f.drawdown(f"ln-{u}", c, f"prg-{u}", "300000"))
+    marks["overdue"] = len(evs)
+    evs.append(f.overdue(f"ln-{u}", c, "300000", days=30))
+    return evs, marks

@@ -124,6 +124,64 @@ def test_the_cut_is_bounded_by_the_programs_maximum() -> None:
     assert ew.reason(state, Decimal("0.30")) == (Decimal(0), None)
 
 
+def test_an_electric_truck_is_warned_from_its_odometer() -> None:
+    """A truck has no hour meter (GB/T 32960 data): before the distance line no indicator
+    applied to a contractor whose only machine is one (coverage 0), so its decline was
+    never scored. Its odometer now says how much it drives."""
+    events, marks = sc.truck_fades("t1")
+    limits, alerts, dead = run(events)
+    assert dead == []
+    c = "ctr-t1"
+    (w,) = warnings(alerts, c)
+    block = w["early_warning"]
+    (line,) = block["contributions"]  # the only data of this borrower: one family, no corroboration needed
+    assert line["indicator"] == "distance" and block["top"] == ["distance"] and block["coverage"] == 25
+    # At 06:00 on day 43: the 7 complete days before it (36-42) average 129 km vs 200 km in
+    # the reference window: a fall of 36% -> 25 x (0.356 - 0.1) / 0.4 = 16 points of 25.
+    trigger = next(e for e in events if e.event_id == w["trigger_event_ids"][0])
+    assert trigger.occurred_at == sc.WEEK0 + sc.timedelta(days=43, hours=6)
+    assert (line["value"], line["reference"], line["points"]) == (128.743, 199.943, 16)
+    assert line["points"] == ew.BY_NAME["distance"].earn(1 - line["value"] / line["reference"])
+    assert block["score"] == round(100 * 16 / 25) == 64
+    assert "trucks driven 129 km/day (for the season) vs 200 before (+16)" in w["text"]
+    overdue_at = events[marks["overdue"]].occurred_at
+    assert (overdue_at - trigger.occurred_at).total_seconds() / 86400 == 7.875
+    assert last_for(limits, c)["status"] == "frozen"
+    # Driving steadily, it is scored (the line applies) and not warned.
+    limits, alerts, _ = run(events[:marks["fading"]])
+    assert warnings(alerts, c) == []
+    steady = last_for(limits, c)["early_warning"]
+    assert steady["score"] == 0 and steady["contributions"][0]["indicator"] == "distance"
+
+
+def test_the_odometer_is_booked_per_day_and_never_backwards() -> None:
+    """Stage 1 (machines.py) books a battery reading's mileage on the days it covers, as
+    it does hours; km7 is their mean over the complete days r7 averages."""
+    from schemas.factory import EventFactory
+    from streams.domain import machines
+
+    f = EventFactory("odo", sc.WEEK0)
+    state = machines.new_state("trk-odo")
+    machines.on_pledge(state, f.pledge("trk-odo", "ctr-odo", "prg-odo", kind="electric_truck"))
+    km = 0.0
+    for day in range(8):
+        for _ in range(4):
+            f.advance(hours=6)
+            km += 30.0 if day != 4 else 15.0
+            machines.on_telemetry(state, f.battery("trk-odo", "LFV2A21K8M4000007", mileage=km))
+    # The last reading is at 00:00 on day 8. Day 0 is the first (partial) day; days 1-7
+    # are complete, 120 km each but day 4 (15 km a reading) and day 5: a reading books
+    # the 6 hours before it on its own day, so 00:00 of day 4 brings day 3's last 30 km
+    # (day 4: 30 + 3 x 15 = 75) and 00:00 of day 5 day 4's last 15 (day 5: 15 + 90 = 105).
+    assert machines.distance(state) == (5 * 120 + 75 + 105) / 7
+    out = machines.on_telemetry(state, f.battery("trk-odo", "LFV2A21K8M4000007", mileage=km - 500,
+                                                 at=f.now + sc.timedelta(hours=1)))
+    assert state["km"] == km and out == []  # an odometer running backwards books nothing
+    assert machines.on_telemetry(state, f.battery("trk-odo", "LFV2A21K8M4000007", soh=95,
+                                                  at=f.now + sc.timedelta(hours=2))) == []
+    assert state["km"] == km  # a reading without mileage leaves the odometer as it was
+
+
 # ---------------------------------------------------------------- through a real worker
 @pytest.mark.integration
 async def test_early_warning_through_the_broker(producer, outputs: Outputs, mine, my_alerts) -> None:
