@@ -293,3 +293,13 @@ def test_the_lab_page_ships_with_the_package() -> None:
     assert {"lab.html", "lab.js", "console.css"} <= set(assets)
     html = assets["lab.html"][0].decode()
     assert "/console/lab.js" in html and "://" not in html  # nothing from elsewhere
+
+
+def test_lenders_serve_refuses_a_short_operator_key(tmp_path: Path) -> None:
+    """A guessable operator key would open every borrower's challenger decision: refused
+    before anything listens (exit 2, the reason said)."""
+    env = {**os.environ, "CREDITSTREAM_OPERATOR_KEY": "short-key", "CREDITSTREAM_STATE_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "creditstream.cli", "lenders", "serve", "--no-webhooks",
+                           "--port", "0"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 2 and "operator key must be at least 32 characters" in done.stderr
+    assert "ready" not in done.stdout
