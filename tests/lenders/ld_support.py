@@ -38,6 +38,20 @@ async def start_site(app: web.Application) -> tuple[web.AppRunner, int]:
     return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # noqa: SLF001
 
 
+@contextlib.asynccontextmanager
+async def receiving(path: str, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                    ) -> AsyncIterator[int]:
+    """A webhook receiver for the block: POSTs to ``path`` (an aiohttp route, such as
+    ``/hook/{lender}``) answered by ``handler`` on a free loopback port, which it yields."""
+    app = web.Application()
+    app.router.add_post(path, handler)
+    runner, port = await start_site(app)
+    try:
+        yield port
+    finally:
+        await runner.cleanup()
+
+
 def limit_update(borrower: str, version: int, program: str, lenders: list[str],
                  amount: str = "100000.00") -> out.LimitUpdated:
     """A LimitUpdated built like schemas/examples.py, funded by ``lenders`` in equal shares."""

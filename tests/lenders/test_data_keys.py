@@ -22,7 +22,7 @@ from connectors.lenders import repo
 from connectors.lenders.access import RetryPolicy
 from connectors.pg import crypto
 from connectors.pg.migrate import migrate
-from tests.lenders.ld_support import DEV_URLS, dispatching, eventually, limit_update, start_site
+from tests.lenders.ld_support import DEV_URLS, dispatching, eventually, limit_update, receiving
 from tests.privacy.test_pii_crypto import new_key
 
 pytestmark = pytest.mark.integration
@@ -74,46 +74,40 @@ class Receiver:
 
 
 async def test_ld_one_unreadable_lender_is_skipped_and_the_others_keep_receiving(
-        bootstrap: str, pg_url: str, producer, uid: str, caplog: pytest.LogCaptureFixture) -> None:
+        bootstrap: str, pool: asyncpg.Pool, producer, uid: str, caplog: pytest.LogCaptureFixture) -> None:
     """Before: one lender sealed under another key made the dispatcher raise out of its
     refresh and leave its group, so no lender received anything."""
-    await migrate(pg_url)
-    pool = await asyncpg.create_pool(pg_url, min_size=1, max_size=4)
     receiver = Receiver()
-    app = web.Application()
-    app.router.add_post("/hook/{lender}", receiver.hook)
-    runner, port = await start_site(app)
     good, bad = f"lg-{uid}", f"lb-{uid}"
     other = crypto._decode(new_key())  # noqa: SLF001 - a key this process is not configured with
-    try:
-        for lid in (good, bad):
-            await repo.add_lender(pool, lid, lid, f"http://127.0.0.1:{port}/hook/{lid}", url_policy=DEV_URLS)
-            await repo.subscribe(pool, lid, "all")
-        await pool.execute("UPDATE lenders SET webhook_secret = $2 WHERE lender_id = $1", bad,
-                           crypto.seal("whsec_elsewhere", key=other))
-        group = f"test-data-keys-{uid}"
-        with caplog.at_level(logging.ERROR, logger="connectors.lenders.webhooks"):
-            async with dispatching(bootstrap, pool, group,
-                                   RetryPolicy(max_attempts=2, base_s=0.05, cap_s=0.1)) as dispatcher:
-                await produce_events(producer, [limit_update(f"bb-{uid}", 1, f"pb-{uid}", [bad]),
-                                                limit_update(f"bg-{uid}", 1, f"pg-{uid}", [good]),
-                                                limit_update(f"bg-{uid}", 2, f"pg-{uid}", [good])])
+    async with receiving("/hook/{lender}", receiver.hook) as port:
+        try:
+            for lid in (good, bad):
+                await repo.add_lender(pool, lid, lid, f"http://127.0.0.1:{port}/hook/{lid}", url_policy=DEV_URLS)
+                await repo.subscribe(pool, lid, "all")
+            await pool.execute("UPDATE lenders SET webhook_secret = $2 WHERE lender_id = $1", bad,
+                               crypto.seal("whsec_elsewhere", key=other))
+            group = f"test-data-keys-{uid}"
+            with caplog.at_level(logging.ERROR, logger="connectors.lenders.webhooks"):
+                async with dispatching(bootstrap, pool, group,
+                                       RetryPolicy(max_attempts=2, base_s=0.05, cap_s=0.1)) as dispatcher:
+                    await produce_events(producer, [limit_update(f"bb-{uid}", 1, f"pb-{uid}", [bad]),
+                                                    limit_update(f"bg-{uid}", 1, f"pg-{uid}", [good]),
+                                                    limit_update(f"bg-{uid}", 2, f"pg-{uid}", [good])])
 
-                async def good_got_both() -> bool:
-                    return [x for x in receiver.got if x[0] == good] == [(good, f"bg-{uid}")] * 2
+                    async def good_got_both() -> bool:
+                        return [x for x in receiver.got if x[0] == good] == [(good, f"bg-{uid}")] * 2
 
-                await eventually(good_got_both, timeout=30)
-                error = await eventually(lambda: pool.fetchval(
-                    "SELECT last_error FROM webhook_dead_letters WHERE lender_id = $1", bad), timeout=30)
-        assert "webhook secret cannot be opened" in error and f"it needs data key id {crypto.key_id(other)}" in error
-        assert not [x for x in receiver.got if x[0] == bad]
-        assert bad in dispatcher.stats.unreadable
-        assert any("ALERT" in r.getMessage() and bad in r.getMessage() for r in caplog.records)
-    finally:
-        # Never leave an unreadable row in the shared database.
-        await pool.execute("DELETE FROM lenders WHERE lender_id = $1", bad)
-        await runner.cleanup()
-        await pool.close()
+                    await eventually(good_got_both, timeout=30)
+                    error = await eventually(lambda: pool.fetchval(
+                        "SELECT last_error FROM webhook_dead_letters WHERE lender_id = $1", bad), timeout=30)
+            assert "webhook secret cannot be opened" in error and f"it needs data key id {crypto.key_id(other)}" in error
+            assert not [x for x in receiver.got if x[0] == bad]
+            assert bad in dispatcher.stats.unreadable
+            assert any("ALERT" in r.getMessage() and bad in r.getMessage() for r in caplog.records)
+        finally:
+            # Never leave an unreadable row in the shared database.
+            await pool.execute("DELETE FROM lenders WHERE lender_id = $1", bad)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from connectors.lenders.access import RetryPolicy
 from connectors.lenders.portfolio import total
 from connectors.lenders.verify import HEADER, verify_signature
 from schemas import outputs as out
-from tests.lenders.ld_support import DEV_URLS, dispatching, eventually, limit_update, start_site
+from tests.lenders.ld_support import DEV_URLS, dispatching, eventually, limit_update, receiving
 from tests.lenders.test_api import Env
 
 pytestmark = pytest.mark.integration
@@ -87,13 +87,7 @@ def test_ld_portfolio_total_renders_sums_to_the_minor_unit() -> None:
 
 
 async def test_ld_webhook_bodies_carry_each_currencys_minor_units(
-        bootstrap: str, pg_url: str, producer, uid: str) -> None:
-    import asyncpg
-
-    from connectors.pg.migrate import migrate
-
-    await migrate(pg_url)
-    pool = await asyncpg.create_pool(pg_url, min_size=1, max_size=4)
+        bootstrap: str, pool, producer, uid: str) -> None:
     lender, bodies, secret = f"lw-{uid}", [], {}
 
     async def hook(request: web.Request) -> web.Response:
@@ -102,10 +96,7 @@ async def test_ld_webhook_bodies_carry_each_currencys_minor_units(
         bodies.append(orjson.loads(body))
         return web.Response(status=204)
 
-    app = web.Application()
-    app.router.add_post("/hook", hook)
-    runner, port = await start_site(app)
-    try:
+    async with receiving("/hook", hook) as port:
         _, secret["s"] = await repo.add_lender(pool, lender, "Bank W", f"http://127.0.0.1:{port}/hook",
                                                url_policy=DEV_URLS)
         await repo.subscribe(pool, lender, "all")
@@ -119,9 +110,6 @@ async def test_ld_webhook_bodies_carry_each_currencys_minor_units(
             p = got[cur]
             assert [p[k]["amount"] for k in ("limit", "available", "previous_limit", "outstanding")] == [
                 AMOUNTS[cur][0]] * 4, cur
-    finally:
-        await runner.cleanup()
-        await pool.close()
 
 
 async def _true(value: bool) -> bool:

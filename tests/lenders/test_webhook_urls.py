@@ -12,8 +12,7 @@ from connectors.kafka_io import produce_events
 from connectors.lenders import repo
 from connectors.lenders.access import RetryPolicy
 from connectors.lenders.urls import GuardedResolver, UrlPolicy, WebhookUrlError, check
-from connectors.pg.migrate import migrate
-from tests.lenders.ld_support import DEV_URLS, dispatching, eventually, limit_update, start_site
+from tests.lenders.ld_support import DEV_URLS, dispatching, eventually, limit_update, receiving
 
 STRICT = UrlPolicy()
 REFUSED = [
@@ -69,19 +68,14 @@ class Receiver:
 
 
 @pytest.mark.integration
-async def test_ld_registration_refuses_and_send_time_rechecks(bootstrap: str, pg_url: str,
+async def test_ld_registration_refuses_and_send_time_rechecks(bootstrap: str, pool: asyncpg.Pool,
                                                               producer, uid: str) -> None:
     """Before: ``lenders add`` stored any URL and the dispatcher posted signed bodies to the
     worker's own loopback port. Now the registration raises, and a row that holds such a
     URL anyway (written before validation existed) is refused at every attempt, unsent."""
-    await migrate(pg_url)
-    pool = await asyncpg.create_pool(pg_url, min_size=1, max_size=4)
     receiver = Receiver()
-    app = web.Application()
-    app.router.add_post("/{tail:.*}", receiver.hook)
-    runner, port = await start_site(app)
     inside, moved = f"li-{uid}", f"lm-{uid}"
-    try:
+    async with receiving("/{tail:.*}", receiver.hook) as port:
         for url in (f"http://127.0.0.1:{port}/hook", "http://169.254.169.254/latest/meta-data/",
                     "file:///etc/passwd"):
             with pytest.raises(WebhookUrlError):
@@ -116,6 +110,3 @@ async def test_ld_registration_refuses_and_send_time_rechecks(bootstrap: str, pg
 
             assert await eventually(moved_dead, timeout=30) == "HTTP 302"
         assert receiver.hits == ["/moved"]
-    finally:
-        await runner.cleanup()
-        await pool.close()

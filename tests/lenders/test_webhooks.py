@@ -14,8 +14,7 @@ from connectors.kafka_io import produce_events
 from connectors.lenders import repo
 from connectors.lenders.access import RetryPolicy
 from connectors.lenders.verify import HEADER, SignatureError, verify_signature
-from connectors.pg.migrate import migrate
-from tests.lenders.ld_support import DEV_URLS, dispatching, eventually, limit_update, start_site
+from tests.lenders.ld_support import DEV_URLS, dispatching, eventually, limit_update, receiving
 
 pytestmark = pytest.mark.integration
 
@@ -50,16 +49,11 @@ class Receiver:
 
 
 async def test_ld_webhooks_retry_in_order_dead_letter_and_stay_within_the_portfolio(
-        bootstrap: str, pg_url: str, producer, uid: str) -> None:
-    await migrate(pg_url)
+        bootstrap: str, pool: asyncpg.Pool, producer, uid: str) -> None:
     x, y = f"lx-{uid}", f"ly-{uid}"
     bx, by = f"bx-{uid}", f"by-{uid}"
-    pool = await asyncpg.create_pool(pg_url, min_size=1, max_size=4)
     receiver = Receiver(secrets={})
-    app = web.Application()
-    app.router.add_post("/hook/{lender}", receiver.handle)
-    runner, port = await start_site(app)
-    try:
+    async with receiving("/hook/{lender}", receiver.handle) as port:
         for lid in (x, y):
             _, secret = await repo.add_lender(pool, lid, f"Bank {lid}", f"http://127.0.0.1:{port}/hook/{lid}",
                                               url_policy=DEV_URLS)
@@ -101,9 +95,6 @@ async def test_ld_webhooks_retry_in_order_dead_letter_and_stay_within_the_portfo
         assert [(r["borrower_id"], r["version"], r["attempts"]) for r in dead] == [(bx, 2, 3)]
         assert await repo.progress(pool, x, bx) == 4
         assert await repo.progress(pool, x, by) == 0
-    finally:
-        await runner.cleanup()
-        await pool.close()
 
 
 async def _true(value: bool) -> bool:
@@ -111,19 +102,14 @@ async def _true(value: bool) -> bool:
 
 
 async def test_ld_webhook_endpoint_down_across_a_dispatcher_restart_resumes_in_order(
-        bootstrap: str, pg_url: str, producer, uid: str) -> None:
+        bootstrap: str, pool: asyncpg.Pool, producer, uid: str) -> None:
     """The endpoint refuses everything; the dispatcher is stopped mid-retry and restarted in
     the same group: what was delivered is not sent again, the rest arrives in order."""
-    await migrate(pg_url)
     x, b = f"lx-{uid}", f"bx-{uid}"
-    pool = await asyncpg.create_pool(pg_url, min_size=1, max_size=4)
     receiver = Receiver(secrets={})
-    app = web.Application()
-    app.router.add_post("/hook/{lender}", receiver.handle)
-    runner, port = await start_site(app)
     group = f"test-webhooks-{uid}"
     policy = RetryPolicy(max_attempts=50, base_s=0.05, cap_s=0.1)
-    try:
+    async with receiving("/hook/{lender}", receiver.handle) as port:
         _, receiver.secrets[x] = await repo.add_lender(pool, x, "Bank X", f"http://127.0.0.1:{port}/hook/{x}",
                                                                url_policy=DEV_URLS)
         await repo.subscribe(pool, x, "program", program_id=f"pa-{uid}")
@@ -142,6 +128,3 @@ async def test_ld_webhook_endpoint_down_across_a_dispatcher_restart_resumes_in_o
         ok = [v for _, _, v, _, st in receiver.seen if st == 204]
         assert ok == [1, 2, 3] and not receiver.bad_signatures
         assert second.stats.delivered == 2  # v1 was not sent again
-    finally:
-        await runner.cleanup()
-        await pool.close()
