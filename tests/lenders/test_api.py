@@ -10,20 +10,14 @@ import hashlib
 import aiohttp
 import asyncpg
 import pytest
+from aiohttp import web
 
 from connectors.kafka_io import produce_events
 from connectors.ledger.service import TOPICS, Ledger
 from connectors.lenders import repo
 from connectors.lenders.api import make_app
 from connectors.pg.migrate import migrate
-from tests.lenders.ld_support import (
-    alert,
-    eventually,
-    group_at_end,
-    limit_update,
-    read_sse,
-    start_site,
-)
+from tests.lenders.ld_support import alert, eventually, group_at_end, limit_update, read_sse
 
 pytestmark = pytest.mark.integration
 
@@ -48,8 +42,11 @@ class Env:
         await group_at_end(self.bootstrap, group, list(TOPICS))
         self.ledger = Ledger(self.bootstrap, self.pg_url, group=group)
         self.task = asyncio.create_task(self.ledger.run(self.stop))
-        self.runner, port = await start_site(make_app(self.pool, poll_s=0.2))
-        self.base = f"http://127.0.0.1:{port}"
+        self.runner = web.AppRunner(make_app(self.pool, poll_s=0.2))
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]  # noqa: SLF001
         self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         return self
 
