@@ -3,7 +3,9 @@
 `creditstream test` (the README's test command) brings the stack up before pytest runs.
 A test that uses a fixture of the stack (below: ``settings`` and what derives from it) is
 marked ``integration`` here, so ``pytest -m "not integration"`` runs the pure tests
-without a stack; a test that reaches the stack otherwise carries the marker itself.
+without a stack; a test that reaches the stack otherwise carries the marker itself. A
+``slow`` test (a pure test's full count) is marked ``integration`` too: it needs no stack,
+but runs with the integration tests so that the unit run stays a run of seconds.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ STACK_FIXTURES = frozenset({"settings", "bootstrap", "pg_url", "producer"})
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if STACK_FIXTURES & set(getattr(item, "fixturenames", ())):
+        # A ``slow`` test needs no stack, but runs where the integration tests run (make
+        # test, CI), so that ``-m "not integration"`` stays a run of seconds.
+        if STACK_FIXTURES & set(getattr(item, "fixturenames", ())) or item.get_closest_marker("slow"):
             item.add_marker(pytest.mark.integration)
 
 
@@ -43,7 +47,8 @@ def pg_url(settings: config.Settings) -> str:
 def _stack_answers(request: pytest.FixtureRequest) -> None:
     """Fail fast, with the fix, when integration tests run without the stack. (It reads
     the settings itself: through the ``settings`` fixture every test would be marked.)"""
-    if not any(item.get_closest_marker("integration") for item in request.session.items):
+    if not any(item.get_closest_marker("integration") and not item.get_closest_marker("slow")
+               for item in request.session.items):
         return
     from creditstream.stack.process import port_open
 

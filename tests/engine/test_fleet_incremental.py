@@ -9,12 +9,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import orjson
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck
 from hypothesis import strategies as st
 
 from streams.domain import facility, fleet
 from streams.domain.policy import PolicyParams, decide
 from streams.replay import Replay
+from tests.twins import given_twice
 
 T0 = 1_780_000_000.0  # 2026-05-28
 BID = "sup-fleet"
@@ -66,9 +67,7 @@ def same(a, b) -> bool:
         b.limit, b.status, b.codes, b.sums, b.available, b.outstanding, b.lenders, b.components, b.reasons)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(action, min_size=1, max_size=60))
-def test_the_incremental_fleet_decides_what_the_whole_fleet_decides(actions) -> None:
+def _incremental_fleet_decides_what_the_whole_fleet_decides(actions) -> None:
     state = facility.new_state(BID)
     seq, at = 0, T0
     facility.apply_signal(state, signal("program", "program", (seq := seq + 1), at, program_id="P1",
@@ -102,6 +101,13 @@ def test_the_incremental_fleet_decides_what_the_whole_fleet_decides(actions) -> 
         kept = decide(state, params, fleet.equipment(state, params))
         whole = decide(state, params)
         assert same(kept, whole), (kind, arg, state["watermark"])
+
+
+
+(test_the_incremental_fleet_decides_what_the_whole_fleet_decides,
+ test_the_incremental_fleet_decides_what_the_whole_fleet_decides_full) = given_twice(
+    _incremental_fleet_decides_what_the_whole_fleet_decides, st.lists(action, min_size=1, max_size=60),
+    full=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def test_a_world_replays_byte_identical_with_and_without_the_kept_fleet(monkeypatch) -> None:

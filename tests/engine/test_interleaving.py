@@ -9,10 +9,12 @@ when a delivery was read before the confirmation that preceded it.
 from __future__ import annotations
 
 import random
+from functools import cache
+from typing import Any
 
 import pytest
 
-from load.chaos import build_traffic
+from load.chaos import Traffic, build_traffic
 from schemas import codec
 from schemas.factory import EventFactory
 from streams.replay import Replay
@@ -20,24 +22,37 @@ from tests.engine import scenarios as sc
 from tests.engine.interleaving import differences, final_limits
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_final_limits_do_not_depend_on_the_interleaving_of_a_backlog(seed: int) -> None:
-    traffic = build_traffic("Il", seed, machines=300, events=12000, business_every=20)
+@cache
+def _traffic(seed: int) -> Traffic:
+    """One world's setup and backlog per seed, built once for every case that reads it."""
+    return build_traffic("Il", seed, machines=300, events=12000, business_every=20)
+
+
+def _cases(seeds: tuple[int, ...], trials: int) -> list[Any]:
+    """(seed, interleaving) pairs: the first one runs in the unit run; the others are the
+    full count, marked ``slow`` (tests/conftest.py: deselected with the integration tests
+    by ``-m "not integration"``, run by ``make test``), so the whole property is still
+    checked on every CI run while the stack-free run stays in seconds."""
+    pairs = [(seed, trial) for seed in seeds for trial in range(trials)]
+    return [pairs[0], *(pytest.param(*pair, marks=pytest.mark.slow) for pair in pairs[1:])]
+
+
+@pytest.mark.parametrize(("seed", "trial"), _cases((1, 2, 3), trials=4))
+def test_final_limits_do_not_depend_on_the_interleaving_of_a_backlog(seed: int, trial: int) -> None:
+    traffic = _traffic(seed)
     assert len(traffic.reference) > 30
-    for trial in range(4):
-        got = final_limits(traffic.setup, traffic.stream, random.Random(trial), aligned=False)
-        assert differences(traffic.reference, got) == [], f"seed {seed}, interleaving {trial}"
+    got = final_limits(traffic.setup, traffic.stream, random.Random(trial), aligned=False)
+    assert differences(traffic.reference, got) == [], f"seed {seed}, interleaving {trial}"
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_a_worker_started_after_everything_ends_on_the_replays_limits(seed: int) -> None:
+@pytest.mark.parametrize(("seed", "trial"), _cases((1, 2), trials=3))
+def test_a_worker_started_after_everything_ends_on_the_replays_limits(seed: int, trial: int) -> None:
     """The registrations are in the backlog too: a drawdown can reach stage 2 before the
     borrower's program signal (refused `unknown_borrower` before it was kept until the
     registration arrived: 3 of 34 borrowers showed no outstanding in the chaos `late` run)."""
-    traffic = build_traffic("Il", seed, machines=300, events=12000, business_every=20)
-    for trial in range(3):
-        got = final_limits(traffic.setup, traffic.stream, random.Random(trial), late=True)
-        assert differences(traffic.reference, got) == [], f"seed {seed}, interleaving {trial}"
+    traffic = _traffic(seed)
+    got = final_limits(traffic.setup, traffic.stream, random.Random(trial), late=True)
+    assert differences(traffic.reference, got) == [], f"seed {seed}, interleaving {trial}"
 
 
 def _final(events: list) -> dict:

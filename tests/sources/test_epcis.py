@@ -9,11 +9,11 @@ from pathlib import Path
 
 import orjson
 import pytest
-from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connectors.sources import epcis
 from connectors.sources.common import SourceError
+from tests.twins import given_twice
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "epcis-shipments.jsonld"
 CN = timezone(timedelta(hours=8))
@@ -106,11 +106,14 @@ json_values = st.recursive(st.none() | st.booleans() | st.integers(-(2**63), 2**
                            max_leaves=20)
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.dictionaries(st.sampled_from(sorted(SHIP)), json_values, max_size=8))
-def test_fuzz_events_raise_only_source_errors(change: dict) -> None:
+def _events_raise_only_source_errors(change: dict) -> None:
     with contextlib.suppress(SourceError):
         epcis.parse_document(doc(copy.deepcopy(SHIP) | change), tenant="t")
+
+
+test_fuzz_events_raise_only_source_errors, test_fuzz_events_raise_only_source_errors_full = given_twice(
+    _events_raise_only_source_errors, st.dictionaries(st.sampled_from(sorted(SHIP)), json_values, max_size=8),
+    full=300, deadline=None)
 
 
 def test_a_packing_aggregation_for_an_order_is_a_shipment_observation() -> None:

@@ -11,7 +11,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import orjson
-from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connectors.sources import epcis
@@ -19,6 +18,7 @@ from connectors.sources.common import SourceError
 from schemas import codec
 from schemas.factory import EventFactory
 from streams.replay import Replay
+from tests.twins import given_twice
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "epcis-warehouse-stock.jsonld"
 STORED, DEPARTED = orjson.loads(EXAMPLE.read_bytes())["epcisBody"]["eventList"]
@@ -88,12 +88,17 @@ json_values = st.recursive(st.none() | st.booleans() | st.integers(-(2**63), 2**
                            max_leaves=20)
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.dictionaries(st.sampled_from(sorted(DEPARTED)), json_values, max_size=6),
-       st.dictionaries(st.sampled_from(["quantity", "uom", "epcClass"]), json_values, max_size=3))
-def test_fuzz_stock_events_raise_only_source_errors(change: dict, quantity: dict) -> None:
+def _stock_events_raise_only_source_errors(change: dict, quantity: dict) -> None:
     event = copy.deepcopy(DEPARTED) | change
     if "quantityList" not in change:
         event["quantityList"] = [DEPARTED["quantityList"][0] | quantity]
     with contextlib.suppress(SourceError):
         epcis.parse_document(doc(event), tenant="t")
+
+
+(test_fuzz_stock_events_raise_only_source_errors,
+ test_fuzz_stock_events_raise_only_source_errors_full) = given_twice(
+    _stock_events_raise_only_source_errors,
+    st.dictionaries(st.sampled_from(sorted(DEPARTED)), json_values, max_size=6),
+    st.dictionaries(st.sampled_from(["quantity", "uom", "epcClass"]), json_values, max_size=3),
+    full=300, deadline=None)
