@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import struct
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pytest
 from aiohttp import web
 from aiokafka import TopicPartition
 
@@ -25,6 +28,19 @@ from schemas.examples import T0
 
 # The receivers of these tests listen on loopback: the development flag, explicitly.
 DEV_URLS = UrlPolicy(allow_loopback=True)
+CLI = str(Path(sys.executable).parent / "creditstream")  # this environment's command
+
+
+async def exit_of(proc: asyncio.subprocess.Process, timeout: float, hung: str) -> tuple[int, str]:
+    """The return code and stderr of a process that must exit by itself within ``timeout``
+    seconds; one still running then is killed and fails the test with ``hung``."""
+    try:
+        _, err = await asyncio.wait_for(proc.communicate(), timeout=timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        pytest.fail(hung)
+    return proc.returncode or 0, err.decode()
 
 
 async def start_site(app: web.Application) -> tuple[web.AppRunner, int]:

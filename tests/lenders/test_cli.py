@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
-import sys
-from pathlib import Path
 
 import aiohttp
 import asyncpg
@@ -16,10 +13,10 @@ import pytest
 
 from connectors.kafka_io import produce_events
 from connectors.ledger.service import TOPICS
-from tests.lenders.ld_support import eventually, group_at_end, limit_update
+from creditstream.stack.process import free_port
+from tests.lenders.ld_support import CLI, eventually, exit_of, group_at_end, limit_update
 
 pytestmark = pytest.mark.integration
-CLI = str(Path(sys.executable).parent / "creditstream")
 
 
 async def _cli(*args: str) -> tuple[int, str, str]:
@@ -27,12 +24,6 @@ async def _cli(*args: str) -> tuple[int, str, str]:
                                                 stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     return proc.returncode or 0, out.decode(), err.decode()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def test_ld_cli_ledger_and_lenders_commands(bootstrap: str, pg_url: str, producer, uid: str) -> None:
@@ -56,7 +47,7 @@ async def test_ld_cli_ledger_and_lenders_commands(bootstrap: str, pg_url: str, p
 
     group = f"test-cli-ledger-{uid}"
     await group_at_end(bootstrap, group, list(TOPICS))
-    port = _free_port()
+    port = free_port()
     ledger = await asyncio.create_subprocess_exec(CLI, "ledger", "--group", group,
                                                   stderr=asyncio.subprocess.DEVNULL)
     serve = await asyncio.create_subprocess_exec(CLI, "lenders", "serve", "--port", str(port),
@@ -97,14 +88,9 @@ async def test_ld_cli_ledger_and_lenders_commands(bootstrap: str, pg_url: str, p
 async def test_ld_serve_exits_when_its_dispatcher_stops(uid: str) -> None:
     """Before, a dispatcher that ended (here: no Kafka at all) left `lenders serve` answering
     REST with no webhook going out, and nothing said so; now the process exits 1."""
-    proc = await asyncio.create_subprocess_exec(CLI, "lenders", "serve", "--port", str(_free_port()),
+    proc = await asyncio.create_subprocess_exec(CLI, "lenders", "serve", "--port", str(free_port()),
                                                 "--bootstrap", "127.0.0.1:1", stdout=asyncio.subprocess.DEVNULL,
                                                 stderr=asyncio.subprocess.PIPE)
-    try:
-        _, err = await asyncio.wait_for(proc.communicate(), timeout=60)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        pytest.fail("lenders serve kept running without its webhook dispatcher")
-    assert proc.returncode == 1 and "the webhook dispatcher stopped" in err.decode()
-    assert "Unclosed AIOKafkaConsumer" not in err.decode()
+    code, err = await exit_of(proc, 60, "lenders serve kept running without its webhook dispatcher")
+    assert code == 1 and "the webhook dispatcher stopped" in err
+    assert "Unclosed AIOKafkaConsumer" not in err

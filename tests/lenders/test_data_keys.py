@@ -9,7 +9,6 @@ import asyncio
 import logging
 import os
 import socket
-import sys
 import uuid
 from pathlib import Path
 
@@ -21,43 +20,35 @@ from connectors.kafka_io import produce_events
 from connectors.lenders import repo
 from connectors.lenders.access import RetryPolicy
 from connectors.pg import crypto
-from connectors.pg.migrate import migrate
-from tests.lenders.ld_support import DEV_URLS, dispatching, eventually, limit_update, receiving
+from creditstream.stack.process import free_port
+from tests.lenders.ld_support import (
+    CLI,
+    DEV_URLS,
+    dispatching,
+    eventually,
+    exit_of,
+    limit_update,
+    receiving,
+)
 from tests.privacy.test_pii_crypto import new_key
 
 pytestmark = pytest.mark.integration
-CLI = str(Path(sys.executable).parent / "creditstream")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-async def test_ld_serve_with_another_data_key_refuses_to_start(pg_url: str, tmp_path: Path, uid: str) -> None:
+async def test_ld_serve_with_another_data_key_refuses_to_start(pool: asyncpg.Pool, pg_url: str, tmp_path: Path,
+                                                                uid: str) -> None:
     """``CREDITSTREAM_DATA_KEY`` unset and another state folder: a second key is generated.
     Before, `lenders serve` started on it, REST answered and the dispatcher died on the first
     secret; now it exits 2 before listening, naming the key id the secrets need."""
-    await migrate(pg_url)
-    pool = await asyncpg.create_pool(pg_url, min_size=1, max_size=2)
-    try:  # at least one secret sealed with this suite's key
-        await repo.add_lender(pool, f"lk-{uid}", "Keyed", "http://127.0.0.1:9/hook", url_policy=DEV_URLS)
-    finally:
-        await pool.close()
+    # At least one secret sealed with this suite's key.
+    await repo.add_lender(pool, f"lk-{uid}", "Keyed", "http://127.0.0.1:9/hook", url_policy=DEV_URLS)
     env = {k: v for k, v in os.environ.items() if k not in (crypto.ENV, crypto.PREVIOUS_ENV)}
     env |= {"CREDITSTREAM_STATE_DIR": str(tmp_path), "CREDITSTREAM_PG_URL": pg_url}
-    port = _free_port()
+    port = free_port()
     proc = await asyncio.create_subprocess_exec(CLI, "lenders", "serve", "--port", str(port), env=env,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    try:
-        _, err = await asyncio.wait_for(proc.communicate(), timeout=30)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        pytest.fail("lenders serve started although no webhook secret opens with its data key")
-    text = err.decode()
-    assert proc.returncode == 2, text
+    code, text = await exit_of(proc, 30, "lenders serve started although no webhook secret opens with its data key")
+    assert code == 2, text
     assert "refusing to start" in text and f"it needs data key id {crypto.key_id()}" in text
     assert "generated a new data key" in text  # and never silently
     with pytest.raises(OSError):
