@@ -9,7 +9,6 @@ import asyncio
 import logging
 import os
 import socket
-import uuid
 from pathlib import Path
 
 import asyncpg
@@ -30,6 +29,7 @@ from tests.lenders.ld_support import (
     limit_update,
     receiving,
 )
+from tests.pg_schema import fresh_schema
 from tests.privacy.test_pii_crypto import new_key
 
 pytestmark = pytest.mark.integration
@@ -105,12 +105,8 @@ async def test_ld_one_unreadable_lender_is_skipped_and_the_others_keep_receiving
 async def fresh_schema_url(pg_url: str):
     """A URL whose search path is an empty schema: a rotation here re-seals nothing of the
     shared database."""
-    name = f"dk_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(pg_url)
-    await conn.execute(f"CREATE SCHEMA {name}")
-    yield f"{pg_url}{'&' if '?' in pg_url else '?'}search_path={name}"
-    await conn.execute(f"DROP SCHEMA {name} CASCADE")
-    await conn.close()
+    async with fresh_schema(pg_url, "dk") as url:
+        yield url
 
 
 async def test_ld_rotation_is_one_command(fresh_schema_url: str, monkeypatch: pytest.MonkeyPatch,

@@ -7,7 +7,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import asyncpg
@@ -21,6 +20,7 @@ from connectors.pg import crypto
 from schemas import codec
 from schemas.config import REPO_ROOT
 from schemas.factory import EventFactory
+from tests.pg_schema import fresh_schema
 from tests.privacy.test_pii_crypto import new_key
 
 pytestmark = pytest.mark.integration
@@ -31,12 +31,8 @@ MIGRATION = (Path(REPO_ROOT) / "connectors/pg/migrations/0004_parties.sql").read
 async def schema_url(pg_url: str):
     """A PostgreSQL URL whose search path is a fresh schema holding its own parties table,
     so rotating keys here never touches rows other runs sealed."""
-    name = f"pii_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(pg_url)
-    await conn.execute(f"CREATE SCHEMA {name}; SET search_path TO {name}; {MIGRATION}")
-    yield f"{pg_url}{'&' if '?' in pg_url else '?'}search_path={name}"
-    await conn.execute(f"DROP SCHEMA {name} CASCADE")
-    await conn.close()
+    async with fresh_schema(pg_url, "pii", MIGRATION) as url:
+        yield url
 
 
 @pytest.fixture
