@@ -134,6 +134,8 @@ def test_openapi_document_lists_every_route_of_the_api() -> None:
     routes = {r.resource.canonical for r in make_app(None).router.routes()}  # type: ignore[arg-type]
     assert routes == {"/healthz", "/v1/borrowers/{borrower_id}/limit", "/v1/stream/limits",
                       "/v1/borrowers/{borrower_id}/history", "/v1/borrowers/{borrower_id}/alerts",
-                      "/v1/me", "/v1/portfolio", "/v1/operators", "/console/", "/console/{asset}"}
+                      "/v1/me", "/v1/portfolio", "/v1/operators", "/console/", "/console/{asset}",
+                      "/v1/risk-pools/{pool_id}", "/ops/v1/shadows", "/ops/v1/shadows/{shadow}/divergences",
+                      "/ops/v1/shadows/{shadow}/borrowers/{borrower_id}"}
     for path in routes:
         assert f"\n  {path}:\n" in doc, f"{path} missing from docs/openapi-lender.yaml"
