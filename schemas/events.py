@@ -599,6 +599,22 @@ class ProgramParameters(Model):
 MIN_LENDER_SHARE = Decimal("0.30")
 
 
+class RiskPool(Model):
+    """A government risk-sharing (compensation) pool a program's limits are enrolled in
+    (docs/credit-policy.md section 14). Its capacity, ``fund`` x ``leverage``, bounds the
+    exposure covered across every program that names the pool."""
+
+    pool_id: Id
+    fund: Money = Field(description="The pool's fund (e.g. CNY 150 m)")
+    leverage: Annotated[Decimal, Field(gt=0, le=100, max_digits=6, description=(
+        "Exposure the pool covers per unit of fund (1:10 = 10): capacity = fund x leverage"))]
+    covered_share: Annotated[Decimal, Field(gt=0, le=1, max_digits=6, description=(
+        "Share of a covered exposure's loss the pool bears (0.60 = 60%)"))]
+    on_overflow: Literal["uncovered", "hold"] = Field(description=(
+        "When the pool is full: 'uncovered' = the limit rises, the increase is not covered; "
+        "'hold' = the increase is held until the pool has room"))
+
+
 class ProgramPayload(Model):
     program_id: Id
     name: ShortText
@@ -610,6 +626,8 @@ class ProgramPayload(Model):
         description="Smallest share a lender of this program may have; a program may raise the "
                     "regulatory floor of 0.30, never lower it")] = MIN_LENDER_SHARE
     parameters: ProgramParameters = ProgramParameters()
+    risk_pool: RiskPool | None = Field(default=None, description=(
+        "The public compensation pool covering this program's limits, if any"))
 
     @model_validator(mode="after")
     def _joint_lending(self) -> ProgramPayload:
@@ -627,6 +645,8 @@ class ProgramPayload(Model):
             raise ValueError("a lender appears twice in the program")
         if self.cap.currency != self.currency:
             raise ValueError("program cap must be in the program currency")
+        if self.risk_pool is not None and self.risk_pool.fund.currency != self.currency:
+            raise ValueError("the risk pool's fund must be in the program currency")
         return self
 
 

@@ -39,11 +39,18 @@ class EventFactory:
 
     # registry
     def program(self, program_id: str, cap: str = "5000000", lenders: tuple[tuple[str, str], ...] = (("bank-a", "0.6"), ("mfi-b", "0.4")),
-                **params: object) -> ev.Envelope:
+                risk_pool: ev.RiskPool | None = None, **params: object) -> ev.Envelope:
         return self._e(ev.ProgramRegistered, ev.ProgramPayload(
             program_id=program_id, name=f"Program {program_id}", cap=cny(cap),
             lenders=[ev.LenderShare(lender_id=lid, share=Decimal(s)) for lid, s in lenders],
-            parameters=ev.ProgramParameters(**params)))
+            parameters=ev.ProgramParameters(**params), risk_pool=risk_pool))
+
+    @staticmethod
+    def risk_pool(pool_id: str, fund: str, leverage: str = "10", covered_share: str = "0.60",
+                  on_overflow: str = "uncovered") -> ev.RiskPool:
+        """A risk-sharing pool declaration for ``program(risk_pool=...)``."""
+        return ev.RiskPool(pool_id=pool_id, fund=cny(fund), leverage=Decimal(leverage),
+                           covered_share=Decimal(covered_share), on_overflow=on_overflow)  # type: ignore[arg-type]
 
     def borrower(self, party_id: str, program_id: str | None, kind: str = "supplier",
                  tax_id: str = "91310115MA1K4ABC2X") -> ev.Envelope:

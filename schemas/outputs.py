@@ -42,6 +42,24 @@ class LenderAllocation(Model):
     lender_id: Id
     share: Decimal
     limit: Money
+    # Only for a program in a risk-sharing pool (docs/credit-policy.md section 14).
+    covered: Money | None = Field(None, description="The part of this lender's limit covered by the program's "
+                                                    "risk-sharing pool")
+    covered_share: Decimal | None = Field(None, description="Share of this lender's limit whose losses the pool "
+                                                            "bears: the pool's covered share x covered / limit")
+
+
+class RiskPoolCover(Model):
+    """The limit's place in its program's risk-sharing pool (docs/credit-policy.md section 14)."""
+
+    pool_id: Id
+    on_overflow: Literal["uncovered", "hold"]
+    covered_share: Decimal = Field(description="Share of a covered exposure's loss the pool bears")
+    claimed: Money = Field(description="The exposure asked to be covered: the limit before any hold")
+    covered: Money = Field(description="The exposure the pool covers")
+    pending: bool = Field(description="The pool has not yet answered the latest claim")
+    capacity: Money = Field(description="fund x leverage, as this borrower's program declares it (the pool's "
+                                        "utilisation: GET /v1/risk-pools/{pool_id})")
 
 
 class Contribution(Model):
@@ -86,6 +104,9 @@ class Pricing(Model):
     lpr_1y_pct: Decimal
     lpr_source: Annotated[str, Field(max_length=128, description="event id of the reference rate, or 'default'")]
     capped: bool
+    subsidy_capped: bool | None = Field(None, description=(
+        "Present (true) when the subsidy on the full limit would exceed CNY 500,000 a year: "
+        "the net APR is then gross minus 500,000 / limit"))
 
 
 class LimitUpdatePayload(Model):
@@ -105,6 +126,7 @@ class LimitUpdatePayload(Model):
     trigger_event_ids: Annotated[list[EventId], Field(max_length=100)]
     early_warning: EarlyWarning | None = None  # from policy 2026.12-3
     pricing: Pricing | None = None  # from policy 2026.12-3
+    risk_pool: RiskPoolCover | None = None  # a program in a risk-sharing pool (section 14)
 
 
 class LimitUpdated(Envelope):

@@ -31,6 +31,7 @@ PRICES_TOPIC = "cs.prices"
 WAYBILLS_TOPIC = "cs.waybills"
 LEDGER_TOPIC = "cs.ledger"
 SIGNALS_TOPIC = "cs.signals"
+POOLS_TOPIC = "cs.pools"
 LIMITS_TOPIC = "cs.limits"
 ALERTS_TOPIC = "cs.alerts"
 DEADLETTER_TOPIC = "cs.deadletter"
@@ -43,6 +44,12 @@ def signals_topic(app_id: str = ENGINE_ID) -> str:
     ``cs.signals.<app_id>`` for a test or shadow engine, so that two engines on one
     broker never read each other's signals."""
     return SIGNALS_TOPIC if app_id == ENGINE_ID else f"{SIGNALS_TOPIC}.{app_id}"
+
+
+def pools_topic(app_id: str = ENGINE_ID) -> str:
+    """An engine's private stage-2 -> pool-stage topic (risk-sharing claims), named like
+    its signals topic (``cs.pools.<app_id>`` for an engine other than production)."""
+    return POOLS_TOPIC if app_id == ENGINE_ID else f"{POOLS_TOPIC}.{app_id}"
 
 
 def shadow_topics(app_id: str) -> dict[str, str]:
@@ -132,6 +139,12 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(
         "cs.signals", "borrower_id", PARTITIONS, "delete", 30 * DAY_MS, (),
         "Stage 1 to stage 2: borrower-keyed asset signals, emitted on material change.",
+        internal=True,
+    ),
+    TopicSpec(
+        POOLS_TOPIC, "pool_id", PARTITIONS, "delete", 30 * DAY_MS, (),
+        "Stage 2 to the pool stage: each borrower's claim on its program's risk-sharing pool, by pool "
+        "(the pool's answers go back on cs.signals).",
         internal=True,
     ),
     TopicSpec(

@@ -30,7 +30,14 @@ from typing import Any
 import faust
 
 from schemas import config
-from schemas.topics import ENGINE_ID, SIGNALS_TOPIC, shadow_topics, signals_topic
+from schemas.topics import (
+    ENGINE_ID,
+    POOLS_TOPIC,
+    SIGNALS_TOPIC,
+    pools_topic,
+    shadow_topics,
+    signals_topic,
+)
 from streams import metrics
 from streams.fastlane import Lane
 from streams.processors import all_processors, engine_source
@@ -103,7 +110,8 @@ def create_app(worker_id: str = "w1", web_port: int | None = None, data_dir: Pat
     )
     # Stage 1 -> stage 2 is internal to one engine: another engine id (a test, a bench, a
     # shadow policy) gets its own signals topic so the engines never read each other's.
-    rename = {SIGNALS_TOPIC: signals_topic(app_id), **(shadow_topics(app_id) if shadow else {})}
+    rename = {SIGNALS_TOPIC: signals_topic(app_id), POOLS_TOPIC: pools_topic(app_id),
+              **(shadow_topics(app_id) if shadow else {})}
     lanes = [Lane(s.kafka_bootstrap, app_id, data_dir, rename, engine_source(app_id, ENGINE_ID),
                   proc=proc, replication=(s.kafka_replication, s.kafka_min_insync))
              for proc in all_processors(shadow)]

@@ -38,7 +38,7 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from rocksdict import Options, Rdict, WriteBatch, WriteOptions
 
-from schemas.topics import BY_NAME, SIGNALS_TOPIC
+from schemas.topics import BY_NAME, POOLS_TOPIC, SIGNALS_TOPIC
 from streams import metrics
 from streams.failstop import fail_stop
 from streams.processors import MachineProcessor, Processor, encode_output
@@ -62,7 +62,9 @@ YIELD_EVERY_S = 0.005
 # Every processor runs on a lane (streams/app.py says why invoices and orders moved off
 # Faust agents); the registry's lane restores ~70k records/s where Faust's table did
 # 1.3-4k/s (docs/memory-recovery.md).
-LANES = ("registry", "machines", "invoices", "orders", "dealers", "receipts", "facilities")
+LANES = ("registry", "machines", "invoices", "orders", "dealers", "receipts", "facilities", "pools")
+# Records from stage to stage keep their cause's timestamp (see the module docstring).
+STAGED = (SIGNALS_TOPIC, POOLS_TOPIC)
 
 
 def lane_group(app_id: str, name: str = "machines") -> str:
@@ -734,7 +736,7 @@ class Lane:
                         acks.append(await send(self.rename.get(out.topic, out.topic),
                                                encode_output(out, self.source), key=out.key.encode(),
                                                headers=trace,
-                                               timestamp_ms=m.timestamp if out.topic == SIGNALS_TOPIC else None))
+                                               timestamp_ms=m.timestamp if out.topic in STAGED else None))
                         observed.append((out.topic, out.value, origin))
                 if loop.time() >= turn:
                     await asyncio.sleep(0)  # the batch lock is held: no rebalance meanwhile

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from schemas.topics import ALERTS_TOPIC, LIMITS_TOPIC, SIGNALS_TOPIC
+from schemas.topics import ALERTS_TOPIC, LIMITS_TOPIC, POOLS_TOPIC, SIGNALS_TOPIC
 
 REGISTRY = CollectorRegistry()
 EVENTS_IN = Counter("creditstream_events_in_total", "Input records processed", ["topic"], registry=REGISTRY)
@@ -27,6 +27,10 @@ LATENCY = Histogram("creditstream_e2e_latency_seconds",
                     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 LAG = Gauge("creditstream_consumer_lag", "Records behind the end of the partition", ["topic", "partition"],
             registry=REGISTRY)
+# The risk-sharing pools a worker's pool stage holds (docs/credit-policy.md section 14).
+POOL_COVERED = Gauge("creditstream_pool_covered", "Exposure a risk-sharing pool covers", ["pool"], registry=REGISTRY)
+POOL_CAPACITY = Gauge("creditstream_pool_capacity", "A risk-sharing pool's capacity (fund x leverage)", ["pool"],
+                      registry=REGISTRY)
 TABLE_KEYS = Gauge("creditstream_table_keys", "Estimated keys in a state store", ["table"], registry=REGISTRY)
 ORIGIN_HEADER = "cs-origin-ns"
 
@@ -35,8 +39,8 @@ def observe_outputs(outputs: Iterable[tuple[str, dict, int | None]]) -> None:
     """Count outputs once acknowledged; ``origin_ns`` is the trace header, if any."""
     now = time.time_ns()
     for topic, value, origin_ns in outputs:
-        if topic.startswith(SIGNALS_TOPIC):
-            kind = "signal"
+        if topic.startswith(SIGNALS_TOPIC) or topic.startswith(POOLS_TOPIC):
+            kind = "signal"  # internal: stage to stage
         elif topic == LIMITS_TOPIC:
             kind = "limit"
             DECISIONS.inc()

@@ -27,6 +27,7 @@ from schemas.topics import (
     LEDGER_TOPIC,
     ORDERS_TOPIC,
     PLEDGES_TOPIC,
+    POOLS_TOPIC,
     PRICES_TOPIC,
     RECEIPTS_TOPIC,
     REGISTRY_TOPIC,
@@ -35,6 +36,7 @@ from schemas.topics import (
     TELEMETRY_TOPIC,
     WAYBILLS_TOPIC,
 )
+from streams import metrics
 from streams.domain import (
     dealers,
     facility,
@@ -44,6 +46,7 @@ from streams.domain import (
     orders,
     receipts,
     registry,
+    risk_pool,
     silence,
 )
 from streams.domain.signals import (
@@ -327,10 +330,37 @@ class FacilityProcessor(Processor):
         return outs
 
 
+class PoolProcessor(Processor):
+    """The pool stage: stage 2's claims on risk-sharing pools, by pool id; answers each
+    borrower whose covered exposure changed with a ``pool`` signal (risk_pool.py)."""
+
+    name = "pools"
+    topics = (POOLS_TOPIC,)
+
+    def process(self, store: Store, topic: str, key: bytes | None, value: bytes,
+                partition: int | None = None, offset: int | None = None) -> list[Output]:
+        pool_id = None
+        try:
+            claim = orjson.loads(value)
+            pool_id = claim["pool_id"]
+            state = own_copy(store, pool_id, risk_pool.new_pool)
+            outs = risk_pool.on_claim(state, claim)
+            store[pool_id] = state
+            if outs:  # what operators watch: the pool's covered exposure against its capacity
+                covered, capacity = risk_pool.utilisation(state)
+                metrics.POOL_COVERED.labels(pool_id).set(float(covered))
+                metrics.POOL_CAPACITY.labels(pool_id).set(float(capacity))
+            return outs
+        except Exception as exc:  # noqa: BLE001 - an internal record: a bug must not stop the partition
+            forget(store, pool_id)
+            log.exception("pool stage failed on %s@%s", partition, offset)
+            return [dead_letter(topic, partition, offset, key, value, self.name, "internal_error", repr(exc))]
+
+
 def all_processors(policy: str | None = None) -> list[Processor]:
     """One engine's processors; ``policy`` pins its decisions to that policy version."""
     return [RegistryProcessor(), MachineProcessor(), InvoiceProcessor(), OrderProcessor(), DealerProcessor(),
-            ReceiptProcessor(), FacilityProcessor(policy)]
+            ReceiptProcessor(), FacilityProcessor(policy), PoolProcessor()]
 
 
 def processor_for(topic: str, processors: list[Processor]) -> Processor:

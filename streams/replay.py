@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from schemas import codec
-from schemas.topics import KEY_OF_TYPE, LIMITS_TOPIC, SIGNALS_TOPIC, TOPIC_OF_TYPE
+from schemas.topics import KEY_OF_TYPE, LIMITS_TOPIC, POOLS_TOPIC, SIGNALS_TOPIC, TOPIC_OF_TYPE
 from streams.domain.signals import Output
 from streams.processors import all_processors, dead_letter, processor_for
 
@@ -37,8 +37,8 @@ class Replay:
     def _run(self, topic: str, key: bytes, raw: bytes) -> Iterator[Output]:
         proc = processor_for(topic, self.processors)
         for out in proc.process(self.stores[proc.name], topic, key, raw):
-            if out.topic == SIGNALS_TOPIC:
-                yield from self._run(SIGNALS_TOPIC, out.key.encode(), orjson.dumps(out.value))
+            if out.topic in (SIGNALS_TOPIC, POOLS_TOPIC):  # internal: on to the next stage at once
+                yield from self._run(out.topic, out.key.encode(), orjson.dumps(out.value))
             else:
                 yield out
 

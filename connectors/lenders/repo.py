@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -265,3 +266,40 @@ async def finish(conn: asyncpg.Connection, lender_id: str, borrower_id: str, ver
             " ON CONFLICT (lender_id, borrower_id) DO UPDATE SET version ="
             " GREATEST(webhook_progress.version, EXCLUDED.version), updated_at = now()",
             lender_id, borrower_id, version)
+
+
+async def risk_pool(conn: Conn, lender_id: str, pool_id: str) -> dict[str, Any] | None:
+    """A risk-sharing pool's utilisation as the borrowers' current limits state it
+    (docs/credit-policy.md section 14): capacity, exposure covered and claimed, how many
+    borrowers are held or partly uncovered, and the caller's own covered amount. None
+    when no borrower the lender funds is in the pool (as for a borrower: 404)."""
+    rows = await conn.fetch(
+        "SELECT payload -> 'payload' AS p, updated_at FROM current_limits"
+        " WHERE payload -> 'payload' -> 'risk_pool' ->> 'pool_id' = $1", pool_id)
+    updates = [(orjson.loads(r["p"]), r["updated_at"]) for r in rows]
+    if not any(lender["lender_id"] == lender_id for p, _ in updates for lender in p["lenders"]):
+        return None
+    currency = updates[0][0]["limit"]["currency"]
+
+    def total(values: Any) -> Decimal:
+        return sum((Decimal(v) for v in values), Decimal(0))
+
+    blocks = [p["risk_pool"] for p, _ in updates]
+    capacity = min(Decimal(b["capacity"]["amount"]) for b in blocks)
+    covered = total(b["covered"]["amount"] for b in blocks)
+    codes = [{r["code"] for r in p["reasons"]} for p, _ in updates]
+    return {
+        "pool_id": pool_id, "currency": currency,
+        "capacity": {"amount": str(capacity), "currency": currency},
+        "covered": {"amount": str(covered), "currency": currency},
+        "claimed": {"amount": str(total(b["claimed"]["amount"] for b in blocks)), "currency": currency},
+        "utilisation": str((covered / capacity).quantize(Decimal("0.0001"))) if capacity else "0",
+        "borrowers": len(updates),
+        "held": sum("POOL_HOLD" in c for c in codes),
+        "uncovered": sum("POOL_UNCOVERED" in c for c in codes),
+        "pending": sum(bool(b["pending"]) for b in blocks),
+        "your_covered": {"amount": str(total(lender.get("covered", {}).get("amount", "0")
+                                             for p, _ in updates for lender in p["lenders"]
+                                             if lender["lender_id"] == lender_id)), "currency": currency},
+        "as_of": max(at for _, at in updates).isoformat(),
+    }

@@ -15,7 +15,14 @@ def _run(args: argparse.Namespace) -> int:
 
     from connectors.kafka_io import ensure_topics, start_at_end
     from schemas import config
-    from schemas.topics import BY_NAME, ENGINE_ID, SIGNALS_TOPIC, signals_topic
+    from schemas.topics import (
+        BY_NAME,
+        ENGINE_ID,
+        POOLS_TOPIC,
+        SIGNALS_TOPIC,
+        pools_topic,
+        signals_topic,
+    )
     from streams.app import create_app
     from streams.fastlane import engine_groups
 
@@ -30,7 +37,8 @@ def _run(args: argparse.Namespace) -> int:
             args.app_id = f"creditstream-shadow-{shadow}"
         print(f"shadow engine {args.app_id}: policy {shadow}, publishing to "
               f"{', '.join(shadow_topics(args.app_id).values())}", flush=True)
-    own = [(signals_topic(args.app_id), BY_NAME[SIGNALS_TOPIC].partitions)]
+    own = [(signals_topic(args.app_id), BY_NAME[SIGNALS_TOPIC].partitions),
+           (pools_topic(args.app_id), BY_NAME[POOLS_TOPIC].partitions)]
     if shadow:
         own += [(name, BY_NAME[topic].partitions) for topic, name in shadow_topics(args.app_id).items()]
     # The catalogue topics and this engine's own topics exist before agents subscribe.

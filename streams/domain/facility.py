@@ -15,7 +15,7 @@ from schemas import outputs as out
 from schemas.common import MAX_AMOUNT, Money
 from schemas.currencies import MINOR_UNITS
 from schemas.topics import LIMITS_TOPIC
-from streams.domain import collapse, early_warning, fleet
+from streams.domain import collapse, early_warning, fleet, risk_pool
 from streams.domain.freight_policy import forget_closed
 from streams.domain.inventory_policy import margin_calls
 from streams.domain.policy import (
@@ -26,6 +26,7 @@ from streams.domain.policy import (
     for_version,
     is_material,
     minor_unit,
+    pool_mark,
     utilisation_target,
 )
 from streams.domain.season import window_shares
@@ -52,7 +53,7 @@ def _newer(state: State, sig: dict[str, Any]) -> bool:
 
 SIGNAL_KINDS = frozenset({"receivable", "order", "machine", "machine_released", "delivery", "buyers",
                           "program", "consent", "dealer", "policy", "receipt", "freight", "price",
-                          "rate"})
+                          "rate", "pool"})
 
 
 def apply_signal(state: State, sig: dict[str, Any]) -> list[Output]:
@@ -101,6 +102,12 @@ def _apply_one(state: State, sig: dict[str, Any]) -> list[Output]:
         if sig.get("rate"):  # the published LPR (pricing.py)
             state["reference_rate"] = sig["rate"]
         outs += _seller_alerts(state, sig["at"], sig["triggers"])
+    elif kind == "pool":  # the risk-sharing pool's answer to this borrower's claim (risk_pool.py)
+        risk_pool.on_answer(state, sig)
+        # Not the borrower's own time: an answer caused by another borrower's claim must
+        # not move this facility's clock (its time-driven rules).
+        _advance(state, state["watermark"], sig["triggers"])
+        return outs
     elif kind == "rate":  # a published one-year LPR: the ceiling of the price (pricing.py)
         state["reference_rate"] = sig["rate"]
     elif kind == "policy":  # a promotion (registry.policy_promoted): decided under it from now on
@@ -279,12 +286,15 @@ def decide_and_publish(state: State) -> list[Output]:
     now = state["watermark"]
     last = state["last"]
     alerts = warnings + _out_of_trust_alerts(state, d, now) + margin_calls(state, d, now)
+    # A changed claim goes to the pool stage whether or not the update is material (a
+    # held increase leaves the limit where it was), after the update that says it.
+    claims = risk_pool.claims(state, d.risk_pool, now, state["pending"][-10:])
     # A new policy version is said to lenders once, in the first update under it, even
     # when nothing else moved (a state from before the policy lab names no version: it was
     # decided under POLICY_VERSION).
     before = (last.get("policy") or POLICY_VERSION) if last else policy
     if not is_material(d, last) and before == policy:
-        return alerts
+        return alerts + claims
     version = (last["version"] if last else 0) + 1
     prev_limit = Decimal(last["limit"]) if last else minor_unit(d.currency) * 0
     reasons = list(d.reasons)
@@ -302,6 +312,8 @@ def decide_and_publish(state: State) -> list[Output]:
                      "codes": d.codes, "version": version, "sums": d.sums, "outstanding": str(d.outstanding),
                      "apr": d.pricing.get("apr_pct"), "net_apr": d.pricing.get("net_apr_pct"),
                      "ceiling": d.pricing.get("ceiling_pct")}
+    if d.risk_pool is not None:
+        state["last"]["pool"] = pool_mark(d)
     if policy != POLICY_VERSION:
         state["last"]["policy"] = policy
     triggers, state["pending"] = state["pending"][-100:], []
@@ -319,14 +331,20 @@ def decide_and_publish(state: State) -> list[Output]:
             previous_limit=money(prev_limit), outstanding=money(d.outstanding), available=money(d.available),
             status=out.FacilityStatus(d.status),
             lenders=[out.LenderAllocation(lender_id=lender["lender_id"], share=lender["share"],
-                                          limit=money(lender["limit"])) for lender in d.lenders],
+                                          limit=money(lender["limit"]),
+                                          covered=money(lender["covered"]) if "covered" in lender else None,
+                                          covered_share=lender.get("covered_share")) for lender in d.lenders],
             components=[out.Component(kind=c["kind"], asset_id=c["asset_id"], contribution=money(c["contribution"]),
                                       frozen=c["frozen"], detail=c["detail"]) for c in d.components],
             reasons=[out.Reason(**r) for r in reasons], policy_version=policy, version=version,
             watermark=watermark, trigger_event_ids=triggers,
             early_warning=out.EarlyWarning(**early_warning.summary(state["ew"])),
-            pricing=out.Pricing(**d.pricing)))
-    return [*alerts, Output(LIMITS_TOPIC, state["borrower_id"], update.model_dump(mode="json", exclude_none=True))]
+            pricing=out.Pricing(**d.pricing),
+            risk_pool=None if d.risk_pool is None else out.RiskPoolCover(**{
+                k: money(v) if k in ("claimed", "covered", "capacity") else v
+                for k, v in d.risk_pool.items()})))
+    return [*alerts, Output(LIMITS_TOPIC, state["borrower_id"], update.model_dump(mode="json", exclude_none=True)),
+            *claims]
 
 
 def _out_of_trust_alerts(state: State, d: Any, now: float) -> list[Output]:

@@ -15,7 +15,7 @@ from functools import cached_property, lru_cache
 from typing import Any
 
 from schemas.currencies import minor_unit
-from streams.domain import early_warning, policyfile, pricing
+from streams.domain import early_warning, policyfile, pricing, risk_pool
 from streams.domain.dealer_policy import dealer_components
 from streams.domain.freight_policy import freight_components
 from streams.domain.inventory_policy import inventory_components
@@ -135,6 +135,8 @@ class Decision:
     out_of_trust: list[tuple[str, str]] = field(default_factory=list)
     # The indicative price (pricing.py): the limit update's ``pricing`` block.
     pricing: dict[str, Any] = field(default_factory=dict)
+    # The limit's place in its program's risk-sharing pool (risk_pool.py), or None.
+    risk_pool: dict[str, Any] | None = None
     # The components and the reasons' texts, built only when asked (when an update is
     # published): the rest of a decision does not grow with the fleet (fleet.py).
     build: Callable[[], tuple[list[dict[str, Any]], list[dict[str, str]]]] = field(
@@ -414,6 +416,10 @@ def decide(state: dict[str, Any], params: PolicyParams, machines: Equipment | No
     step = params.rounding_unit
     limit = (limit / step).to_integral_value(rounding=ROUND_DOWN) * step
     limit = limit.quantize(unit)
+    # A program in a risk-sharing pool (section 14): the limit above is the claim; a
+    # "hold" pool keeps the limit at what the pool covers.
+    limit, pooled, pool_reasons = risk_pool.apply(state, limit, unit)
+    reasons += pool_reasons
 
     outstanding = sum((max(zero, Decimal(loan["out"])) for loan in state["loans"].values()), zero).quantize(unit)
     overdue = [lid for lid, loan in sorted(state["loans"].items()) if loan["overdue"]]
@@ -435,11 +441,12 @@ def decide(state: dict[str, Any], params: PolicyParams, machines: Equipment | No
         amount = remaining if i == len(shares) - 1 else _money(limit * share, unit)
         remaining -= amount
         lenders.append({"lender_id": lender["lender_id"], "share": share, "limit": amount})
+    risk_pool.lender_cover(pooled, lenders, limit, unit)
 
     priced, capped = pricing.price(state, [c for c in components if c["kind"] == "receivable"], total,
-                                   dict(params.pricing_table), params.lpr_1y_default, params.interest_subsidy_share)
-    if capped:  # never above 4 x the one-year LPR (section 13)
-        reasons.append(capped)
+                                   dict(params.pricing_table), params.lpr_1y_default, params.interest_subsidy_share,
+                                   limit if currency == "CNY" else None)
+    reasons += capped  # never above 4 x the one-year LPR; the subsidy's cap (section 13)
     codes = sorted({code for code, _ in reasons} | machines.codes)
     (c_at, r_at), eq = machines_at, machines
 
@@ -457,7 +464,7 @@ def decide(state: dict[str, Any], params: PolicyParams, machines: Equipment | No
     return Decision(limit=limit, currency=currency, status=status, codes=codes,
                     lenders=lenders, outstanding=outstanding, available=available,
                     sums={k: str(v) for k, v in sums.items()}, out_of_trust=out_of_trust, build=build,
-                    pricing=priced)
+                    pricing=priced, risk_pool=pooled)
 
 
 def is_material(decision: Decision, last: dict[str, Any] | None) -> bool:
@@ -473,7 +480,15 @@ def is_material(decision: Decision, last: dict[str, Any] | None) -> bool:
             # States from before 2026.12-1 lack it: compared from their next update on.
             or decision.outstanding != Decimal(last.get("outstanding", decision.outstanding))
             # A new price or ceiling is said (states from before pricing: from their next update on).
-            or any(decision.pricing.get(k) != last.get(f, decision.pricing.get(k)) for k, f in PRICED))
+            or any(decision.pricing.get(k) != last.get(f, decision.pricing.get(k)) for k, f in PRICED)
+            # The pool's cover (section 14): what it covers and whether it has answered.
+            or pool_mark(decision) != last.get("pool"))
+
+
+def pool_mark(decision: Decision) -> list[Any] | None:
+    """What of the risk-pool block a lender must be told about when it moves."""
+    p = decision.risk_pool
+    return None if p is None else [p["pool_id"], str(p["claimed"]), str(p["covered"]), p["pending"]]
 
 
 PRICED = (("apr_pct", "apr"), ("net_apr_pct", "net_apr"), ("ceiling_pct", "ceiling"))

@@ -22,6 +22,9 @@ EW_WEIGHT = 50                           # points at an early-warning score of 1
 BUYER_WEIGHT = 30                        # points at a weighted buyer factor of 0
 UNCONFIRMED_WEIGHT = 20                  # points when nothing rests on confirmed receivables
 CAP_MULTIPLE = Decimal(4)                # the legal ceiling: 4 x the one-year LPR
+# A public interest subsidy pays at most this much interest per borrower a year (the
+# seeds: 30%, capped at CNY 500k); counted on the full limit, as if all of it were drawn.
+SUBSIDY_CAP_CNY = Decimal(500_000)
 BP = Decimal("0.01")
 
 
@@ -45,21 +48,34 @@ def grade(state: dict[str, Any], receivables: list[dict[str, Any]], total: Decim
 
 
 def price(state: dict[str, Any], receivables: list[dict[str, Any]], total: Decimal, table: dict[str, Decimal],
-          lpr_default: Decimal, subsidy_share: Decimal) -> tuple[dict[str, Any], tuple[str, str] | None]:
-    """The ``pricing`` block of a limit update and, when the table's rate is above the
-    legal ceiling, the reason PRICE_CAPPED. Rates are annual percentages (APR) to 0.01."""
+          lpr_default: Decimal, subsidy_share: Decimal,
+          limit: Decimal | None = None) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """The ``pricing`` block of a limit update and its reasons: PRICE_CAPPED when the
+    table's rate is above the legal ceiling, SUBSIDY_CAPPED when the subsidy on the full
+    ``limit`` (a CNY limit; None = no cap) would pay more than CNY 500,000 of interest a
+    year. Rates are annual percentages (APR) to 0.01."""
     g, parts = grade(state, receivables, total)
     rate = state.get("reference_rate") or {}
     lpr = Decimal(str(rate["value_pct"])) if rate else lpr_default
     ceiling = (lpr * CAP_MULTIPLE).quantize(BP, ROUND_HALF_UP)
     gross = Decimal(str(table[g])).quantize(BP, ROUND_HALF_UP)
-    reason = None
-    if gross > ceiling:
-        reason = ("PRICE_CAPPED", f"The program's rate for grade {g} ({gross}%) is above the legal ceiling of "
-                                  f"4 x the one-year LPR ({lpr}%) = {ceiling}%; the rate is {ceiling}%.")
+    reasons = []
+    price_capped = gross > ceiling
+    if price_capped:
+        reasons.append(("PRICE_CAPPED", f"The program's rate for grade {g} ({gross}%) is above the legal ceiling of "
+                                  f"4 x the one-year LPR ({lpr}%) = {ceiling}%; the rate is {ceiling}%."))
         gross = ceiling
-    net = (gross * (1 - subsidy_share)).quantize(BP, ROUND_HALF_UP)
+    subsidy_pct = gross * subsidy_share  # points of APR the subsidy pays
+    capped_subsidy = bool(limit) and limit * subsidy_pct / 100 > SUBSIDY_CAP_CNY  # type: ignore[operator]
+    if capped_subsidy:
+        subsidy_pct = SUBSIDY_CAP_CNY * 100 / limit  # type: ignore[operator]
+        reasons.append(("SUBSIDY_CAPPED", f"The interest subsidy ({subsidy_share:.0%} of {gross}%) on your limit "
+                                          f"of {limit:,.0f} CNY would exceed CNY 500,000 a year; it pays "
+                                          f"{subsidy_pct.quantize(BP, ROUND_HALF_UP)} points of the rate."))
+    net = (gross - subsidy_pct).quantize(BP, ROUND_HALF_UP)
     block = {"grade": g, "grade_points": parts, "apr_pct": str(gross), "net_apr_pct": str(net),
              "subsidy_share": str(subsidy_share), "ceiling_pct": str(ceiling), "lpr_1y_pct": str(lpr),
-             "lpr_source": rate.get("event_id", "default"), "capped": reason is not None}
-    return block, reason
+             "lpr_source": rate.get("event_id", "default"), "capped": price_capped}
+    if capped_subsidy:
+        block["subsidy_capped"] = True
+    return block, reasons
