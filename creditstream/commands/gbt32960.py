@@ -84,9 +84,9 @@ async def _send(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime, timedelta
 
     from connectors.sources import gbt32960 as g
+    from connectors.sources.gbt32960_client import exchange
 
     auth = _auth(args)
-    reader, writer = await asyncio.open_connection(args.host, args.port)
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=args.frames)
     frames = [g.encode_frame(g.Command.LOGIN, args.vin, g.login_data(start))]
     if auth is not None:
@@ -101,24 +101,10 @@ async def _send(args: argparse.Namespace) -> int:
             g.alarm_block())))
     frames.append(g.encode_frame(g.Command.LOGOUT, args.vin, g.encode_time(start) + b"\x00\x01"))
     failed = 0
-    buf = g.FrameBuffer()
-    for frame in frames:
-        writer.write(frame)
-        await writer.drain()
-        got: list[tuple[str, bytes]] = []
-        while not any(k == "frame" for k, _ in got):
-            chunk = await asyncio.wait_for(reader.read(4096), 10)
-            if not chunk:
-                break
-            got += buf.feed(chunk)
-        for kind, data in got:
-            if kind == "frame":
-                ans = g.decode_frame(data)
-                ok = ans.flag == g.Flag.SUCCESS
-                failed += not ok
-                print(f"command {ans.command}: {'success' if ok else f'error 0x{ans.flag:02X}'}")
-    writer.close()
-    await writer.wait_closed()
+    for ans in await exchange(args.host, args.port, frames, timeout=10):
+        ok = ans.flag == g.Flag.SUCCESS
+        failed += not ok
+        print(f"command {ans.command}: {'success' if ok else f'error 0x{ans.flag:02X}'}")
     return 1 if failed else 0
 
 

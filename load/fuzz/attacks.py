@@ -270,6 +270,7 @@ async def _gbt_access(tally: Tally, rounds: int = 3) -> None:
     from connectors.sources import gbt32960 as g
     from connectors.sources.common import Outcome
     from connectors.sources.gbt32960_access import PlatformAuth, PledgeBook
+    from connectors.sources.gbt32960_client import exchange
     from connectors.sources.gbt32960_server import GbtGateway
 
     pledged, stranger = "LGHXCAE28M1234567", "LGHXCAE28M7654321"
@@ -295,19 +296,7 @@ async def _gbt_access(tally: Tally, rounds: int = 3) -> None:
     try:
         for _ in range(rounds):
             for name, frames in attacks:
-                reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
-                buf, answers = g.FrameBuffer(), []
-                try:
-                    for raw in frames:
-                        writer.write(raw)
-                        await writer.drain()
-                        got: list[Any] = []
-                        while not got and (data := await asyncio.wait_for(reader.read(4096), 5)):
-                            got = [g.decode_frame(d) for k, d in buf.feed(data) if k == "frame"]
-                        answers += got
-                finally:
-                    writer.close()
-                    await writer.wait_closed()
+                answers = await exchange("127.0.0.1", gateway.port, frames)
                 if answers and answers[-1].flag == g.Flag.ERROR:
                     tally.tried += 1
                     tally.refused[name] += 1

@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from connectors.sources import gbt32960 as g
+from connectors.sources import gbt32960_client
 from connectors.sources.common import Outcome
 from connectors.sources.gbt32960_access import PlatformAuth, PledgeBook
 from connectors.sources.gbt32960_server import GbtGateway
@@ -31,21 +32,7 @@ def login(user: str = "fleetplat", password: str = "s3cret-pass") -> bytes:
 
 
 async def exchange(gateway: GbtGateway, *frames: bytes) -> list[g.Frame]:
-    r, w = await asyncio.open_connection("127.0.0.1", gateway.port)
-    buf, answers = g.FrameBuffer(), []
-    try:
-        for frame in frames:
-            w.write(frame)
-            await w.drain()
-            while True:
-                got = [g.decode_frame(d) for k, d in buf.feed(await asyncio.wait_for(r.read(4096), 5)) if k == "frame"]
-                if got:
-                    answers += got
-                    break
-    finally:
-        w.close()
-        await w.wait_closed()
-    return answers
+    return await gbt32960_client.exchange("127.0.0.1", gateway.port, frames)
 
 
 @pytest.fixture
@@ -131,3 +118,24 @@ async def test_idle_connections_are_closed() -> None:
         w.close()
     finally:
         await gw.stop()
+
+
+async def test_the_send_command_simulates_a_logged_in_vehicle(gateway: GbtGateway) -> None:
+    """`creditstream gbt32960 send` (docs/connectors.md): platform login, vehicle login,
+    real-time frames, logout, each answer printed; exit 0 when all succeeded, 1 if not."""
+    import os
+
+    from tests.lenders.ld_support import CLI
+
+    async def send(*extra: str) -> tuple[int, list[str]]:
+        proc = await asyncio.create_subprocess_exec(
+            CLI, "gbt32960", "send", "--port", str(gateway.port), "--vin", PLEDGED, "--frames", "2", *extra,
+            env={**os.environ, "GBT_PLATFORM_PASSWORD": AUTH.password}, stdout=asyncio.subprocess.PIPE)
+        out, _ = await asyncio.wait_for(proc.communicate(), 60)
+        return proc.returncode or 0, out.decode().splitlines()
+
+    assert await send("--platform-user", AUTH.user, "--platform-password-env", "GBT_PLATFORM_PASSWORD") == (0, [
+        "command 5: success", "command 1: success", "command 2: success", "command 2: success",
+        "command 4: success"])
+    assert await send() == (1, ["command 1: error 0x02", "command 2: error 0x02", "command 2: error 0x02",
+                                "command 4: error 0x02"])
