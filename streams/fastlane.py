@@ -40,6 +40,7 @@ from rocksdict import Options, Rdict, WriteBatch, WriteOptions
 
 from schemas.topics import BY_NAME, POOLS_TOPIC, SIGNALS_TOPIC
 from streams import metrics
+from streams.errors import LaneError
 from streams.failstop import fail_stop
 from streams.processors import MachineProcessor, Processor, encode_output
 
@@ -307,8 +308,8 @@ class Lane:
         response = await admin.delete_topics([self.faust_changelog])
         for topic, code, *_ in response.topic_error_codes:
             if code not in (0, 3):  # 3: already deleted (another worker)
-                raise RuntimeError(f"lane {self.name}: {topic} adopted but not deleted "
-                                   f"(Kafka error {code}); delete it before restarting")
+                raise LaneError(f"lane {self.name}: {topic} adopted but not deleted "
+                                f"(Kafka error {code}); delete it before restarting")
 
     async def _inherit_faust_offsets(self) -> None:
         """A lane whose group has committed nothing starts where this processor's Faust

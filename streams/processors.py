@@ -53,6 +53,7 @@ from streams.domain.signals import (
     Output,
     Rejected,
     one_signal_per_borrower,
+    read_signal,
     utc_time,
 )
 from streams.domain.signals import alert as raise_alert
@@ -274,7 +275,7 @@ class FacilityProcessor(Processor):
             return super().process(store, topic, key, value, partition, offset)
         bid = None
         try:
-            sig = orjson.loads(value)
+            sig = read_signal(value)
             bid = sig["borrower_id"]
             state = self._state(store, bid)
             outs = facility.apply_signal(state, sig)

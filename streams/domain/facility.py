@@ -30,7 +30,17 @@ from streams.domain.policy import (
     utilisation_target,
 )
 from streams.domain.season import window_shares
-from streams.domain.signals import BATCH, Output, Rejected, alert, event_key, utc_time
+from streams.domain.signals import (
+    BATCH,
+    MachineSignal,
+    Output,
+    Rejected,
+    Signal,
+    SignalRecord,
+    alert,
+    event_key,
+    utc_time,
+)
 
 State = dict[str, Any]
 MAX_PENDING = 50
@@ -43,7 +53,7 @@ def new_state(borrower_id: str) -> State:
             "last": None, "pending": []}
 
 
-def _newer(state: State, sig: dict[str, Any]) -> bool:
+def _newer(state: State, sig: Signal) -> bool:
     key = f"{sig['kind']}:{sig['asset_id']}"
     if sig["seq"] <= state["seqs"].get(key, 0):
         return False  # redelivered or reordered: the state already reflects something newer
@@ -56,7 +66,7 @@ SIGNAL_KINDS = frozenset({"receivable", "order", "machine", "machine_released", 
                           "rate", "pool"})
 
 
-def apply_signal(state: State, sig: dict[str, Any]) -> list[Output]:
+def apply_signal(state: State, sig: SignalRecord) -> list[Output]:
     """Fold one signal record into the state; a ``batch`` (everything one stage-1 input
     caused for this borrower, see signals.one_signal_per_borrower) is folded whole, so
     the decision that follows sees all of it."""
@@ -67,7 +77,7 @@ def apply_signal(state: State, sig: dict[str, Any]) -> list[Output]:
     return [o for part in parts for o in _apply_one(state, part)]
 
 
-def _apply_one(state: State, sig: dict[str, Any]) -> list[Output]:
+def _apply_one(state: State, sig: Signal) -> list[Output]:
     kind = sig["kind"]
     if not _newer(state, sig):
         return []
@@ -148,7 +158,7 @@ def _seller_alerts(state: State, at: float, triggers: list[str]) -> list[Output]
     return outs
 
 
-def _accept_utilisation(state: State, sig: dict[str, Any]) -> None:
+def _accept_utilisation(state: State, sig: MachineSignal) -> None:
     """Behaviour-driven value moves per machine signal, bounded by the policy's step rule."""
     params = params_for(state)
     # The machine's own event time, not the facility's watermark: how other machines'
@@ -172,7 +182,7 @@ def params_for(state: State) -> PolicyParams:
     return PolicyParams.for_program(state["program"], version) if state["program"] else for_version(version)
 
 
-def _collapse(state: State, sig: dict[str, Any]) -> list[Output]:
+def _collapse(state: State, sig: MachineSignal) -> list[Output]:
     """UTILISATION_COLLAPSE against the same season (r7 / (baseline x season of r7))."""
     r7 = sig.get("r7")
     if r7 is None and sig.get("km7") is None:

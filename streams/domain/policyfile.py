@@ -27,6 +27,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from schemas.common import Id
+from streams.errors import StreamsError
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "json" / "policy" / "policy-file.json"
 SHIPPED_DIR = resources.files("streams.domain.policies")
@@ -105,7 +106,7 @@ class PolicyFile(BaseModel):
     parameters: PolicyParameters
 
 
-class PolicyFileError(ValueError):
+class PolicyFileError(StreamsError, ValueError):
     """A policy file that cannot be used; ``errors`` lists every problem, one line each."""
 
     def __init__(self, source: str, errors: list[str]) -> None:

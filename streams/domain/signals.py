@@ -11,10 +11,220 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict, cast
+
+import orjson
 
 from schemas.events import Envelope
 from schemas.topics import ALERTS_TOPIC, SIGNALS_TOPIC
+from streams.errors import StreamsError
+
+# ---------------------------------------------------------------- the signal records
+# What stage 1 sends stage 2 on the signals topic, kind by kind. A signal is a JSON object
+# on the wire and in stage 2's state (which keeps the latest signal of each asset), so
+# these are TypedDicts: the names and meaning of every field for a reader and the type
+# checker, at no cost on the hot path. The keys are the wire's (short ones like ``r7``
+# stay: they are in every stored state); the comments say what each one is.
+
+
+class SignalHead(TypedDict):
+    """The fields every signal has."""
+
+    kind: str  # one of SIGNAL_TYPES (or "batch")
+    borrower_id: str  # the record key: stage 2's partition and state
+    asset_id: str  # the thing the signal is the whole current state of (machine, invoice, ...)
+    seq: int  # per (kind, asset): stage 2 keeps only a newer one (at-least-once is harmless)
+    at: float  # event time (epoch seconds) of the input that caused it
+    triggers: list[str]  # the causing inputs' event ids (the last 10)
+
+
+class PledgeTerms(TypedDict):
+    """A machine's pledge as stage 1 keeps it and sends it with every machine signal."""
+
+    borrower_id: str
+    program_id: str
+    kind: str  # excavator, loader, crane, electric_truck
+    price: str  # acquisition price, a decimal string
+    currency: str
+    acquired_on: str  # ISO date
+    life_years: float
+    life_hours: float
+    baseline: float  # the program's expected operating hours per day
+    fence: list[float] | None  # [lat, lon, radius_km] of the geofence, if any
+    pledged_at: float
+
+
+class MachineSignal(SignalHead):
+    """A pledged machine's use and condition (machines.py)."""
+
+    pledge: PledgeTerms
+    hours: float | None  # the hour meter (cumulative; None: battery-only telemetry)
+    r7: float | None  # mean operating hours per day over the trailing 7 complete days
+    w1: float | None  # the same over the last complete calendar week
+    w2: float | None  # and over the week before it
+    km7: float | None  # mean km per day over the r7 days (odometer; electric trucks)
+    soh: float | None  # battery state of health, %
+    alarm: int  # highest battery alarm level of the last reading (3 = critical)
+    critical: bool  # a critical equipment fault is active
+    in_fence: bool  # last position inside the pledge's geofence
+    last_seen: float  # event time of the machine's last reading (silence is judged on it)
+    first_day: int | None  # first (partial) day of observation, epoch days: r7 starts after it
+
+
+class MachineReleasedSignal(SignalHead):
+    """A pledge released: the machine no longer counts (no further fields)."""
+
+
+class ReceivableSignal(SignalHead):
+    """An invoice of the borrower's (invoices.py); ``asset_id`` is its fingerprint."""
+
+    status: str
+    buyer_id: str
+    number: str
+    outstanding: str  # decimal string
+    currency: str
+    issue_date: str  # ISO dates
+    due_date: str
+    po_id: str | None
+    seller_tax_ref: str | None  # digest of the seller's tax id (tax_ref)
+
+
+class OrderSignal(SignalHead):
+    """A purchase order from a buyer (orders.py); ``asset_id`` is the order id."""
+
+    status: str  # issued, confirmed, delivered, cancelled
+    buyer_id: str
+    amount: str
+    currency: str
+    due: str
+
+
+class DeliverySignal(SignalHead):
+    """An order delivered (orders.py): the fulfilment score's input."""
+
+    on_time: bool
+    planned_at: float
+    actual_at: float
+
+
+class BuyersSignal(SignalHead):
+    """The borrower's buyers and the risk factor of each (registry.buyer_factors)."""
+
+    factors: dict[str, dict[str, Any]]  # buyer id -> factor, status, source, hops
+
+
+class _ProgramLater(TypedDict, total=False):
+    # (total=False, not NotRequired: with postponed annotations typing cannot see the latter)
+    policy: str  # the promoted policy version, once there is one
+    rate: dict[str, Any]  # the published one-year LPR, once there is one
+
+
+class ProgramSignal(SignalHead, _ProgramLater):
+    """The borrower's registration: its program's terms and who operates it (registry.py)."""
+
+    program_id: str
+    program: dict[str, Any] | None  # the registry.program payload as JSON
+    operator: str | None
+    tax_ref: str | None  # digest of the borrower's registered tax id
+
+
+class ConsentSignal(SignalHead):
+    granted: bool
+    purpose: str
+
+
+class PolicySignal(SignalHead):
+    """A policy version promoted (registry.policy_promoted)."""
+
+    version: str
+
+
+class RateSignal(SignalHead):
+    """A published one-year LPR (pricing.py): value_pct, effective_date."""
+
+    rate: dict[str, Any]
+
+
+class DealerSignal(SignalHead):
+    """A dealer's floor-plan units and sales plans (dealers.py)."""
+
+    oem: str | None
+    units: dict[str, dict[str, Any]]  # unit id -> price, currency, picked up, sold, repaid, ...
+    plans: dict[str, dict[str, Any]]  # month -> planned sales amount
+
+
+class ReceiptSignal(SignalHead):
+    """A warehouse receipt pledged by the borrower (receipts.py)."""
+
+    status: str
+    warehouse_id: str
+    receipt_id: str
+    commodity: str
+    quantity: str  # decimal string, in ``unit``
+    unit: str
+
+
+class FreightSignal(SignalHead):
+    """A carrier's waybill and whether the truck's positions corroborate it (freight.py)."""
+
+    status: str  # awaiting, reached, not_reached, paid
+    truck_id: str
+    shipper_id: str
+    amount: str
+    currency: str
+    due_date: str
+    completed: float
+    window: list[float]  # [start, end] of the delivery window, event time
+    reached_at: float | None
+
+
+class PriceSignal(SignalHead):
+    """The latest market quote of a commodity the borrower's program finances (prices.py)."""
+
+    commodity: str
+    price: str
+    currency: str
+    unit: str
+    quoted_at: float
+    prev: dict[str, Any] | None  # the quote before it
+
+
+class PoolSignal(SignalHead):
+    """The risk-sharing pool's answer to the borrower's claim (risk_pool.py)."""
+
+    granted: str
+    answered: int  # the claim's seq this answers
+    capacity: str
+    pool_covered: str
+
+
+# Every kind stage 2 applies (facility.SIGNAL_KINDS), and its record.
+SIGNAL_TYPES: dict[str, type] = {
+    "machine": MachineSignal, "machine_released": MachineReleasedSignal, "receivable": ReceivableSignal,
+    "order": OrderSignal, "delivery": DeliverySignal, "buyers": BuyersSignal, "program": ProgramSignal,
+    "consent": ConsentSignal, "policy": PolicySignal, "rate": RateSignal, "dealer": DealerSignal,
+    "receipt": ReceiptSignal, "freight": FreightSignal, "price": PriceSignal, "pool": PoolSignal,
+}
+
+Signal = (MachineSignal | MachineReleasedSignal | ReceivableSignal | OrderSignal | DeliverySignal
+          | BuyersSignal | ProgramSignal | ConsentSignal | PolicySignal | RateSignal | DealerSignal
+          | ReceiptSignal | FreightSignal | PriceSignal | PoolSignal)
+
+
+class BatchSignal(SignalHead):
+    """Everything one stage-1 input caused for one borrower (one_signal_per_borrower)."""
+
+    signals: list[Signal]  # in the order stage 1 made them; kind is "batch", asset_id too
+
+
+SignalRecord = Signal | BatchSignal
+
+
+def read_signal(value: bytes) -> SignalRecord:
+    """A signal record from the wire: the one place stage 2 decodes one. The fields are not
+    checked here (stage 1 made them; facility.apply_signal refuses an unknown kind)."""
+    return cast(SignalRecord, orjson.loads(value))
+
 
 
 @dataclass(slots=True)
@@ -140,8 +350,9 @@ def tax_ref(tax_id: str) -> str:
     return hashlib.sha256(f"creditstream-tax:{tax_id}".encode()).hexdigest()[:32]
 
 
-class Rejected(Exception):
-    """An input that is valid JSON and schema but cannot be applied (unknown asset, ...)."""
+class Rejected(StreamsError):
+    """An input that is valid JSON and schema but cannot be applied (unknown asset, ...):
+    its ``reason`` is the dead letter's reason code."""
 
     def __init__(self, reason: str, text: str) -> None:
         super().__init__(text)

@@ -1,0 +1,61 @@
+"""The signal records' declared types (streams/domain/signals.py) are what stage 1 sends:
+every kind stage 2 applies is declared, and every signal of a simulated month has exactly
+its kind's fields (pure: the replay's processors, no broker)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+from load.history import history
+from load.world import WorldConfig
+from schemas.topics import SIGNALS_TOPIC
+from streams.domain import facility
+from streams.domain.signals import BATCH, SIGNAL_TYPES, BatchSignal, Output, SignalHead, read_signal
+from streams.replay import Replay
+
+CFG = WorldConfig(seed=5, tag="Lst", machines=30, contractors=4, cadence_s=6 * 3600)
+
+
+class Recording(Replay):
+    """A replay that keeps every signal record, as stage 2 reads it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.signals: list[dict[str, Any]] = []
+
+    def _run(self, topic: str, key: bytes, raw: bytes) -> Iterator[Output]:
+        if topic == SIGNALS_TOPIC:
+            self.signals.append(dict(read_signal(raw)))
+        yield from super()._run(topic, key, raw)
+
+
+def test_every_kind_stage_2_applies_is_declared() -> None:
+    assert set(SIGNAL_TYPES) >= facility.SIGNAL_KINDS
+    assert BATCH not in SIGNAL_TYPES
+
+
+def _check(sig: dict[str, Any]) -> str:
+    kind = sig["kind"]
+    declared = BatchSignal if kind == BATCH else SIGNAL_TYPES[kind]
+    required, optional = declared.__required_keys__, declared.__optional_keys__  # type: ignore[attr-defined]
+    assert required <= sig.keys() <= required | optional, (kind, sorted(sig.keys() ^ required))
+    assert SignalHead.__required_keys__ <= sig.keys()
+    return kind
+
+
+def test_every_signal_of_a_simulated_month_has_its_kind_s_fields() -> None:
+    replay = Recording()
+    for line in history(CFG, days=30):
+        for _ in replay.feed(line):
+            pass
+    seen: Counter[str] = Counter()
+    for sig in replay.signals:
+        seen[_check(sig)] += 1
+        for part in sig.get("signals", ()):
+            seen[_check(part)] += 1
+    # The world's flows: machines, invoices, orders and deliveries, dealers, warehouse
+    # receipts and their prices, freight, registrations, consent and buyers.
+    assert {"machine", "receivable", "order", "delivery", "dealer", "receipt", "price", "freight", "program",
+            "consent", "buyers", BATCH} <= set(seen), seen
