@@ -6,15 +6,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
-import sys
-from pathlib import Path
 
 import pytest
 
 from creditstream.cli import build_parser
 from creditstream.stack.process import free_port
+from tests.lenders.ld_support import CLI
 
-CLI = str(Path(sys.executable).parent / "creditstream")
 MINE = ("lenders", "gateway", "keys", "ledger", "parties", "demo", "test")
 
 

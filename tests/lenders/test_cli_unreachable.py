@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from creditstream.stack.process import free_port
 from schemas.config import REPO_ROOT
-
-CLI = str(Path(sys.executable).parent / "creditstream")
+from tests.lenders.ld_support import CLI
 
 
 def run(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 from pathlib import Path
 
 import asyncpg
@@ -17,9 +16,9 @@ from creditstream.stack import manager
 from creditstream.stack.kafka import Kafka
 from creditstream.stack.postgres import Postgres
 from schemas import config
+from tests.lenders.ld_support import CLI
 
 pytestmark = pytest.mark.integration
-CLI = str(Path(sys.executable).parent / "creditstream")
 INNER = "tests/lenders/test_api.py::test_ld_rest_each_lender_reads_only_its_borrowers"
 
 
