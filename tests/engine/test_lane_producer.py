@@ -17,11 +17,8 @@ import asyncio
 
 import pytest
 
-from connectors.kafka_io import committed_offsets, make_producer, start_at_end
-from load.chaos import build_traffic
-from schemas.topics import SIGNALS_TOPIC, signals_topic
-from streams.fastlane import Lane, lane_group
-from streams.processors import MachineProcessor
+from connectors.kafka_io import committed_offsets, make_producer
+from tests.engine.test_lane_stop import machine_lane
 
 pytestmark = pytest.mark.integration
 
@@ -36,19 +33,15 @@ async def _wait_until(check, timeout: float, what: str) -> None:
 
 
 async def test_a_lane_replaces_a_producer_the_broker_refuses(bootstrap: str, uid: str, tmp_path) -> None:
-    app_id = f"cs-oos-{uid}"
-    lane = Lane(bootstrap, app_id, tmp_path, {SIGNALS_TOPIC: signals_topic(app_id)},
-                source=f"creditstream.engine.{app_id}", max_records=200, proc=MachineProcessor())
-    start = await start_at_end(bootstrap, [lane.group], topics=lane.topics)
-    traffic = build_traffic(uid, seed=13, machines=40, events=4000)
-    records = [r for r in (*traffic.setup, *traffic.stream) if r[0] in lane.topics]
+    lane, start, records = await machine_lane(bootstrap, f"cs-oos-{uid}", tmp_path, uid, seed=13, machines=40,
+                                              events=4000)
     half = len(records) // 2
     run = asyncio.create_task(lane.run())
     producer = make_producer(bootstrap, linger_ms=5)
     await producer.start()
 
     async def committed_all(n: int) -> bool:
-        committed = await committed_offsets(bootstrap, lane_group(app_id, "machines"))
+        committed = await committed_offsets(bootstrap, lane.group)
         return sum(off - start.get(tp, 0) for tp, off in committed.items() if tp in start) >= n
 
     try:
