@@ -1,8 +1,8 @@
 """The policy lab's operator pages (issue 18.3): champion and challenger side by side.
 
 A champion engine and a shadow engine (candidate 2027.01-1) decide the same inputs
-through the real broker: a contractor whose limit the candidate changes and a supplier it
-does not. The lender API's ``/ops/v1/`` (operator key only; a lender's key is refused,
+through the real broker: two contractors whose limits the candidate changes and a
+supplier it does not. The lender API's ``/ops/v1/`` (operator key only; a lender's key is refused,
 and the operator key is no lender's) lists the divergences exactly as `creditstream
 policy divergences` does and shows both decisions of a borrower; the console's lab page
 (``/console/lab.html``) shows them in headless chromium. Screenshots go to a temporary
@@ -52,21 +52,27 @@ class Lab:
         self.uid, self.champion, self.shadow, self.events = uid, champion, shadow, events
         self.contractor, self.supplier = f"ctr-{uid}", f"sup-{uid}"
         self.expect_champion, self.expect_shadow = _final(events), _final(events, CANDIDATE)
+        self.borrowers = sorted(set(self.expect_champion) | set(self.expect_shadow))
         self.expected = shadow_view.compare(self.expect_champion, self.expect_shadow)
+        self.diverging = [r["borrower_id"] for r in self.expected]
+
+    def row(self, borrower: str) -> dict:
+        return next(r for r in self.expected if r["borrower_id"] == borrower)
 
 
 @pytest.fixture(scope="module")
 async def lab(settings: Settings):  # type: ignore[no-untyped-def]
     uid = uuid.uuid4().hex[:8]
     utl, _ = sc.utilisation_rising(uid)
+    out, _ = sc.telemetry_outage(f"o{uid}")   # a second contractor: ctr-o<uid>
     rcv, _ = sc.receivables(uid)
     root = settings.state_dir / "test-workers"
     champion = Engine(f"cs-labc-{uid}", root)
     shadow = Engine(f"cs-labs-{uid}", root, "--shadow", CANDIDATE)
-    lab = Lab(uid, champion, shadow, [*utl, *rcv])
-    # The candidate changes the contractor's limit and leaves the supplier's alone.
-    assert [r["borrower_id"] for r in lab.expected] == [lab.contractor]
-    borrowers = (lab.contractor, lab.supplier)
+    lab = Lab(uid, champion, shadow, [*utl, *out, *rcv])
+    # The candidate changes the contractors' limits and leaves the supplier's alone.
+    assert lab.diverging == [lab.contractor, f"ctr-o{uid}"] and lab.supplier in lab.borrowers
+    borrowers = set(lab.borrowers)
     source = f"creditstream.engine.{champion.app_id}"
     shadow_limits = shadow_topics(shadow.app_id)[LIMITS_TOPIC]
     for e in (champion, shadow):
@@ -159,18 +165,23 @@ async def test_ops_api_lists_the_divergences_of_the_cli_and_both_decisions_of_a_
         status, listed = await _get(http, f"{ops}/divergences?champion={champion}&day=all", OPERATOR_KEY)
         assert status == 200
         assert listed == _cli_divergences(shadow, champion, "all")
-        assert listed["borrowers_compared"] == 2 and listed["champion"] == f"creditstream.engine.{champion}"
-        [row] = listed["divergences"]
-        want = lab.expected[0]
-        assert row["borrower_id"] == lab.contractor and row["change"] == want["change"]
-        assert (row["champion"]["limit"], row["shadow"]["limit"]) == (want["champion"]["limit"], want["shadow"]["limit"])
-        assert (row["champion"]["policy_version"], row["shadow"]["policy_version"]) == (POLICY_VERSION, CANDIDATE)
-        assert row["champion"]["codes"] == want["champion"]["codes"] and row["shadow"]["codes"] == want["shadow"]["codes"]
+        assert listed["borrowers_compared"] == len(lab.borrowers)
+        assert listed["champion"] == f"creditstream.engine.{champion}"
+        assert [d["borrower_id"] for d in listed["divergences"]] == lab.diverging
+        for got in listed["divergences"]:
+            want = lab.row(got["borrower_id"])
+            assert got["change"] == want["change"]
+            assert (got["champion"]["limit"], got["shadow"]["limit"]) == (want["champion"]["limit"],
+                                                                          want["shadow"]["limit"])
+            assert (got["champion"]["codes"], got["shadow"]["codes"]) == (want["champion"]["codes"],
+                                                                          want["shadow"]["codes"])
+            assert (got["champion"]["policy_version"], got["shadow"]["policy_version"]) == (POLICY_VERSION, CANDIDATE)
+        row = next(d for d in listed["divergences"] if d["borrower_id"] == lab.contractor)
 
         # A day (UTC, event time): the contractor's last decision's, then one without any.
         day = datetime.fromisoformat(row["shadow"]["watermark"]).astimezone(UTC).date().isoformat()
         status, on_day = await _get(http, f"{ops}/divergences?champion={champion}&day={day}", OPERATOR_KEY)
-        assert [d["borrower_id"] for d in on_day["divergences"]] == [lab.contractor] and on_day["day"] == day
+        assert lab.contractor in [d["borrower_id"] for d in on_day["divergences"]] and on_day["day"] == day
         assert on_day == _cli_divergences(shadow, champion, day)
         status, empty = await _get(http, f"{ops}/divergences?champion={champion}&day=2001-01-01", OPERATOR_KEY)
         assert status == 200 and empty["divergences"] == []
@@ -221,7 +232,8 @@ async def test_lab_page_in_a_real_browser(lab: Lab, api, tmp_path: Path,  # type
     shadow, champion = lab.shadow.app_id, lab.champion.app_id
     shots = shots_dir(tmp_path) / "policy-lab"
     shots.mkdir(parents=True, exist_ok=True)
-    row = lab.expected[0]
+    row = lab.row(lab.contractor)
+    rows_js = "[...document.querySelectorAll('#divergences tbody tr')].map(r => r.dataset.borrower)"
     async with Browser() as b:
         # A lender's key does not open the lab.
         await b.goto(f"{base}/console/lab.html")
@@ -235,31 +247,42 @@ async def test_lab_page_in_a_real_browser(lab: Lab, api, tmp_path: Path,  # type
         await b.type_into("#key", OPERATOR_KEY)
         await b.click("#signin button")
         await b.wait(f"!!document.querySelector('tr[data-borrower=\"{lab.contractor}\"]')", 120)
-        assert await b.js("[...document.querySelectorAll('#divergences tbody tr')].map(r => r.dataset.borrower)") \
-            == [lab.contractor]
+        await b.wait(f"document.querySelectorAll('#divergences tbody tr').length === {len(lab.diverging)}")
+        assert await b.js(rows_js) == lab.diverging
         text = await b.js(f"document.querySelector('tr[data-borrower=\"{lab.contractor}\"]').innerText")
         for amount in (row["champion"]["limit"]["amount"], row["shadow"]["limit"]["amount"], row["change"]):
             whole = f"{int(float(amount)):,}"  # as grouped on the page (the sign aside)
             assert whole.lstrip("-") in text, (amount, text)
-        assert "1 of 2 borrowers differ" in await b.js("document.querySelector('#d-summary').textContent")
+        summary = f"{len(lab.diverging)} of {len(lab.borrowers)} borrowers differ"
+        assert summary in await b.js("document.querySelector('#d-summary').textContent")
         await b.screenshot(shots / "console-divergences.png")
 
         # Filters: the borrower search and the direction of the change.
-        await b.type_into("#q", "nobody")
-        await b.wait("document.querySelectorAll('#divergences tbody tr').length === 0")
+        await b.type_into("#q", lab.contractor)
+        await b.wait("document.querySelectorAll('#divergences tbody tr').length === 1")
+        assert await b.js(rows_js) == [lab.contractor]
         await b.js("document.querySelector('#q').value = ''; document.querySelector('#q')"
                    ".dispatchEvent(new Event('input'))")
-        await b.wait("document.querySelectorAll('#divergences tbody tr').length === 1")
-        other = "up" if row["change"].startswith("-") else "down"
-        await b.js(f"{{ const d = document.querySelector('#direction'); d.value = '{other}';"
-                   "d.dispatchEvent(new Event('change')) }")
-        await b.wait("document.querySelectorAll('#divergences tbody tr').length === 0")
+        await b.wait(f"document.querySelectorAll('#divergences tbody tr').length === {len(lab.diverging)}")
+        other = lab.row(lab.diverging[-1])
+        for program, want in ((other["program_id"], [other["borrower_id"]]), ("", lab.diverging)):
+            await b.js(f"{{ const p = document.querySelector('#program'); p.value = {json.dumps(program)};"
+                       "p.dispatchEvent(new Event('change')) }")
+            await b.wait(f"document.querySelectorAll('#divergences tbody tr').length === {len(want)}")
+            assert await b.js(rows_js) == want, program
+        for direction, pred in (("down", lambda c: c.startswith("-")), ("up", lambda c: not c.startswith("-"))):
+            want = [r["borrower_id"] for r in lab.expected if r["change"] is not None and pred(r["change"])
+                    and r["change"].strip("-0.") != ""]
+            await b.js(f"{{ const d = document.querySelector('#direction'); d.value = '{direction}';"
+                       "d.dispatchEvent(new Event('change')) }")
+            await b.wait(f"document.querySelectorAll('#divergences tbody tr').length === {len(want)}")
+            assert await b.js(rows_js) == want, direction
         await b.js("{ const d = document.querySelector('#direction'); d.value = '';"
                    "d.dispatchEvent(new Event('change')) }")
         # A day without decisions: none.
         await b.js("{ const a = document.querySelector('#all-days'); a.checked = false;"
                    "document.querySelector('#day').value = '2001-01-01'; a.dispatchEvent(new Event('change')) }")
-        await b.wait("document.querySelector('#d-summary').textContent.includes('0 of 2')", 120)
+        await b.wait(f"document.querySelector('#d-summary').textContent.includes('0 of {len(lab.borrowers)}')", 120)
         await b.js("{ const a = document.querySelector('#all-days'); a.checked = true; "
                    "a.dispatchEvent(new Event('change')) }")
         await b.wait(f"!!document.querySelector('tr[data-borrower=\"{lab.contractor}\"]')", 120)
