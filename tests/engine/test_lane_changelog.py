@@ -116,9 +116,15 @@ async def test_a_faust_changelog_older_than_the_lanes_own_is_left_alone(bootstra
     await _topic_with(bootstrap, lane.faust_changelog, [(0, b'"party:a"', orjson.dumps({"n": "old"}))])
     # The lane already ran: its changelog holds newer states than the Faust leftover.
     await _topic_with(bootstrap, lane.changelog, [(0, b"party:a", orjson.dumps({"n": "new"}))])
+    await _keeps_its_own_state(bootstrap, lane, records=1)
+
+
+async def _keeps_its_own_state(bootstrap: str, lane: Lane, records: int) -> None:
+    """The start leaves the Faust changelog alone and copies nothing from it (the lane's
+    changelog still holds ``records``): the lane restores its own newer state of party:a."""
     await lane.ensure_changelog(1)
     assert lane.faust_changelog in await _topics(bootstrap)
-    assert await _records(bootstrap, lane.changelog) == 1
+    assert await _records(bootstrap, lane.changelog) == records
     await lane._restore([0])
     assert lane.stores[0]["party:a"] == {"n": "new"}
     lane.stores[0].close()
@@ -136,12 +142,7 @@ async def test_an_adoption_is_not_redone_once_the_lane_has_committed(bootstrap: 
     await _topic_with(bootstrap, lane.changelog, [(0, b"\x00adopting", lane.faust_changelog.encode()),
                                                (0, b"party:a", orjson.dumps({"n": "new"}))])
     await commit_group_offsets(bootstrap, lane.group, {TopicPartition("cs.registry", 0): 0})
-    await lane.ensure_changelog(1)
-    assert lane.faust_changelog in await _topics(bootstrap)
-    assert await _records(bootstrap, lane.changelog) == 2
-    await lane._restore([0])
-    assert lane.stores[0]["party:a"] == {"n": "new"}
-    lane.stores[0].close()
+    await _keeps_its_own_state(bootstrap, lane, records=2)
 
 
 async def test_a_new_lane_group_starts_where_the_faust_agent_left_off(bootstrap: str, uid: str, tmp_path) -> None:
