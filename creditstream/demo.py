@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from creditstream import demo_early_warning, demo_modes
+from creditstream import demo_early_warning, demo_modes, demo_risk_pool
 from schemas.events import Envelope
 from schemas.factory import EventFactory
 
@@ -76,6 +76,7 @@ def story(run_id: str) -> Iterator[tuple[str, list[Envelope]]]:
     yield from demo_early_warning.lpr_published(f, u)  # a price on every limit, capped at 4 x LPR
     yield from demo_modes.inventory(f, u)  # warehouse receipts and a margin call
     yield from demo_modes.freight(f, u)  # waybills corroborated by the truck's trajectory
+    yield from demo_risk_pool.risk_pool(f, u)  # a compensation pool fills up: uncovered, then held
 
 
 def describe(update: dict) -> str:
@@ -86,7 +87,8 @@ def describe(update: dict) -> str:
     arrow = "↑" if lim > prev else "↓" if lim < prev else "="
     head = (f"  {p['borrower_id']:<22} v{p['version']:<3} {prev:>12,.0f} {arrow} {lim:>12,.0f} {cur}"
             f"  available {Decimal(p['available']['amount']):>12,.0f}  [{p['status']}]"
-            + (f"  APR {p['pricing']['apr_pct']}% ({p['pricing']['grade']})" if p.get("pricing") else ""))
+            + (f"  APR {p['pricing']['apr_pct']}% ({p['pricing']['grade']})" if p.get("pricing") else "")
+            + (f"  pool-covered {Decimal(p['risk_pool']['covered']['amount']):,.0f}" if p.get("risk_pool") else ""))
     reasons = [f"      - {r['code']}: {r['text']}" for r in p["reasons"]]
     return "\n".join([head, *reasons])
 

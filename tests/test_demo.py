@@ -23,5 +23,6 @@ def test_demo_shows_limits_moving_with_reasons() -> None:
                      "INVENTORY_MARGIN_CALL", "Repay 160,000.00 CNY", "WAYBILL_NOT_CORROBORATED",
                      "corroborated waybills +8,000",
                      "EARLY_WARNING", "Early warning for gears-", "PRICE_CAPPED", "APR 6.00% (B)",
+                     "POOL_UNCOVERED", "POOL_HOLD", "pool-covered 400,000", "pool cover 0 → 300,000",
                      "[partially_frozen]", "↑", "↓"):
         assert expected in res.stdout, expected

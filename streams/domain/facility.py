@@ -314,6 +314,7 @@ def decide_and_publish(state: State) -> list[Output]:
                                       [c for c in last["codes"] if c not in d.codes],
                                       [c for c in d.codes if c not in last["codes"]],
                                       None if d.status == last["status"] else d.status))
+        reasons[-1] = risk_pool.say_cover(reasons[-1], last.get("pool"), d.risk_pool)
     if before != policy:
         reasons.append({"code": "POLICY_CHANGED", "text": (
             f"The credit policy changed from version {before} to {policy}; this limit is "
@@ -392,6 +393,8 @@ CLEARED = {
     "FREIGHT_NOT_DELIVERED": "undelivered waybills settled",
     "PROGRAM_CAP": "below the program cap", "INCLUSIVE_CAP": "below the inclusive-finance cap",
     "EARLY_WARNING": "early warning cleared", "PRICE_CAPPED": "rate within the legal ceiling again",
+    "POOL_UNCOVERED": "the risk-sharing pool covers the whole limit", "POOL_HOLD": "the risk-sharing pool covers the increase",
+    "SUBSIDY_CAPPED": "the subsidy within its cap again",
 }
 # A new reason has its own sentence in the update; the change reason names it briefly.
 ADDED = {
@@ -402,6 +405,8 @@ ADDED = {
     "SOLD_OUT_OF_TRUST": "a unit sold out of trust", "UNIT_MISSING_AT_AUDIT": "a unit missing at audit",
     "INVENTORY_PRICE_FALL": "a commodity price fell", "PRICE_STALE": "a commodity price is stale",
     "FREIGHT_NOT_DELIVERED": "a waybill not corroborated by its truck",
+    "POOL_UNCOVERED": "part of the limit not covered by the risk-sharing pool",
+    "POOL_HOLD": "an increase held until the risk-sharing pool covers it",
 }
 STATUS_WORDS = {"active": "active", "partially_frozen": "partly frozen", "frozen": "frozen"}
 

@@ -100,6 +100,18 @@ def lender_cover(block: dict[str, Any] | None, lenders: list[dict[str, Any]], li
                                    if lender["limit"] > 0 else ZERO.quantize(SHARE))
 
 
+def say_cover(change: dict[str, str], last: list[Any] | None, block: dict[str, Any] | None) -> dict[str, str]:
+    """The change reason (LIMIT_UP/DOWN/UNCHANGED) with the pool's cover when it moved
+    since the last update: "pool cover 0 -> 600,000"."""
+    before = Decimal(last[2]) if last else ZERO
+    if block is None or block["covered"] == before:
+        return change
+    move = f"pool cover {before:,.0f} \u2192 {block['covered']:,.0f}"
+    text = change["text"]
+    text = text[:-2] + f"; {move})." if text.endswith(").") else text[:-1] + f" ({move})."
+    return {**change, "text": text[:500]}
+
+
 def _claim_key(pool: dict[str, Any], amount: Decimal) -> list[str]:
     """What a claim says: a new one is sent when any of it changes."""
     return [pool["pool_id"], str(amount), str(capacity(pool)), pool["on_overflow"]]

@@ -176,6 +176,7 @@ def test_a_full_pool_leaves_an_increase_uncovered_or_holds_it_until_it_has_room(
     assert final["e"]["risk_pool"]["covered"]["amount"] == "400000.00" and "POOL_UNCOVERED" not in codes(final["e"])
     assert final["c"]["limit"]["amount"] == "400000.00" and "POOL_HOLD" not in codes(final["c"])
     assert final["c"]["risk_pool"]["covered"]["amount"] == "400000.00"
+    assert "pool cover 0 → 400,000" in text(final["c"], "LIMIT_UP")
     assert [final[k]["limit"]["amount"] for k in "ab"] == ["0.00", "0.00"]
 
 
