@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from connectors.sources import aemp
 from connectors.sources.aemp_client import AempPoller, RateGate
-from connectors.sources.common import Rejected, SourceError
+from connectors.sources.common import RejectedItem, SourceError
 from tests.sources.aemp_pages import json_page, machine, serve, xml_page
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
@@ -66,7 +66,7 @@ def test_machine_map_and_bad_machines_are_rejected_per_item() -> None:
                            machine_map={"PIN000001": "exc-1"})
     ok = reports(page)
     assert [r.machine_id for r in ok] == ["exc-1"]
-    assert [(i.reason) for i in page.items if isinstance(i, Rejected)] == [
+    assert [(i.reason) for i in page.items if isinstance(i, RejectedItem)] == [
         "bad_value", "no_machine_id", "bad_datetime"]
 
 
@@ -122,21 +122,30 @@ def test_machine_without_hours_is_skipped_with_a_note() -> None:
     assert not out.events and not out.rejected and "no CumulativeOperatingHours" in out.notes[0]
 
 
+class FakeClock:
+    """A rate gate's clock and sleep: sleeping moves the clock on, and is recorded."""
+
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, s: float) -> None:
+        self.slept.append(s)
+        self.now += s
+
+
 async def test_rate_gate_waits_per_url() -> None:
-    now = [1000.0]
-    slept: list[float] = []
-
-    async def sleep(s: float) -> None:
-        slept.append(s)
-        now[0] += s
-
-    gate = RateGate(900, clock=lambda: now[0], sleep=sleep)
+    clock = FakeClock(1000.0)
+    gate = RateGate(900, clock=clock, sleep=clock.sleep)
     await gate.wait("a")
     await gate.wait("b")
-    assert slept == []
-    now[0] += 100
+    assert clock.slept == []
+    clock.now += 100
     await gate.wait("a")
-    assert slept == [800.0]
+    assert clock.slept == [800.0]
     gate.push("b", 3600)
     assert gate.delay("b") == 3600
 
@@ -161,21 +170,15 @@ async def test_poller_walks_pages_and_repolls_idempotently(fmt: str) -> None:
 
 
 async def test_poller_honours_the_interval_between_polls() -> None:
-    now = [0.0]
-    slept: list[float] = []
-
-    async def sleep(s: float) -> None:
-        slept.append(s)
-        now[0] += s
-
+    clock = FakeClock()
     async with serve() as provider, aiohttp.ClientSession() as session:
         provider.set_snapshot("q", [machine("PIN000001", 1, T1)], per_page=100, fmt="json")
         poller = AempPoller(session, aemp.CounterTracker(tenant="t"),
-                            gate=RateGate(900, clock=lambda: now[0], sleep=sleep))
+                            gate=RateGate(900, clock=clock, sleep=clock.sleep))
         await poller.poll(provider.url("q"))
-        now[0] += 60
+        clock.now += 60
         await poller.poll(provider.url("q"))
-        assert slept == [840.0] and provider.hits["/q/Fleet/1"] == 2
+        assert clock.slept == [840.0] and provider.hits["/q/Fleet/1"] == 2
 
 
 async def test_poller_reports_http_errors_and_bad_pages() -> None:
