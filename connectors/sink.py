@@ -18,13 +18,14 @@ from typing import TypeVar
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
+from connectors.errors import ConnectorError
 from connectors.pg.errors import CONNECTION_ERRORS
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class Stopped(Exception):
+class Stopped(ConnectorError):
     """Raised out of :func:`retry_unreachable` when the stop event is set while waiting."""
 
 

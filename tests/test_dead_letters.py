@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from connectors.ledger.batch import RawRecord
 from connectors.ledger.batch import dead_letter as ledger_dead_letter
-from connectors.sources.common import Rejected
+from connectors.sources.common import RejectedItem
 from connectors.sources.common import dead_letter as source_dead_letter
 from schemas import codec
 from schemas.outputs import DeadLetter
@@ -32,12 +32,12 @@ def test_the_engine_and_the_ledger_name_a_record_by_its_kafka_position() -> None
 
 
 def test_an_item_with_no_kafka_position_gets_a_digest_of_origin_reason_and_bytes() -> None:
-    item = Rejected("invoices.xml#3", "invalid_item", "bad total", b"<Invoice/>")
+    item = RejectedItem("invoices.xml#3", "invalid_item", "bad total", b"<Invoice/>")
     first, again = (source_dead_letter(item, tenant="t1", stage="invoices", now=NOW) for _ in range(2))
     assert first.event_id == again.event_id and first.event_id.startswith("dl-invoices-")
-    other = source_dead_letter(Rejected("invoices.xml#4", "invalid_item", "bad total", b"<Invoice/>"),
+    other = source_dead_letter(RejectedItem("invoices.xml#4", "invalid_item", "bad total", b"<Invoice/>"),
                                tenant="t1", stage="invoices", now=NOW)
     assert other.event_id != first.event_id
     # Free text where a reason code belongs is not echoed as a code.
-    odd = source_dead_letter(Rejected("x", "not a code!", "e", b"x"), tenant="t1", stage="invoices", now=NOW)
+    odd = source_dead_letter(RejectedItem("x", "not a code!", "e", b"x"), tenant="t1", stage="invoices", now=NOW)
     assert odd.payload.reason == "invalid"

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from connectors.errors import ConnectorError
 from connectors.sink import backoff_delay
 
 Scope = Literal["all", "program", "borrowers"]
@@ -66,7 +67,7 @@ class RetryPolicy:
         return backoff_delay(failed_attempt - 1, self.base_s, self.cap_s, rng)
 
 
-class CursorError(ValueError):
+class CursorError(ConnectorError, ValueError):
     """A stream cursor that is not a non-negative integer."""
 
 

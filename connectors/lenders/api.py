@@ -23,6 +23,7 @@ import asyncpg
 import orjson
 from aiohttp import web
 
+from connectors.errors import BadParameter
 from connectors.gateway import httplog
 from connectors.ledger.store import NOTIFY_CHANNEL
 from connectors.lenders import console, lab, operators, repo
@@ -73,10 +74,6 @@ def _error(status: int, error: str, reason: str) -> web.Response:
 
 def _not_found(borrower_id: str) -> web.Response:
     return _error(404, "not_found", f"no borrower {borrower_id!r} in your portfolio")
-
-
-class BadParameter(ValueError):
-    """A query parameter out of its range: answered 400 with the reason."""
 
 
 def _int_param(request: web.Request, name: str, default: int | None, lo: int, hi: int) -> int | None:

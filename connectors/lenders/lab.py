@@ -31,6 +31,8 @@ import orjson
 from aiohttp import web
 from aiokafka.errors import KafkaError
 
+from connectors.errors import BadParameter
+
 log = logging.getLogger(__name__)
 PREFIX = "/ops/v1/"
 OPERATOR_KEY = web.AppKey("operator_key_hash", bytes)
@@ -61,10 +63,6 @@ _BORROWER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}")
 READ_TIMEOUT_S = 60.0
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 T = TypeVar("T")
-
-
-class BadParameter(ValueError):
-    """A path or query parameter out of its form: answered 400 with the reason."""
 
 
 def _json(data: object, status: int = 200) -> web.Response:

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
+from connectors.errors import ConnectorError
 from schemas import config
 
 LOOPBACK_ENV = config.WEBHOOKS_LOOPBACK_ENV
@@ -36,7 +37,7 @@ IP = ipaddress.IPv4Address | ipaddress.IPv6Address
 _SHARED = ipaddress.ip_network("100.64.0.0/10")
 
 
-class WebhookUrlError(ValueError):
+class WebhookUrlError(ConnectorError, ValueError):
     """A webhook URL creditstream will not call; the message says why."""
 
 

@@ -11,10 +11,12 @@ import hashlib
 import hmac
 import time
 
+from connectors.errors import ConnectorError
+
 HEADER = "X-Creditstream-Signature"
 
 
-class SignatureError(ValueError):
+class SignatureError(ConnectorError, ValueError):
     """A webhook that must be refused: ``reason`` is malformed, mismatch or expired."""
 
     def __init__(self, reason: str, message: str) -> None:

@@ -26,6 +26,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
+from connectors.errors import ConnectorError
 from connectors.lenders import repo
 from connectors.lenders.access import RetryPolicy, Subscription, targets
 from connectors.lenders.offsets import TP, OffsetTracker
@@ -40,7 +41,7 @@ GROUP = "creditstream-webhooks"
 TOPIC = LIMITS_TOPIC
 
 
-class CannotOpenData(RuntimeError):
+class CannotOpenData(ConnectorError, RuntimeError):
     """No lender's webhook secret opens with the configured data keys: the process has the
     wrong key, and must not start as if it could deliver (docs/security.md, data keys)."""
 

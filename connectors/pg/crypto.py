@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from connectors.errors import ConnectorError
 from schemas import config
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ PREFIX_V2 = "v2:"   # v2:<key id>:<payload>
 AAD = b"creditstream.field.v1"
 
 
-class DataKeyError(ValueError):
+class DataKeyError(ConnectorError, ValueError):
     """A sealed value that no configured key opens: the wrong key, or altered data."""
 
 

@@ -24,7 +24,7 @@ import orjson
 from connectors.sources import aemp_ids, safexml
 from connectors.sources.common import (
     Outcome,
-    Rejected,
+    RejectedItem,
     SourceError,
     build_event,
     is_id,
@@ -73,7 +73,7 @@ class MachineReport:
 
 @dataclass(frozen=True)
 class Page:
-    items: list[MachineReport | Rejected]
+    items: list[MachineReport | RejectedItem]
     next_url: str | None
     snapshot_time: datetime | None = None
 
@@ -206,15 +206,15 @@ def _machine(m: Any, raw: bytes, machine_map: dict[str, str]) -> MachineReport:
 
 
 def _decode_machines(entries: list[tuple[Any, bytes]], machine_map: dict[str, str],
-                     origin: str) -> list[MachineReport | Rejected]:
-    out: list[MachineReport | Rejected] = []
+                     origin: str) -> list[MachineReport | RejectedItem]:
+    out: list[MachineReport | RejectedItem] = []
     for n, (m, raw) in enumerate(entries):
         try:
             out.append(_machine(m, raw, machine_map))
         except SourceError as exc:
-            out.append(Rejected.item(f"{origin}#{n}", exc.reason, exc.message, raw))
+            out.append(RejectedItem.item(f"{origin}#{n}", exc.reason, exc.message, raw))
         except (TypeError, ValueError, OverflowError) as exc:
-            out.append(Rejected.item(f"{origin}#{n}", "bad_machine", str(exc), raw))
+            out.append(RejectedItem.item(f"{origin}#{n}", "bad_machine", str(exc), raw))
     return out
 
 
@@ -332,7 +332,7 @@ class CounterTracker:
             self.repeats += 1  # the provider has nothing newer for this machine
             return out
         if last is not None and report.hours.value < last["hours"] - RESET_TOLERANCE:
-            out.rejected.append(Rejected.item(
+            out.rejected.append(RejectedItem.item(
                 f"{origin}/{mid}", "counter_reset",
                 f"CumulativeOperatingHours went back from {last['hours']} to "
                 f"{report.hours.value} at {at.isoformat()}", report.raw))
@@ -368,7 +368,7 @@ class CounterTracker:
                                 recorded_at=recorded_at,
                                 payload={k: v for k, v in payload.items() if v is not None})
         except SourceError as exc:
-            out.rejected.append(Rejected.item(f"{origin}/{mid}", exc.reason, exc.message, report.raw))
+            out.rejected.append(RejectedItem.item(f"{origin}/{mid}", exc.reason, exc.message, report.raw))
             return out
         self.state[mid] = new_state
         out.events.append(event)
@@ -378,7 +378,7 @@ class CounterTracker:
                     recorded_at: datetime | None = None) -> Outcome:
         out = Outcome()
         for item in page.items:
-            if isinstance(item, Rejected):
+            if isinstance(item, RejectedItem):
                 out.rejected.append(item)
             else:
                 out.extend(self.accept(item, origin, recorded_at))

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from connectors.sources import aemp
-from connectors.sources.common import Outcome, Rejected, SourceError
+from connectors.sources.common import Outcome, RejectedItem, SourceError
 
 log = logging.getLogger(__name__)
 DEFAULT_INTERVAL = 15 * 60.0
@@ -100,7 +100,7 @@ class AempPoller:
                 page = aemp.parse_page(body, content_type, page_url, self.machine_map)
             except SourceError as exc:
                 # A broken page is input we refuse; later pages are unreachable without its link.
-                result.outcome.rejected.append(Rejected(page_url, exc.reason, exc.message, body))
+                result.outcome.rejected.append(RejectedItem(page_url, exc.reason, exc.message, body))
                 break
             result.outcome.extend(self.tracker.accept_page(page, page_url))
             next_url = page.next_url

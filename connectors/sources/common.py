@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from connectors.errors import ConnectorError
 from schemas.codec import errors_of
 from schemas.events import Envelope
 from schemas.outputs import DeadLetter, dead_letter_record
@@ -26,7 +27,7 @@ MAX_ITEM_DEPTH = 64
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$")
 
 
-class SourceError(ValueError):
+class SourceError(ConnectorError, ValueError):
     """An input a source adapter refuses: a stable ``reason`` code and a readable message."""
 
     def __init__(self, reason: str, message: str) -> None:
@@ -88,7 +89,7 @@ def build_event(cls: type[Envelope], *, event_id: str, tenant: str, source: str,
 
 
 @dataclass(frozen=True)
-class Rejected:
+class RejectedItem:
     """One refused input item: where it came from, why, and its original bytes."""
 
     origin: str
@@ -98,16 +99,16 @@ class Rejected:
     truncated_from: int | None = None  # the item's size, when ``raw`` holds only its start
 
     @classmethod
-    def item(cls, origin: str, reason: str, error: str, raw: bytes) -> Rejected:
+    def item(cls, origin: str, reason: str, error: str, raw: bytes) -> RejectedItem:
         """One item of a larger document: its bytes cut to :data:`MAX_ITEM_BYTES`."""
         if len(raw) <= MAX_ITEM_BYTES:
             return cls(origin, reason, error, raw)
         return cls(origin, reason, error, raw[:MAX_ITEM_BYTES], len(raw))
 
 
-def item_rejected(origin: str, exc: SourceError, value: Any) -> Rejected:
+def item_rejected(origin: str, exc: SourceError, value: Any) -> RejectedItem:
     """The refusal of one item of a document: its own bytes, at most :data:`MAX_ITEM_BYTES`."""
-    return Rejected.item(origin, exc.reason, exc.message, item_bytes(value))
+    return RejectedItem.item(origin, exc.reason, exc.message, item_bytes(value))
 
 
 @dataclass
@@ -115,7 +116,7 @@ class Outcome:
     """What one decoding step produced: events to send, items refused, notes for the user."""
 
     events: list[Envelope] = field(default_factory=list)
-    rejected: list[Rejected] = field(default_factory=list)
+    rejected: list[RejectedItem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     def extend(self, other: Outcome) -> None:
@@ -124,7 +125,7 @@ class Outcome:
         self.notes += other.notes
 
 
-def dead_letter(item: Rejected, *, tenant: str, stage: str, now: datetime | None = None) -> DeadLetter:
+def dead_letter(item: RejectedItem, *, tenant: str, stage: str, now: datetime | None = None) -> DeadLetter:
     """A :class:`DeadLetter` for a refused input (of at most :data:`MAX_DEADLETTER_BYTES`)."""
     now = now or datetime.now(UTC)
     raw = item.raw

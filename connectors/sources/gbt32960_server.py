@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Container
 from dataclasses import dataclass
 
 from connectors.sources import gbt32960 as g
-from connectors.sources.common import Outcome, Rejected, SourceError
+from connectors.sources.common import Outcome, RejectedItem, SourceError
 from connectors.sources.gbt32960_access import PlatformAuth
 
 log = logging.getLogger(__name__)
@@ -147,7 +147,7 @@ class GbtGateway:
                 outcome.events.append(event)
         except SourceError as exc:
             # The frame is valid protocol, so it is acknowledged; its content is dead-lettered.
-            outcome.rejected.append(Rejected(f"{origin}/{frame.vin}", exc.reason, exc.message, data))
+            outcome.rejected.append(RejectedItem(f"{origin}/{frame.vin}", exc.reason, exc.message, data))
         try:
             await self.sink(outcome)
         except Exception:  # noqa: BLE001 - not stored: answer an error so the vehicle resends
@@ -187,6 +187,6 @@ class GbtGateway:
         log.warning("gbt32960 %s: refused %d bytes: %s: %s", origin, len(data), reason, message)
         self.stats.rejected += 1
         try:
-            await self.sink(Outcome(rejected=[Rejected(origin, reason, message, data)]))
+            await self.sink(Outcome(rejected=[RejectedItem(origin, reason, message, data)]))
         except Exception:  # noqa: BLE001 - logged above with its reason; keep serving
             log.exception("gbt32960 %s: could not dead-letter a refusal", origin)

@@ -21,7 +21,7 @@ from xml.etree.ElementTree import Element
 import orjson
 
 from connectors.sources import safexml, ubl_parties, vat_keys
-from connectors.sources.common import Outcome, Rejected, SourceError, build_event, item_rejected
+from connectors.sources.common import Outcome, RejectedItem, SourceError, build_event, item_rejected
 from connectors.sources.credit_notes import InvoiceIndex, map_credit_note
 from schemas.events import InvoiceIssued
 
@@ -157,7 +157,7 @@ def parse_ubl(body: bytes, *, tenant: str, origin: str = "ubl", party_map: dict[
             index.add(event)
             out.events.append(event)
     except SourceError as exc:
-        out.rejected.append(Rejected(origin, exc.reason, exc.message, body))
+        out.rejected.append(RejectedItem(origin, exc.reason, exc.message, body))
     return out
 
 
@@ -216,7 +216,7 @@ def parse_vat(body: bytes, *, tenant: str, origin: str = "vat", party_map: dict[
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        out.rejected.append(Rejected(origin, "malformed_json", f"not JSON: {exc}", body))
+        out.rejected.append(RejectedItem(origin, "malformed_json", f"not JSON: {exc}", body))
         return out
     items = doc.get("invoices") if isinstance(doc, dict) and "invoices" in doc else doc
     for n, inv in enumerate(items if isinstance(items, list) else [items]):

@@ -13,7 +13,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _import(args: argparse.Namespace) -> int:
     from connectors.sources import epcis
-    from connectors.sources.common import Outcome, Rejected, SourceError
+    from connectors.sources.common import Outcome, RejectedItem, SourceError
     from connectors.sources.emit import load_map
     from schemas import config
 
@@ -27,7 +27,7 @@ def _import(args: argparse.Namespace) -> int:
             outcome.extend(epcis.parse_document(body, tenant=args.tenant, origin=f"file:{path}",
                                                 party_map=party_map, location_map=location_map))
         except SourceError as exc:
-            outcome.rejected.append(Rejected(f"file:{path}", exc.reason, exc.message, body))
+            outcome.rejected.append(RejectedItem(f"file:{path}", exc.reason, exc.message, body))
     return send_outcome(args.bootstrap or config.load().kafka_bootstrap, outcome, tenant=args.tenant,
                         stage="epcis")
 

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from connectors.sources.common import (
     MAX_DEADLETTER_BYTES,
     Outcome,
-    Rejected,
+    RejectedItem,
     SourceError,
     dead_letter,
 )
@@ -70,7 +70,7 @@ def valid_event(event: Envelope) -> None:
     route(event)
 
 
-def valid_dead_letter(item: Rejected, stage: str) -> None:
+def valid_dead_letter(item: RejectedItem, stage: str) -> None:
     """A refusal becomes a valid dead-letter record that carries the original bytes."""
     letter = dead_letter(item, tenant="fuzz", stage=stage)
     # Dead letters carry inputs of any size: the codec's input size limit is not theirs.
@@ -108,7 +108,7 @@ def check_gbt(raw: bytes) -> list[Verdict]:
         reply = g.answer(None, exc)
         if reply is not None:
             g.decode_frame(reply)  # our own error answer must be a valid frame
-        valid_dead_letter(Rejected("gbt32960", exc.reason, exc.message, raw), "gbt32960")
+        valid_dead_letter(RejectedItem("gbt32960", exc.reason, exc.message, raw), "gbt32960")
         return [refused(exc.reason)]
     reply = g.answer(frame)
     if reply is not None:
@@ -116,7 +116,7 @@ def check_gbt(raw: bytes) -> list[Verdict]:
     try:
         event = g.to_event(frame, tenant="fuzz")
     except SourceError as exc:
-        valid_dead_letter(Rejected("gbt32960", exc.reason, exc.message, raw), "gbt32960")
+        valid_dead_letter(RejectedItem("gbt32960", exc.reason, exc.message, raw), "gbt32960")
         return [refused(exc.reason)]
     if event is not None:
         valid_event(event)
@@ -155,7 +155,7 @@ class AempCheck:
         try:
             page = aemp.parse_page(body, base_url="https://oem.example/Fleet/1")
         except SourceError as exc:
-            valid_dead_letter(Rejected("aemp", exc.reason, exc.message, body), "aemp")
+            valid_dead_letter(RejectedItem("aemp", exc.reason, exc.message, body), "aemp")
             return [refused(exc.reason)]
         return [outcome_verdict(self.tracker.accept_page(page), "aemp")]
 
@@ -167,7 +167,7 @@ def check_epcis(body: bytes) -> list[Verdict]:
     try:
         out = epcis.parse_document(body, tenant="fuzz")
     except SourceError as exc:
-        valid_dead_letter(Rejected("epcis", exc.reason, exc.message, body), "epcis")
+        valid_dead_letter(RejectedItem("epcis", exc.reason, exc.message, body), "epcis")
         return [refused(exc.reason)]
     return [outcome_verdict(out, "epcis")]
 

@@ -97,7 +97,7 @@ def test_items_nested_deeper_than_orjson_writes_are_refused_with_their_own_bytes
     assert orjson.loads(out.rejected[0].raw)["type"] == "ObjectEvent" and len(out.rejected[0].raw) < len(doc)
     page = b'{"Equipment": [{"EquipmentHeader": {"PIN": "P1"}, "x": ' + DEEP + b"}]}"
     (item,) = aemp.parse_json(page).items
-    assert not isinstance(item, aemp.Rejected) and item.raw.startswith(b'{"EquipmentHeader":')
+    assert not isinstance(item, aemp.RejectedItem) and item.raw.startswith(b'{"EquipmentHeader":')
     orjson.loads(item.raw)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from connectors.sources import aemp, aemp_ids
-from connectors.sources.common import Rejected, SourceError
+from connectors.sources.common import RejectedItem, SourceError
 
 SAMPLES = Path(__file__).parent / "samples" / "aemp"
 BASE = "https://iris.example/aemp/v2/15143/-3/Fleet/1"
@@ -20,7 +20,7 @@ def page(name: str) -> aemp.Page:
 
 def test_a_page_delivered_as_a_json_array_is_read() -> None:
     p = page("fleet-page-in-array.json")
-    assert [m.machine_id for m in p.items if not isinstance(m, Rejected)] == ["353000512", "243925"]
+    assert [m.machine_id for m in p.items if not isinstance(m, RejectedItem)] == ["353000512", "243925"]
     assert p.next_url == "https://iris.example/aemp/v2/15143/-3/Fleet/2"
     out = aemp.CounterTracker("t").accept_page(p)
     assert [e.payload.cumulative_operating_hours for e in out.events] == [1824.02, 1937.23]
@@ -39,10 +39,10 @@ def test_an_array_of_several_things_is_not_a_page() -> None:
 
 def test_pinless_machines_fall_back_to_serial_then_equipment_id_and_placeholders_never_become_ids() -> None:
     items = page("fleet-pinless.xml").items
-    ids = [m.machine_id if not isinstance(m, Rejected) else m.reason for m in items]
+    ids = [m.machine_id if not isinstance(m, RejectedItem) else m.reason for m in items]
     assert ids == ["243925", "Seither-Lustadt-Kramer5085-SN:353010025", "no_machine_id", "no_machine_id"]
     second = items[1]
-    assert not isinstance(second, Rejected) and second.serial_number is None  # 'missing' is no serial
+    assert not isinstance(second, RejectedItem) and second.serial_number is None  # 'missing' is no serial
 
 
 def test_two_placeholder_machines_do_not_share_one_state() -> None:
