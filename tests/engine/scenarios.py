@@ -221,20 +221,32 @@ def contractor_with_machines(f: EventFactory, u: str, c: str, *, truck: bool = F
     return evs
 
 
+def meter_days(f: EventFactory, mid: str, hours_per_day: list[float],
+               silent: range = range(0)) -> list[list[Envelope]]:
+    """A machine's hour meter read every 6 hours, one list of readings a day: on day ``d``
+    it works ``hours_per_day[d]`` hours; on the ``silent`` days it reports nothing (the
+    meter goes on)."""
+    hours, days = 0.0, []
+    for day, per_day in enumerate(hours_per_day):
+        readings = []
+        for _ in range(4):
+            f.advance(hours=6)
+            hours += per_day / 4
+            if day not in silent:
+                readings.append(f.equipment(mid, round(hours, 2), lat=28.2, lon=112.9))
+        days.append(readings)
+    return days
+
+
 def utilisation_rising(u: str) -> tuple[list[Envelope], dict[str, object]]:
     """Two weeks at baseline (8 h/day), then 12 h/day: a bounded +15%, only after two
     complete weekly windows confirm it. Readings every 6 hours."""
     f = EventFactory(f"utl-{u}", WEEK0)
     c, mid = f"ctr-{u}", f"exc-{u}"
     evs = contractor_with_machines(f, u, c)
-    hours = 0.0
     marks: dict[str, object] = {}
-    for day in range(36):
-        per_day = 8.0 if day < 14 else 12.0
-        for _ in range(4):
-            f.advance(hours=6)
-            hours += per_day / 4
-            evs.append(f.equipment(mid, round(hours, 2), lat=28.2, lon=112.9))
+    for day, readings in enumerate(meter_days(f, mid, [8.0] * 14 + [12.0] * 22)):
+        evs += readings
         if day in (13, 26, 35):
             marks[f"day{day}"] = len(evs)
     return evs, marks
@@ -247,14 +259,7 @@ def telemetry_outage(u: str) -> tuple[list[Envelope], dict[str, object]]:
     f = EventFactory(f"out-{u}", WEEK0)
     c, mid = f"ctr-{u}", f"exc-{u}"
     evs = contractor_with_machines(f, u, c)
-    hours = 0.0
-    for day in range(21):
-        for _ in range(4):
-            f.advance(hours=6)
-            hours += 2.0
-            if not 14 <= day < 17:
-                evs.append(f.equipment(mid, round(hours, 2), lat=28.2, lon=112.9))
-    return evs, {}
+    return evs + [e for day in meter_days(f, mid, [8.0] * 21, silent=range(14, 17)) for e in day], {}
 
 
 def machine_stops_working(u: str) -> tuple[list[Envelope], dict[str, object]]:
@@ -262,13 +267,7 @@ def machine_stops_working(u: str) -> tuple[list[Envelope], dict[str, object]]:
     f = EventFactory(f"idl-{u}", WEEK0)
     c, mid = f"ctr-{u}", f"exc-{u}"
     evs = contractor_with_machines(f, u, c)
-    hours = 0.0
-    for day in range(23):
-        for _ in range(4):
-            f.advance(hours=6)
-            hours += 2.0 if day < 14 else 0.0
-            evs.append(f.equipment(mid, round(hours, 2), lat=28.2, lon=112.9))
-    return evs, {}
+    return evs + [e for day in meter_days(f, mid, [8.0] * 14 + [0.0] * 9) for e in day], {}
 
 
 def battery_alarm(u: str) -> tuple[list[Envelope], dict[str, str]]:
