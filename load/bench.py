@@ -63,6 +63,7 @@ class BenchResult:
     # The engine's dead letters, "topic:reason" -> records: a reading refused is a reading
     # not processed, so a figure with any telemetry dead-lettered is refused.
     dead_letters: dict[str, int] = field(default_factory=dict)
+    engine_workers: int = 1
 
     @property
     def telemetry_refused(self) -> int:
@@ -157,25 +158,29 @@ def _start_worker(app_id: str, data: Path, log: Path, web_port: int) -> subproce
 
 
 async def engine(settings: config.Settings, app_id: str, start: dict[TopicPartition, int],
-                 end: dict[TopicPartition, int], skip_to_end: dict[TopicPartition, int]) -> float:
-    """(b) a real worker process from the first bench record until it committed the last,
-    and stage 2 committed every signal stage 1 produced for them."""
+                 end: dict[TopicPartition, int], skip_to_end: dict[TopicPartition, int],
+                 workers: int = 1) -> float:
+    """(b) real worker processes (``workers`` of one engine, sharing its partitions) from
+    the first bench record until they committed the last, and stage 2 committed every
+    signal stage 1 produced for them."""
     from load.latency import signals_topic
 
     # Every group of the engine starts at the bench's first records (see streams/fastlane.py).
     for group in engine_groups(app_id):
         await commit_group_offsets(settings.kafka_bootstrap, group, {**skip_to_end, **start})
-    data = settings.state_dir / "bench" / app_id
-    data.mkdir(parents=True, exist_ok=True)
-    log = data.parent / f"{app_id}.log"
+    folder = settings.state_dir / "bench" / app_id
+    datas = [folder / f"w{i}" for i in range(workers)]
+    for data in datas:
+        data.mkdir(parents=True, exist_ok=True)
+    log = folder.parent / f"{app_id}.log"
     total = sum(end[tp] - start[tp] for tp in start)
     base = sum(start.values())
     tps = list(start)
     group = processor_group(app_id, "machines")
-    web_port = free_port()
-    proc = _start_worker(app_id, data, log, web_port)
+    web_ports = [free_port() for _ in datas]
+    procs = [_start_worker(app_id, data, log, port) for data, port in zip(datas, web_ports, strict=True)]
     try:
-        # Timed from the worker's readiness (/readyz: every lane assigned and restored),
+        # Timed from the workers' readiness (/readyz: every lane assigned and restored),
         # counting only what was committed after it: the lanes process while they start,
         # and the bench compares steady states (the loop (a) is also timed once started).
         t0: float | None = None
@@ -183,9 +188,9 @@ async def engine(settings: config.Settings, app_id: str, start: dict[TopicPartit
         deadline = time.monotonic() + 900
         while time.monotonic() < deadline:
             await asyncio.sleep(0.1 if t0 is None else 0.5)
-            if proc.poll() is not None:
-                raise RuntimeError(f"worker exited; see {log}")
-            if t0 is None and not is_ready(web_port):
+            if any(proc.poll() is not None for proc in procs):
+                raise RuntimeError(f"a worker exited; see {log}")
+            if t0 is None and not all(is_ready(port) for port in web_ports):
                 continue
             done = await committed(settings.kafka_bootstrap, group, tps) - base
             if t0 is None:
@@ -200,11 +205,13 @@ async def engine(settings: config.Settings, app_id: str, start: dict[TopicPartit
                 return (total - done_at_t0) / (time.perf_counter() - t0)
         raise RuntimeError("engine did not finish within 900 s")
     finally:
-        _stop_worker(proc)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        for proc in procs:
+            _stop_worker(proc)
+        for proc in procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
 
 
 async def _stage2_done(bootstrap: str, app_id: str, signals: str) -> bool:
@@ -214,7 +221,7 @@ async def _stage2_done(bootstrap: str, app_id: str, signals: str) -> bool:
     return await committed(bootstrap, group, list(ends)) >= sum(ends.values())
 
 
-async def run(events: int, machines: int, baseline_runs: int = 3) -> BenchResult:
+async def run(events: int, machines: int, baseline_runs: int = 3, workers: int = 1) -> BenchResult:
     settings = config.load()
     bootstrap = settings.kafka_bootstrap
     run_id = uuid.uuid4().hex[:6]
@@ -251,14 +258,15 @@ async def run(events: int, machines: int, baseline_runs: int = 3) -> BenchResult
         runs.append(await baseline(bootstrap, start, end))
         print(f"  baseline: {runs[-1]:,.0f} events/s", file=sys.stderr)
     base_eps = max(runs)
-    print("bench: (b) worker hot path (telemetry -> stage 1 -> signals -> stage 2)", file=sys.stderr)
+    print(f"bench: (b) engine hot path (telemetry -> stage 1 -> signals -> stage 2), {workers} worker(s)",
+          file=sys.stderr)
     try:
-        eng_eps = await engine(settings, app_id, start, end, before)
+        eng_eps = await engine(settings, app_id, start, end, before, workers)
         refused = await dead.read(lambda _recs: False, timeout=2.0)
     finally:
         await dead.close()
     return BenchResult(len(records), machines, base_eps, eng_eps, runs,
-                       dead_letters_by_reason(refused, engine_source(app_id) or ""))
+                       dead_letters_by_reason(refused, engine_source(app_id) or ""), workers)
 
 
 def dead_letters_by_reason(records: list[Any], source: str) -> dict[str, int]:
@@ -317,13 +325,15 @@ async def highest_rate(start: float, duration_s: float, machines: int, p99_ms: f
 
 def main(args: Any) -> int:
     try:
-        res = asyncio.run(run(args.events, args.machines, getattr(args, "baseline_runs", 3)))
+        res = asyncio.run(run(args.events, args.machines, getattr(args, "baseline_runs", 3),
+                              getattr(args, "engine_workers", 1)))
     except RuntimeError as exc:
         print(f"load bench failed: {exc}", file=sys.stderr)
         return 1
     out: dict[str, Any] = {"events": res.events, "machines": res.machines,
                            "baseline_events_per_s": round(res.baseline_eps),
                            "baseline_runs_events_per_s": [round(r) for r in res.baseline_runs],
+                           "engine_workers": res.engine_workers,
                            "engine_events_per_s": round(res.engine_eps), "ratio": round(res.ratio, 3),
                            "dead_letters": res.dead_letters}
     print(f"baseline {res.baseline_eps:,.0f} ev/s | engine {res.engine_eps:,.0f} ev/s | ratio b/a {res.ratio:.1%}")

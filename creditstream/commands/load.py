@@ -123,6 +123,8 @@ def register(sub: Subparsers) -> None:
     b.add_argument("--events", type=int, default=200_000, help="telemetry events to pre-produce")
     b.add_argument("--machines", type=int, default=10_000, help="distinct machines among them")
     b.add_argument("--baseline-runs", type=int, default=3, help="runs of (a); the fastest is the ceiling")
+    b.add_argument("--engine-workers", type=int, default=1,
+                   help="worker processes of the engine in (b): its scale-out across workers")
     b.add_argument("--find-rate", action="store_true",
                    help="also find the highest open-loop rate one worker sustains with p99 <= 250 ms")
     b.add_argument("--start-rate", type=float, default=1000.0, help="first rate tried by --find-rate")
