@@ -202,7 +202,7 @@ async def _site(app: web.Application) -> tuple[web.AppRunner, int]:
 
 
 @pytest.mark.integration
-async def test_risk_pool_through_the_broker_and_the_lender_api(producer, outputs: Outputs, mine,
+async def test_risk_pool_through_the_broker_and_the_lender_api(producer, outputs: Outputs, mine, engine,
                                                               bootstrap: str, pg_url: str) -> None:
     uid = u()
     events, who = pooled(uid)
@@ -236,6 +236,12 @@ async def test_risk_pool_through_the_broker_and_the_lender_api(producer, outputs
         final = mine(outputs.records, b)[-1]
         assert (final["limit"], final["lenders"], final["risk_pool"]) == (
             want[b]["limit"], want[b]["lenders"], want[b]["risk_pool"])
+
+    # Operators: the worker's metrics hold the pool's covered exposure and capacity.
+    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{engine.web_port}/metrics") as resp:
+        exposition = await resp.text()
+    assert f'creditstream_pool_covered{{pool="pool-{uid}"}} 800000.0' in exposition
+    assert f'creditstream_pool_capacity{{pool="pool-{uid}"}} 1e+06' in exposition
 
     # The lender API: the pool's utilisation from the stored current limits.
     await migrate(pg_url)
