@@ -279,3 +279,24 @@ async def test_risk_pool_through_the_broker_and_the_lender_api(producer, outputs
         await task
         await runner.cleanup()
         await pool.close()
+
+
+def test_a_program_that_leaves_its_pool_frees_its_borrowers_cover() -> None:
+    """A program registered again without its pool: its borrowers claim 0 on the pool
+    (their cover is freed for the others) and their updates carry no pool block."""
+    f = EventFactory("rp-leave", sc.WEEK0)
+    small = f.risk_pool("pool-leave", "50000", on_overflow="hold")  # capacity 500,000
+    evs = [f.program("prg-l1", risk_pool=small), f.program("prg-l2", risk_pool=small)]
+    for s, prg in (("sl1", "prg-l1"), ("sl2", "prg-l2")):
+        f.advance(hours=1)
+        ref = f.invoice_ref(sc.TAX_S, f"{s}X", "500000")
+        evs += [f.borrower(s, prg), f.consent(s), f.supplies(s, "core-l"),
+                f.invoice_issued(ref, s, "core-l"), f.invoice_action("confirmed", ref, s, "core-l")]
+    limits, _, dead = run(evs)
+    assert dead == []
+    assert last_for(limits, "sl2")["limit"]["amount"] == "0.00" and "POOL_HOLD" in codes(last_for(limits, "sl2"))
+    f.advance(hours=1)
+    limits, _, _ = run([*evs, f.program("prg-l1")])  # prg-l1 without its pool
+    assert "risk_pool" not in last_for(limits, "sl1") and last_for(limits, "sl1")["limit"]["amount"] == "400000.00"
+    sl2 = last_for(limits, "sl2")
+    assert (sl2["limit"]["amount"], sl2["risk_pool"]["covered"]["amount"]) == ("400000.00", "400000.00")
