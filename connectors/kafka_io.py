@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -51,19 +51,23 @@ class Record:
 class TopicReader:
     """Reads what is written to topics after the reader was opened (tests, tail, load).
 
-    ``open()`` pins the current end offsets, so records produced earlier are not seen.
+    ``open()`` pins the current end offsets, so records produced earlier are not seen;
+    with ``from_beginning`` it reads the topics from their first record instead.
+    ``fetch_bytes``: the most fetched per partition at once (large logs read faster).
     """
 
-    def __init__(self, bootstrap: str, *topics: str, from_beginning: bool = False) -> None:
+    def __init__(self, bootstrap: str, *topics: str, from_beginning: bool = False,
+                 fetch_bytes: int = 1 << 20) -> None:
         self.bootstrap = bootstrap
         self.topics = topics
         self.from_beginning = from_beginning
+        self.fetch_bytes = fetch_bytes
         self.consumer: AIOKafkaConsumer | None = None
 
     async def open(self) -> TopicReader:
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
                                     group_id=None, auto_offset_reset="earliest",
-                                    fetch_max_wait_ms=100)
+                                    fetch_max_wait_ms=100, max_partition_fetch_bytes=self.fetch_bytes)
         await consumer.start()
         cluster = await consumer._client.fetch_all_metadata()  # noqa: SLF001 - no public API
         tps = [TopicPartition(t, p) for t in self.topics
@@ -109,22 +113,27 @@ class TopicReader:
         """Collect every record up to the end offsets of now: all that was written before
         the call, however long fetching it takes (a fixed read time drops the tail of a
         backlog on a loaded machine). Raises TimeoutError if the end is not reached."""
+        return [r async for r in self.records_to_end(timeout)]
+
+    async def records_to_end(self, timeout: float | None = None) -> AsyncIterator[Record]:
+        """``read_to_end`` one record at a time, for a log too large to hold: every record
+        up to the end offsets of now (and any written meanwhile that came in the same
+        fetch), in fetch order. With ``timeout``, raises TimeoutError if the end is not
+        reached by then."""
         assert self.consumer is not None, "open() first"
         tps = list(self.consumer.assignment())
         ends = await self.consumer.end_offsets(tps)
-        got: list[Record] = []
-        deadline = time.monotonic() + timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
         while behind := {tp: ends[tp] - pos for tp in tps
                          if (pos := await self.consumer.position(tp)) < ends[tp]}:
-            if time.monotonic() > deadline:
+            if deadline is not None and time.monotonic() > deadline:
                 left = {f"{tp.topic}-{tp.partition}": n for tp, n in behind.items()}
                 raise TimeoutError(f"records not read within {timeout:.0f} s: {left}")
             batch = await self.consumer.getmany(timeout_ms=200)
             for tp, msgs in batch.items():
                 for m in msgs:
-                    got.append(Record(tp.topic, tp.partition, m.offset, m.key, m.value,
-                                      dict(m.headers or ()), m.timestamp))
-        return got
+                    yield Record(tp.topic, tp.partition, m.offset, m.key, m.value,
+                                 dict(m.headers or ()), m.timestamp)
 
 
 async def end_offsets(bootstrap: str, topics: list[str]) -> dict[TopicPartition, int]:

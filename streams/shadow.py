@@ -56,38 +56,31 @@ async def latest(bootstrap: str, topic: str, source: str | None = None,
                  borrower: str | None = None) -> dict[str, dict[str, Any]]:
     """The latest limit update per borrower on ``topic`` (only ``source``'s, if given; only
     ``borrower``'s, if given: the record key, so other records are not even parsed)."""
-    from aiokafka import AIOKafkaConsumer
+    from connectors.kafka_io import TopicReader
 
-    from connectors.kafka_io import end_offsets
-
-    ends = {tp: o for tp, o in (await end_offsets(bootstrap, [topic])).items() if o > 0}
     key = borrower.encode() if borrower is not None else None
     out: dict[str, dict[str, Any]] = {}
-    if not ends:
-        return out
-    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await c.start()
+    reader = TopicReader(bootstrap, topic, from_beginning=True)
     try:
-        c.assign(list(ends))
-        await c.seek_to_beginning(*ends)
-        while True:
-            for tp, recs in (await c.getmany(timeout_ms=300, max_records=5000)).items():
-                for rec in recs:
-                    if rec.offset >= ends[tp] or rec.value is None or (key is not None and rec.key != key):
-                        continue
-                    try:
-                        value = orjson.loads(rec.value)
-                    except orjson.JSONDecodeError:
-                        continue
-                    if source is None or value.get("source") == source:
-                        p = value["payload"]
-                        old = out.get(p["borrower_id"])
-                        if old is None or p["version"] >= old["version"]:
-                            out[p["borrower_id"]] = p
-            if all([await c.position(tp) >= end for tp, end in ends.items()]):
-                return out
+        await reader.open()
+    except LookupError:  # no such topic (a shadow that never ran): no updates
+        return out
+    try:
+        async for rec in reader.records_to_end():
+            if rec.value is None or (key is not None and rec.key != key):
+                continue
+            try:
+                value = orjson.loads(rec.value)
+            except orjson.JSONDecodeError:
+                continue
+            if source is None or value.get("source") == source:
+                p = value["payload"]
+                old = out.get(p["borrower_id"])
+                if old is None or p["version"] >= old["version"]:
+                    out[p["borrower_id"]] = p
     finally:
-        await c.stop()
+        await reader.close()
+    return out
 
 
 def champion_source(champion_app_id: str | None = None) -> str:

@@ -28,3 +28,23 @@ async def test_read_to_end_returns_every_record_written_before_the_call(bootstra
         await producer.stop()
     assert len(got) == 30000
     assert len({(r.partition, r.offset) for r in got}) == 30000
+
+
+async def test_records_to_end_streams_a_topic_from_its_beginning(bootstrap: str, uid: str) -> None:
+    """What `policy diff` over the topics and the shadow view read with: every record
+    written before the call, one at a time, in order within each partition."""
+    topic = f"test-reader-begin-{uid}"
+    await ensure_topics(bootstrap, extra=((topic, 2),))
+    producer = make_producer(bootstrap)
+    await producer.start()
+    try:
+        for i in range(50):
+            await producer.send_and_wait(topic, str(i).encode(), key=str(i % 5).encode())
+    finally:
+        await producer.stop()
+    async with TopicReader(bootstrap, topic, from_beginning=True) as reader:
+        got = [r async for r in reader.records_to_end(timeout=30)]
+    assert sorted(int(r.value) for r in got) == list(range(50))
+    for p in {r.partition for r in got}:
+        values = [int(r.value) for r in got if r.partition == p]
+        assert values == sorted(values)

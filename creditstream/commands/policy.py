@@ -74,31 +74,18 @@ async def _read_topics(bootstrap: str) -> list[bytes]:
     """Every record of the input topics, as recorded, ordered by event time (then topic,
     partition and offset, so the order is the same on every read of the same topics)."""
     import orjson
-    from aiokafka import AIOKafkaConsumer
 
-    from connectors.kafka_io import end_offsets
+    from connectors.kafka_io import TopicReader
     from schemas.topics import INPUT_TOPICS
 
-    ends = {tp: o for tp, o in (await end_offsets(bootstrap, list(INPUT_TOPICS))).items() if o > 0}
     rows: list[tuple[str, int, int, int, bytes]] = []
-    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, max_partition_fetch_bytes=8 << 20)
-    await c.start()
-    try:
-        c.assign(list(ends))
-        await c.seek_to_beginning(*ends)
-        while True:
-            for tp, recs in (await c.getmany(timeout_ms=500, max_records=5000)).items():
-                for rec in recs:
-                    if rec.offset < ends[tp]:
-                        try:
-                            at = orjson.loads(rec.value).get("occurred_at", "")
-                        except orjson.JSONDecodeError:
-                            at = ""
-                        rows.append((str(at), INPUT_TOPICS.index(tp.topic), tp.partition, rec.offset, rec.value))
-            if all([await c.position(tp) >= end for tp, end in ends.items()]):
-                break
-    finally:
-        await c.stop()
+    async with TopicReader(bootstrap, *INPUT_TOPICS, from_beginning=True, fetch_bytes=8 << 20) as reader:
+        async for rec in reader.records_to_end():
+            try:
+                at = orjson.loads(rec.value).get("occurred_at", "")
+            except orjson.JSONDecodeError:
+                at = ""
+            rows.append((str(at), INPUT_TOPICS.index(rec.topic), rec.partition, rec.offset, rec.value))
     # occurred_at is ISO-8601 UTC with a fixed offset in every valid event: it sorts as text.
     rows.sort(key=lambda r: r[:4])
     print(f"policy diff: read {len(rows):,} records of {', '.join(INPUT_TOPICS)}", file=sys.stderr)
