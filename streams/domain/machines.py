@@ -1,6 +1,6 @@
 """Stage 1 for machines: pledges and telemetry in, one borrower signal on material change.
 
-State per machine (a plain dict, stored as JSON): the pledge, the latest cumulative
+State per machine (:class:`MachineState`, a plain dict stored as JSON): the pledge, the latest cumulative
 counters, operating hours per event-time day for the trailing 21 days, battery health
 and alarms, fence status. Counters are cumulative (ISO 15143-3), so utilisation comes
 from deltas between readings and a late reading adds nothing the later one did not
@@ -9,12 +9,12 @@ already count: late data is used for alerts only (see docs/credit-policy.md).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 
 from schemas import events as ev
 from streams.domain import freight
 from streams.domain.geo import haversine_km
-from streams.domain.signals import Output, Rejected, alert, first_time, signal
+from streams.domain.signals import Output, PledgeTerms, Rejected, alert, first_time, signal
 
 DAY = 86400.0
 KEEP_DAYS = 21
@@ -27,7 +27,43 @@ HOURS_SLACK = 0.05
 # knows the machine still reports and never mistakes it for a silent one.
 HEARTBEAT_S = 24 * 3600.0
 
-State = dict[str, Any]
+
+class _MachineLater(TypedDict, total=False):
+    """Keys a machine's state gains over time (or only in some modes)."""
+
+    sig_at: float  # event time of the last signal: the heartbeat counts from it
+    told: float  # the reading (``ts``) stage 2 was last told about (silence.py)
+    ts_id: str  # event id of the latest reading: the trigger of a tail's signal (silence.py)
+    km: float  # the odometer of the latest reading (GB/T 32960 total mileage)
+    km_days: dict[str, float]  # km per event-time day (epoch day as a string)
+    truck: dict[str, Any] | None  # enrolled for freight: carrier and since when (freight.py)
+    trail: list[list[float]]  # freight: the thinned positions, [at, lat, lon]
+    waybills: dict[str, dict[str, Any]]  # freight: the truck's waybills by id
+    closed: list[str]  # freight: ids of the waybills closed lately (a repeat is refused)
+
+
+class MachineState(_MachineLater):
+    """One machine's stage-1 state, stored as JSON under its machine id. The short keys
+    are the stored ones (every state in every store has them); here is what they mean."""
+
+    mid: str  # the machine id
+    pledge: PledgeTerms | None  # None: not pledged (or released)
+    hours: float | None  # hour meter of the latest reading (cumulative)
+    ts: float | None  # event time of the latest reading
+    lat: float | None  # position of the latest reading
+    lon: float | None
+    days: dict[str, float]  # operating hours per event-time day (epoch day as a string), last 21
+    first_day: int | None  # first (partial) day of observation, epoch days
+    soh: float | None  # battery state of health, %
+    alarm: int  # battery alarm level of the latest reading
+    critical: bool  # a critical fault code in the latest equipment reading
+    in_fence: bool  # the latest position is inside the pledge's geofence
+    seen: list[str]  # recent inputs (signals.first_time): a repeat is ignored
+    seq: int  # the sequence number of the machine's signals
+    last_sig: list[Any] | None  # the rounded figures last signalled: a signal when they change
+
+
+State = MachineState
 
 
 def new_state(machine_id: str) -> State:

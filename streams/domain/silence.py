@@ -32,7 +32,8 @@ from typing import Any
 
 from aiokafka.partitioner import murmur2
 
-from streams.domain.machines import HEARTBEAT_S
+from streams.domain.machines import HEARTBEAT_S, MachineState
+from streams.domain.signals import Output
 
 # After this much of stage 1's time without a signal, a machine's tail is final.
 TELL_AFTER_S = HEARTBEAT_S + 3600.0
@@ -61,10 +62,13 @@ def _bucket_key(partition: int, program: str, slot: int) -> str:
     return f"~due:{partition}:{program}:{slot % RING}"
 
 
-def told(store: Store, partition: int, state: dict[str, Any]) -> None:
+def told(store: Store, partition: int, state: MachineState) -> None:
     """Note that stage 2 now knows ``state``'s reading at ``state['told']``: its tail
     is checked once stage 1's time passes it by :data:`TELL_AFTER_S`."""
-    program, at = state["pledge"]["program_id"], state["told"]
+    pledge = state["pledge"]
+    if pledge is None:  # released: no tail to check (the callers only tell of pledged ones)
+        return
+    program, at = pledge["program_id"], state["told"]
     slot = int((at + TELL_AFTER_S) // SLOT_S)
     ck, bk = _clock_key(partition, program), _bucket_key(partition, program, slot)
     bucket = store.get(bk) or {}
@@ -77,7 +81,7 @@ def told(store: Store, partition: int, state: dict[str, Any]) -> None:
 
 
 def advance(store: Store, partition: int, program: str, now: float,
-            tell: Callable[[dict[str, Any]], list[Any]]) -> list[Any]:
+            tell: Callable[[MachineState], list[Output]]) -> list[Output]:
     """Stage 1's time of ``program`` on ``partition`` reached ``now``: for each check
     due (its slot is over), a machine still pledged to the program that has read since
     it was last told about is told again (``tell(state)`` returns its signal)."""
@@ -87,7 +91,7 @@ def advance(store: Store, partition: int, program: str, now: float,
         return []  # the common case: one lookup
     slots = [h for h in clock["due"] if (h + 1) * SLOT_S <= now]
     store[ck] = {"due": clock["due"][len(slots):]}
-    outs: list[Any] = []
+    outs: list[Output] = []
     for slot in slots:
         bk = _bucket_key(partition, program, slot)
         bucket = store.get(bk) or {}

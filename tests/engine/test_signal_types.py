@@ -1,17 +1,20 @@
-"""The signal records' declared types (streams/domain/signals.py) are what stage 1 sends:
-every kind stage 2 applies is declared, and every signal of a simulated month has exactly
-its kind's fields (pure: the replay's processors, no broker)."""
+"""The declared types of the signal records (streams/domain/signals.py) and of a machine's
+stage-1 state (machines.MachineState) are what the engine makes: every kind stage 2
+applies is declared, and every signal and machine state of a simulated month has exactly
+its declared fields (pure: the replay's processors, no broker)."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from functools import cache
 from typing import Any
 
 from load.history import history
 from load.world import WorldConfig
 from schemas.topics import SIGNALS_TOPIC
 from streams.domain import facility
+from streams.domain.machines import MachineState
 from streams.domain.signals import BATCH, SIGNAL_TYPES, BatchSignal, Output, SignalHead, read_signal
 from streams.replay import Replay
 
@@ -36,20 +39,38 @@ def test_every_kind_stage_2_applies_is_declared() -> None:
     assert BATCH not in SIGNAL_TYPES
 
 
+def _fields(value: dict[str, Any], declared: Any) -> None:
+    required, optional = declared.__required_keys__, declared.__optional_keys__
+    assert required <= value.keys() <= required | optional, (declared.__name__, sorted(value.keys() ^ required))
+
+
 def _check(sig: dict[str, Any]) -> str:
     kind = sig["kind"]
-    declared = BatchSignal if kind == BATCH else SIGNAL_TYPES[kind]
-    required, optional = declared.__required_keys__, declared.__optional_keys__  # type: ignore[attr-defined]
-    assert required <= sig.keys() <= required | optional, (kind, sorted(sig.keys() ^ required))
+    _fields(sig, BatchSignal if kind == BATCH else SIGNAL_TYPES[kind])
     assert SignalHead.__required_keys__ <= sig.keys()
     return kind
 
 
-def test_every_signal_of_a_simulated_month_has_its_kind_s_fields() -> None:
+@cache
+def _month() -> Recording:
     replay = Recording()
     for line in history(CFG, days=30):
         for _ in replay.feed(line):
             pass
+    return replay
+
+
+def test_every_machine_state_of_a_simulated_month_has_the_declared_fields() -> None:
+    # The machines' store also holds the silence checks' clocks and buckets (silence.py).
+    states = [v for k, v in _month().stores["machines"].items() if not k.startswith("~")]
+    assert len(states) >= CFG.machines
+    for state in states:
+        _fields(state, MachineState)
+    assert any("told" in s for s in states) and any("km" in s for s in states)
+
+
+def test_every_signal_of_a_simulated_month_has_its_kind_s_fields() -> None:
+    replay = _month()
     seen: Counter[str] = Counter()
     for sig in replay.signals:
         seen[_check(sig)] += 1
