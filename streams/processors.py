@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Callable, MutableMapping
+from collections.abc import MutableMapping
+from types import ModuleType
 from typing import Any
 
 import orjson
@@ -21,19 +22,15 @@ from schemas.outputs import dead_letter_record
 from schemas.topics import (
     BY_NAME,
     DEADLETTER_TOPIC,
-    DEALERS_TOPIC,
-    INVOICES_TOPIC,
     KEY_OF_TYPE,
     LEDGER_TOPIC,
-    ORDERS_TOPIC,
     PLEDGES_TOPIC,
     POOLS_TOPIC,
     PRICES_TOPIC,
-    RECEIPTS_TOPIC,
     REGISTRY_TOPIC,
-    SHIPMENTS_TOPIC,
     SIGNALS_TOPIC,
     TELEMETRY_TOPIC,
+    TOPIC_OF_TYPE,
     WAYBILLS_TOPIC,
 )
 from streams import metrics
@@ -180,48 +177,45 @@ class MachineProcessor(Processor):
 
 class AssetProcessor(Processor):
     """One state per catalogue key and one domain function per event: the stage-1
-    processors whose domain module has ``new_state(key)`` and ``on_event(state, event)``."""
+    processors whose ``domain`` module has ``new_state(key)`` and ``on_event(state, event)``.
 
-    new_state: Callable[[str], Any]
-    on_event: Callable[[Any, ev.Envelope], list[Output]]
+    A subclass names its store, its domain module and the ``prefixes`` of its event
+    types; its types are the catalogue's types with those prefixes and its topics the
+    catalogue's topics of those types (schemas/topics.py), so neither is kept twice."""
+
+    domain: ModuleType
+    prefixes: tuple[str, ...] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.types = frozenset(t for t in KEY_OF_TYPE if t.startswith(cls.prefixes))
+        cls.topics = tuple(dict.fromkeys(TOPIC_OF_TYPE[t].name for t in KEY_OF_TYPE if t in cls.types))
 
     def apply(self, store: Store, key: str, event: ev.Envelope) -> list[Output]:
-        state = own_copy(store, key, self.new_state)
-        outs = self.on_event(state, event)
+        state = own_copy(store, key, self.domain.new_state)
+        outs = self.domain.on_event(state, event)
         store[key] = state
         return outs
 
 
 class InvoiceProcessor(AssetProcessor):
-    name = "invoices"
-    topics = (INVOICES_TOPIC,)
-    types = frozenset(t for t in KEY_OF_TYPE if t.startswith("invoice."))
-    new_state, on_event = staticmethod(invoices.new_state), staticmethod(invoices.on_event)
+    name, domain, prefixes = "invoices", invoices, ("invoice.",)
 
 
 class OrderProcessor(AssetProcessor):
-    name = "orders"
-    topics = (ORDERS_TOPIC, SHIPMENTS_TOPIC)
-    types = frozenset(t for t in KEY_OF_TYPE if t.startswith("po.")) | {"shipment.observed"}
-    new_state, on_event = staticmethod(orders.new_state), staticmethod(orders.on_event)
+    name, domain, prefixes = "orders", orders, ("po.", "shipment.observed")
 
 
 class DealerProcessor(AssetProcessor):
     """Stage 1: sales-based dealer financing, by dealer id (units, plans, audits)."""
 
-    name = "dealers"
-    topics = (DEALERS_TOPIC,)
-    types = frozenset(t for t in KEY_OF_TYPE if t.startswith("dealer."))
-    new_state, on_event = staticmethod(dealers.new_state), staticmethod(dealers.on_event)
+    name, domain, prefixes = "dealers", dealers, ("dealer.",)
 
 
 class ReceiptProcessor(AssetProcessor):
     """Stage 1: warehouse receipts by receipt (warehouse and number), the duplicate guard."""
 
-    name = "receipts"
-    topics = (RECEIPTS_TOPIC,)
-    types = frozenset(t for t in KEY_OF_TYPE if t.startswith("receipt."))
-    new_state, on_event = staticmethod(receipts.new_state), staticmethod(receipts.on_event)
+    name, domain, prefixes = "receipts", receipts, ("receipt.",)
 
 
 class RegistryProcessor(Processor):
