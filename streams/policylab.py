@@ -6,6 +6,12 @@ ledger event, is given to one stage-2 processor per version, pinned to that vers
 Each version's decisions are therefore exactly what ``Replay(policy=version)`` of the
 same log gives (tests/engine/test_policy_diff.py checks it), at the cost of one stage 1.
 
+A decision is kept as the few figures the report needs (``_summarise``), taken from the
+decision itself: building and validating each limit.updated event only to read them
+back was a third of the time (``validated=True`` still goes through the events; the
+test compares the two). With ``jobs`` > 1 this process runs stage 1 and hands each
+stage-2 input to the process that decides its borrower (docs/policy-lab.md section 5).
+
 ``diff`` keeps, per version, the latest limit update of every borrower and a day-by-day
 total; ``report`` turns them into the figures a credit committee reads (policyreport.py
 draws them).
@@ -24,15 +30,23 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
+from pydantic_core import to_jsonable_python
 
 from schemas import codec
-from schemas.topics import KEY_OF_TYPE, LIMITS_TOPIC, SIGNALS_TOPIC, TOPIC_OF_TYPE
+from schemas.topics import BY_NAME, KEY_OF_TYPE, LIMITS_TOPIC, SIGNALS_TOPIC, TOPIC_OF_TYPE
+from streams.domain.policy import Decision
+from streams.domain.signals import utc_time
 from streams.processors import FacilityProcessor, Processor, all_processors, processor_for
 
 DAY = 86400
 CAP_CODES = ("PROGRAM_CAP", "INCLUSIVE_CAP")
 # Relative changes are counted in these buckets (upper bounds, in percent of the old limit).
 BUCKETS = (-50, -20, -10, -5, -1, 0, 1, 5, 10, 20, 50)
+# Reasons that say how the limit moved, not why it is what it is: not compared.
+MOVE_CODES = frozenset({"LIMIT_UP", "LIMIT_DOWN", "LIMIT_UNCHANGED", "POLICY_CHANGED"})
+# Stage-2 inputs handed to a decider process at a time, and batches queued per process.
+BATCH = 2000
+QUEUED = 32
 
 
 def _summary(p: dict[str, Any]) -> dict[str, Any]:
@@ -42,10 +56,22 @@ def _summary(p: dict[str, Any]) -> dict[str, Any]:
     for c in p["components"]:
         kinds[c["kind"]] += Decimal(c["contribution"]["amount"])
     return {"limit": Decimal(p["limit"]["amount"]), "currency": p["limit"]["currency"], "status": p["status"],
-            "codes": sorted({r["code"] for r in p["reasons"]} - {"LIMIT_UP", "LIMIT_DOWN", "LIMIT_UNCHANGED",
-                                                                   "POLICY_CHANGED"}),
+            "codes": sorted({r["code"] for r in p["reasons"]} - MOVE_CODES),
             "program": p["program_id"], "lenders": {a["lender_id"]: Decimal(a["limit"]["amount"]) for a in p["lenders"]},
             "kinds": dict(kinds), "at": p["watermark"]}
+
+
+def _summarise(state: dict[str, Any], d: Decision) -> dict[str, Any]:
+    """``_summary`` of the update ``d`` is published as, from the decision: the event
+    carries these very amounts (str of the Decimal), codes (the reasons are one per code
+    of ``d.codes``, then the move codes) and watermark (rendered as pydantic renders it)."""
+    kinds: dict[str, Decimal] = defaultdict(Decimal)
+    for c in d.components:
+        kinds[c["kind"]] += c["contribution"]
+    return {"limit": d.limit, "currency": d.currency, "status": d.status,
+            "codes": sorted(set(d.codes) - MOVE_CODES), "program": state["program_id"],
+            "lenders": {a["lender_id"]: a["limit"] for a in d.lenders}, "kinds": dict(kinds),
+            "at": to_jsonable_python(utc_time(state["watermark"]))}
 
 
 @dataclass
@@ -73,50 +99,88 @@ class Side:
         return out
 
 
+def _per_version(p: Processor) -> bool:
+    """Stage 2 and any stage after it (what reads only the engine's internal topics but
+    the signals): run once per version; the rest is stage 1, run once."""
+    return isinstance(p, FacilityProcessor) or all(BY_NAME[t].internal and t != SIGNALS_TOPIC for t in p.topics)
+
+
 class DualReplay:
     """Stage 1 once, stage 2 once per version; feed raw event bytes in log order.
 
-    ``shard`` (i, n) keeps stage 2 for the borrowers whose id hashes to i of n: every
-    shard runs all of stage 1 (exact: stage 1 is the same in each) and decides only its
-    borrowers, so n processes share the decisions, the costly part (``diff(jobs=n)``)."""
+    ``feed`` is ``stage1`` then ``decide`` for each stage-2 input it gives; a parallel
+    diff calls them in different processes. ``shard`` (i, n) decides only the borrowers
+    whose id hashes to i of n (``shard_of``)."""
 
-    def __init__(self, versions: Iterable[str], since: float = 0.0, shard: tuple[int, int] = (0, 1)) -> None:
+    def __init__(self, versions: Iterable[str], since: float = 0.0, shard: tuple[int, int] = (0, 1),
+                 validated: bool = False) -> None:
         self.shard = shard
-        self.stage1 = [p for p in all_processors() if not isinstance(p, FacilityProcessor)]
+        self.stage1 = [p for p in all_processors() if not _per_version(p)]
         self.stores: dict[str, dict[str, Any]] = {p.name: {} for p in self.stage1}
         self.sides = [Side(v) for v in versions]
-        self.stage2 = [(FacilityProcessor(side.version), {}, side) for side in self.sides]
+        self.stage2: list[tuple[list[Processor], dict[str, dict[str, Any]], Side]] = []
+        for side in self.sides:
+            procs = [p for p in all_processors(side.version) if _per_version(p)]
+            for p in procs:
+                if isinstance(p, FacilityProcessor) and not validated:
+                    p.summarise = _summarise
+            self.stage2.append((procs, {p.name: {} for p in procs}, side))
         self.since = since
         self.events = self.refused = 0
         self.clock = 0.0  # the latest event time seen
+        self.borrowers: set[str] = set()  # seen by stage 2, for the progress line
+        self._touched: set[str] = set()  # borrowers with an update from the input being decided
         # Per borrower, the widest gap between the two versions' limits at any point of the
         # history (after the same input), and whether only one of them froze it then: a
         # change that converges by the end still shows here.
         self.widest: dict[str, dict[str, Any]] = {}
 
     def feed(self, raw: bytes) -> None:
+        for topic, key, value in self.stage1_inputs(raw):
+            if self.shard[1] == 1 or shard_of(key, self.shard[1]) == self.shard[0]:
+                self.decide(topic, key, value)
+
+    def stage1_inputs(self, raw: bytes) -> list[tuple[str, bytes, bytes]]:
+        """Run stage 1 on one event; the stage-2 inputs it gives, in order (signals and
+        ledger records, keyed by borrower)."""
         self.events += 1
         try:
             event = codec.decode(raw)
         except codec.DecodeError:
             self.refused += 1  # dead-lettered alike under every version: nothing to compare
-            return
+            return []
         self.clock = max(self.clock, event.occurred_at.timestamp())
         topic = TOPIC_OF_TYPE[event.type].name
-        self._run(topic, KEY_OF_TYPE[event.type](event).encode(), raw)
-
-    def _run(self, topic: str, key: bytes, raw: bytes) -> None:
+        key = KEY_OF_TYPE[event.type](event).encode()
         if topic in FacilityProcessor.topics:
-            if self.shard[1] > 1 and zlib.crc32(key) % self.shard[1] != self.shard[0]:
-                return  # another shard's borrower (signals and ledger records are keyed by borrower)
-            for proc, store, side in self.stage2:
-                self._decided(side, proc.process(store, topic, key, raw))
-            self._compare(key.decode())
-            return
-        proc: Processor = processor_for(topic, self.stage1)
-        for out in proc.process(self.stores[proc.name], topic, key, raw):
-            if out.topic == SIGNALS_TOPIC:
-                self._run(SIGNALS_TOPIC, out.key.encode(), orjson.dumps(out.value))
+            inputs = [(topic, key, raw)]
+        else:
+            proc = processor_for(topic, self.stage1)
+            inputs = [(SIGNALS_TOPIC, out.key.encode(), orjson.dumps(out.value))
+                      for out in proc.process(self.stores[proc.name], topic, key, raw) if out.topic == SIGNALS_TOPIC]
+        self.borrowers.update(k for _, k, _ in inputs)
+        return inputs
+
+    def decide(self, topic: str, key: bytes, raw: bytes) -> None:
+        """One stage-2 input under each version, then the two versions compared on every
+        borrower it moved (a pool's answers move others)."""
+        self._touched = {key.decode()}
+        for procs, stores, side in self.stage2:
+            self._run(procs, stores, side, topic, key, raw)
+        for bid in sorted(self._touched):
+            self._compare(bid)
+
+    def _run(self, procs: list[Processor], stores: dict[str, dict[str, Any]], side: Side, topic: str, key: bytes,
+             raw: bytes) -> None:
+        proc = processor_for(topic, procs)
+        if self.shard[1] > 1 and not isinstance(proc, FacilityProcessor):
+            # A stage after stage 2 (a risk-sharing pool) joins borrowers: one process only.
+            raise RuntimeError(f"{proc.name} joins borrowers of several shards: run the diff with --jobs 1")
+        for out in proc.process(stores[proc.name], topic, key, raw):
+            if out.topic == LIMITS_TOPIC:
+                self._decided(side, out.key, out.value)
+            elif any(out.topic in p.topics for p in procs):  # on to the version's next stage at once
+                self._run(procs, stores, side, out.topic, out.key.encode(), orjson.dumps(out.value))
 
     def _compare(self, bid: str) -> None:
         a, b = (side.latest.get(bid) for side in self.sides)
@@ -133,34 +197,52 @@ class DualReplay:
         if froze and w["froze_at"] is None:
             w["froze_at"] = max(a["at"], b["at"])
 
-    def _decided(self, side: Side, outs: list[Any]) -> None:
-        for out in outs:
-            if out.topic != LIMITS_TOPIC:
+    def _decided(self, side: Side, bid: str, value: dict[str, Any]) -> None:
+        s = _summary(value["payload"]) if "payload" in value else value  # the event, or _summarise's figures
+        old = side.latest.get(bid)
+        side.latest[bid] = s
+        self._touched.add(bid)
+        side.updates += 1
+        day = s["at"][:10]  # UTC: the watermark is rendered with Z
+        side.moves[s["currency"]][day] += s["limit"] - (old["limit"] if old else 0)
+
+
+def shard_of(key: bytes, n: int) -> int:
+    """The decider process (of ``n``) of a stage-2 input: signals and ledger records are
+    keyed by borrower, so each borrower is decided whole in one process."""
+    return zlib.crc32(key) % n
+
+
+def joins_borrowers(lines: Iterable[bytes]) -> bool:
+    """Whether the log registers a program in a risk-sharing pool: the pool stage then
+    answers borrowers of any share, so its diff runs in one process."""
+    for line in lines:
+        if b"registry.program" in line and b"risk_pool" in line:
+            try:
+                payload = orjson.loads(line).get("payload")
+            except (orjson.JSONDecodeError, AttributeError):
                 continue
-            p = out.value["payload"]
-            s = _summary(p)
-            old = side.latest.get(p["borrower_id"])
-            side.latest[p["borrower_id"]] = s
-            side.updates += 1
-            day = p["watermark"][:10]  # UTC: the watermark is rendered with Z
-            side.moves[s["currency"]][day] += s["limit"] - (old["limit"] if old else 0)
+            if isinstance(payload, dict) and payload.get("risk_pool"):
+                return True
+    return False
 
 
 def diff(lines: Iterable[bytes] | Callable[[], Iterable[bytes]], base: str, candidate: str, since: float = 0.0,
-         progress: Callable[[DualReplay], None] | None = None, every: int = 20000, jobs: int = 1) -> DualReplay:
+         progress: Callable[[DualReplay], None] | None = None, every: int = 20000, jobs: int = 1,
+         validated: bool = False) -> DualReplay:
     """Replay the log (NDJSON event bytes in log order, or a function that opens it) under
-    both versions; with ``jobs`` > 1, in that many processes, each deciding a share of
-    the borrowers (``lines`` must then be a function, called once in each)."""
+    both versions. With ``jobs`` > 1 this process runs stage 1 and ``jobs`` processes
+    decide a share of the borrowers each (one process when ``joins_borrowers``; a log
+    that can be read only once is not checked, and its diff fails at the first pooled
+    borrower); ``validated`` builds every limit.updated event (the engine's own path)
+    instead of taking its figures from the decision."""
+    if jobs > 1 and (callable(lines) or isinstance(lines, list)) and joins_borrowers(
+            lines() if callable(lines) else lines):
+        jobs = 1  # a risk-sharing pool's answers go to borrowers of every share: one process
+    lines = lines() if callable(lines) else lines
     if jobs > 1:
-        if not callable(lines):
-            raise TypeError("diff(jobs > 1) needs a function that opens the log in each process")
-        return _parallel(lines, base, candidate, since, progress, every, jobs)
-    return _one(lines() if callable(lines) else lines, base, candidate, since, progress, every, (0, 1))
-
-
-def _one(lines: Iterable[bytes], base: str, candidate: str, since: float,
-         progress: Callable[[DualReplay], None] | None, every: int, shard: tuple[int, int]) -> DualReplay:
-    dual = DualReplay((base, candidate), since, shard)
+        return _parallel(lines, base, candidate, since, progress, every, jobs, validated)
+    dual = DualReplay((base, candidate), since, validated=validated)
     for n, line in enumerate(lines, start=1):
         line = line.strip()
         if line:
@@ -172,46 +254,90 @@ def _one(lines: Iterable[bytes], base: str, candidate: str, since: float,
     return dual
 
 
-def _parallel(opener: Callable[[], Iterable[bytes]], base: str, candidate: str, since: float,
-              progress: Callable[[DualReplay], None] | None, every: int, jobs: int) -> DualReplay:
-    # fork: the children inherit the candidate policy loaded in this process and the opener.
+def _parallel(lines: Iterable[bytes], base: str, candidate: str, since: float,
+              progress: Callable[[DualReplay], None] | None, every: int, jobs: int, validated: bool) -> DualReplay:
+    # fork: the deciders inherit the candidate policy loaded in this process.
     ctx = multiprocessing.get_context("fork")
+    inboxes = [ctx.Queue(QUEUED) for _ in range(jobs)]
     results = ctx.Queue()
 
-    def child(i: int) -> None:
-        d = _one(opener(), base, candidate, since, progress if i == 0 else None, every, (i, jobs))
-        results.put((i, d.events, d.refused, d.clock,
-                     [(sd.latest, sd.updates, {c: dict(v) for c, v in sd.moves.items()}) for sd in d.sides],
+    def decider(i: int) -> None:
+        d = DualReplay((base, candidate), since, (i, jobs), validated)
+        try:
+            while (batch := inboxes[i].get()) is not None:
+                for topic, key, raw in batch:
+                    d.decide(topic, key, raw)
+        except Exception as exc:
+            results.put((i, None, str(exc)))  # why, for this process's error
+            raise
+        results.put((i, [(sd.latest, sd.updates, {c: dict(v) for c, v in sd.moves.items()}) for sd in d.sides],
                      d.widest))
 
-    procs = [ctx.Process(target=child, args=(i,)) for i in range(jobs)]
+    procs = [ctx.Process(target=decider, args=(i,), daemon=True) for i in range(jobs)]
     for p in procs:
         p.start()
+
+    def failed(why: str = "") -> None:
+        if why or any(p.exitcode not in (None, 0) for p in procs):
+            for p in procs:
+                p.kill()
+            try:
+                while not why:
+                    part = results.get(timeout=1)
+                    why = part[2] if part[1] is None else ""
+            except queue.Empty:
+                why = "see its traceback above"
+            raise RuntimeError(f"a diff process failed: {why}")
+
+    def send(i: int, batch: list[tuple[str, bytes, bytes]] | None) -> None:
+        while True:
+            try:
+                inboxes[i].put(batch, timeout=5)
+                return
+            except queue.Full:
+                failed()
+
+    merged = DualReplay((base, candidate), since)  # stage 1 here; the figures merged below
+    batches: list[list[tuple[str, bytes, bytes]]] = [[] for _ in range(jobs)]
+    for n, line in enumerate(lines, start=1):
+        line = line.strip()
+        if line:
+            for inp in merged.stage1_inputs(line):
+                i = shard_of(inp[1], jobs)
+                batches[i].append(inp)
+                if len(batches[i]) >= BATCH:
+                    send(i, batches[i])
+                    batches[i] = []
+        if progress and n % every == 0:
+            progress(merged)
+    for i in range(jobs):
+        send(i, batches[i])
+        send(i, None)
     parts = []
     while len(parts) < jobs:
         try:
-            parts.append(results.get(timeout=5))
+            part = results.get(timeout=5)
         except queue.Empty:
-            if any(p.exitcode not in (None, 0) for p in procs):
-                for p in procs:
-                    p.kill()
-                raise RuntimeError("a diff shard failed (see its traceback above)") from None
+            failed()
+            continue
+        if part[1] is None:
+            failed(part[2])
+        parts.append(part)
     parts.sort(key=lambda part: part[0])
     for p in procs:
         p.join()
-        if p.exitcode != 0:
-            raise RuntimeError(f"diff shard exited with {p.exitcode}")
-    merged = DualReplay((base, candidate), since)
-    merged.events, merged.refused, merged.clock = parts[0][1], parts[0][2], parts[0][3]
+    failed()
     for part in parts:
-        merged.widest.update(part[5])
+        merged.widest.update(part[2])
     for k, side in enumerate(merged.sides):
-        for latest, updates, moves in (part[4][k] for part in parts):
+        for latest, updates, moves in (part[1][k] for part in parts):
             side.latest.update(latest)  # the shards' borrowers are disjoint
             side.updates += updates
             for ccy, days in moves.items():
                 for day, move in days.items():
                     side.moves[ccy][day] += move
+    if progress:
+        progress(merged)
     return merged
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from types import ModuleType
 from typing import Any
 
@@ -243,6 +243,8 @@ class FacilityProcessor(Processor):
     _record: tuple[bytes | None, bytes, int | None, int | None] = (None, b"", None, None)
     topics = (SIGNALS_TOPIC, LEDGER_TOPIC)
     types = frozenset({"ledger.drawdown", "ledger.repayment", "ledger.overdue"})
+    # A policy diff's figures of an update instead of the event (facility.decide_and_publish).
+    summarise: Callable[[facility.State, Any], Any] | None = None
 
     def __init__(self, pinned: str | None = None) -> None:
         # An engine pinned to a policy version (a shadow, a diff) decides every borrower
@@ -274,7 +276,7 @@ class FacilityProcessor(Processor):
             state = self._state(store, bid)
             outs = facility.apply_signal(state, sig)
             outs += self._apply_parked(state)
-            outs += facility.decide_and_publish(state)
+            outs += facility.decide_and_publish(state, self.summarise)
             store[bid] = state
             return outs
         except Rejected as exc:
@@ -303,7 +305,7 @@ class FacilityProcessor(Processor):
                                 "registration; it is kept and applied when the program arrives.",
                                 event.occurred_at.timestamp(), [event.event_id], key, None, event.tenant)]
         outs = facility.apply_ledger(state, event)
-        outs += facility.decide_and_publish(state)
+        outs += facility.decide_and_publish(state, self.summarise)
         store[key] = state
         return outs
 

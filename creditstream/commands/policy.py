@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Iterable
@@ -128,11 +129,12 @@ def _diff(args: argparse.Namespace) -> int:
         el = time.monotonic() - t0
         f = opened[-1] if opened else None
         where = f"{(size if f.closed else f.tell()) / size:6.1%} of the log, " if f and size else ""
-        shard = f" (shard 1 of {args.jobs}: its share of the borrowers)" if args.jobs > 1 else ""
         print(f"policy diff: {where}{d.events:,} events, {d.events / max(el, 1e-9):,.0f}/s, "
-              f"{len(d.sides[0].latest):,} borrowers{shard}, {el:.0f} s", file=sys.stderr, flush=True)
+              f"{len(d.borrowers):,} borrowers, {el:.0f} s", file=sys.stderr, flush=True)
 
-    dual = policylab.diff(opener, base, cand, since, progress if not args.quiet else None, jobs=args.jobs)
+    jobs = args.jobs or len(os.sched_getaffinity(0))
+    dual = policylab.diff(opener, base, cand, since, progress if not args.quiet else None, jobs=jobs,
+                          validated=args.validated)
     elapsed = time.monotonic() - t0
     report = policylab.report(dual, set(args.borrowers) if args.borrowers else None, top=args.top)
     report["elapsed_s"] = round(elapsed, 1)
@@ -224,8 +226,11 @@ def register(sub: Subparsers) -> None:
     c.add_argument("--out", default="policy-diff", help="folder for report.json and report.html")
     c.add_argument("--svg", action="store_true", help="also write each plot as an SVG file")
     c.add_argument("--top", type=int, default=200, help="largest changes listed one by one")
-    c.add_argument("--jobs", type=int, default=1,
-                   help="processes; each runs stage 1 and decides a share of the borrowers")
+    c.add_argument("--jobs", type=int, default=0,
+                   help="processes deciding a share of the borrowers each, beside the one running stage 1 "
+                        "(default: one per CPU; 1: everything in this process)")
+    c.add_argument("--validated", action="store_true",
+                   help="build and validate every limit update event, as the engine does (slower; same figures)")
     c.add_argument("--quiet", action="store_true", help="no progress lines")
     c.set_defaults(func=_diff)
     c = s.add_parser("promote", help="promote a shipped version: an audit event on the registry")

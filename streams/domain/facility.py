@@ -7,6 +7,7 @@ offline replay call exactly these functions.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -20,6 +21,7 @@ from streams.domain.freight_policy import forget_closed
 from streams.domain.inventory_policy import margin_calls
 from streams.domain.policy import (
     POLICY_VERSION,
+    Decision,
     PolicyParams,
     accepted_utilisation,
     decide,
@@ -285,8 +287,12 @@ def _advance(state: State, at: float, triggers: list[str]) -> None:
     state["pending"] = [*pending, *(t for t in dict.fromkeys(triggers) if t not in pending)][-MAX_PENDING:]
 
 
-def decide_and_publish(state: State) -> list[Output]:
-    """Run the policy; return a limit update when the change is material."""
+def decide_and_publish(state: State, summarise: Callable[[State, Decision], Any] | None = None) -> list[Output]:
+    """Run the policy; return a limit update when the change is material.
+
+    ``summarise`` (a what-if over history, streams/policylab.py): the update's value is
+    ``summarise(state, decision)`` instead of the limit.updated event, the same decision
+    without building and validating an event the diff only reduces to a few figures."""
     if state["program"] is None:
         return []  # not registered yet: components are kept and decided on registration
     policy = policy_version(state)
@@ -328,6 +334,8 @@ def decide_and_publish(state: State) -> list[Output]:
     if policy != POLICY_VERSION:
         state["last"]["policy"] = policy
     triggers, state["pending"] = state["pending"][-100:], []
+    if summarise is not None:
+        return [*alerts, Output(LIMITS_TOPIC, state["borrower_id"], summarise(state, d)), *claims]
     cur = d.currency
 
     def money(x: Decimal) -> Money:

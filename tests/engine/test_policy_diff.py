@@ -10,10 +10,12 @@ import pytest
 
 from load.history import history
 from load.world import WorldConfig
+from schemas import codec
 from streams import policylab, policyreport
 from streams.domain import policyfile as pf
 from streams.domain.policy import POLICY_VERSION
 from streams.replay import Replay
+from tests.engine.test_mode_risk_pool import pooled
 
 CFG = WorldConfig(seed=11, tag="Lpd", machines=30, contractors=4, cadence_s=6 * 3600)
 
@@ -93,19 +95,33 @@ def test_the_report_restricted_to_borrowers_and_its_page(log: list[bytes], candi
 
 
 def test_the_diff_in_several_processes_is_the_diff_in_one(log: list[bytes], candidate: str) -> None:
-    """Each process runs stage 1 whole and decides its share of the borrowers: the same
-    figures, day-by-day totals included."""
+    """One process runs stage 1 and hands each borrower's inputs to the process deciding
+    it: the same figures, day-by-day totals and widest gaps included."""
     one = policylab.report(policylab.diff(log, POLICY_VERSION, candidate), top=10_000)
-    three = policylab.report(policylab.diff(lambda: log, POLICY_VERSION, candidate, jobs=3), top=10_000)
-    assert three == one
-    with pytest.raises(TypeError):
-        policylab.diff(log, POLICY_VERSION, candidate, jobs=2)
+    seen = []
+    three = policylab.diff(lambda: log, POLICY_VERSION, candidate, jobs=3, progress=lambda d: seen.append(d.events),
+                           every=2000)
+    assert policylab.report(three, top=10_000) == one
+    assert seen[-1] == len(log) and len(seen) > 1 and len(three.borrowers) == one["borrowers"]
+    assert policylab.report(policylab.diff(log, POLICY_VERSION, candidate, jobs=2), top=10_000) == one
 
 
-def test_the_widest_gaps_are_those_of_two_replays_in_step(log: list[bytes], candidate: str) -> None:
-    """A borrower whose limits differed at some point is listed, with the widest gap,
-    even when the two versions agree again by the end."""
-    report = policylab.report(policylab.diff(log, POLICY_VERSION, candidate), top=10_000)
+def test_the_fast_path_gives_the_figures_of_the_validated_events(log: list[bytes], candidate: str) -> None:
+    """The diff takes each update's figures from the decision (``_summarise``) instead of
+    building the limit.updated event: the report, to the last digit and timestamp, is the
+    one read from the validated events the engine publishes."""
+    validated = policylab.diff(log, POLICY_VERSION, candidate, validated=True)
+    fast = policylab.diff(log, POLICY_VERSION, candidate)
+    assert policylab.report(fast, top=10_000) == policylab.report(validated, top=10_000)
+    for a, b in zip(fast.sides, validated.sides, strict=True):
+        assert a.latest == b.latest and a.updates == b.updates > 0
+        # Same exponents too (Decimal equality would not see 5.0 against 5.00).
+        assert {k: {f: str(v) for f, v in s.items()} for k, s in a.latest.items()} == {
+            k: {f: str(v) for f, v in s.items()} for k, s in b.latest.items()}
+
+
+def _widest_in_step(log: list[bytes], candidate: str) -> dict[str, Decimal]:
+    """Per borrower, the widest gap between two replays' limits after the same input."""
     replays = ((Replay(POLICY_VERSION), {}), (Replay(candidate), {}))
     widest: dict[str, Decimal] = {}
     for line in log:
@@ -122,7 +138,37 @@ def test_the_widest_gaps_are_those_of_two_replays_in_step(log: list[bytes], cand
                 gap = Decimal(b["limit"]["amount"]) - Decimal(a["limit"]["amount"])
                 if bid not in widest or abs(gap) > abs(widest[bid]):
                     widest[bid] = gap
+    return widest
+
+
+def test_the_widest_gaps_are_those_of_two_replays_in_step(log: list[bytes], candidate: str) -> None:
+    """A borrower whose limits differed at some point is listed, with the widest gap,
+    even when the two versions agree again by the end."""
+    report = policylab.report(policylab.diff(log, POLICY_VERSION, candidate), top=10_000)
+    widest = _widest_in_step(log, candidate)
     assert {w["borrower_id"]: Decimal(w["gap"]) for w in report["widest_gaps"]} == widest
     assert report["borrowers_diverged_at_some_point"] == len(widest) >= report["borrowers_changed"]
     assert {w["borrower_id"] for w in report["widest_gaps"] if w["at_end"]} == {
         c["borrower_id"] for c in report["changes"]} & set(widest)
+
+
+def test_a_pooled_history_is_diffed_in_one_process_with_each_version_s_own_pool(candidate: str) -> None:
+    """A risk-sharing pool answers borrowers of every share of a parallel diff: the diff
+    of a log whose programs name a pool runs in one process, the pool stage once per
+    version (the candidate's lower advance rate claims less of the pool), and gives the
+    replays' figures; a log read only once cannot be checked first and fails loudly."""
+    events, who = pooled("pd")
+    log = [codec.encode(e) for e in events]
+    assert policylab.joins_borrowers(log) and not policylab.joins_borrowers(
+        list(history(WorldConfig(seed=3, tag="Lpj", machines=4, contractors=1), days=1)))
+    dual = policylab.diff(lambda: log, POLICY_VERSION, candidate, jobs=2)
+    report = policylab.report(dual, top=10_000)
+    assert report == policylab.report(policylab.diff(log, POLICY_VERSION, candidate), top=10_000)
+    before, after = _replayed(log, POLICY_VERSION), _replayed(log, candidate)
+    assert {c["borrower_id"]: (c["before"], c["after"]) for c in report["changes"]} == {
+        b: (before[b]["limit"]["amount"], after[b]["limit"]["amount"]) for b in before
+        if before[b]["limit"] != after[b]["limit"]}
+    assert report["borrowers_changed"] >= 2  # e and c: each version's pool covers its own claims
+    assert {w["borrower_id"]: Decimal(w["gap"]) for w in report["widest_gaps"]} == _widest_in_step(log, candidate)
+    with pytest.raises(RuntimeError, match="--jobs 1"):
+        policylab.diff(iter(log), POLICY_VERSION, candidate, jobs=2)
