@@ -28,7 +28,7 @@ of more than ``TRAIL_STEP_S`` at the consignee, so thinning cannot miss it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from schemas import events as ev
 from streams.domain.duplicates import duplicate_financing
@@ -46,7 +46,8 @@ SEEN_IDS = 16
 KEEP_CLOSED_DAYS = 60
 CLOSED_IDS = 2000
 
-State = dict[str, Any]
+if TYPE_CHECKING:  # the truck's state is its machine's (machines.py imports this module)
+    from streams.domain.machines import MachineState as State
 
 
 def on_event(state: State, event: ev.Envelope) -> list[Output]:

@@ -1,10 +1,10 @@
 """Stage 1 for machines: pledges and telemetry in, one borrower signal on material change.
 
-State per machine (:class:`MachineState`, a plain dict stored as JSON): the pledge, the latest cumulative
-counters, operating hours per event-time day for the trailing 21 days, battery health
-and alarms, fence status. Counters are cumulative (ISO 15143-3), so utilisation comes
-from deltas between readings and a late reading adds nothing the later one did not
-already count: late data is used for alerts only (see docs/credit-policy.md).
+State per machine (:class:`MachineState`, a plain dict stored as JSON): the pledge, the
+latest cumulative counters, operating hours per event-time day for the trailing 21 days,
+battery health and alarms, fence status. Counters are cumulative (ISO 15143-3), so
+utilisation comes from deltas between readings and a late reading adds nothing the later
+one did not already count: late data is used for alerts only (docs/credit-policy.md).
 """
 
 from __future__ import annotations
@@ -76,14 +76,17 @@ def on_pledge(state: State, event: ev.MachinePledged | ev.PledgeReleased) -> lis
     if not first_time(state, event, SEEN_IDS):
         return []
     at = event.occurred_at.timestamp()
-    p = event.payload
     if isinstance(event, ev.PledgeReleased):
+        released = event.payload
         old = state["pledge"]
-        if not old or old["borrower_id"] != p.borrower_id:
-            raise Rejected("unknown_pledge", f"machine {p.machine_id} is not pledged by {p.borrower_id}")
+        if not old or old["borrower_id"] != released.borrower_id:
+            raise Rejected("unknown_pledge",
+                           f"machine {released.machine_id} is not pledged by {released.borrower_id}")
         state["pledge"] = None
         state["seq"] += 1
-        return [signal("machine_released", p.borrower_id, p.machine_id, state["seq"], at, [event.event_id])]
+        return [signal("machine_released", released.borrower_id, released.machine_id, state["seq"], at,
+                       [event.event_id])]
+    p = event.payload
     fence = p.geofence
     state["pledge"] = {
         "borrower_id": p.borrower_id, "program_id": p.program_id, "kind": p.kind.value,
@@ -137,7 +140,7 @@ def on_telemetry(state: State, event: ev.EquipmentTelemetry | ev.BatteryTelemetr
         if p.mileage_km is not None:
             _apply_distance(state, p.mileage_km, at, prev_ts)
     if p.location is not None:
-        out += _apply_location(state, p.location.lat, p.location.lon, at, prev_ts, ids, bid, mid)
+        out += _apply_location(state, pledge, p.location.lat, p.location.lon, at, prev_ts, ids, bid, mid)
         if state.get("truck") is not None:  # a pledged truck that also carries freight
             out += freight.on_position(state, at, p.location.lat, p.location.lon, ids)
     state["ts"] = at
@@ -204,12 +207,12 @@ def _apply_distance(state: State, km: float, at: float, prev_ts: float | None) -
         _book(state.setdefault("km_days", {}), km - prev, at, prev_ts)
 
 
-def _apply_location(state: State, lat: float, lon: float, at: float, prev_ts: float | None,
-                    ids: list[str], bid: str, mid: str) -> list[Output]:
+def _apply_location(state: State, pledge: PledgeTerms, lat: float, lon: float, at: float,
+                    prev_ts: float | None, ids: list[str], bid: str, mid: str) -> list[Output]:
     out: list[Output] = []
-    pledge = state["pledge"]
-    if state["lat"] is not None and prev_ts is not None:
-        km = haversine_km(state["lat"], state["lon"], lat, lon)
+    last_lat, last_lon = state["lat"], state["lon"]
+    if last_lat is not None and last_lon is not None and prev_ts is not None:
+        km = haversine_km(last_lat, last_lon, lat, lon)
         hours = max((at - prev_ts) / 3600.0, 1 / 3600)
         limit = MAX_SPEED_KMH.get(pledge["kind"], 150.0)
         if km > 1.0 and km / hours > limit:
@@ -310,4 +313,7 @@ def tell(state: State) -> list[Output]:
     """The machine's signal with its exact last reading, for a tail of readings stage 2
     has not been told about (silence.py): the same signal a reading would send, at the
     last reading's time."""
-    return _maybe_signal(state, state["ts"], [state["ts_id"]] if state.get("ts_id") else [], force=True)
+    at = state["ts"]
+    if at is None:  # nothing read yet, so no tail (silence.advance checks it first)
+        return []
+    return _maybe_signal(state, at, [state["ts_id"]] if state.get("ts_id") else [], force=True)

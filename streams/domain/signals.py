@@ -329,7 +329,13 @@ def event_key(event: Envelope) -> str:
 # its legacy ``seen:<id>`` keys.
 
 
-def first_time(state: dict[str, Any], event: Envelope, keep: int = 32) -> bool:
+class Seen(TypedDict):
+    """The part of a stage-1 state :func:`first_time` keeps: the recent inputs' keys."""
+
+    seen: list[str]
+
+
+def first_time(state: Seen | dict[str, Any], event: Envelope, keep: int = 32) -> bool:
     """Remember ``event`` (by :func:`event_key`) in the asset's recent inputs; False when
     it was seen already.
 
