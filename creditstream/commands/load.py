@@ -83,8 +83,9 @@ def _state(args: argparse.Namespace) -> int:
 def _earlywarning(args: argparse.Namespace) -> int:
     from load.earlywarning import main
 
-    return main(["--worlds", str(args.worlds), "--seed", str(args.seed), "--days", str(args.days),
-                 "--scenarios", args.scenarios])
+    return main(["--worlds", str(args.worlds), "--sudden-worlds", str(args.sudden_worlds), "--seed", str(args.seed),
+                 "--days", str(args.days), "--scenarios", args.scenarios, "--jobs", str(args.jobs)]
+                + (["--misses"] if args.misses else []))
 
 
 def register(sub: Subparsers) -> None:
@@ -143,8 +144,11 @@ def register(sub: Subparsers) -> None:
 
     e = actions.add_parser("earlywarning", help="early warning: lead time, precision and recall over seeded worlds "
                                                 "(offline, through the replay; docs/credit-policy.md 12.5)")
-    e.add_argument("--worlds", type=int, default=30, help="worlds per scenario")
-    e.add_argument("--seed", type=int, default=101, help="first seed (world k uses seed + k)")
+    e.add_argument("--worlds", type=int, default=20, help="worlds of gradual_decline")
+    e.add_argument("--sudden-worlds", type=int, default=10, help="worlds of each sudden scenario")
+    e.add_argument("--seed", type=int, default=101, help="first seed (world k uses seed + k); 101 and up held out")
     e.add_argument("--days", type=int, default=70)
     e.add_argument("--scenarios", default="gradual_decline,core_default,utilisation_drop")
+    e.add_argument("--jobs", type=int, default=1, help="worlds simulated at once (processes)")
+    e.add_argument("--misses", action="store_true", help="list the missed distresses and the false alarms")
     e.set_defaults(func=_earlywarning)
