@@ -125,33 +125,27 @@ def test_a_machine_that_keeps_reporting_costs_no_extra_signal() -> None:
 
 
 @pytest.mark.integration
-async def test_silent_exactly_after_72_hours_from_the_last_reading_worker(producer, engine, bootstrap: str) -> None:
-    from connectors.kafka_io import TopicReader, produce_events
-    from tests.engine.test_broker import OUT, Outputs, limits_of, u
+async def test_silent_exactly_after_72_hours_from_the_last_reading_worker(producer, outputs, mine) -> None:
+    from connectors.kafka_io import produce_events
+    from tests.engine.test_broker import u
 
     uid = u()
     events, ids = silence_log(uid)
     c = f"ctr-{uid}"
     replayed = decisions(events)
-    async with TopicReader(bootstrap, *OUT) as reader:
-        outputs = Outputs(reader)
-
-        def mine(rs: list) -> list[dict]:
-            return limits_of(rs, c, engine.app_id)
-
-        await produce_events(producer, events[:3])
-        await outputs.wait(lambda rs: bool(mine(rs)))
-        await produce_events(producer, events[3:5])
-        await outputs.wait(lambda rs: len(mine(rs)[-1]["components"]) == 2)
-        # The readings, then the second machine's: its decision is at +36 h.
-        await produce_events(producer, events[5:-2])
-        t36 = events[-3].occurred_at.isoformat().replace("+00:00", "Z")
-        await outputs.wait(lambda rs: any(x["watermark"] == t36 for x in mine(rs)))
-        await produce_events(producer, events[-2:-1])
-        await outputs.wait(lambda rs: ids["at72"] in mine(rs)[-1]["trigger_event_ids"])
-        await produce_events(producer, events[-1:])
-        await outputs.wait(lambda rs: ids["after"] in mine(rs)[-1]["trigger_event_ids"])
-    got = mine(outputs.records)
+    await produce_events(producer, events[:3])
+    await outputs.wait(lambda rs: bool(mine(rs, c)))
+    await produce_events(producer, events[3:5])
+    await outputs.wait(lambda rs: len(mine(rs, c)[-1]["components"]) == 2)
+    # The readings, then the second machine's: its decision is at +36 h.
+    await produce_events(producer, events[5:-2])
+    t36 = events[-3].occurred_at.isoformat().replace("+00:00", "Z")
+    await outputs.wait(lambda rs: any(x["watermark"] == t36 for x in mine(rs, c)))
+    await produce_events(producer, events[-2:-1])
+    await outputs.wait(lambda rs: ids["at72"] in mine(rs, c)[-1]["trigger_event_ids"])
+    await produce_events(producer, events[-1:])
+    await outputs.wait(lambda rs: ids["after"] in mine(rs, c)[-1]["trigger_event_ids"])
+    got = mine(outputs.records, c)
     at72 = next(x for x in got if ids["at72"] in x["trigger_event_ids"])
     after = got[-1]
     assert not silent(at72, ids["m1"]) and silent(after, ids["m1"])
