@@ -124,7 +124,8 @@ class PartitionStore(MutableMapping[str, Any]):
         # loses the memtable, states and the changelog offset of the same write batches
         # alike, so the restore re-reads the changelog from where the database stands.
         writes = WriteOptions()
-        writes.disable_wal = True
+        # rocksdict's stub declares a method; at run time it is a property (it is set here).
+        writes.disable_wal = True  # type: ignore[method-assign, assignment]
         self.db.set_write_options(writes)
         self.dirty: dict[str, Any] = {}
         self.cache: dict[str, Any] = {}

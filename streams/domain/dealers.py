@@ -99,7 +99,8 @@ def _early(state: State, unit_id: str, dealer: str) -> dict[str, Any]:
     if unit_id not in early and len(early) >= MAX_EARLY:
         raise Rejected("unknown_unit", f"unit {unit_id} was never picked up by dealer {dealer} "
                        f"({MAX_EARLY} units already wait for their pickup)")
-    return early.setdefault(unit_id, {})
+    unit: dict[str, Any] = early.setdefault(unit_id, {})
+    return unit
 
 
 def _mark_missing(state: State, at: float) -> list[Output]:

@@ -41,6 +41,7 @@ from bisect import bisect_left, insort
 from collections import Counter
 from typing import Any
 
+from schemas.currencies import minor_unit
 from streams.domain.policy import (
     D0,
     DAY,
@@ -49,7 +50,6 @@ from streams.domain.policy import (
     _acquired_ts,
     _machine,
     _money,
-    minor_unit,
 )
 
 # Steps are taken this many seconds of event time early: float rounding in the step

@@ -52,7 +52,7 @@ def _factors_signal(store: Store, supplier_id: str, at: float, ids: list[str]) -
 
 def _next_seq(store: Store, borrower_id: str) -> int:
     key = f"seq:{borrower_id}"
-    seq = _get(store, key, 0) + 1
+    seq: int = _get(store, key, 0) + 1
     store[key] = seq
     return seq
 
