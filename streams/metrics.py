@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from typing import Any
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -35,7 +36,7 @@ TABLE_KEYS = Gauge("creditstream_table_keys", "Estimated keys in a state store",
 ORIGIN_HEADER = "cs-origin-ns"
 
 
-def observe_outputs(outputs: Iterable[tuple[str, dict, int | None]]) -> None:
+def observe_outputs(outputs: Iterable[tuple[str, dict[str, Any], int | None]]) -> None:
     """Count outputs once acknowledged; ``origin_ns`` is the trace header, if any."""
     now = time.time_ns()
     for topic, value, origin_ns in outputs:
@@ -54,7 +55,7 @@ def observe_outputs(outputs: Iterable[tuple[str, dict, int | None]]) -> None:
             LATENCY.labels(kind).observe(max(0.0, (now - origin_ns) / 1e9))
 
 
-def trace_headers(headers: Iterable[tuple[str, bytes]] | dict | None) -> list[tuple[str, bytes]] | None:
+def trace_headers(headers: Iterable[tuple[str, bytes]] | dict[str, bytes] | None) -> list[tuple[str, bytes]] | None:
     """The producer's timestamp header, copied onto every output an input causes, so
     end-to-end latency can be measured from source event to limit update."""
     if not headers:
@@ -78,5 +79,5 @@ def exposition() -> bytes:
     return generate_latest(REGISTRY)
 
 
-def health(ok: bool, detail: dict) -> bytes:
+def health(ok: bool, detail: dict[str, Any]) -> bytes:
     return orjson.dumps({"status": "ok" if ok else "failing", **detail})

@@ -193,7 +193,7 @@ class AssetProcessor(Processor):
 
     def apply(self, store: Store, key: str, event: ev.Envelope) -> list[Output]:
         state = own_copy(store, key, self.domain.new_state)
-        outs = self.domain.on_event(state, event)
+        outs: list[Output] = self.domain.on_event(state, event)
         store[key] = state
         return outs
 
