@@ -12,6 +12,7 @@ from load.history import history
 from load.world import WorldConfig
 from schemas import codec
 from streams import policylab, policyreport
+from streams.domain import fleet
 from streams.domain import policyfile as pf
 from streams.domain.policy import POLICY_VERSION
 from streams.replay import Replay
@@ -172,3 +173,16 @@ def test_a_pooled_history_is_diffed_in_one_process_with_each_version_s_own_pool(
     assert {w["borrower_id"]: Decimal(w["gap"]) for w in report["widest_gaps"]} == _widest_in_step(log, candidate)
     with pytest.raises(RuntimeError, match="--jobs 1"):
         policylab.diff(iter(log), POLICY_VERSION, candidate, jobs=2)
+
+
+def test_the_diff_keeps_every_fleet_s_valuation(log: list[bytes], candidate: str,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A diff holds every borrower's state of both versions, so it keeps every fleet's
+    valuation too: bounded like the engine's cache (here 10 machines for a 30-machine
+    world), fleets were dropped and valued from scratch again and again."""
+    monkeypatch.setattr(fleet, "MAX_CACHED_MACHINES", 10)
+    built = []
+    init = fleet.Fleet.__init__
+    monkeypatch.setattr(fleet.Fleet, "__init__", lambda self, *a: built.append(1) or init(self, *a))
+    report = policylab.report(policylab.diff(log, POLICY_VERSION, candidate))
+    assert 0 < len(built) <= 2 * report["borrowers"]  # once per borrower and version
