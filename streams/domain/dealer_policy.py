@@ -11,7 +11,7 @@ from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 from streams.domain.season import month_of
-from streams.domain.signals import utc_time
+from streams.domain.signals import DealerSignal, utc_time
 
 DAY = 86400.0
 WINDOW_DAYS = 30  # one sales window; the line needs two consecutive ones to rise
@@ -21,7 +21,7 @@ def _money(x: Decimal, unit: Decimal) -> Decimal:
     return x.quantize(unit, rounding=ROUND_DOWN)
 
 
-def dealer_components(sig: dict[str, Any], params: Any, now: float, currency: str, unit: Decimal,
+def dealer_components(sig: DealerSignal, params: Any, now: float, currency: str, unit: Decimal,
                       reasons: list[tuple[str, str]]) -> tuple[list[dict[str, Any]], list[str]]:
     """The dealer's line and a frozen component per unit missing at audit; also the ids
     of units sold out of trust (sold, not repaid within ``dealer_repay_days``)."""

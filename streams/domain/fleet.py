@@ -51,6 +51,7 @@ from streams.domain.policy import (
     _machine,
     _money,
 )
+from streams.domain.signals import MachineSignal
 
 # Steps are taken this many seconds of event time early: float rounding in the step
 # times is ~1e-7 s at today's epoch, so a second is ample and costs nothing.
@@ -64,7 +65,7 @@ YEAR_S = 365.25 * DAY
 MAX_CACHED_MACHINES = 50_000
 
 
-def valid_until(sig: dict[str, Any], params: PolicyParams, now: float, history: list[list[float]]) -> float:
+def valid_until(sig: MachineSignal, params: PolicyParams, now: float, history: list[list[float]]) -> float:
     """The earliest watermark after ``now`` at which ``policy._machine`` may value this
     machine differently (its signal and history unchanged); ``inf`` if never."""
     pledge = sig["pledge"]
