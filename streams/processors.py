@@ -340,7 +340,8 @@ class PoolProcessor(Processor):
         try:
             claim = orjson.loads(value)
             pool_id = claim["pool_id"]
-            state = own_copy(store, pool_id, risk_pool.new_pool)
+            # No copy (a pool holds all its borrowers' claims): on_claim refuses before any change.
+            state = store.get(pool_id) or risk_pool.new_pool(pool_id)
             outs = risk_pool.on_claim(state, claim)
             store[pool_id] = state
             if outs:  # what operators watch: the pool's covered exposure against its capacity

@@ -220,29 +220,31 @@ def allocate(pool: dict[str, Any]) -> dict[str, Decimal]:
 def on_claim(pool: dict[str, Any], claim: dict[str, Any]) -> list[Output]:
     """Apply one borrower's claim; answer every borrower whose covered amount changed,
     and the claimant always (its claim seq is answered). A claim whose seq is not newer
-    than the borrower's last is a repeat: nothing changes, nothing is sent."""
+    than the borrower's last is a repeat: nothing changes, nothing is sent.
+
+    Everything is computed before the state changes (a claim that fails leaves the pool
+    as it was), so the pool stage needs no copy of the state, which holds every
+    borrower of the pool, per claim."""
     b = claim["borrower_id"]
     cur = pool["claims"].get(b)
     if cur is not None and claim["seq"] <= cur["seq"]:
         return []
+    programs = dict(pool["programs"])
     if claim["capacity"] is not None:  # None: a borrower leaving the pool declares nothing
-        pool["programs"][claim["program_id"]] = claim["capacity"]
-    layers = reshape(cur["layers"] if cur else [], Decimal(claim["amount"]), claim["at"])
-    pool["claims"][b] = {"seq": claim["seq"], "layers": layers, "hold": claim["hold"]}
-    before = pool["granted"]
-    after = allocate(pool)
-    pool["granted"] = {k: str(v) for k, v in after.items() if v > 0}
+        programs[claim["program_id"]] = str(Decimal(claim["capacity"]))
+    layers = reshape(cur["layers"] if cur else [], Decimal(claim["amount"]), float(claim["at"]))
+    claims = {**pool["claims"], b: {"seq": int(claim["seq"]), "layers": layers, "hold": bool(claim["hold"])}}
+    after = allocate({"programs": programs, "claims": claims})
+    cap = pool_capacity({"programs": programs})
     total = sum(after.values(), ZERO)
-    cap = pool_capacity(pool)
-    outs = []
-    for other in sorted(after):
-        if other != b and Decimal(before.get(other, "0")) == after[other]:
-            continue
-        told = pool["told"].get(other, 0) + 1
-        pool["told"][other] = told
-        outs.append(signal("pool", other, pool["pool_id"], told, claim["at"], claim["triggers"],
-                           granted=str(after[other]), answered=pool["claims"][other]["seq"],
-                           capacity=str(cap), pool_covered=str(total)))
+    before = pool["granted"]
+    changed = [o for o in sorted(after) if o == b or Decimal(before.get(o, "0")) != after[o]]
+    told = {o: pool["told"].get(o, 0) + 1 for o in changed}
+    outs = [signal("pool", o, pool["pool_id"], told[o], claim["at"], claim["triggers"],
+                   granted=str(after[o]), answered=claims[o]["seq"], capacity=str(cap), pool_covered=str(total))
+            for o in changed]
+    pool.update(programs=programs, claims=claims, granted={k: str(v) for k, v in after.items() if v > 0},
+                told={**pool["told"], **told})
     return outs
 
 

@@ -300,3 +300,15 @@ def test_a_program_that_leaves_its_pool_frees_its_borrowers_cover() -> None:
     assert "risk_pool" not in last_for(limits, "sl1") and last_for(limits, "sl1")["limit"]["amount"] == "400000.00"
     sl2 = last_for(limits, "sl2")
     assert (sl2["limit"]["amount"], sl2["risk_pool"]["covered"]["amount"]) == ("400000.00", "400000.00")
+
+
+def test_a_claim_that_fails_leaves_the_pool_as_it_was_and_is_dead_lettered() -> None:
+    from streams.processors import PoolProcessor
+
+    proc, store = PoolProcessor(), {}
+    proc.process(store, "cs.pools", b"pool", orjson.dumps(claim("a", 1, "400", 1.0)))
+    before = orjson.dumps(store)
+    outs = proc.process(store, "cs.pools", b"pool", orjson.dumps(claim("b", 1, "four hundred", 2.0)), 0, 7)
+    assert [(o.topic, o.value["payload"]["reason"], o.value["payload"]["offset"]) for o in outs] == [
+        ("cs.deadletter", "internal_error", 7)]
+    assert orjson.dumps(store) == before
