@@ -312,3 +312,23 @@ def test_a_claim_that_fails_leaves_the_pool_as_it_was_and_is_dead_lettered() -> 
     assert [(o.topic, o.value["payload"]["reason"], o.value["payload"]["offset"]) for o in outs] == [
         ("cs.deadletter", "internal_error", 7)]
     assert orjson.dumps(store) == before
+
+
+def test_a_large_subsidised_limit_says_the_subsidy_cap() -> None:
+    """Through the replay: a 10,000,000 limit (the inclusive cap) at 18% (the LPR at
+    4.50%, so the ceiling is 18%) with a 30% subsidy would be subsidised 540,000 a year:
+    capped at 500,000, net 13.00%."""
+    f = EventFactory("rp-sub", sc.WEEK0)
+    flat = {g: "18.00" for g in "ABCDE"}
+    ref = f.invoice_ref(sc.TAX_S, "SUB1", "13000000")
+    limits, _, dead = run([f.reference_rate("4.50"),
+                           f.program("prg-sub", cap="20000000", pricing_table=flat, interest_subsidy_share="0.30"),
+                           f.borrower("s-sub", "prg-sub"), f.consent("s-sub"), f.supplies("s-sub", "core-sub"),
+                           f.invoice_issued(ref, "s-sub", "core-sub"),
+                           f.invoice_action("confirmed", ref, "s-sub", "core-sub")])
+    assert dead == []
+    final = last_for(limits, "s-sub")
+    p = final["pricing"]
+    assert (final["limit"]["amount"], p["apr_pct"], p["net_apr_pct"], p["subsidy_capped"]) == (
+        "10000000.00", "18.00", "13.00", True)
+    assert "would exceed CNY 500,000 a year; it pays 5.00 points" in text(final, "SUBSIDY_CAPPED")
