@@ -332,3 +332,51 @@ def test_a_large_subsidised_limit_says_the_subsidy_cap() -> None:
     assert (final["limit"]["amount"], p["apr_pct"], p["net_apr_pct"], p["subsidy_capped"]) == (
         "10000000.00", "18.00", "13.00", True)
     assert "would exceed CNY 500,000 a year; it pays 5.00 points" in text(final, "SUBSIDY_CAPPED")
+
+
+@pytest.mark.integration
+async def test_a_worker_killed_while_the_pool_fills_ends_as_the_replay(producer, bootstrap: str, settings) -> None:
+    """At least once across the pool stage: SIGKILL while claims and answers are in
+    flight, restart; claims re-read are dropped by their seq, answers by theirs, and
+    the final limits and covers are the replay's; a version seen twice is the same."""
+    from connectors.kafka_io import TopicReader
+    from tests.engine.conftest import WorkerProcess
+    from tests.engine.test_broker import OUT, limits_of
+
+    uid = u()
+    app_id = f"cs-engine-pool-kill-{uid}"
+    worker = WorkerProcess(app_id, settings.state_dir / "test-workers" / app_id)
+    worker.start()
+    events, who = pooled(uid)
+    r = Replay()
+    want = {}
+    for e in events:
+        for out in r.feed(codec.encode(e)):
+            if out.topic == "cs.limits":
+                want[out.key] = out.value["payload"]
+    registry = [e for e in events if e.type.startswith("registry.")]
+    cancels = [e for e in events if e.type == "invoice.cancelled"]
+    try:
+        async with TopicReader(bootstrap, *OUT) as reader:
+            out = Outputs(reader)
+            await produce_events(producer, registry)
+            await out.wait(lambda rs: all(limits_of(rs, b, app_id) for b in who.values()), timeout=120)
+            await produce_events(producer, [e for e in events if e not in registry and e not in cancels])
+            # The pool has answered a's first claim: claims and answers are flowing.
+            await out.wait(lambda rs: any((x.get("risk_pool") or {}).get("covered", {}).get("amount") == "400000.00"
+                                          for x in limits_of(rs, who["a"], app_id)), timeout=120)
+            worker.kill()
+            worker.start()
+            await produce_events(producer, cancels)
+
+            def settled(rs: list) -> bool:
+                return all(limits_of(rs, b, app_id) and {k: limits_of(rs, b, app_id)[-1][k] for k in
+                           ("limit", "risk_pool", "lenders")} == {k: want[b][k] for k in ("limit", "risk_pool", "lenders")}
+                           for b in who.values())
+            await out.wait(settled, timeout=240)
+    finally:
+        worker.stop()
+    for b in who.values():
+        by_version: dict[int, dict] = {}
+        for x in limits_of(out.records, b, app_id):
+            assert by_version.setdefault(x["version"], x) == x
