@@ -34,6 +34,12 @@ def candidate() -> str:
     return pf.use(pf.PolicyFile(version="2026.12-t2", based_on=POLICY_VERSION, parameters=params))
 
 
+@pytest.fixture(scope="module")
+def diffed(log: list[bytes], candidate: str) -> policylab.DualReplay:
+    """The plain diff of the log, made once for the tests that only read it (0.5 s each)."""
+    return policylab.diff(log, POLICY_VERSION, candidate)
+
+
 def _replayed(log: list[bytes], version: str) -> dict[str, dict]:
     r = Replay(version)
     latest = {}
@@ -85,8 +91,8 @@ def test_the_diff_s_figures_are_the_replays_of_the_same_log(log: list[bytes], ca
     assert crossed
 
 
-def test_the_report_restricted_to_borrowers_and_its_page(log: list[bytes], candidate: str) -> None:
-    dual = policylab.diff(log, POLICY_VERSION, candidate)
+def test_the_report_restricted_to_borrowers_and_its_page(diffed: policylab.DualReplay) -> None:
+    dual = diffed
     some = sorted(dual.sides[0].latest)[:3]
     report = policylab.report(dual, set(some))
     assert report["borrowers"] == 3 and {c["borrower_id"] for c in report["changes"]} <= set(some)
@@ -95,10 +101,11 @@ def test_the_report_restricted_to_borrowers_and_its_page(log: list[bytes], candi
     assert "src=" not in page and "url(" not in page and "@import" not in page
 
 
-def test_the_diff_in_several_processes_is_the_diff_in_one(log: list[bytes], candidate: str) -> None:
+def test_the_diff_in_several_processes_is_the_diff_in_one(log: list[bytes], candidate: str,
+                                                          diffed: policylab.DualReplay) -> None:
     """One process runs stage 1 and hands each borrower's inputs to the process deciding
     it: the same figures, day-by-day totals and widest gaps included."""
-    one = policylab.report(policylab.diff(log, POLICY_VERSION, candidate), top=10_000)
+    one = policylab.report(diffed, top=10_000)
     seen = []
     three = policylab.diff(lambda: log, POLICY_VERSION, candidate, jobs=3, progress=lambda d: seen.append(d.events),
                            every=2000)
@@ -107,12 +114,13 @@ def test_the_diff_in_several_processes_is_the_diff_in_one(log: list[bytes], cand
     assert policylab.report(policylab.diff(log, POLICY_VERSION, candidate, jobs=2), top=10_000) == one
 
 
-def test_the_fast_path_gives_the_figures_of_the_validated_events(log: list[bytes], candidate: str) -> None:
+def test_the_fast_path_gives_the_figures_of_the_validated_events(log: list[bytes], candidate: str,
+                                                                 diffed: policylab.DualReplay) -> None:
     """The diff takes each update's figures from the decision (``_summarise``) instead of
     building the limit.updated event: the report, to the last digit and timestamp, is the
     one read from the validated events the engine publishes."""
     validated = policylab.diff(log, POLICY_VERSION, candidate, validated=True)
-    fast = policylab.diff(log, POLICY_VERSION, candidate)
+    fast = diffed
     assert policylab.report(fast, top=10_000) == policylab.report(validated, top=10_000)
     for a, b in zip(fast.sides, validated.sides, strict=True):
         assert a.latest == b.latest and a.updates == b.updates > 0
@@ -142,10 +150,11 @@ def _widest_in_step(log: list[bytes], candidate: str) -> dict[str, Decimal]:
     return widest
 
 
-def test_the_widest_gaps_are_those_of_two_replays_in_step(log: list[bytes], candidate: str) -> None:
+def test_the_widest_gaps_are_those_of_two_replays_in_step(log: list[bytes], candidate: str,
+                                                          diffed: policylab.DualReplay) -> None:
     """A borrower whose limits differed at some point is listed, with the widest gap,
     even when the two versions agree again by the end."""
-    report = policylab.report(policylab.diff(log, POLICY_VERSION, candidate), top=10_000)
+    report = policylab.report(diffed, top=10_000)
     widest = _widest_in_step(log, candidate)
     assert {w["borrower_id"]: Decimal(w["gap"]) for w in report["widest_gaps"]} == widest
     assert report["borrowers_diverged_at_some_point"] == len(widest) >= report["borrowers_changed"]
