@@ -122,9 +122,11 @@ def claims(state: dict[str, Any], block: dict[str, Any] | None, at: float, trigg
     amount (or the pool's declaration) changed, and a claim of 0 on a pool the borrower
     left. Each carries the borrower's claim seq on that pool (``seqs``, kept for good, so
     a borrower that comes back is not taken for a repeat), so the pool drops a repeat."""
+    pool = declared(state["program"])
+    if pool is None and not (state.get("pool") or {}).get("id"):
+        return []  # never in a pool, or left it: nothing to say (and no state for it)
     mine = state.setdefault("pool", {})
     seqs = mine.setdefault("seqs", {})
-    pool = declared(state["program"])
 
     def next_seq(pool_id: str) -> int:
         seqs[pool_id] = seqs.get(pool_id, 0) + 1

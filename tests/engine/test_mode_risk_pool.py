@@ -380,3 +380,11 @@ async def test_a_worker_killed_while_the_pool_fills_ends_as_the_replay(producer,
         by_version: dict[int, dict] = {}
         for x in limits_of(out.records, b, app_id):
             assert by_version.setdefault(x["version"], x) == x
+
+
+def test_a_borrower_outside_any_pool_keeps_no_pool_state() -> None:
+    from streams.domain import facility
+
+    state = facility.new_state("b")
+    state["program"] = {"currency": "CNY"}
+    assert risk_pool.claims(state, None, 1.0, []) == [] and "pool" not in state
