@@ -1,7 +1,8 @@
 """The bad-input campaign, short: every decoder ends in its own error or a valid event.
 
 `creditstream fuzz run --examples 2000` is the full campaign (docs/security.md); this runs
-the same targets with fewer examples so the suite keeps the guarantee.
+the same targets with fewer examples so the suite keeps the guarantee: 15 each in the unit
+run, 40 in the ``slow`` twin that ``make test`` runs (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -12,18 +13,19 @@ from hypothesis import strategies as st
 from load.fuzz import campaign
 from load.fuzz.targets import Target, Verdict, all_targets
 
-EXAMPLES = 40
+UNIT_EXAMPLES, EXAMPLES = 15, 40
 NAMES = [t.name for t in all_targets()]
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_decoder_only_accepts_or_refuses(name: str) -> None:
+@pytest.mark.parametrize(("name", "examples"), [*((n, UNIT_EXAMPLES) for n in NAMES),
+                                                *(pytest.param(n, EXAMPLES, marks=pytest.mark.slow) for n in NAMES)])
+def test_decoder_only_accepts_or_refuses(name: str, examples: int) -> None:
     (target,) = [t for t in all_targets() if t.name == name]
-    tally = campaign.run_target(target, EXAMPLES, seed=20261122)
+    tally = campaign.run_target(target, examples, seed=20261122)
     print(f"fuzz {name}: {tally.tried} inputs tried, {tally.accepted} accepted, "
           f"{sum(tally.refused.values())} refused, {tally.failed} failures")
     assert tally.failed == 0, campaign.failures_report([tally])
-    assert tally.examples == EXAMPLES and tally.tried >= EXAMPLES
+    assert tally.examples == examples and tally.tried >= examples
     assert tally.tried == tally.accepted + sum(tally.refused.values())
 
 

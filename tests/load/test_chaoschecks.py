@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from connectors.kafka_io import Record
 from connectors.lenders.access import RetryPolicy
 from load.chaos import Published, build_traffic
@@ -38,7 +40,10 @@ def test_webhook_check_of_a_clean_run() -> None:
     assert got == (0, 0, 0, 0, 2, 1.5)
 
 
-def test_the_run_policy_outlasts_the_outage_where_the_default_does_not() -> None:
+# Schedules drawn per policy: the unit run's, and the ``slow`` twin's that make test runs
+# (tests/conftest.py). At 5,000 the default's 2.6% is still 5 standard errors inside its bounds.
+@pytest.mark.parametrize("draws", [5_000, pytest.param(20_000, marks=pytest.mark.slow)])
+def test_the_run_policy_outlasts_the_outage_where_the_default_does_not(draws: int) -> None:
     rng = random.Random(1)
 
     def all_fail_within(policy: RetryPolicy, outage: float, draws: int) -> int:
@@ -48,9 +53,9 @@ def test_the_run_policy_outlasts_the_outage_where_the_default_does_not() -> None
     for outage in (10.0, 120.0):
         policy = policy_for(outage)
         assert policy.cap_s == 10.0 and hoeffding(policy, outage) <= 1e-9
-        assert all_fail_within(policy, outage, 20_000) == 0
+        assert all_fail_within(policy, outage, draws) == 0
     # The default would dead-letter a (lender, borrower) pair in a 2-minute outage ~2.6% of the time.
-    assert 0.015 < all_fail_within(RetryPolicy(), 120.0, 20_000) / 20_000 < 0.04
+    assert 0.015 < all_fail_within(RetryPolicy(), 120.0, draws) / draws < 0.04
 
 
 def test_sink_traffic_keeps_limits_changing_during_the_stream() -> None:
