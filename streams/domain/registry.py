@@ -71,6 +71,19 @@ def _program_signal(store: Store, borrower_id: str, program_id: str, at: float, 
                   **({"policy": promoted} if promoted else {}), **({"rate": rate} if rate else {}))
 
 
+def _check_pool_currency(store: Store, p: ev.ProgramPayload) -> None:
+    """Programs sharing a risk-sharing pool share its currency: the pool stage adds their
+    borrowers' covered amounts without converting them (docs/credit-policy.md section 14)."""
+    pool = p.risk_pool
+    assert pool is not None
+    for pid in _get(store, "programs", []):
+        other = (_get(store, f"program:{pid}", {}) or {}).get("risk_pool")
+        if pid != p.program_id and other and other["pool_id"] == pool.pool_id \
+                and other["fund"]["currency"] != pool.fund.currency:
+            raise Rejected("pool_currency_mismatch", f"program {p.program_id} names risk-sharing pool {pool.pool_id} "
+                           f"in {pool.fund.currency}; program {pid} declares it in {other['fund']['currency']}")
+
+
 def on_event(store: Store, event: ev.Envelope) -> list[Output]:
     if isinstance(event, ev.MarketPrice):  # cs.prices: a quote is its own repeat check (prices.py)
         return prices.on_price(store, event)
@@ -78,6 +91,8 @@ def on_event(store: Store, event: ev.Envelope) -> list[Output]:
     if store.get(seen_key) or store.get(f"seen:{event.event_id}"):  # or a bare id from before 2026.12-1
         return []
     p = event.payload  # type: ignore[attr-defined]
+    if isinstance(event, ev.ProgramRegistered) and p.risk_pool is not None:
+        _check_pool_currency(store, p)  # before any change to the store
     if isinstance(event, ev.ProgramRegistered):
         # The tenant that first registered a program is its operator: it alone may change
         # the program (its lenders are who a limit is published for and who may post

@@ -388,3 +388,23 @@ def test_a_borrower_outside_any_pool_keeps_no_pool_state() -> None:
     state = facility.new_state("b")
     state["program"] = {"currency": "CNY"}
     assert risk_pool.claims(state, None, 1.0, []) == [] and "pool" not in state
+
+
+def test_a_pool_named_in_two_currencies_is_refused() -> None:
+    """The pool stage adds covered amounts without converting them: a second program
+    naming the pool in another currency is dead-lettered (pool_currency_mismatch)."""
+    from schemas import events as ev
+    from schemas.common import Money
+
+    f = EventFactory("rp-ccy", sc.WEEK0)
+    usd = ev.ProgramPayload(program_id="prg-usd", name="USD program", currency="USD",
+                            cap=Money(amount=Decimal("1000000"), currency="USD"),
+                            lenders=[ev.LenderShare(lender_id="bank-a", share=Decimal(1))],
+                            risk_pool=ev.RiskPool(pool_id="pool-ccy", fund=Money(amount=Decimal("10000"), currency="USD"),
+                                                  leverage=Decimal(10), covered_share=Decimal("0.5"),
+                                                  on_overflow="uncovered"))
+    events = [f.program("prg-cny", risk_pool=f.risk_pool("pool-ccy", "100000")),
+              f._e(ev.ProgramRegistered, usd)]
+    _, _, dead = run(events)
+    assert [d["payload"]["reason"] for d in dead] == ["pool_currency_mismatch"]
+    assert "declares it in CNY" in dead[0]["payload"]["error"]
