@@ -1,7 +1,8 @@
 """The errors the streams package raises, under one base.
 
 ``except StreamsError`` catches every error of the engine's own (an input refused, a
-policy file that does not load, a lane that cannot go on) and nothing else, so a caller
+policy file that does not load, a lane that cannot go on, a policy diff that failed) and
+nothing else, so a caller
 (the CLI, a test) can tell the engine's refusals from bugs.
 The domain's errors live beside the code that raises them (``signals.Rejected``,
 ``policyfile.PolicyFileError``); the runtime's are here.
@@ -12,6 +13,11 @@ from __future__ import annotations
 
 class StreamsError(Exception):
     """Base of every error the streams package raises on purpose."""
+
+
+class DiffError(StreamsError, RuntimeError):
+    """A policy diff (streams/policylab.py) that cannot be run as asked (a pool stage with
+    several processes) or whose process failed."""
 
 
 class LaneError(StreamsError):

@@ -37,6 +37,7 @@ from schemas.topics import BY_NAME, KEY_OF_TYPE, LIMITS_TOPIC, SIGNALS_TOPIC, TO
 from streams.domain import fleet
 from streams.domain.policy import Decision
 from streams.domain.signals import utc_time
+from streams.errors import DiffError
 from streams.processors import FacilityProcessor, Processor, all_processors, processor_for
 
 DAY = 86400
@@ -182,7 +183,7 @@ class DualReplay:
         proc = processor_for(topic, procs)
         if self.shard[1] > 1 and not isinstance(proc, FacilityProcessor):
             # A stage after stage 2 (a risk-sharing pool) joins borrowers: one process only.
-            raise RuntimeError(f"{proc.name} joins borrowers of several shards: run the diff with --jobs 1")
+            raise DiffError(f"{proc.name} joins borrowers of several shards: run the diff with --jobs 1")
         for out in proc.process(stores[proc.name], topic, key, raw):
             if out.topic == LIMITS_TOPIC:
                 self._decided(side, out.key, out.value)
@@ -294,7 +295,7 @@ def _parallel(lines: Iterable[bytes], base: str, candidate: str, since: float,
                     why = part[2] if part[1] is None else ""
             except queue.Empty:
                 why = "see its traceback above"
-            raise RuntimeError(f"a diff process failed: {why}")
+            raise DiffError(f"a diff process failed: {why}")
 
     def send(i: int, batch: list[tuple[str, bytes, bytes]] | None) -> None:
         while True:

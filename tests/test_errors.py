@@ -1,7 +1,8 @@
 """One error hierarchy per package (issue 15.4): every exception class streams/ and
 connectors/ define derives from the package's base (streams.errors.StreamsError,
 connectors.errors.ConnectorError), so ``except <base>`` catches the package's own
-refusals and nothing else. Read from the source (pure: nothing imported)."""
+refusals and nothing else, and neither raises a bare RuntimeError or Exception. Read from
+the source (pure: nothing imported)."""
 
 from __future__ import annotations
 
@@ -49,3 +50,16 @@ def test_every_exception_of_a_package_derives_from_its_base(package: str, base: 
     under_base = _reaching(classes, {base})
     stray = sorted(f"{classes[n][0]} {n}" for n in exceptions - under_base)
     assert not stray, f"exceptions not derived from {package}'s {base}:\n" + "\n".join(stray)
+
+
+@pytest.mark.parametrize("package", ["streams", "connectors"])
+def test_no_bare_runtime_error_is_raised(package: str) -> None:
+    bare = []
+    for path in sorted((ROOT / package).rglob("*.py")):
+        rel = path.relative_to(ROOT).as_posix()
+        for node in ast.walk(ast.parse(path.read_text(), filename=rel)):
+            if isinstance(node, ast.Raise) and node.exc is not None:
+                exc = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
+                if isinstance(exc, ast.Name) and exc.id in ("RuntimeError", "Exception"):
+                    bare.append(f"{rel}:{node.lineno} raises {exc.id}")
+    assert not bare, "name the error (a subclass of the package's base):\n" + "\n".join(bare)

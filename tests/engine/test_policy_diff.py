@@ -15,6 +15,7 @@ from streams import policylab, policyreport
 from streams.domain import fleet
 from streams.domain import policyfile as pf
 from streams.domain.policy import POLICY_VERSION
+from streams.errors import DiffError
 from streams.replay import Replay
 from tests.engine.test_mode_risk_pool import pooled
 
@@ -180,7 +181,7 @@ def test_a_pooled_history_is_diffed_in_one_process_with_each_version_s_own_pool(
         if before[b]["limit"] != after[b]["limit"]}
     assert report["borrowers_changed"] >= 2  # e and c: each version's pool covers its own claims
     assert {w["borrower_id"]: Decimal(w["gap"]) for w in report["widest_gaps"]} == _widest_in_step(log, candidate)
-    with pytest.raises(RuntimeError, match="--jobs 1"):
+    with pytest.raises(DiffError, match="--jobs 1"):
         policylab.diff(iter(log), POLICY_VERSION, candidate, jobs=2)
 
 
