@@ -136,7 +136,7 @@ class DualReplay:
         self.since = since
         self.events = self.refused = 0
         self.clock = 0.0  # the latest event time seen
-        self.borrowers: set[str] = set()  # seen by stage 2, for the progress line
+        self.borrowers: set[bytes] = set()  # stage 2's record keys seen, for the progress line
         self._touched: set[str] = set()  # borrowers with an update from the input being decided
         # Per borrower, the widest gap between the two versions' limits at any point of the
         # history (after the same input), and whether only one of them froze it then: a
@@ -321,7 +321,7 @@ def _parallel(lines: Iterable[bytes], base: str, candidate: str, since: float,
     for i in range(jobs):
         send(i, batches[i])
         send(i, None)
-    parts = []
+    parts: list[tuple[Any, ...]] = []
     while len(parts) < jobs:
         try:
             part = results.get(timeout=5)
@@ -375,8 +375,8 @@ def report(dual: DualReplay, borrowers: set[str] | None = None, top: int = 200) 
     exposure: dict[str, dict[str, dict[str, Decimal]]] = {
         "lender": defaultdict(lambda: {"before": Decimal(0), "after": Decimal(0)}),
         "program": defaultdict(lambda: {"before": Decimal(0), "after": Decimal(0)})}
-    empty = {"limit": Decimal(0), "status": None, "codes": [], "lenders": {}, "kinds": {}, "program": None,
-             "currency": None}
+    empty: dict[str, Any] = {"limit": Decimal(0), "status": None, "codes": [], "lenders": {}, "kinds": {},
+                             "program": None, "currency": None}
     for bid in ids:
         x, y = a.latest.get(bid, empty), b.latest.get(bid, empty)
         currency = x["currency"] or y["currency"]
