@@ -94,7 +94,8 @@ def _mark(marks: list[Any], item: Any, day: int, ew: dict[str, Any] | None = Non
 
 
 def _day_of(item: Any) -> int:
-    return item[0] if isinstance(item, list) else item
+    day: int = item[0] if isinstance(item, list) else item
+    return day
 
 
 def observe(state: dict[str, Any], sig: dict[str, Any]) -> None:

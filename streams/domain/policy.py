@@ -384,13 +384,13 @@ def decide(state: dict[str, Any], params: PolicyParams, machines: Equipment | No
 
     if params.seasonal_profile and (state["assets"]["machine"] or state["assets"].get("dealer")):
         month = month_of(int(now // DAY))
-        share = params.seasonal_profile[month - 1]
-        if share != 1.0:  # said while the season departs from the baseline
+        season = params.seasonal_profile[month - 1]
+        if season != 1.0:  # said while the season departs from the baseline
             what, usual = (("Machine use is", "hours") if not state["assets"].get("dealer") else
                            ("Sales are", "sales") if not state["assets"]["machine"] else
                            ("Machine use and sales are", "hours and sales"))
             reasons.append(("SEASONAL_BASELINE", f"{what} judged against the season: in "
-                            f"{MONTHS[month - 1]} your program expects {share:.0%} of the usual {usual}."))
+                            f"{MONTHS[month - 1]} your program expects {season:.0%} of the usual {usual}."))
 
     if not consent:
         code = "CONSENT_REVOKED" if state["consent"] is False else "CONSENT_MISSING"
