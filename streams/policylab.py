@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -34,11 +35,17 @@ from pydantic_core import to_jsonable_python
 
 from schemas import codec
 from schemas.topics import BY_NAME, KEY_OF_TYPE, LIMITS_TOPIC, SIGNALS_TOPIC, TOPIC_OF_TYPE
-from streams.domain import fleet
+from streams.domain import fleet, silence
 from streams.domain.policy import Decision
 from streams.domain.signals import utc_time
 from streams.errors import DiffError
-from streams.processors import FacilityProcessor, Processor, all_processors, processor_for
+from streams.processors import (
+    FacilityProcessor,
+    MachineProcessor,
+    Processor,
+    all_processors,
+    processor_for,
+)
 
 DAY = 86400
 CAP_CODES = ("PROGRAM_CAP", "INCLUSIVE_CAP")
@@ -106,6 +113,11 @@ class Side:
         return out
 
 
+@lru_cache(maxsize=1 << 18)
+def _partition(topic: str, key: bytes) -> int:
+    return silence.partition_of(key, BY_NAME[topic].partitions)
+
+
 def _per_version(p: Processor) -> bool:
     """Stage 2 and any stage after it (what reads only the engine's internal topics but
     the signals): run once per version; the rest is stage 1, run once."""
@@ -164,8 +176,12 @@ class DualReplay:
             inputs = [(topic, key, raw)]
         else:
             proc = processor_for(topic, self.stage1)
+            # A machine's partition (the scope of its silence clock) as the processor would
+            # compute it, once per machine: murmur2 in Python was 7% of stage 1.
+            part = _partition(topic, key) if isinstance(proc, MachineProcessor) else None
             inputs = [(SIGNALS_TOPIC, out.key.encode(), orjson.dumps(out.value))
-                      for out in proc.process(self.stores[proc.name], topic, key, raw) if out.topic == SIGNALS_TOPIC]
+                      for out in proc.process(self.stores[proc.name], topic, key, raw, part, decoded=event)
+                      if out.topic == SIGNALS_TOPIC]
         self.borrowers.update(k for _, k, _ in inputs)
         return inputs
 

@@ -82,11 +82,14 @@ class Processor:
     types: frozenset[str] = frozenset()
 
     def process(self, store: Store, topic: str, key: bytes | None, value: bytes,
-                partition: int | None = None, offset: int | None = None) -> list[Output]:
+                partition: int | None = None, offset: int | None = None,
+                decoded: ev.Envelope | None = None) -> list[Output]:
+        """``decoded``: ``value`` as the caller already decoded it (a policy diff routes
+        each event by its type first), not decoded again."""
         event: ev.Envelope | None = None
         expected: str | None = None
         try:
-            event = codec.decode(value)
+            event = codec.decode(value) if decoded is None else decoded
             if event.type not in self.types:
                 raise Rejected("wrong_topic", f"event type {event.type} does not belong on {topic}")
             expected = KEY_OF_TYPE[event.type](event)
@@ -141,12 +144,13 @@ class MachineProcessor(Processor):
     _partition = 0
 
     def process(self, store: Store, topic: str, key: bytes | None, value: bytes,
-                partition: int | None = None, offset: int | None = None) -> list[Output]:
+                partition: int | None = None, offset: int | None = None,
+                decoded: ev.Envelope | None = None) -> list[Output]:
         # The partition scopes stage 1's clock for MACHINE_SILENT (domain/silence.py); the
         # replay has none and takes the one the producers' partitioner picks.
         self._partition = (partition if partition is not None
                            else silence.partition_of(key or b"", BY_NAME[topic].partitions))
-        return super().process(store, topic, key, value, partition, offset)
+        return super().process(store, topic, key, value, partition, offset, decoded)
 
     def apply(self, store: Store, key: str, event: ev.Envelope) -> list[Output]:
         if event.type.startswith("freight."):  # a truck's waybills meet its positions here (freight.py)
@@ -262,13 +266,14 @@ class FacilityProcessor(Processor):
         return state
 
     def process(self, store: Store, topic: str, key: bytes | None, value: bytes,
-                partition: int | None = None, offset: int | None = None) -> list[Output]:
+                partition: int | None = None, offset: int | None = None,
+                decoded: ev.Envelope | None = None) -> list[Output]:
         # The policy runs after every input, never per batch: the decisions (and so the
         # versions) are then a function of the input sequence alone, and a worker that
         # restarts mid-batch re-publishes exactly what it published before.
         if topic != SIGNALS_TOPIC:
             self._record = (key, value, partition, offset)
-            return super().process(store, topic, key, value, partition, offset)
+            return super().process(store, topic, key, value, partition, offset, decoded)
         bid = None
         try:
             sig = read_signal(value)
@@ -335,7 +340,8 @@ class PoolProcessor(Processor):
     topics = (POOLS_TOPIC,)
 
     def process(self, store: Store, topic: str, key: bytes | None, value: bytes,
-                partition: int | None = None, offset: int | None = None) -> list[Output]:
+                partition: int | None = None, offset: int | None = None,
+                decoded: ev.Envelope | None = None) -> list[Output]:
         pool_id = None
         try:
             claim = orjson.loads(value)

@@ -63,7 +63,7 @@ def _history(args: argparse.Namespace) -> int:
     from load.world import WorldConfig
 
     cfg = WorldConfig(seed=args.seed, tag=args.tag, machines=args.machines, contractors=args.contractors,
-                      cadence_s=args.cadence_hours * 3600)
+                      cadence_s=args.cadence_minutes * 60 if args.cadence_minutes else args.cadence_hours * 3600)
     t0 = time.monotonic()
     n = write(args.out, cfg, args.days)
     print(f"history: {n:,} events, {args.machines:,} machines, {args.days:g} days -> {args.out} "
@@ -214,6 +214,8 @@ def register(sub: Subparsers) -> None:
     c.add_argument("--contractors", type=int, default=50)
     c.add_argument("--days", type=float, default=30)
     c.add_argument("--cadence-hours", type=int, default=6, help="hours between a machine's readings")
+    c.add_argument("--cadence-minutes", type=int,
+                   help="minutes between a machine's readings, instead (the simulator's own default is 10)")
     c.add_argument("--seed", type=int, default=7)
     c.add_argument("--tag", default="Lpol")
     c.set_defaults(func=_history)
