@@ -36,6 +36,7 @@ from pydantic_core import to_jsonable_python
 from schemas import codec
 from schemas.topics import BY_NAME, KEY_OF_TYPE, LIMITS_TOPIC, SIGNALS_TOPIC, TOPIC_OF_TYPE
 from streams.domain import fleet, silence
+from streams.domain.facility import FacilityState
 from streams.domain.policy import Decision
 from streams.domain.signals import utc_time
 from streams.errors import DiffError
@@ -75,7 +76,7 @@ def _summary(p: dict[str, Any]) -> dict[str, Any]:
             "kinds": dict(kinds), "at": p["watermark"]}
 
 
-def _summarise(state: dict[str, Any], d: Decision) -> dict[str, Any]:
+def _summarise(state: FacilityState, d: Decision) -> dict[str, Any]:
     """``_summary`` of the update ``d`` is published as, from the decision: the event
     carries these very amounts (str of the Decimal), codes (the reasons are one per code
     of ``d.codes``, then the move codes) and watermark (rendered as pydantic renders it)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypedDict
 
 from schemas import events as ev
 from schemas import outputs as out
@@ -44,7 +44,45 @@ from streams.domain.signals import (
     utc_time,
 )
 
-State = dict[str, Any]
+
+class _FacilityLater(TypedDict, total=False):
+    """Keys a facility's state gains over time (or only in some programs)."""
+
+    policy: str  # the promoted policy version the borrower is decided under
+    pinned: str  # the version of an engine pinned to one (a shadow, a diff: processors.py)
+    tax_ref: str | None  # digest of the borrower's registered tax id (signals.tax_ref)
+    operator: str | None  # the program's operator
+    reference_rate: dict[str, Any]  # the published one-year LPR (pricing.py)
+    prices: dict[str, dict[str, Any]]  # commodity -> its latest price signal (prices.py)
+    collapse: dict[str, dict[str, Any]]  # machine id -> UTILISATION_COLLAPSE's level (collapse.py)
+    ew: dict[str, Any]  # the early-warning scorecard's marks and score (early_warning.py)
+    tax_alerted: list[str]  # invoices RECEIVABLE_SELLER_MISMATCH was raised for (only grows)
+    sot_alerted: list[str]  # units SOLD_OUT_OF_TRUST was raised for (only grows)
+    inventory_sum: str  # pledged inventory's value at the last decision (inventory_policy.py)
+    margin: str  # the open margin call's shortfall (inventory_policy.py)
+    parked: list[dict[str, Any]]  # ledger records kept until the registration (processors.py)
+    pool: dict[str, Any]  # the borrower's claims on risk-sharing pools (risk_pool.py)
+
+
+class FacilityState(_FacilityLater):
+    """One borrower's stage-2 state, stored as JSON under its borrower id."""
+
+    borrower_id: str
+    program_id: str | None
+    program: dict[str, Any] | None  # the registry.program payload (None: not registered yet)
+    consent: bool | None
+    assets: dict[str, dict[str, Any]]  # kind -> asset id -> its latest signal
+    deliveries: dict[str, dict[str, Any]]  # order id -> on_time and when (the fulfilment score)
+    buyers: dict[str, dict[str, Any]]  # buyer id -> factor, status, source, hops
+    seqs: dict[str, int]  # "kind:asset_id" -> the newest signal seq applied (older ones are dropped)
+    loans: dict[str, dict[str, Any]]  # loan id -> outstanding ("out"), overdue, ids applied
+    util: dict[str, list[list[float]]]  # machine id -> accepted utilisation steps [at, value]
+    watermark: float  # the facility's event time: the latest input's
+    last: dict[str, Any] | None  # the last published decision's figures (is_material)
+    pending: list[str]  # the triggers since the last published decision
+
+
+State = FacilityState
 MAX_PENDING = 50
 
 

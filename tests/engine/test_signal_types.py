@@ -1,7 +1,8 @@
-"""The declared types of the signal records (streams/domain/signals.py) and of a machine's
-stage-1 state (machines.MachineState) are what the engine makes: every kind stage 2
-applies is declared, and every signal and machine state of a simulated month has exactly
-its declared fields (pure: the replay's processors, no broker)."""
+"""The declared types of the signal records (streams/domain/signals.py), of a machine's
+stage-1 state (machines.MachineState) and of a borrower's stage-2 state
+(facility.FacilityState) are what the engine makes: every kind stage 2 applies is
+declared, and every signal and state of a simulated month has exactly its declared
+fields (pure: the replay's processors, no broker)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from load.history import history
 from load.world import WorldConfig
 from schemas.topics import SIGNALS_TOPIC
 from streams.domain import facility
+from streams.domain.facility import FacilityState
 from streams.domain.machines import MachineState
 from streams.domain.signals import BATCH, SIGNAL_TYPES, BatchSignal, Output, SignalHead, read_signal
 from streams.replay import Replay
@@ -67,6 +69,14 @@ def test_every_machine_state_of_a_simulated_month_has_the_declared_fields() -> N
     for state in states:
         _fields(state, MachineState)
     assert any("told" in s for s in states) and any("km" in s for s in states)
+
+
+def test_every_facility_state_of_a_simulated_month_has_the_declared_fields() -> None:
+    states = list(_month().stores["facilities"].values())
+    assert len(states) >= CFG.contractors
+    for state in states:
+        _fields(state, FacilityState)
+    assert any("prices" in s for s in states) and any("collapse" in s for s in states)
 
 
 def test_every_signal_of_a_simulated_month_has_its_kind_s_fields() -> None:
