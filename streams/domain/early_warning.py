@@ -22,7 +22,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from streams.domain.signals import Output, alert
+from streams.domain.signals import MachineSignal, Output, alert
 
 DAY = 86400.0
 RECENT_DAYS = 7
@@ -123,13 +123,14 @@ def observe(state: dict[str, Any], sig: dict[str, Any]) -> None:
         ew["since"] = day if ew.get("since") is None else min(ew["since"], day)
 
 
-def observe_distance(state: dict[str, Any], sig: dict[str, Any], season: float) -> None:
+def observe_distance(state: dict[str, Any], sig: MachineSignal, season: float) -> None:
     """Keep a machine signal's ``km7`` (an electric truck's km per day over the days r7
     averages, machines.distance) divided by the program's season of those days (the
     share ``UTILISATION_COLLAPSE`` uses): the use of a machine that has no hour meter."""
-    if sig.get("km7") is None or season <= 0:
+    km7 = sig.get("km7")  # absent from the signals of a stage 1 before 2026-12-01
+    if km7 is None or season <= 0:
         return
-    _ew(state).setdefault("km", {})[sig["asset_id"]] = [int(sig["at"] // DAY), round(sig["km7"] / season, 3)]
+    _ew(state).setdefault("km", {})[sig["asset_id"]] = [int(sig["at"] // DAY), round(km7 / season, 3)]
 
 
 def _fleet_distance(state: dict[str, Any]) -> float | None:

@@ -20,7 +20,7 @@ from streams.domain.dealer_policy import dealer_components
 from streams.domain.freight_policy import freight_components
 from streams.domain.inventory_policy import inventory_components
 from streams.domain.season import MONTHS, Profile, month_of, window_shares
-from streams.domain.signals import utc_time
+from streams.domain.signals import MachineSignal, utc_time
 
 # The version an engine decides under until a promotion says otherwise; its parameters
 # are the file streams/domain/policies/<version>.toml (policyfile.py), not code.
@@ -217,7 +217,7 @@ def accepted_utilisation(target: float, history: list[list[float]], params: Poli
     return min(target, round(base * (1 + params.util_step), 6))
 
 
-def utilisation_target(sig: dict[str, Any], params: PolicyParams) -> float:
+def utilisation_target(sig: MachineSignal, params: PolicyParams) -> float:
     """Rising use counts only once both complete weeks confirm it; falling use at once.
 
     Each window is judged against the same season's expectation (baseline x the
@@ -230,7 +230,7 @@ def utilisation_target(sig: dict[str, Any], params: PolicyParams) -> float:
     return min(max(min(ratios), params.util_floor), params.util_cap)
 
 
-def _machine(sig: dict[str, Any], params: PolicyParams, now: float, history: list[list[float]],
+def _machine(sig: MachineSignal, params: PolicyParams, now: float, history: list[list[float]],
              reasons: list[tuple[str, str]], unit: Decimal = CENT) -> dict[str, Any]:
     pledge = sig["pledge"]
     mid = sig["asset_id"]

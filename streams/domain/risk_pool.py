@@ -26,7 +26,7 @@ from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 from schemas.topics import POOLS_TOPIC
-from streams.domain.signals import Output, signal
+from streams.domain.signals import Output, PoolSignal, signal
 
 ZERO = Decimal(0)
 SHARE = Decimal("0.0001")
@@ -160,7 +160,7 @@ def _claim(pool_id: str, state: dict[str, Any], seq: int, amount: Decimal, cap: 
         "hold": hold, "at": at, "triggers": triggers[-10:]})
 
 
-def on_answer(state: dict[str, Any], sig: dict[str, Any]) -> None:
+def on_answer(state: dict[str, Any], sig: PoolSignal) -> None:
     """Fold the pool's answer into the borrower's state (stage 2)."""
     mine = state.get("pool") or {}
     if mine.get("id") != sig["asset_id"]:

@@ -54,7 +54,12 @@ class PledgeTerms(TypedDict):
     pledged_at: float
 
 
-class MachineSignal(SignalHead):
+class _MachineLater(TypedDict, total=False):
+    km7: float | None  # mean km per day over the r7 days (odometer; electric trucks): since
+    # 2026-12-01, so a signal recorded before has none
+
+
+class MachineSignal(SignalHead, _MachineLater):
     """A pledged machine's use and condition (machines.py)."""
 
     pledge: PledgeTerms
@@ -62,7 +67,6 @@ class MachineSignal(SignalHead):
     r7: float | None  # mean operating hours per day over the trailing 7 complete days
     w1: float | None  # the same over the last complete calendar week
     w2: float | None  # and over the week before it
-    km7: float | None  # mean km per day over the r7 days (odometer; electric trucks)
     soh: float | None  # battery state of health, %
     alarm: int  # highest battery alarm level of the last reading (3 = critical)
     critical: bool  # a critical equipment fault is active
