@@ -20,13 +20,33 @@ def run(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
                           env={**os.environ, **env})
 
 
-@pytest.mark.parametrize("args", [
+COMMANDS = [
     ["keys", "list"], ["keys", "create", "--tenant", "t", "--types", "*"], ["lenders", "list"],
     ["lenders", "add", "bank-x", "--name", "X"], ["gateway", "--port", "0"], ["ledger"],
-    ["parties", "show", "p-1"], ["lenders", "serve", "--port", "0"]])
-def test_cli_postgres_down_is_one_line_and_non_zero(args: list[str]) -> None:
-    port = free_port()  # nothing listens there
-    res = run(args, CREDITSTREAM_PG_URL=f"postgresql://cs:s3cret-pw@127.0.0.1:{port}/cs")
+    ["parties", "show", "p-1"], ["lenders", "serve", "--port", "0"]]
+
+
+@pytest.fixture(scope="module")
+def pg_down() -> dict[str, tuple[int, subprocess.CompletedProcess[str]]]:
+    """Every command of COMMANDS run at once against a PostgreSQL port nothing listens on
+    (started together: each mostly waits for its imports, so the module takes the time of
+    the slowest rather than of all eight)."""
+    ports = [free_port() for _ in COMMANDS]
+    procs = [subprocess.Popen([CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              cwd=REPO_ROOT, env={**os.environ, "CREDITSTREAM_PG_URL":
+                                                  f"postgresql://cs:s3cret-pw@127.0.0.1:{port}/cs"})
+             for args, port in zip(COMMANDS, ports, strict=True)]
+    done = {}
+    for args, port, proc in zip(COMMANDS, ports, procs, strict=True):
+        out, err = proc.communicate(timeout=60)
+        done[" ".join(args)] = (port, subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+    return done
+
+
+@pytest.mark.parametrize("args", COMMANDS)
+def test_cli_postgres_down_is_one_line_and_non_zero(
+        args: list[str], pg_down: dict[str, tuple[int, subprocess.CompletedProcess[str]]]) -> None:
+    port, res = pg_down[" ".join(args)]  # nothing listens on that port
     assert res.returncode != 0
     assert "Traceback" not in res.stderr + res.stdout, res.stderr
     line = f"creditstream {args[0]}: cannot reach PostgreSQL at 127.0.0.1:{port} (Connection refused): " \
