@@ -54,9 +54,11 @@ CAP_CODES = ("PROGRAM_CAP", "INCLUSIVE_CAP")
 BUCKETS = (-50, -20, -10, -5, -1, 0, 1, 5, 10, 20, 50)
 # Reasons that say how the limit moved, not why it is what it is: not compared.
 MOVE_CODES = frozenset({"LIMIT_UP", "LIMIT_DOWN", "LIMIT_UNCHANGED", "POLICY_CHANGED"})
-# Stage-2 inputs handed to a decider process at a time, and batches queued per process.
-BATCH = 2000
-QUEUED = 32
+# Stage-2 inputs handed to a decider process at a time, and batches queued per process
+# (few and small: the progress line counts what stage 1 read, at most this far ahead of the
+# deciders; 2,000 x 32 let it run 40% of a 250,000-event log ahead).
+BATCH = 500
+QUEUED = 2
 # Machines whose valuation a diff process keeps (fleet.py; ~1.2 KB each): every machine of
 # both versions of a 500,000-machine world. The engine's bound (50,000) would have a
 # 100,000-machine diff drop fleets and value them again from scratch (+26% CPU measured

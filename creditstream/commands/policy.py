@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import time
 from collections.abc import Iterable
@@ -146,7 +147,10 @@ def _diff(args: argparse.Namespace) -> int:
         for name, svg in policyreport.svgs(report).items():
             (out / name).write_text(svg)
     t = report["total_limit"]
-    print(f"policy diff {base} -> {cand}: {report['events']:,} events in {elapsed:.1f} s; "
+    cpu = sum(getattr(resource.getrusage(who), f) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+              for f in ("ru_utime", "ru_stime"))
+    print(f"policy diff {base} -> {cand}: {report['events']:,} events in {elapsed:.1f} s "
+          f"({cpu:.1f} s of CPU, {jobs} deciding process{'es' if jobs > 1 else ''}); "
           f"{report['borrowers_changed']:,} of {report['borrowers']:,} borrowers change; total limit "
           f"{float(t['before']):,.0f} -> {float(t['after']):,.0f}; {len(report['crossings'])} cross a freeze "
           f"or cap; report {out / 'report.html'}")
