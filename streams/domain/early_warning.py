@@ -59,7 +59,7 @@ SCORECARD = (
     Indicator("fulfilment", 20, 0.10, 0.40, "deliveries"),
     Indicator("utilisation", 25, 0.10, 0.50, "machines"),
     Indicator("distance", 25, 0.10, 0.50, "machines"),
-    Indicator("disputes", 10, 0.15, 0.45, "invoices"),
+    Indicator("disputes", 20, 0.15, 0.45, "invoices"),
     Indicator("payment_delays", 5, 0.0, 0.5, "invoices"),
     Indicator("buyer_distress", 15, 0.0, 0.5, "buyers"),
 )

@@ -154,6 +154,27 @@ def test_an_electric_truck_is_warned_from_its_odometer() -> None:
     assert steady["score"] == 0 and steady["contributions"][0]["indicator"] == "distance"
 
 
+def test_disputes_weigh_as_much_as_the_lines_that_tell_a_decline_from_a_lull() -> None:
+    """Disputes earn up to 20 points (10 before issue 17.1's tuning): on the tuning seeds
+    1-20 they separated the declining suppliers (14 to 3 days before default) from the
+    healthy ones about as well as fulfilment and better than order intake (mean share of
+    their points 0.42 vs 0.09; order intake 0.27 vs 0.07), yet weighed least."""
+    assert ew.BY_NAME["disputes"].points == 20
+    state = {"borrower_id": "b", "assets": {"order": {}, "receivable": {}}, "deliveries": {
+        f"p{i}": {"at": 45 * 86400.0 + i, "on_time": i < 3} for i in range(5)}, "buyers": {},
+        "loans": {}, "consent": True, "ew": ew.new_state()}
+    state["ew"]["since"] = 0
+    state["ew"]["invoices"] = [40 + i % 6 for i in range(10)]  # 10 new invoices in the last 7 days ...
+    state["ew"]["disputes"] = [41, 42, 43, 44]                 # ... 4 of them disputed: 40%
+    lines = {x["indicator"]: x for x in ew.score_lines(state, 46 * 86400.0)}
+    # 40% disputed: 20 x (0.40 - 0.15) / 0.30 = 16.7 -> 17 of 20 (8 of 10 before).
+    assert (lines["disputes"]["value"], lines["disputes"]["points"], lines["disputes"]["max_points"]) == (0.4, 17, 20)
+    # With 3 of 5 deliveries on time (vs the 0.80 prior: 20 x 0.1/0.3 -> 7): (17 + 7) / 40 = 60, a
+    # warning from two families; with disputes at 10 points it was (8 + 7) / 30 = 50.
+    (raised,) = ew.evaluate(state, 46 * 86400.0, ["t"])
+    assert state["ew"]["score"] == 60 and raised.value["payload"]["code"] == "EARLY_WARNING"
+
+
 def test_the_odometer_is_booked_per_day_and_never_backwards() -> None:
     """Stage 1 (machines.py) books a battery reading's mileage on the days it covers, as
     it does hours; km7 is their mean over the complete days r7 averages."""
