@@ -47,6 +47,8 @@ from streams.processors import MachineProcessor, Processor, encode_output
 log = logging.getLogger(__name__)
 _OFFSET_KEY = b"\x00changelog-offset"
 _ADOPTING_KEY = b"\x00adopting"
+# A partition's last batch of outputs, kept with its states (Processor.outbox).
+OUTBOX_KEY = "\x00outbox"
 # The longest a partition's fetched records wait for a co-partitioned input that may
 # hold earlier records. Kafka Streams (KIP-695) waits without a bound for records known
 # to be on the broker; this bound only ends the stall of an input that cannot be fetched
@@ -272,6 +274,9 @@ class Lane:
         self.held_since: dict[int, float] = {}
         self.assigned: set[TopicPartition] = set()
         self.committing: asyncio.Future[None] | None = None  # the offset commit in flight
+        # Partitions whose recorded outputs are sent again before anything else: restored
+        # from the changelog, or rewound after a broker error (Processor.outbox).
+        self.unsent: set[int] = set()
         # A stop ends the run between batches (see stop()); ``stopped`` is set when run() ends.
         self.stopping = asyncio.Event()
         self.stopped = asyncio.Event()
@@ -512,7 +517,12 @@ class Lane:
                 # cache) must never overlap a batch, or it drops the batch's states.
                 async with lane.batch_lock:
                     lane.assigned = set(assigned)
-                    await lane._restore(sorted({tp.partition for tp in assigned}))
+                    partitions = sorted({tp.partition for tp in assigned})
+                    # Partitions kept through the rebalance: their batches all ended here.
+                    taken = [p for p in partitions if p not in lane.stores]
+                    await lane._restore(partitions)
+                    if lane.proc.outbox:
+                        lane.unsent.update(taken)
                     lane.ready = True
                     lane.first_ready.set()
 
@@ -534,10 +544,12 @@ class Lane:
                 # Shorter waits while records are held for a lagging co-partitioned input.
                 held = any(self.buffers.values())
                 batch = await self.consumer.getmany(timeout_ms=20 if held else 200, max_records=self.max_records)
-                if not batch and not held:
+                if not batch and not held and not self.unsent:
                     continue
                 async with self.batch_lock:
                     try:
+                        if self.unsent:
+                            await self._send_outboxes()
                         self._buffer(batch)
                         runs = await self._aligned()
                         if runs:
@@ -578,6 +590,7 @@ class Lane:
         for p in [p for p in self.stores if p not in kept]:
             self.stores.pop(p).close()
             self.held_since.pop(p, None)
+            self.unsent.discard(p)
             metrics.TABLE_KEYS.labels(self.name).set(sum(s.estimated_keys() for s in self.stores.values()))
 
     def _buffer(self, batch: dict[TopicPartition, list[Any]]) -> None:
@@ -703,6 +716,11 @@ class Lane:
         self.buffers.clear()  # read again from the committed offsets
         for store in self.stores.values():
             store.discard()  # cached states may hold the failed batch's changes
+        if self.proc.outbox:
+            # The batch's states may be written while its outputs were not all sent: the
+            # re-read inputs are then duplicates that decide nothing, and the outputs go
+            # out from the record kept with the states.
+            self.unsent.update(self.stores)
         while True:
             try:
                 for tp in self.consumer.assignment():
@@ -720,6 +738,8 @@ class Lane:
         assert self.producer is not None and self.consumer is not None
         send = self.producer.send
         acks = []
+        # With an outbox, a partition's outputs wait here until they are in the changelog.
+        outbox: dict[int, list[list[Any]]] | None = {} if self.proc.outbox else None
         observed: list[tuple[str, dict, int | None]] = []
         touched: set[int] = set()
         loop = asyncio.get_running_loop()
@@ -739,10 +759,15 @@ class Lane:
                     for out in outs:
                         # A signal carries its cause's timestamp, so stage 2 merges it with
                         # the ledger by the time of the inputs (see the module docstring).
-                        acks.append(await send(self.rename.get(out.topic, out.topic),
-                                               encode_output(out, self.source), key=out.key.encode(),
-                                               headers=trace,
-                                               timestamp_ms=m.timestamp if out.topic in STAGED else None))
+                        to = self.rename.get(out.topic, out.topic)
+                        stamp = m.timestamp if out.topic in STAGED else None
+                        if outbox is None:
+                            acks.append(await send(to, encode_output(out, self.source), key=out.key.encode(),
+                                                   headers=trace, timestamp_ms=stamp))
+                        else:
+                            outbox.setdefault(tp.partition, []).append(
+                                [to, out.key, encode_output(out, self.source).decode(),
+                                 [[k, v.decode("latin-1")] for k, v in trace or ()], stamp])
                         observed.append((out.topic, out.value, origin))
                 if loop.time() >= turn:
                     await asyncio.sleep(0)  # the batch lock is held: no rebalance meanwhile
@@ -752,12 +777,23 @@ class Lane:
             highwater = self.consumer.highwater(tp)
             if highwater is not None:
                 metrics.LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - msgs[-1].offset - 1))
-        if acks:
+        if outbox is not None:
+            # Outputs with the states, then published: a crash in between re-publishes
+            # the recorded outputs (restore: unsent), never decides them again.
+            for p in touched:
+                store = self.stores[p]
+                if p in outbox or store.get(OUTBOX_KEY):
+                    store[OUTBOX_KEY] = outbox.get(p, [])
+        elif acks:
             await asyncio.gather(*acks)
-            metrics.observe_outputs(observed)
-        # State after outputs: a crash in between repeats outputs, never loses them.
+        # State after outputs (or with them, above): a crash in between repeats outputs,
+        # never loses them.
         for p, (items, next_offset) in (await self._write_changelog(touched)).items():
             self.stores[p].commit(items, next_offset)
+        if outbox:
+            await self._publish([rec for p in sorted(outbox) for rec in outbox[p]])
+        if observed:
+            metrics.observe_outputs(observed)
         metrics.TABLE_KEYS.labels(self.name).set(sum(s.estimated_keys() for s in self.stores.values()))
         # Explicit offsets: records fetched but held back (see _aligned) are not done.
         done = {tp: msgs[-1].offset + 1 for tp, msgs in runs}
@@ -768,6 +804,28 @@ class Lane:
         # both are read again from the committed offsets, as after a crash).
         await self._settle_commit()
         self.committing = asyncio.ensure_future(self._commit(done))
+
+    async def _send_outboxes(self) -> None:
+        """Send again the outputs recorded with the states of the partitions in
+        :attr:`unsent`, and wait for them: identical repeats when they were sent before."""
+        recorded: list[list[Any]] = []
+        for p in sorted(self.unsent):
+            store = self.stores.get(p)
+            recorded += (store.get(OUTBOX_KEY) if store is not None else None) or []
+        await self._publish(recorded)
+        if recorded:
+            log.info("lane %s: sent again %d outputs recorded with partitions %s", self.name, len(recorded),
+                     sorted(self.unsent))
+        self.unsent.clear()
+
+    async def _publish(self, recorded: list[list[Any]]) -> None:
+        """Send outputs as an outbox records them ([topic, key, value, headers, timestamp],
+        text that JSON can hold) and wait for every acknowledgement."""
+        assert self.producer is not None
+        send = self.producer.send
+        await asyncio.gather(*[await send(topic, value.encode(), key=key.encode(), timestamp_ms=stamp,
+                                          headers=[(k, v.encode("latin-1")) for k, v in headers] or None)
+                               for topic, key, value, headers, stamp in recorded])
 
     async def _commit(self, done: dict[TopicPartition, int]) -> None:
         assert self.consumer is not None

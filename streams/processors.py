@@ -80,6 +80,11 @@ class Processor:
     name = "processor"
     topics: tuple[str, ...] = ()
     types: frozenset[str] = frozenset()
+    # Whether a lane records this processor's outputs with its state before publishing
+    # them (streams/fastlane.py, "outbox"): for a processor whose decision may depend on
+    # the order in which independently produced inputs arrived, so that the owner after
+    # a crash re-publishes what was decided instead of deciding again from another order.
+    outbox = False
 
     def process(self, store: Store, topic: str, key: bytes | None, value: bytes,
                 partition: int | None = None, offset: int | None = None,
@@ -244,6 +249,10 @@ class FacilityProcessor(Processor):
     """Stage 2: signals and ledger events by borrower id; runs the credit policy."""
 
     name = "facilities"
+    # Signals arrive when stage 1 made them, ledger events when they were produced: live,
+    # a drawdown may be decided before the signal of an earlier receipt exists; replayed
+    # after a crash, the signal is there first (chaos kill-each, seed 8209).
+    outbox = True
     _record: tuple[bytes | None, bytes, int | None, int | None] = (None, b"", None, None)
     topics = (SIGNALS_TOPIC, LEDGER_TOPIC)
     types = frozenset({"ledger.drawdown", "ledger.repayment", "ledger.overdue"})
@@ -337,6 +346,7 @@ class PoolProcessor(Processor):
     borrower whose covered exposure changed with a ``pool`` signal (risk_pool.py)."""
 
     name = "pools"
+    outbox = True  # claims of many borrowers, from lanes of their own
     topics = (POOLS_TOPIC,)
 
     def process(self, store: Store, topic: str, key: bytes | None, value: bytes,
