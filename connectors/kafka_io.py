@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from schemas.codec import encode
 from schemas.events import Envelope
 from schemas.topics import INPUT_TOPICS, TOPICS, route
+from streams.groups import group_offsets
 
 
 def make_producer(bootstrap: str, **overrides: object) -> AIOKafkaProducer:
@@ -168,31 +169,20 @@ async def committed_offsets(bootstrap: str, group: str) -> dict[TopicPartition, 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        return {tp: meta.offset for tp, meta in (await admin.list_consumer_group_offsets(group)).items()}
+        return {tp: meta.offset for tp, meta in (await group_offsets(admin, group)).items()}
     finally:
         await admin.close()
 
 
 async def group_has_offsets(bootstrap: str, group: str, timeout: float = 60.0) -> bool:
-    """Whether a consumer group has committed offsets.
-
-    On a fresh broker the group coordinator (``__consumer_offsets``) is created on first
-    use and answers "not available" for a few seconds: that is retried, not an error.
-    """
+    """Whether a consumer group has committed offsets (waiting, up to ``timeout``, for a
+    new broker's group coordinator: streams.groups)."""
     from aiokafka.admin import AIOKafkaAdminClient
-    from aiokafka.errors import GroupCoordinatorNotAvailableError, NotCoordinatorForGroupError
 
-    deadline = time.monotonic() + timeout
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        while True:
-            try:
-                return bool(await admin.list_consumer_group_offsets(group))
-            except (GroupCoordinatorNotAvailableError, NotCoordinatorForGroupError):
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.5)
+        return bool(await group_offsets(admin, group, timeout))
     finally:
         await admin.close()
 

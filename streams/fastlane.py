@@ -42,6 +42,7 @@ from schemas.topics import BY_NAME, POOLS_TOPIC, SIGNALS_TOPIC
 from streams import metrics
 from streams.errors import LaneError
 from streams.failstop import fail_stop
+from streams.groups import group_offsets
 from streams.processors import MachineProcessor, Processor, encode_output
 
 log = logging.getLogger(__name__)
@@ -333,7 +334,7 @@ class Lane:
         try:
             if await self._group_committed(admin):
                 return
-            theirs = await admin.list_consumer_group_offsets(self.app_id)
+            theirs = await group_offsets(admin, self.app_id)
         finally:
             await admin.close()
         inherit = {tp: OffsetAndMetadata(meta.offset, "") for tp, meta in theirs.items()
@@ -367,7 +368,7 @@ class Lane:
     async def _group_committed(self, admin: Any) -> bool:
         """Whether this lane's group has committed offsets: it has processed records, so a
         copy of the Faust changelog would land after newer states."""
-        offsets = await admin.list_consumer_group_offsets(self.group)
+        offsets = await group_offsets(admin, self.group)
         return any(meta.offset >= 0 for meta in offsets.values())
 
     async def _adoption_started(self) -> bool:
@@ -509,6 +510,7 @@ class Lane:
                 async with lane.batch_lock:
                     lane.ready = False
                     await lane._settle_commit(quiet=True)
+                    await lane._mark_sent({tp.partition for tp in revoked})
                     lane._close(revoked)
 
             async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
@@ -561,6 +563,9 @@ class Lane:
                         if not exc.retriable:
                             await self._replace_producer()
                         await self._rewind()
+            # A stop between batches: every output is sent, so the next owner has none to send.
+            async with self.batch_lock:
+                await self._mark_sent(set(self.stores))
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -817,6 +822,25 @@ class Lane:
             log.info("lane %s: sent again %d outputs recorded with partitions %s", self.name, len(recorded),
                      sorted(self.unsent))
         self.unsent.clear()
+
+    async def _mark_sent(self, partitions: set[int]) -> None:
+        """Record that the outputs kept with ``partitions``' states were all sent (called
+        between batches, when they were), so that their next owner, after a graceful
+        stop or a rebalance, does not send them again. A failure only costs repeats."""
+        if not self.proc.outbox or self.unsent:
+            return
+        mine = {p for p in partitions if p in self.stores and self.stores[p].get(OUTBOX_KEY)}
+        if not mine:
+            return
+        try:
+            for p in mine:
+                self.stores[p][OUTBOX_KEY] = []
+            for p, (items, next_offset) in (await self._write_changelog(mine)).items():
+                self.stores[p].commit(items, next_offset)
+        except KafkaError as exc:
+            for p in mine:
+                self.stores[p].discard()
+            log.warning("lane %s: outputs not marked sent (%r); the next owner sends them again", self.name, exc)
 
     async def _publish(self, recorded: list[list[Any]]) -> None:
         """Send outputs as an outbox records them ([topic, key, value, headers, timestamp],
