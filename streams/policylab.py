@@ -19,21 +19,26 @@ draws them).
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
+import os
 import queue
+import struct
 import zlib
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import orjson
 from pydantic_core import to_jsonable_python
 
 from schemas import codec
+from schemas import events as ev
 from schemas.topics import BY_NAME, KEY_OF_TYPE, LIMITS_TOPIC, SIGNALS_TOPIC, TOPIC_OF_TYPE
 from streams.domain import fleet, silence
 from streams.domain.facility import FacilityState
@@ -59,6 +64,11 @@ MOVE_CODES = frozenset({"LIMIT_UP", "LIMIT_DOWN", "LIMIT_UNCHANGED", "POLICY_CHA
 # deciders; 2,000 x 32 let it run 40% of a 250,000-event log ahead).
 BATCH = 500
 QUEUED = 2
+# A kept stage 1 (diff(stage1=...)): a JSON header padded to HEADER bytes, then per input
+# its topic's index in FacilityProcessor.topics, its key's and its value's lengths, key, value.
+HEADER = 4096
+FRAME = struct.Struct("<BII")
+Input = tuple[str, bytes, bytes]  # a stage-2 input: topic, key (a borrower id), value
 # Machines whose valuation a diff process keeps (fleet.py; ~1.2 KB each): every machine of
 # both versions of a 500,000-machine world. The engine's bound (50,000) would have a
 # 100,000-machine diff drop fleets and value them again from scratch (+26% CPU measured
@@ -151,6 +161,9 @@ class DualReplay:
         self.since = since
         self.events = self.refused = 0
         self.clock = 0.0  # the latest event time seen
+        self.kept = False  # stage 2's inputs read from a kept stage 1 (diff(stage1=...))
+        self.kept_inputs = 0  # of them, read so far
+        self.pools = False  # a program in a risk-sharing pool was registered (joins_borrowers)
         self.borrowers: set[bytes] = set()  # stage 2's record keys seen, for the progress line
         self._touched: set[str] = set()  # borrowers with an update from the input being decided
         # Per borrower, the widest gap between the two versions' limits at any point of the
@@ -173,6 +186,8 @@ class DualReplay:
             self.refused += 1  # dead-lettered alike under every version: nothing to compare
             return []
         self.clock = max(self.clock, event.occurred_at.timestamp())
+        if isinstance(event, ev.ProgramRegistered) and event.payload.risk_pool:
+            self.pools = True
         topic = TOPIC_OF_TYPE[event.type].name
         key = KEY_OF_TYPE[event.type](event).encode()
         if topic in FacilityProcessor.topics:
@@ -254,26 +269,103 @@ def joins_borrowers(lines: Iterable[bytes]) -> bool:
     return False
 
 
+def stage1_key(log: str) -> dict[str, Any]:
+    """What a kept stage 1 (``diff(stage1=...)``) was made from: the log (its path, size
+    and modification time) and the engine's code (a hash of streams/ and schemas/, so a
+    change of stage 1 or of the policy versions shipped makes it stale)."""
+    st = os.stat(log)
+    root = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256()
+    for f in sorted([*root.glob("streams/**/*.py"), *root.glob("streams/**/*.toml"), *root.glob("schemas/**/*.py")]):
+        h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes())
+    return {"format": 1, "log": os.path.abspath(log), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+            "code": h.hexdigest()}
+
+
+def _kept(path: str, key: dict[str, Any]) -> tuple[dict[str, Any], Iterator[list[Input]]] | None:
+    """A kept stage 1 made from ``key``'s log and code: its totals and its inputs."""
+    try:
+        f = open(path, "rb")  # noqa: SIM115 - closed by the generator below, or here
+    except FileNotFoundError:
+        return None
+    try:
+        head = orjson.loads(f.read(HEADER))
+    except orjson.JSONDecodeError:
+        head = {}  # not a kept stage 1 (or a truncated one): run stage 1 again
+    if not isinstance(head, dict) or head.get("key") != key or not head.get("complete"):
+        f.close()
+        return None
+
+    def inputs() -> Iterator[list[Input]]:
+        with f:
+            while frame := f.read(FRAME.size):
+                t, klen, vlen = FRAME.unpack(frame)
+                yield [(FacilityProcessor.topics[t], f.read(klen), f.read(vlen))]
+    return head, inputs()
+
+
+def _kept_or_run(dual: DualReplay, lines: Iterable[bytes], stage1: tuple[str, dict[str, Any]] | None,
+                 kept: tuple[dict[str, Any], Iterator[list[Input]]] | None) -> Iterator[list[Input]]:
+    """Stage 2's inputs, one list per event: read from the kept stage 1 (``_kept``) when
+    it matched, else from stage 1 run here (and kept, when asked: written aside and
+    renamed once whole, so an interrupted diff leaves none)."""
+    if kept is not None:
+        totals, records = kept
+        dual.kept = True
+        for batch in records:
+            dual.borrowers.add(batch[0][1])
+            dual.kept_inputs += 1
+            yield batch
+        dual.events, dual.refused, dual.clock = totals["events"], totals["refused"], totals["clock"]
+        return
+    out = open(stage1[0] + ".part", "wb") if stage1 else None  # noqa: SIM115 - closed below
+    try:
+        if out is not None:
+            out.write(b" " * HEADER)
+        for line in lines:
+            line = line.strip()
+            got = dual.stage1_inputs(line) if line else []
+            if out is not None:
+                for topic, key, raw in got:
+                    out.write(FRAME.pack(FacilityProcessor.topics.index(topic), len(key), len(raw)) + key + raw)
+            yield got
+        if out is not None and stage1 is not None:
+            header = orjson.dumps({"key": stage1[1], "complete": True, "events": dual.events,
+                                   "refused": dual.refused, "clock": dual.clock, "pools": dual.pools})
+            if len(header) >= HEADER:
+                raise DiffError(f"the kept stage 1's header is over {HEADER} bytes (a log path that long?)")
+            out.seek(0)
+            out.write(header.ljust(HEADER))
+            out.close()
+            os.replace(stage1[0] + ".part", stage1[0])
+    finally:
+        if out is not None and not out.closed:
+            out.close()
+
+
 def diff(lines: Iterable[bytes] | Callable[[], Iterable[bytes]], base: str, candidate: str, since: float = 0.0,
          progress: Callable[[DualReplay], None] | None = None, every: int = 20000, jobs: int = 1,
-         validated: bool = False) -> DualReplay:
+         validated: bool = False, stage1: tuple[str, dict[str, Any]] | None = None) -> DualReplay:
     """Replay the log (NDJSON event bytes in log order, or a function that opens it) under
     both versions. With ``jobs`` > 1 this process runs stage 1 and ``jobs`` processes
     decide a share of the borrowers each (one process when ``joins_borrowers``; a log
     that can be read only once is not checked, and its diff fails at the first pooled
     borrower); ``validated`` builds every limit.updated event (the engine's own path)
-    instead of taking its figures from the decision."""
-    if jobs > 1 and (callable(lines) or isinstance(lines, list)) and joins_borrowers(
-            lines() if callable(lines) else lines):
+    instead of taking its figures from the decision. ``stage1`` (a file, ``stage1_key``
+    of the log): stage 1 is read from the file when it was kept from the same log and
+    code, else run and kept there for the next diff (stage 1 does not depend on the
+    policy, so every candidate can be diffed from it)."""
+    kept = _kept(*stage1) if stage1 else None
+    if jobs > 1 and (kept[0].get("pools", True) if kept else (callable(lines) or isinstance(lines, list)) and joins_borrowers(
+            lines() if callable(lines) else lines)):
         jobs = 1  # a risk-sharing pool's answers go to borrowers of every share: one process
-    lines = lines() if callable(lines) else lines
+    lines = [] if kept else lines() if callable(lines) else lines  # a kept stage 1: the log is not read
     if jobs > 1:
-        return _parallel(lines, base, candidate, since, progress, every, jobs, validated)
+        return _parallel(lines, base, candidate, since, progress, every, jobs, validated, stage1, kept)
     dual = DualReplay((base, candidate), since, validated=validated)
-    for n, line in enumerate(lines, start=1):
-        line = line.strip()
-        if line:
-            dual.feed(line)
+    for n, inputs in enumerate(_kept_or_run(dual, lines, stage1, kept), start=1):
+        for topic, key, raw in inputs:
+            dual.decide(topic, key, raw)
         if progress and n % every == 0:
             progress(dual)
     if progress:
@@ -282,7 +374,9 @@ def diff(lines: Iterable[bytes] | Callable[[], Iterable[bytes]], base: str, cand
 
 
 def _parallel(lines: Iterable[bytes], base: str, candidate: str, since: float,
-              progress: Callable[[DualReplay], None] | None, every: int, jobs: int, validated: bool) -> DualReplay:
+              progress: Callable[[DualReplay], None] | None, every: int, jobs: int, validated: bool,
+              stage1: tuple[str, dict[str, Any]] | None,
+              kept: tuple[dict[str, Any], Iterator[list[Input]]] | None) -> DualReplay:
     # fork: the deciders inherit the candidate policy loaded in this process.
     ctx = multiprocessing.get_context("fork")
     inboxes = [ctx.Queue(QUEUED) for _ in range(jobs)]
@@ -326,15 +420,13 @@ def _parallel(lines: Iterable[bytes], base: str, candidate: str, since: float,
 
     merged = DualReplay((base, candidate), since)  # stage 1 here; the figures merged below
     batches: list[list[tuple[str, bytes, bytes]]] = [[] for _ in range(jobs)]
-    for n, line in enumerate(lines, start=1):
-        line = line.strip()
-        if line:
-            for inp in merged.stage1_inputs(line):
-                i = shard_of(inp[1], jobs)
-                batches[i].append(inp)
-                if len(batches[i]) >= BATCH:
-                    send(i, batches[i])
-                    batches[i] = []
+    for n, inputs in enumerate(_kept_or_run(merged, lines, stage1, kept), start=1):
+        for inp in inputs:
+            i = shard_of(inp[1], jobs)
+            batches[i].append(inp)
+            if len(batches[i]) >= BATCH:
+                send(i, batches[i])
+                batches[i] = []
         if progress and n % every == 0:
             progress(merged)
     for i in range(jobs):

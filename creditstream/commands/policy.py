@@ -108,6 +108,10 @@ def _diff(args: argparse.Namespace) -> int:
     except policyfile.PolicyFileError as exc:
         print(exc, file=sys.stderr)
         return 2
+    if args.stage1 and not args.log:
+        print("policy diff: --stage1 needs --log (a log whose size and time say it did not change)",
+              file=sys.stderr)
+        return 2
     since = datetime.fromisoformat(args.since).replace(tzinfo=UTC).timestamp() if args.since else 0.0
     if args.log:
         path = args.log
@@ -129,13 +133,19 @@ def _diff(args: argparse.Namespace) -> int:
     def progress(d: policylab.DualReplay) -> None:
         el = time.monotonic() - t0
         f = opened[-1] if opened else None
+        if d.kept:
+            print(f"policy diff: kept stage 1, {d.kept_inputs:,} stage-2 inputs, "
+                  f"{d.kept_inputs / max(el, 1e-9):,.0f}/s, {len(d.borrowers):,} borrowers, {el:.0f} s",
+                  file=sys.stderr, flush=True)
+            return
         where = f"{(size if f.closed else f.tell()) / size:6.1%} of the log, " if f and size else ""
         print(f"policy diff: {where}{d.events:,} events, {d.events / max(el, 1e-9):,.0f}/s, "
               f"{len(d.borrowers):,} borrowers, {el:.0f} s", file=sys.stderr, flush=True)
 
     jobs = args.jobs or len(os.sched_getaffinity(0))
+    stage1 = (args.stage1, policylab.stage1_key(args.log)) if args.stage1 else None
     dual = policylab.diff(opener, base, cand, since, progress if not args.quiet else None, jobs=jobs,
-                          validated=args.validated)
+                          validated=args.validated, stage1=stage1)
     elapsed = time.monotonic() - t0
     report = policylab.report(dual, set(args.borrowers) if args.borrowers else None, top=args.top)
     report["elapsed_s"] = round(elapsed, 1)
@@ -235,6 +245,10 @@ def register(sub: Subparsers) -> None:
     c.add_argument("--jobs", type=int, default=0,
                    help="processes deciding a share of the borrowers each, beside the one running stage 1 "
                         "(default: one per CPU; 1: everything in this process)")
+    c.add_argument("--stage1", metavar="FILE",
+                   help="keep stage 1's output for this log in FILE, and read it from there when it was kept from "
+                        "the same log and engine code: stage 1 does not depend on the policy, so the next diff of "
+                        "the log (any candidate) skips it")
     c.add_argument("--validated", action="store_true",
                    help="build and validate every limit update event, as the engine does (slower; same figures)")
     c.add_argument("--quiet", action="store_true", help="no progress lines")

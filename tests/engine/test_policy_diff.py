@@ -3,9 +3,14 @@ the same log under each version, and its report is one page that fetches nothing
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections import defaultdict
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
 
 from load.history import history
@@ -132,7 +137,7 @@ def test_the_fast_path_gives_the_figures_of_the_validated_events(log: list[bytes
 
 def _widest_in_step(log: list[bytes], candidate: str) -> dict[str, Decimal]:
     """Per borrower, the widest gap between two replays' limits after the same input."""
-    replays = ((Replay(POLICY_VERSION), {}), (Replay(candidate), {}))
+    replays: tuple[tuple[Replay, dict[str, dict]], ...] = ((Replay(POLICY_VERSION), {}), (Replay(candidate), {}))
     widest: dict[str, Decimal] = {}
     for line in log:
         touched = set()
@@ -193,6 +198,75 @@ def test_the_diff_keeps_every_fleet_s_valuation(log: list[bytes], candidate: str
     monkeypatch.setattr(fleet, "MAX_CACHED_MACHINES", 10)
     built = []
     init = fleet.Fleet.__init__
-    monkeypatch.setattr(fleet.Fleet, "__init__", lambda self, *a: built.append(1) or init(self, *a))
+
+    def counted(self: fleet.Fleet, *a: Any) -> None:
+        built.append(1)
+        init(self, *a)
+
+    monkeypatch.setattr(fleet.Fleet, "__init__", counted)
     report = policylab.report(policylab.diff(log, POLICY_VERSION, candidate))
     assert 0 < len(built) <= 2 * report["borrowers"]  # once per borrower and version
+
+
+def test_a_kept_stage_1_gives_every_candidate_the_figures_of_a_full_diff(
+        log: list[bytes], candidate: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stage 1 does not depend on the policy: kept from a first diff of a log, it serves
+    the next diffs of the same log (any candidate, any --jobs) without running again, with
+    the figures of a full diff; a changed log makes it stale, and it is run and kept again."""
+    path = tmp_path / "h.ndjson"
+    path.write_bytes(b"\n".join(log) + b"\n")
+
+    def lines() -> list[bytes]:
+        return path.read_bytes().splitlines()
+
+    kept = str(tmp_path / "stage1.bin")
+    first = policylab.report(policylab.diff(lines, POLICY_VERSION, candidate, stage1=(
+        kept, policylab.stage1_key(str(path)))), top=10_000)
+    assert first == policylab.report(policylab.diff(lines, POLICY_VERSION, candidate), top=10_000)
+    other = "2027.01-1"  # another candidate, from the kept stage 1 only
+    full = policylab.report(policylab.diff(lines, POLICY_VERSION, other), top=10_000)
+    with monkeypatch.context() as m:
+        m.setattr(policylab.DualReplay, "stage1_inputs", lambda *a: pytest.fail("stage 1 ran again"))
+        for jobs in (1, 2):
+            dual = policylab.diff(lines, POLICY_VERSION, other, jobs=jobs,
+                                  stage1=(kept, policylab.stage1_key(str(path))))
+            assert dual.kept and policylab.report(dual, top=10_000) == full
+    path.write_bytes(b"\n".join(log[:-50]) + b"\n")  # the log changed: the kept stage 1 is stale
+    dual = policylab.diff(lines, POLICY_VERSION, other, stage1=(kept, policylab.stage1_key(str(path))))
+    assert not dual.kept and dual.events == len(log) - 50
+    assert policylab.diff(lines, POLICY_VERSION, other, stage1=(kept, policylab.stage1_key(str(path)))).kept
+
+
+def test_a_kept_stage_1_says_whether_a_pool_joins_borrowers(candidate: str, tmp_path: Path) -> None:
+    """A kept stage 1 records whether the log registers a pooled program, so a diff from
+    it runs in one process without reading the log again to find out."""
+    events, _ = pooled("pk")
+    log = [codec.encode(e) for e in events]
+    path = tmp_path / "pooled.ndjson"
+    path.write_bytes(b"\n".join(log) + b"\n")
+    kept = (str(tmp_path / "pooled.bin"), policylab.stage1_key(str(path)))
+    one = policylab.report(policylab.diff(log, POLICY_VERSION, candidate, stage1=kept), top=10_000)
+
+    def unread() -> list[bytes]:
+        raise AssertionError("the log was read again")
+
+    dual = policylab.diff(unread, POLICY_VERSION, candidate, jobs=2, stage1=kept)
+    assert dual.kept and policylab.report(dual, top=10_000) == one
+
+
+def test_the_command_keeps_stage_1_and_diffs_from_it(log: list[bytes], tmp_path: Path) -> None:
+    """`policy diff --stage1 FILE`: the first run keeps stage 1, the second reads it (its
+    progress says so) and writes the same report; without --log it is refused at once."""
+    path = tmp_path / "h.ndjson"
+    path.write_bytes(b"\n".join(log) + b"\n")
+    cli = [str(Path(sys.executable).parent / "creditstream"), "policy", "diff", "--from", POLICY_VERSION,
+           "--to", "2027.01-1", "--stage1", str(tmp_path / "s1.bin")]
+    runs = [subprocess.run([*cli, "--log", str(path), "--out", str(tmp_path / out)], capture_output=True, text=True,
+                           check=True, timeout=300) for out in ("a", "b")]
+    assert "kept stage 1" not in runs[0].stderr and "kept stage 1" in runs[1].stderr
+    reports = [orjson.loads((tmp_path / out / "report.json").read_bytes()) for out in ("a", "b")]
+    for r in reports:
+        r.pop("elapsed_s")
+    assert reports[0] == reports[1] and reports[0]["events"] == len(log)
+    refused = subprocess.run([*cli, "--out", str(tmp_path / "c")], capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "--stage1 needs --log" in refused.stderr
