@@ -10,13 +10,15 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import GroupCoordinatorNotAvailableError, NotCoordinatorForGroupError
+from aiokafka.structs import OffsetAndMetadata
 
 from schemas.codec import encode
 from schemas.events import Envelope
 from schemas.topics import INPUT_TOPICS, TOPICS, route
-from streams.groups import group_offsets
 
 
 def make_producer(bootstrap: str, **overrides: object) -> AIOKafkaProducer:
@@ -26,6 +28,26 @@ def make_producer(bootstrap: str, **overrides: object) -> AIOKafkaProducer:
     conf.update(overrides)
     return AIOKafkaProducer(**conf)
 
+
+
+async def group_offsets(admin: Any, group: str, timeout: float = 60.0,
+                        pause: float = 0.5) -> dict[TopicPartition, OffsetAndMetadata]:
+    """``group``'s committed offsets (empty when it has none), through a started
+    ``AIOKafkaAdminClient``, retrying while the coordinator is not available, up to
+    ``timeout`` seconds (then the error is raised).
+
+    On a new broker the group coordinator (the ``__consumer_offsets`` topic) is created on
+    first use and answers "not available" for a few seconds; a worker or a tool started
+    with the broker must wait for it, not fail. This is the one place that waits."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            offsets: dict[TopicPartition, OffsetAndMetadata] = await admin.list_consumer_group_offsets(group)
+            return offsets
+        except (GroupCoordinatorNotAvailableError, NotCoordinatorForGroupError):
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(pause)
 
 async def produce_events(producer: AIOKafkaProducer, events: Iterable[Envelope],
                          headers: list[tuple[str, bytes]] | None = None) -> int:
@@ -176,7 +198,7 @@ async def committed_offsets(bootstrap: str, group: str) -> dict[TopicPartition, 
 
 async def group_has_offsets(bootstrap: str, group: str, timeout: float = 60.0) -> bool:
     """Whether a consumer group has committed offsets (waiting, up to ``timeout``, for a
-    new broker's group coordinator: streams.groups)."""
+    new broker's group coordinator: group_offsets)."""
     from aiokafka.admin import AIOKafkaAdminClient
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)

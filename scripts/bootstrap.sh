@@ -4,10 +4,12 @@
 # PostgreSQL package are fetched by `creditstream stack up` itself when missing.
 #
 #   scripts/bootstrap.sh demo   what `make demo` needs: Java, Maven, PostgreSQL, Python
-#   scripts/bootstrap.sh test   the same and chromium (the console's browser test)
+#   scripts/bootstrap.sh test   the same, chromium (the console's browser test) and
+#                               Debian's docker-compose (validates docker-compose.yml)
 #   scripts/bootstrap.sh        both (as `test`)
 #
 # Docker is never installed: `docker compose up` is an alternative for those who have it.
+# docker-compose (v1, Python) only reads the file for tests/test_stack.py; it needs no engine.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 purpose=${1:-test}
@@ -45,6 +47,8 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/n
 if [ "$purpose" = test ]; then
   # Debian's chromium: browsers downloaded by npm or pip packages do not run here.
   command -v chromium >/dev/null || need_apt+=(chromium)
+  command -v docker-compose >/dev/null || (command -v docker >/dev/null && docker compose version >/dev/null 2>&1) \
+    || need_apt+=(docker-compose)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "bootstrap: installing ${need_apt[*]} (Debian packages)" >&2

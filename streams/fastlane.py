@@ -38,11 +38,11 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from rocksdict import Options, Rdict, WriteBatch, WriteOptions
 
+from connectors.kafka_io import group_offsets
 from schemas.topics import BY_NAME, POOLS_TOPIC, SIGNALS_TOPIC
 from streams import metrics
 from streams.errors import LaneError
 from streams.failstop import fail_stop
-from streams.groups import group_offsets
 from streams.processors import MachineProcessor, Processor, encode_output
 
 log = logging.getLogger(__name__)

@@ -50,7 +50,10 @@ def test_bootstrap_gives_up_on_a_lock_held_too_long_with_one_line(tmp_path: Path
     assert "Traceback" not in res.stderr and LOCKED not in res.stderr
 
 
-def test_bootstrap_installs_chromium_for_tests_only_and_never_docker() -> None:
+def test_bootstrap_installs_test_tools_for_tests_only_and_never_docker() -> None:
+    # chromium (the console's browser test) and docker-compose (tests/test_stack.py
+    # validates docker-compose.yml with it) only for `test`; a Docker engine never.
     text = SCRIPT.read_text()
-    assert "need_apt+=(chromium)" in text and 'if [ "$purpose" = test ]' in text
-    assert "docker-compose)" not in text
+    test_block = text.split('if [ "$purpose" = test ]; then', 1)[1].split("\nfi\n", 1)[0]
+    assert "need_apt+=(chromium)" in test_block and "need_apt+=(docker-compose)" in test_block
+    assert "docker.io" not in text and "docker-ce" not in text
