@@ -20,9 +20,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from streams.domain.signals import MachineSignal, Output, alert
+from streams.domain.signals import (
+    DeliverySignal,
+    MachineSignal,
+    Output,
+    ReceivableSignal,
+    Signal,
+    alert,
+)
+
+if TYPE_CHECKING:  # facility imports this module
+    from streams.domain.facility import FacilityState
 
 DAY = 86400.0
 RECENT_DAYS = 7
@@ -78,7 +88,7 @@ def new_state() -> dict[str, Any]:
             "since": None, "dirty": True, "score": 0, "coverage": 0, "lines": [], "active": False, "warn": False}
 
 
-def _ew(state: dict[str, Any]) -> dict[str, Any]:
+def _ew(state: FacilityState) -> dict[str, Any]:
     ew = state.get("ew")
     if ew is None:  # states from before policy 2026.12-3
         ew = state["ew"] = new_state()
@@ -98,7 +108,7 @@ def _day_of(item: Any) -> int:
     return day
 
 
-def observe(state: dict[str, Any], sig: dict[str, Any]) -> None:
+def observe(state: FacilityState, sig: Signal) -> None:
     """Record what a signal means for the indicators, before it is folded into the
     state: a new order, a new invoice, an invoice that became disputed. Machines,
     deliveries and buyers are read from the facility state when scoring."""
@@ -116,14 +126,14 @@ def observe(state: dict[str, Any], sig: dict[str, Any]) -> None:
         before = state["assets"]["receivable"].get(sig["asset_id"])
         if before is None:
             _mark(ew["invoices"], day, day, ew)
-        if sig.get("status") == "disputed" and (before is None or before.get("status") != "disputed"):
+        if cast(ReceivableSignal, sig).get("status") == "disputed" and (before is None or before.get("status") != "disputed"):
             _mark(ew["disputes"], day, day)
     elif kind == "delivery":
-        day = int(sig["actual_at"] // DAY)
+        day = int(cast(DeliverySignal, sig)["actual_at"] // DAY)
         ew["since"] = day if ew.get("since") is None else min(ew["since"], day)
 
 
-def observe_distance(state: dict[str, Any], sig: MachineSignal, season: float) -> None:
+def observe_distance(state: FacilityState, sig: MachineSignal, season: float) -> None:
     """Keep a machine signal's ``km7`` (an electric truck's km per day over the days r7
     averages, machines.distance) divided by the program's season of those days (the
     share ``UTILISATION_COLLAPSE`` uses): the use of a machine that has no hour meter."""
@@ -133,13 +143,13 @@ def observe_distance(state: dict[str, Any], sig: MachineSignal, season: float) -
     _ew(state).setdefault("km", {})[sig["asset_id"]] = [int(sig["at"] // DAY), round(km7 / season, 3)]
 
 
-def _fleet_distance(state: dict[str, Any]) -> float | None:
+def _fleet_distance(state: FacilityState) -> float | None:
     """Season-adjusted km per day of the borrower's trucks together (their latest km7)."""
     km = _ew(state).get("km") or {}
     return sum(x[1] for x in km.values()) if km else None
 
 
-def _fleet_ratio(state: dict[str, Any]) -> float | None:
+def _fleet_ratio(state: FacilityState) -> float | None:
     """Mean season-adjusted r7 ratio of the borrower's machines (collapse.py keeps each
     machine's latest as ``c7`` = [day, ratio])."""
     ratios = [m["c7"][1] for m in state.get("collapse", {}).values() if m.get("c7")]
@@ -157,7 +167,7 @@ def _line(name: str, value: float, reference: float | None, concern: float) -> d
             "points": ind.earn(concern), "max_points": ind.points}
 
 
-def score_lines(state: dict[str, Any], now: float) -> list[dict[str, Any]]:
+def score_lines(state: FacilityState, now: float) -> list[dict[str, Any]]:
     """The scorecard lines that apply to this borrower at ``now`` (event time)."""
     ew = _ew(state)
     today = int(now // DAY)
@@ -213,7 +223,7 @@ def score_lines(state: dict[str, Any], now: float) -> list[dict[str, Any]]:
     return lines
 
 
-def evaluate(state: dict[str, Any], now: float, triggers: list[str]) -> list[Output]:
+def evaluate(state: FacilityState, now: float, triggers: list[str]) -> list[Output]:
     """Score the borrower at ``now``: once per event-time day and after a business
     signal (``observe`` marks it). Raises EARLY_WARNING when the score reaches WARN_AT
     (and EARLY_WARNING_CLEARED when it falls below CLEAR_BELOW) while the facility is
@@ -301,7 +311,7 @@ def summary(ew: dict[str, Any]) -> dict[str, Any]:
             "top": [x["indicator"] for x in top(ew["lines"])]}
 
 
-def reason(state: dict[str, Any], max_cut: Decimal) -> tuple[Decimal, str | None]:
+def reason(state: FacilityState, max_cut: Decimal) -> tuple[Decimal, str | None]:
     """The EARLY_WARNING reason of a limit update while the borrower's score warns
     (``ew["warn"]``: score >= WARN_AT, corroborated, 35 days of history), and the bounded
     tightening rule: the limit is reduced by ``max_cut x (score - WARN_AT) / (100 - WARN_AT)``

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, TypedDict
+from typing import Any, TypedDict, cast
 
 from schemas import events as ev
 from schemas import outputs as out
 from schemas.common import MAX_AMOUNT, Money
-from schemas.currencies import MINOR_UNITS
+from schemas.currencies import MINOR_UNITS, minor_unit
 from schemas.topics import LIMITS_TOPIC
 from streams.domain import collapse, early_warning, fleet, risk_pool
 from streams.domain.freight_policy import forget_closed
@@ -27,15 +27,23 @@ from streams.domain.policy import (
     decide,
     for_version,
     is_material,
-    minor_unit,
     pool_mark,
     utilisation_target,
 )
 from streams.domain.season import window_shares
 from streams.domain.signals import (
     BATCH,
+    BatchSignal,
+    BuyersSignal,
+    ConsentSignal,
+    DeliverySignal,
     MachineSignal,
     Output,
+    PolicySignal,
+    PoolSignal,
+    PriceSignal,
+    ProgramSignal,
+    RateSignal,
     Rejected,
     Signal,
     SignalRecord,
@@ -53,7 +61,7 @@ class _FacilityLater(TypedDict, total=False):
     tax_ref: str | None  # digest of the borrower's registered tax id (signals.tax_ref)
     operator: str | None  # the program's operator
     reference_rate: dict[str, Any]  # the published one-year LPR (pricing.py)
-    prices: dict[str, dict[str, Any]]  # commodity -> its latest price signal (prices.py)
+    prices: dict[str, PriceSignal]  # commodity -> its latest price signal (prices.py)
     collapse: dict[str, dict[str, Any]]  # machine id -> UTILISATION_COLLAPSE's level (collapse.py)
     ew: dict[str, Any]  # the early-warning scorecard's marks and score (early_warning.py)
     tax_alerted: list[str]  # invoices RECEIVABLE_SELLER_MISMATCH was raised for (only grows)
@@ -110,7 +118,7 @@ def apply_signal(state: State, sig: SignalRecord) -> list[Output]:
     """Fold one signal record into the state; a ``batch`` (everything one stage-1 input
     caused for this borrower, see signals.one_signal_per_borrower) is folded whole, so
     the decision that follows sees all of it."""
-    parts = sig.get("signals", []) if sig["kind"] == BATCH else [sig]
+    parts: list[Signal] = cast(BatchSignal, sig).get("signals", []) if sig["kind"] == BATCH else [sig]
     for part in parts:  # refused before any change: a refused input leaves the state as it was
         if part["kind"] not in SIGNAL_KINDS:
             raise Rejected("unknown_signal", f"unknown signal kind {part['kind']!r}")
@@ -126,50 +134,54 @@ def _apply_one(state: State, sig: Signal) -> list[Output]:
     if kind in ("receivable", "order", "machine", "dealer", "receipt", "freight"):
         state["assets"].setdefault(kind, {})[sig["asset_id"]] = sig  # states before 2026.12-2 lack dealer
         if kind == "machine":
-            fleet.touch(state, sig["asset_id"])  # valued again at the next decision
-            _accept_utilisation(state, sig)
-            outs += _collapse(state, sig)
+            machine = cast(MachineSignal, sig)
+            fleet.touch(state, machine["asset_id"])  # valued again at the next decision
+            _accept_utilisation(state, machine)
+            outs += _collapse(state, machine)
         elif kind == "receivable":
             outs += _seller_alerts(state, sig["at"], sig["triggers"])
         elif kind in ("receipt", "freight"):  # closed ones leave the state (they count for nothing)
             forget_closed(state["assets"][kind], state["watermark"])
     elif kind == "price":  # the latest quote of a commodity the program finances (prices.py)
-        state.setdefault("prices", {})[sig["asset_id"]] = sig
+        state.setdefault("prices", {})[sig["asset_id"]] = cast(PriceSignal, sig)
     elif kind == "machine_released":
         fleet.touch(state, sig["asset_id"])
         state["assets"]["machine"].pop(sig["asset_id"], None)
         state["util"].pop(sig["asset_id"], None)
         state.get("collapse", {}).pop(sig["asset_id"], None)
     elif kind == "delivery":
-        state["deliveries"][sig["asset_id"]] = {"on_time": sig["on_time"], "at": sig["actual_at"]}
+        delivery = cast(DeliverySignal, sig)
+        state["deliveries"][sig["asset_id"]] = {"on_time": delivery["on_time"], "at": delivery["actual_at"]}
     elif kind == "buyers":
-        state["buyers"] = sig["factors"]
+        state["buyers"] = cast(BuyersSignal, sig)["factors"]
     elif kind == "program":
-        state["program_id"], state["program"] = sig["program_id"], sig["program"]
-        if sig.get("policy"):  # registered after a promotion: decided under it from the start
-            state["policy"] = sig["policy"]
-        state["tax_ref"], state["operator"] = sig.get("tax_ref"), sig.get("operator")
-        if sig.get("rate"):  # the published LPR (pricing.py)
-            state["reference_rate"] = sig["rate"]
+        reg = cast(ProgramSignal, sig)
+        state["program_id"], state["program"] = reg["program_id"], reg["program"]
+        if reg.get("policy"):  # registered after a promotion: decided under it from the start
+            state["policy"] = reg["policy"]
+        state["tax_ref"], state["operator"] = reg.get("tax_ref"), reg.get("operator")
+        if reg.get("rate"):  # the published LPR (pricing.py)
+            state["reference_rate"] = reg["rate"]
         outs += _seller_alerts(state, sig["at"], sig["triggers"])
     elif kind == "pool":  # the risk-sharing pool's answer to this borrower's claim (risk_pool.py)
-        risk_pool.on_answer(state, sig)
+        risk_pool.on_answer(state, cast(PoolSignal, sig))
         # Not the borrower's own time: an answer caused by another borrower's claim must
         # not move this facility's clock (its time-driven rules).
         _advance(state, state["watermark"], sig["triggers"])
         return outs
     elif kind == "rate":  # a published one-year LPR: the ceiling of the price (pricing.py)
-        state["reference_rate"] = sig["rate"]
+        state["reference_rate"] = cast(RateSignal, sig)["rate"]
     elif kind == "policy":  # a promotion (registry.policy_promoted): decided under it from now on
         if state.get("pinned"):
             # An engine pinned to a version (a shadow, a diff) does not read promotions,
             # nor their time: a promotion is not a fact about the borrower.
             return outs
-        state["policy"] = sig["version"]
-    else:  # consent
+        state["policy"] = cast(PolicySignal, sig)["version"]
+    else:  # consent (apply_signal refused the kinds not above)
+        consent = cast(ConsentSignal, sig)
         was = state["consent"]
-        state["consent"] = sig["granted"]
-        if was is True and not sig["granted"]:
+        state["consent"] = consent["granted"]
+        if was is True and not consent["granted"]:
             outs.append(alert("CONSENT_REVOKED", "info",
                               f"Borrower {state['borrower_id']} withdrew consent; its data no longer "
                               "counts and the facility is frozen (audit record).",
@@ -239,13 +251,14 @@ def _collapse(state: State, sig: MachineSignal) -> list[Output]:
 
 def apply_ledger(state: State, event: ev.Envelope) -> list[Output]:
     p = event.payload  # type: ignore[attr-defined]
-    if state["program"] is None:
+    program = state["program"]
+    if program is None:
         raise Rejected("unknown_borrower", f"{event.type} for borrower {p.borrower_id} with no registered program")
     _check_entitled(state, event)
     money = getattr(p, "amount", None)
-    if money is not None and money.currency != state["program"]["currency"]:
+    if money is not None and money.currency != program["currency"]:
         raise Rejected("currency_mismatch", f"{event.type} of {money.amount} {money.currency} for borrower "
-                       f"{p.borrower_id}, whose program is in {state['program']['currency']}")
+                       f"{p.borrower_id}, whose program is in {program['currency']}")
     key = event_key(event)  # per tenant: a lender's and the operator's ids may coincide
     seen = state["loans"].get(p.loan_id, {}).get("ids", [])
     if key in seen or event.event_id in seen:  # or a bare id from before 2026.12-1
@@ -295,7 +308,7 @@ def _check_entitled(state: State, event: ev.Envelope) -> None:
     registered it). A drawdown must also name the borrower's program. Refused inputs
     are dead-lettered and change nothing."""
     p = event.payload  # type: ignore[attr-defined]
-    program = state["program"]
+    program = cast(dict[str, Any], state["program"])  # registered: apply_ledger refused it otherwise
     lenders = [lender["lender_id"] for lender in program["lenders"]]
     operator = state.get("operator")
     if event.tenant not in lenders and event.tenant != operator:
@@ -363,14 +376,15 @@ def decide_and_publish(state: State, summarise: Callable[[State, Decision], Any]
         reasons.append({"code": "POLICY_CHANGED", "text": (
             f"The credit policy changed from version {before} to {policy}; this limit is "
             "decided under the new version.")[:500]})
-    state["last"] = {"limit": str(d.limit), "available": str(d.available), "status": d.status,
-                     "codes": d.codes, "version": version, "sums": d.sums, "outstanding": str(d.outstanding),
-                     "apr": d.pricing.get("apr_pct"), "net_apr": d.pricing.get("net_apr_pct"),
-                     "ceiling": d.pricing.get("ceiling_pct")}
+    published: dict[str, Any] = {"limit": str(d.limit), "available": str(d.available), "status": d.status,
+                                 "codes": d.codes, "version": version, "sums": d.sums, "outstanding": str(d.outstanding),
+                                 "apr": d.pricing.get("apr_pct"), "net_apr": d.pricing.get("net_apr_pct"),
+                                 "ceiling": d.pricing.get("ceiling_pct")}
+    state["last"] = published
     if d.risk_pool is not None:
-        state["last"]["pool"] = pool_mark(d)
+        published["pool"] = pool_mark(d)
     if policy != POLICY_VERSION:
-        state["last"]["policy"] = policy
+        published["policy"] = policy
     triggers, state["pending"] = state["pending"][-100:], []
     if summarise is not None:
         return [*alerts, Output(LIMITS_TOPIC, state["borrower_id"], summarise(state, d)), *claims]

@@ -39,7 +39,7 @@ import heapq
 import math
 from bisect import bisect_left, insort
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from schemas.currencies import minor_unit
 from streams.domain.policy import (
@@ -52,6 +52,9 @@ from streams.domain.policy import (
     _money,
 )
 from streams.domain.signals import MachineSignal
+
+if TYPE_CHECKING:  # facility imports this module
+    from streams.domain.facility import FacilityState
 
 # Steps are taken this many seconds of event time early: float rounding in the step
 # times is ~1e-7 s at today's epoch, so a second is ample and costs nothing.
@@ -93,7 +96,7 @@ def valid_until(sig: MachineSignal, params: PolicyParams, now: float, history: l
 class Fleet:
     """One borrower's machines as valued at the last decision."""
 
-    def __init__(self, state: dict[str, Any], params: PolicyParams, currency: str) -> None:
+    def __init__(self, state: FacilityState, params: PolicyParams, currency: str) -> None:
         self.owner = state  # identity: the cache is only good for this very object
         self.params = params
         self.currency = currency
@@ -166,12 +169,12 @@ _FLEETS: dict[int, Fleet] = {}
 _cached = 0
 
 
-def equipment(state: dict[str, Any], params: PolicyParams) -> Equipment:
+def equipment(state: FacilityState, params: PolicyParams) -> Equipment:
     """The equipment part of the decision on ``state`` at its watermark, valuing only
     what changed since the last call for the same state (see the module docstring)."""
     global _cached
     key = id(state)
-    currency = state["program"]["currency"]
+    currency = cast(dict[str, Any], state["program"])["currency"]  # decided once registered
     now = state["watermark"]
     fleet = _FLEETS.get(key)
     if (fleet is None or fleet.owner is not state or fleet.currency != currency or now < fleet.now
@@ -189,7 +192,7 @@ def equipment(state: dict[str, Any], params: PolicyParams) -> Equipment:
     return fleet.view()
 
 
-def touch(state: dict[str, Any], machine_id: str) -> None:
+def touch(state: FacilityState, machine_id: str) -> None:
     """Say that ``state``'s entry or utilisation history of ``machine_id`` changed (or
     the machine was released): it is valued again at the next decision."""
     fleet = _FLEETS.get(id(state))

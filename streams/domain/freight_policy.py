@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import ROUND_DOWN, Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streams.domain.signals import utc_time
+
+if TYPE_CHECKING:  # facility imports this module
+    from streams.domain.facility import FacilityState
 
 DAY = 86400.0
 # A waybill whose truck never reached the consignee is said (FREIGHT_NOT_DELIVERED) for
@@ -31,7 +34,7 @@ def forget_closed(assets: dict[str, Any], now: float) -> None:
         del assets[key]
 
 
-def freight_components(state: dict[str, Any], params: Any, now: float, currency: str, unit: Decimal,
+def freight_components(state: FacilityState, params: Any, now: float, currency: str, unit: Decimal,
                        reasons: list[tuple[str, str]]) -> list[dict[str, Any]]:
     """One component per corroborated, unpaid waybill: amount x freight_advance_rate x
     the shipper's buyer factor (its distress counts as a buyer's does)."""

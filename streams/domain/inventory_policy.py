@@ -9,9 +9,12 @@ alerts and a worked example are in docs/credit-policy.md section 1.5.
 from __future__ import annotations
 
 from decimal import ROUND_DOWN, ROUND_UP, Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streams.domain.signals import Output, alert, utc_time
+
+if TYPE_CHECKING:  # facility imports this module
+    from streams.domain.facility import FacilityState
 
 DAY = 86400.0
 
@@ -20,7 +23,7 @@ def _money(x: Decimal, unit: Decimal) -> Decimal:
     return x.quantize(unit, rounding=ROUND_DOWN)
 
 
-def inventory_components(state: dict[str, Any], params: Any, now: float, currency: str, unit: Decimal,
+def inventory_components(state: FacilityState, params: Any, now: float, currency: str, unit: Decimal,
                          reasons: list[tuple[str, str]]) -> list[dict[str, Any]]:
     """One component per pledged receipt: quantity x price x (1 - haircut)."""
     haircuts = dict(params.commodity_haircuts)
@@ -65,7 +68,7 @@ def inventory_components(state: dict[str, Any], params: Any, now: float, currenc
     return components
 
 
-def margin_calls(state: dict[str, Any], d: Any, now: float) -> list[Output]:
+def margin_calls(state: FacilityState, d: Any, now: float) -> list[Output]:
     """INVENTORY_MARGIN_CALL when the inventory's value fell in this decision and the
     loans now exceed the limit: the shortfall must be repaid, or covered by pledging
     goods that count as much after their haircut. Raised again only when a further

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from decimal import ROUND_DOWN, Decimal
 from functools import cached_property, lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from schemas.currencies import minor_unit
 from streams.domain import early_warning, policyfile, pricing, risk_pool
@@ -21,6 +21,9 @@ from streams.domain.freight_policy import freight_components
 from streams.domain.inventory_policy import inventory_components
 from streams.domain.season import MONTHS, Profile, month_of, window_shares
 from streams.domain.signals import MachineSignal, utc_time
+
+if TYPE_CHECKING:  # facility imports this module
+    from streams.domain.facility import FacilityState
 
 # The version an engine decides under until a promotion says otherwise; its parameters
 # are the file streams/domain/policies/<version>.toml (policyfile.py), not code.
@@ -189,7 +192,7 @@ def _day(ts: float) -> date:
     return utc_time(ts).date()
 
 
-def fulfilment_score(state: dict[str, Any], params: PolicyParams, now: float) -> tuple[Decimal, int, int]:
+def fulfilment_score(state: FacilityState, params: PolicyParams, now: float) -> tuple[Decimal, int, int]:
     window = params.fulfilment_window_days * DAY
     recent = [d for d in state["deliveries"].values() if now - d["at"] <= window]
     on_time = sum(1 for d in recent if d["on_time"])
@@ -283,10 +286,10 @@ def _machine(sig: MachineSignal, params: PolicyParams, now: float, history: list
             "detail": detail}
 
 
-def equipment(state: dict[str, Any], params: PolicyParams) -> Equipment:
+def equipment(state: FacilityState, params: PolicyParams) -> Equipment:
     """Every pledged machine valued at the watermark, from scratch (fleet.equipment
     keeps the same per machine and values only what changed; tests compare the two)."""
-    now, currency = state["watermark"], state["program"]["currency"]
+    now, currency = state["watermark"], cast(dict[str, Any], state["program"])["currency"]  # registered
     unit = minor_unit(currency)
     components: list[dict[str, Any]] = []
     reasons: list[tuple[str, str]] = []
@@ -299,11 +302,11 @@ def equipment(state: dict[str, Any], params: PolicyParams) -> Equipment:
                      components=lambda: components, reasons=lambda: reasons)
 
 
-def decide(state: dict[str, Any], params: PolicyParams, machines: Equipment | None = None) -> Decision:
+def decide(state: FacilityState, params: PolicyParams, machines: Equipment | None = None) -> Decision:
     """The limit, its components and reasons, for one borrower at its watermark;
     ``machines``: the equipment part when the caller keeps it (fleet.equipment)."""
     now = state["watermark"]
-    program = state["program"]
+    program = cast(dict[str, Any], state["program"])  # decided once registered (facility)
     currency = program["currency"]
     # Every amount is rendered to the currency's minor unit (JPY has none, KWD three).
     unit = minor_unit(currency)

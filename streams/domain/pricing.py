@@ -14,7 +14,10 @@ program shows the borrower's net rate beside the gross. Pure: no clock, no I/O.
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # facility imports this module (through policy)
+    from streams.domain.facility import FacilityState
 
 GRADES = ("A", "B", "C", "D", "E")
 GRADE_FLOORS = (0, 20, 40, 60, 80)      # points at which each grade starts
@@ -28,7 +31,7 @@ SUBSIDY_CAP_CNY = Decimal(500_000)
 BP = Decimal("0.01")
 
 
-def grade(state: dict[str, Any], receivables: list[dict[str, Any]], total: Decimal) -> tuple[str, dict[str, int]]:
+def grade(state: FacilityState, receivables: list[dict[str, Any]], total: Decimal) -> tuple[str, dict[str, int]]:
     """The borrower's risk grade and its parts (points): its receivable components and
     the sum of all its components (before caps)."""
     ew = state.get("ew") or {}
@@ -47,7 +50,7 @@ def grade(state: dict[str, Any], receivables: list[dict[str, Any]], total: Decim
     return g, {"early_warning": ew_pts, "buyers": buyer_pts, "unconfirmed_assets": mix_pts, "total": points}
 
 
-def price(state: dict[str, Any], receivables: list[dict[str, Any]], total: Decimal, table: dict[str, Decimal],
+def price(state: FacilityState, receivables: list[dict[str, Any]], total: Decimal, table: dict[str, Decimal],
           lpr_default: Decimal, subsidy_share: Decimal,
           limit: Decimal | None = None) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """The ``pricing`` block of a limit update and its reasons: PRICE_CAPPED when the

@@ -23,10 +23,13 @@ the claims in another interleaving than the replay ends with the same covered am
 from __future__ import annotations
 
 from decimal import ROUND_DOWN, Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from schemas.topics import POOLS_TOPIC
 from streams.domain.signals import Output, PoolSignal, signal
+
+if TYPE_CHECKING:  # facility imports this module
+    from streams.domain.facility import FacilityState
 
 ZERO = Decimal(0)
 SHARE = Decimal("0.0001")
@@ -42,8 +45,8 @@ def capacity(pool: dict[str, Any]) -> Decimal:
 
 
 # ------------------------------------------------------------------ borrower's side
-def apply(state: dict[str, Any], limit: Decimal, unit: Decimal) -> tuple[Decimal, dict[str, Any] | None,
-                                                                          list[tuple[str, str]]]:
+def apply(state: FacilityState, limit: Decimal, unit: Decimal) -> tuple[Decimal, dict[str, Any] | None,
+                                                                         list[tuple[str, str]]]:
     """The limit after the pool's rule, the ``risk_pool`` block and the reasons.
 
     ``limit`` is what the policy would lend (the claim). A ``hold`` pool keeps the limit
@@ -59,7 +62,7 @@ def apply(state: dict[str, Any], limit: Decimal, unit: Decimal) -> tuple[Decimal
     # Only an increase waits for the pool's answer: a decrease (or a limit of 0) is
     # covered at once, as the pool always accepts it.
     pending = limit > granted and (mine.get("claim") != claim or mine.get("answered", 0) < mine.get("seq", 0))
-    cur = state["program"]["currency"]
+    cur = cast(dict[str, Any], state["program"])["currency"]  # declared a pool: registered
     # Only figures of this borrower and its program: how full the pool is at a given
     # moment depends on how other borrowers' claims interleaved, so a limit update that
     # said it would differ between the worker and the replay (the lender API and the
@@ -117,7 +120,7 @@ def _claim_key(pool: dict[str, Any], amount: Decimal) -> list[str]:
     return [pool["pool_id"], str(amount), str(capacity(pool)), pool["on_overflow"]]
 
 
-def claims(state: dict[str, Any], block: dict[str, Any] | None, at: float, triggers: list[str]) -> list[Output]:
+def claims(state: FacilityState, block: dict[str, Any] | None, at: float, triggers: list[str]) -> list[Output]:
     """The records to send to the pool stage after a decision: a claim when the claimed
     amount (or the pool's declaration) changed, and a claim of 0 on a pool the borrower
     left. Each carries the borrower's claim seq on that pool (``seqs``, kept for good, so
@@ -152,7 +155,7 @@ def claims(state: dict[str, Any], block: dict[str, Any] | None, at: float, trigg
     return outs
 
 
-def _claim(pool_id: str, state: dict[str, Any], seq: int, amount: Decimal, cap: str | None, hold: bool,
+def _claim(pool_id: str, state: FacilityState, seq: int, amount: Decimal, cap: str | None, hold: bool,
            at: float, triggers: list[str]) -> Output:
     return Output(POOLS_TOPIC, pool_id, {
         "kind": "claim", "pool_id": pool_id, "borrower_id": state["borrower_id"],
@@ -160,7 +163,7 @@ def _claim(pool_id: str, state: dict[str, Any], seq: int, amount: Decimal, cap: 
         "hold": hold, "at": at, "triggers": triggers[-10:]})
 
 
-def on_answer(state: dict[str, Any], sig: PoolSignal) -> None:
+def on_answer(state: FacilityState, sig: PoolSignal) -> None:
     """Fold the pool's answer into the borrower's state (stage 2)."""
     mine = state.get("pool") or {}
     if mine.get("id") != sig["asset_id"]:
