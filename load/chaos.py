@@ -38,7 +38,7 @@ import random
 import signal
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Callable, Collection, Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -244,7 +244,7 @@ class EngineRun:
 
 
 async def drive(engine: EngineRun, traffic: Traffic, rate: float,
-                on_fault: Callable[[], Awaitable[None]], fault_at: float = 0.4) -> list[Record]:
+                on_fault: Callable[[], Coroutine[Any, Any, None]], fault_at: float = 0.4) -> list[Record]:
     """Send the setup, then the stream open loop at ``rate``, starting ``on_fault`` when
     the fraction ``fault_at`` of it is sent (1.0: after the last record); the traffic
     keeps flowing while the fault lasts. Return what was written to cs.limits until the
@@ -312,7 +312,7 @@ class Published:
                 continue  # someone else's malformed record on the shared topic
             if not isinstance(value, dict):
                 continue
-            p = value.get("payload")
+            p: Any = value.get("payload")
             if value.get("source") != source:
                 if isinstance(p, dict) and isinstance(p.get("borrower_id"), str):
                     others.append((str(value.get("source")), p["borrower_id"]))

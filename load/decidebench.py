@@ -17,7 +17,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -26,6 +26,10 @@ from schemas.topics import LIMITS_TOPIC, SIGNALS_TOPIC
 from streams.domain import facility, fleet
 from streams.domain.policy import PolicyParams, decide
 from streams.processors import FacilityProcessor, all_processors, processor_for
+
+if TYPE_CHECKING:
+    from streams.domain.facility import FacilityState
+    from streams.domain.signals import SignalRecord
 
 
 def signals(machines: int, rounds: int) -> list[bytes]:
@@ -49,9 +53,9 @@ def signals(machines: int, rounds: int) -> list[bytes]:
     return out
 
 
-def _per_signal(sigs: list[bytes], warm: int, step: Callable[[dict[str, Any], dict[str, Any]], float]) -> float:
+def _per_signal(sigs: list[bytes], warm: int, step: Callable[[FacilityState, SignalRecord], float]) -> float:
     """Median seconds of ``step`` over the signals after the first ``warm`` (applied untimed)."""
-    state: dict[str, Any] | None = None
+    state: FacilityState | None = None
     times = []
     for i, raw in enumerate(sigs):
         sig = orjson.loads(raw)
@@ -62,8 +66,8 @@ def _per_signal(sigs: list[bytes], warm: int, step: Callable[[dict[str, Any], di
     return statistics.median(times)
 
 
-def decide_step(kept: bool) -> Callable[[dict[str, Any], dict[str, Any]], float]:
-    def step(state: dict[str, Any], sig: dict[str, Any]) -> float:
+def decide_step(kept: bool) -> Callable[[FacilityState, SignalRecord], float]:
+    def step(state: FacilityState, sig: SignalRecord) -> float:
         facility.apply_signal(state, sig)
         if state["program"] is None:
             return 0.0
@@ -76,6 +80,7 @@ def decide_step(kept: bool) -> Callable[[dict[str, Any], dict[str, Any]], float]
 
 def stage2(sigs: list[bytes], warm: int, kept: bool) -> tuple[float, int]:
     """Median seconds of FacilityProcessor.process per signal after ``warm``; updates published."""
+    store: dict[str, Any]
     proc, store = FacilityProcessor(), {}
     real = fleet.equipment
     if not kept:
@@ -90,7 +95,7 @@ def stage2(sigs: list[bytes], warm: int, kept: bool) -> tuple[float, int]:
                 updates += sum(o.topic == LIMITS_TOPIC for o in outs)
         return statistics.median(times), updates
     finally:
-        fleet.equipment = real  # type: ignore[assignment]
+        fleet.equipment = real
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -261,7 +261,7 @@ async def _load(opts: RunOptions, spec: GenSpec, sampler: LagSampler, collector:
     # Every figure of the timeline counts seconds from the moment slot 0 was due.
     t_start = recorder.t0 = progress.t0 or time.time()
     base = await sampler.sample()
-    prev = {"sent": 0, "processed": _processed(base), "at": t_start, "cpu": None}
+    prev: dict[str, Any] = {"sent": 0, "processed": _processed(base), "at": t_start, "cpu": None}
     tty = sys.stderr.isatty()
     printed_behind = 0
 

@@ -197,10 +197,11 @@ def count_states(data: Path, run: str) -> tuple[int, int, int]:
     for path in partition_databases(data, "machines"):
         db = Rdict(str(path), options=Options(raw_mode=True), access_type=AccessType.read_only())
         try:
+            # raw_mode: every key is bytes (rocksdict's stub types a key as any kind it takes).
             for key, value in db.items():
-                if key.startswith(b"\x00"):
+                if key.startswith(b"\x00"):  # type: ignore[union-attr, arg-type]
                     continue  # the changelog position, not a state
-                if key.startswith(prefix):
+                if key.startswith(prefix):  # type: ignore[union-attr, arg-type]
                     mine += 1
                     read += orjson.loads(value).get("hours") is not None
                 else:
@@ -249,8 +250,9 @@ def heap_breakdown(data: Path, cached: dict[str, int] | None = None,
             db = Rdict(str(path), options=Options(raw_mode=True), access_type=AccessType.read_only())
             try:
                 n = 0
+                # raw_mode: every key is bytes (rocksdict's stub types a key as any kind it takes).
                 for key, value in db.items():
-                    if key.startswith(b"\x00"):
+                    if key.startswith(b"\x00"):  # type: ignore[union-attr, arg-type]
                         continue
                     n += 1
                     if len(raw_sample) < sample:

@@ -61,7 +61,8 @@ class Freight:
             out += [mk(ev.BorrowerRegistered, at, ev.BorrowerPayload(
                 party_id=c.party_id, kind=ev.PartyKind.fleet_operator, program_id=c.program_id,
                 name=f"Company {c.party_id}", tax_id=c.tax_id, region=c.region)),
-                mk(ev.ConsentGranted, at, ev.ConsentPayload(borrower_id=c.party_id)),
+                # pydantic.mypy misses the default_factory of third_party_ids (inside Annotated).
+                mk(ev.ConsentGranted, at, ev.ConsentPayload(borrower_id=c.party_id)),  # type: ignore[call-arg]
                 mk(ev.SupplyRelationship, at, ev.SupplyRelationshipPayload(
                     supplier_id=c.party_id, buyer_id=c.buyer_id or "", tier=1))]
         out += [mk(ev.TruckEnrolled, at, ev.TruckEnrolledPayload(truck_id=t, carrier_id=c.party_id))
@@ -91,7 +92,8 @@ class Freight:
             frac = min(h, 2) / 2 if h < 3 else max(0.0, 1 - (h - 3) / 2)
             lat, lon = depot[0] + (goes[0] - depot[0]) * frac, depot[1] + (goes[1] - depot[1]) * frac
             self.hours[truck] += 1.0 if 0 < h <= 5 else 0.0
-            return mk(ev.EquipmentTelemetry, start + i * STEP, ev.EquipmentTelemetryPayload(
+            # pydantic.mypy misses the default_factory of fault_codes (inside Annotated).
+            return mk(ev.EquipmentTelemetry, start + i * STEP, ev.EquipmentTelemetryPayload(  # type: ignore[call-arg]
                 machine_id=truck, cumulative_operating_hours=round(self.hours[truck], 2),
                 location=GeoPoint(lat=round(lat, 5), lon=round(lon, 5))))
 

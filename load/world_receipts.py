@@ -65,7 +65,8 @@ class Receipts:
             out += [mk(ev.BorrowerRegistered, at, ev.BorrowerPayload(
                 party_id=t.party_id, kind=ev.PartyKind.supplier, program_id=t.program_id,
                 name=f"Company {t.party_id}", tax_id=t.tax_id, region=t.region)),
-                mk(ev.ConsentGranted, at, ev.ConsentPayload(borrower_id=t.party_id))]
+                # pydantic.mypy misses the default_factory of third_party_ids (inside Annotated).
+                mk(ev.ConsentGranted, at, ev.ConsentPayload(borrower_id=t.party_id))]  # type: ignore[call-arg]
         out += [mk(ev.MarketPrice, at, ev.MarketPricePayload(commodity=c, price=_cny(p), unit="t"))
                 for c, p in self.price.items()]
         return out

@@ -16,7 +16,7 @@ EVENT_TYPES: dict[str, type[Envelope]] = {
     cls.model_fields["type"].annotation.__args__[0]: cls  # type: ignore[union-attr]
     for cls in ALL_EVENTS
 }
-AnyEvent = Annotated[Union[tuple(ALL_EVENTS)], Field(discriminator="type")]  # noqa: UP007
+AnyEvent: Any = Annotated[Union[tuple(ALL_EVENTS)], Field(discriminator="type")]  # noqa: UP007
 _ADAPTER: TypeAdapter[Envelope] = TypeAdapter(AnyEvent)
 MAX_EVENT_BYTES = 256 * 1024
 

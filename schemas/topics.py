@@ -176,7 +176,8 @@ TOPIC_OF_TYPE: dict[str, TopicSpec] = {
 
 
 def _registry_key(e: ev.Envelope) -> str:
-    p = e.payload  # type: ignore[attr-defined]
+    p: (ev.BorrowerPayload | ev.SupplyRelationshipPayload | ev.PartyStatusPayload | ev.ProgramPayload
+        | ev.ConsentPayload | ev.PolicyPromotedPayload | ev.ReferenceRatePayload) = e.payload  # type: ignore[attr-defined]
     if isinstance(p, ev.SupplyRelationshipPayload):
         return f"{p.supplier_id}>{p.buyer_id}"
     if isinstance(p, ev.ProgramPayload):

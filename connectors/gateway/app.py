@@ -106,7 +106,7 @@ def _items(request_body: bytes, content_type: str) -> list[bytes]:
 DEFAULT_LIMITS = Limits()
 POOL = web.AppKey("pool", asyncpg.Pool)
 STORE = web.AppKey("store", GatewayStore)
-PRODUCER = web.AppKey("producer", object)
+PRODUCER: web.AppKey[Any] = web.AppKey("producer", object)  # an AIOKafkaProducer (untyped) or None
 
 
 @web.middleware

@@ -10,7 +10,7 @@ import hashlib
 import secrets
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeAlias, cast
 
 import asyncpg
 import orjson
@@ -20,7 +20,7 @@ from connectors.lenders.urls import UrlPolicy
 from connectors.lenders.urls import check as check_url
 from connectors.pg.crypto import DataKeyError, is_sealed, key_id, seal, sealed_key_id, unseal
 
-Conn = asyncpg.Connection | asyncpg.Pool
+Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 # The update (stored as its envelope) names lender $1 among its funders.
 _VISIBLE = ("payload -> 'payload' -> 'lenders' @> "
             "jsonb_build_array(jsonb_build_object('lender_id', $1::text))")
@@ -58,7 +58,8 @@ async def subscribe(conn: Conn, lender_id: str, scope: Scope, program_id: str | 
         "INSERT INTO lender_subscriptions (lender_id, scope, program_id, borrower_ids)"
         " VALUES ($1, $2, $3, $4) RETURNING id", lender_id, scope,
         program_id if scope == "program" else None,
-        list(borrower_ids) if scope == "borrowers" else None)
+        # scope borrowers: borrower_ids was checked above (a non-empty list).
+        list(cast("list[str]", borrower_ids)) if scope == "borrowers" else None)
 
 
 async def list_lenders(conn: Conn) -> list[dict[str, Any]]:

@@ -177,6 +177,7 @@ def map_event(event: Any, *, tenant: str, party_map: dict[str, str] | None = Non
                                recorded_at=recorded_at), None
     if step not in BizStep.__members__:
         return None, f"{etype} with bizStep {event.get('bizStep')!r} skipped: not a shipment step"
+    assert step is not None  # a BizStep member name
     action = event.get("action")
     if action not in ("ADD", "OBSERVE"):
         raise SourceError("unsupported_action", f"action {action!r}: only ADD and OBSERVE observe a shipment")
@@ -217,7 +218,7 @@ def map_event(event: Any, *, tenant: str, party_map: dict[str, str] | None = Non
                         tenant=tenant, source="epcis2", occurred_at=actual, recorded_at=recorded_at,
                         payload={k: v for k, v in payload.items() if v is not None})
     note = None if planned_raw is not None else f"{etype} for {po_id}: no cs:plannedAt, planned_at = actual_at"
-    return built, note  # type: ignore[return-value]
+    return built, note
 
 
 def _events(doc: Any) -> Any:

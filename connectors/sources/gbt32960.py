@@ -14,7 +14,7 @@ import struct
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from enum import IntEnum
-from typing import Any
+from typing import Any, TypedDict
 
 from connectors.sources.common import SourceError, build_event, is_id
 from schemas.events import BatteryTelemetry
@@ -65,6 +65,14 @@ class GbtDecodeError(SourceError):
         self.command = command
         self.vin = vin
         self.start = start  # the edition's start mark, so the answer speaks it too
+
+
+class _FrameContext(TypedDict):
+    """What a :class:`GbtDecodeError` keeps of the frame it refuses (its keyword arguments)."""
+
+    command: int
+    vin: str | None
+    start: bytes
 
 
 # ---------------------------------------------------------------- decoded records
@@ -144,7 +152,7 @@ class Frame:
 
 
 # ---------------------------------------------------------------- helpers
-def bcc(data: bytes) -> int:
+def bcc(data: bytes | bytearray) -> int:
     """XOR of all bytes (the frame checksum)."""
     out = 0
     for b in data:
@@ -335,7 +343,7 @@ def _decode(raw: bytes) -> Frame:
     platform = command in (Command.PLATFORM_LOGIN, Command.PLATFORM_LOGOUT)
     vin = vin_raw.decode("ascii") if set(vin_raw) <= (PLATFORM_ID_CHARS if platform else VIN_CHARS) else None
     length = int.from_bytes(raw[22:24], "big")
-    ctx = {"command": command, "vin": vin, "start": raw[:2]}
+    ctx: _FrameContext = {"command": command, "vin": vin, "start": raw[:2]}
     if length > MAX_DATA_LEN:
         raise GbtDecodeError("bad_length", f"data length {length} exceeds {MAX_DATA_LEN}", **ctx)
     if len(raw) != HEADER_LEN + length + 1:

@@ -47,8 +47,12 @@ async def _serve(args: argparse.Namespace) -> int:
         if follower.done():  # failed before catching up: its exception says why
             follower.result()
         # Failing later leaves the pledges as last read: say so loudly rather than silently.
-        follower.add_done_callback(lambda t: t.cancelled() or logging.getLogger(__name__).error(
-            "gbt32960: stopped following cs.pledges (%s): pledges are frozen as last read", t.exception()))
+        def _stopped(t: asyncio.Task[None]) -> None:
+            if not t.cancelled():
+                logging.getLogger(__name__).error(
+                    "gbt32960: stopped following cs.pledges (%s): pledges are frozen as last read", t.exception())
+
+        follower.add_done_callback(_stopped)
     producer = make_producer(bootstrap)
     await producer.start()
 

@@ -7,15 +7,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from typing import TYPE_CHECKING
 
 from creditstream.commands import Subparsers, said
+
+if TYPE_CHECKING:
+    import asyncpg
 
 
 def _split(value: str) -> list[str]:
     return [v for v in (s.strip() for s in value.split(",")) if v]
 
 
-async def _data_key_status(conn) -> int:  # type: ignore[no-untyped-def]
+async def _data_key_status(conn: asyncpg.Connection) -> int:
     """Configured key ids against the key ids of what the database holds sealed."""
     from connectors.pg import crypto
 
@@ -37,7 +41,7 @@ async def _data_key_status(conn) -> int:  # type: ignore[no-untyped-def]
     return 1 if missing else 0
 
 
-async def _data_key_rekey(conn) -> int:  # type: ignore[no-untyped-def]
+async def _data_key_rekey(conn: asyncpg.Connection) -> int:
     """Re-seal lenders' webhook secrets and the parties table with the current key."""
     from connectors.lenders import repo
     from connectors.parties import store
@@ -80,9 +84,9 @@ async def _main(args: argparse.Namespace) -> int:
         if args.action == "data-key":
             return await (_data_key_status(conn) if args.what == "status" else _data_key_rekey(conn))
         if args.action == "create":
-            key_id, key = await create_key(conn, args.tenant, _split(args.types), _split(args.parties),
-                                           _split(args.programs))
-            print(f"key id {key_id} for tenant {args.tenant}; the key (shown once, store it now):\n{key}")
+            key_id, api_key = await create_key(conn, args.tenant, _split(args.types), _split(args.parties),
+                                               _split(args.programs))
+            print(f"key id {key_id} for tenant {args.tenant}; the key (shown once, store it now):\n{api_key}")
         elif args.action == "revoke":
             if not await revoke_key(conn, args.key_id):
                 print(f"no active key {args.key_id}")

@@ -7,13 +7,20 @@ import argparse
 import asyncio
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 import orjson
 
 from creditstream.commands import Subparsers, run_service, stop_on_signals
 
+if TYPE_CHECKING:
+    import asyncpg
 
-async def _with_conn(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from connectors.lenders.access import Scope
+    from connectors.lenders.urls import UrlPolicy
+
+
+async def _with_conn(args: argparse.Namespace) -> asyncpg.Connection:
     import asyncpg
 
     from connectors.pg.migrate import migrate
@@ -24,7 +31,7 @@ async def _with_conn(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     return await asyncpg.connect(url)
 
 
-def _url_policy(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _url_policy(args: argparse.Namespace) -> UrlPolicy:
     """The webhook URL flags: on the command line or in the environment (``=1``)."""
     from connectors.lenders.urls import UrlPolicy
 
@@ -52,7 +59,7 @@ async def _subscribe(args: argparse.Namespace) -> int:
     from connectors.lenders import repo
 
     borrowers = [b.strip() for b in (args.borrowers or "").split(",") if b.strip()]
-    scope = "all" if args.all else "program" if args.program else "borrowers"
+    scope: Scope = "all" if args.all else "program" if args.program else "borrowers"
     conn = await _with_conn(args)
     try:
         sid = await repo.subscribe(conn, args.lender_id, scope, args.program, borrowers)

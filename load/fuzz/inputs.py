@@ -43,7 +43,7 @@ RAW_TOKENS = (
     b'"\\ud800"', b'"\\udc00x"', b'"\xff\xfe"', b'"a\x00b"', b'"\\u0000"', b"0.1e-400", b"-0",
     b"1E+17", b"00012", b".5", b"+1", b'"\\u202e"', b'"\xc0\xaf"', b'"\xed\xa0\x80"',
 )
-EDGE_MONEY = (
+EDGE_MONEY: tuple[object, ...] = (
     "-1.00", "-0.01", "-0", "-0.00", 1.5, 0.1, -5, 0, "0", "NaN", "sNaN", "Infinity", "-Infinity",
     "1E+17", "1E+18", "1e400", "999999999999999999", "9999999999999999999", 10**18, 10**17,
     "0.001", "1_000", "\uff11\uff12\uff13", " 12 ", "12\n", "0x10", "", True, None, [], {},
@@ -182,7 +182,7 @@ def _leaf_paths(doc: Any, pred: Any) -> list[tuple[Any, ...]]:
 def _huge(draw: st.DrawFn, doc: Any, splice: Splice) -> Any:
     size = draw(st.sampled_from((65, 1000, 5000, 100_000, 300_000, 2_000_000)))
     lists = _leaf_paths(doc, lambda p, v: isinstance(v, list))
-    if lists and draw(st.booleans()):
+    if bool(lists) and draw(st.booleans()):  # bool(): mypy types `and`'s right side by its left
         path = draw(st.sampled_from(lists))
         items = get_at(doc, path) or ["x"]
         n = min(size, 20_000)  # a batch this long already takes seconds to import
@@ -205,7 +205,7 @@ def broken_json(draw: st.DrawFn, seed: Any) -> bytes:
     elif kind == "money":
         amounts = _leaf_paths(doc, lambda p, v: p[-1] in ("amount", "Hour", "FuelConsumed", "je", "se", "jshj", "total", "tax"))
         target = draw(st.sampled_from(amounts or all_paths or [()]))
-        value = draw(st.sampled_from(EDGE_MONEY)) if draw(st.integers(0, 3)) else splice.token(
+        value: Any = draw(st.sampled_from(EDGE_MONEY)) if draw(st.integers(0, 3)) else splice.token(
             draw(st.sampled_from((b"NaN", b"Infinity", b"1e400", b"-0", b"123456789012345678901234567890"))))
         doc = set_at(doc, target, value)
     elif kind in ("time", "date"):
@@ -231,7 +231,7 @@ def broken_json(draw: st.DrawFn, seed: Any) -> bytes:
     elif kind == "unicode":
         strings = _leaf_paths(doc, lambda p, v: isinstance(v, str))
         if strings:
-            value: Any = draw(edge_text)
+            value = draw(edge_text)
             if draw(st.integers(0, 3)) == 0:
                 value = splice.token(draw(st.sampled_from((b'"\\ud800"', b'"\\udfff\\ud800"', b'"\xff"', b'"a\x00b"'))))
             doc = set_at(doc, draw(st.sampled_from(strings)), value)
