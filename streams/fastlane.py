@@ -789,15 +789,17 @@ class Lane:
                 store = self.stores[p]
                 if p in outbox or store.get(OUTBOX_KEY):
                     store[OUTBOX_KEY] = outbox.get(p, [])
-        elif acks:
+        else:
             await asyncio.gather(*acks)
+            # Counted as acknowledged, before the state write: the next stage may already
+            # have acted on them, and its outputs must not be counted before their causes.
+            metrics.observe_outputs(observed)
         # State after outputs (or with them, above): a crash in between repeats outputs,
         # never loses them.
         for p, (items, next_offset) in (await self._write_changelog(touched)).items():
             self.stores[p].commit(items, next_offset)
-        if outbox:
+        if outbox is not None:
             await self._publish([rec for p in sorted(outbox) for rec in outbox[p]])
-        if observed:
             metrics.observe_outputs(observed)
         metrics.TABLE_KEYS.labels(self.name).set(sum(s.estimated_keys() for s in self.stores.values()))
         # Explicit offsets: records fetched but held back (see _aligned) are not done.
