@@ -50,6 +50,45 @@ _OFFSET_KEY = b"\x00changelog-offset"
 _ADOPTING_KEY = b"\x00adopting"
 # A partition's last batch of outputs, kept with its states (Processor.outbox).
 OUTBOX_KEY = "\x00outbox"
+# ... in chunks of at most this much output text, one changelog record each: kept as one
+# record, a backlog's batch of large fleets' decisions outgrew the broker's 1 MB message
+# limit, the broker refused it every time (MessageSizeTooLarge) and the lane re-read the
+# same batch forever. A chunk holds one output at least.
+OUTBOX_CHUNK_CHARS = 256 * 1024
+
+
+def _outbox_key(chunk: int) -> str:
+    return OUTBOX_KEY if chunk == 0 else f"{OUTBOX_KEY}.{chunk}"
+
+
+def read_outbox(store: MutableMapping[str, Any]) -> list[list[Any]]:
+    """The outputs recorded with a partition's states: its chunks up to the first empty
+    or missing one (chunks past it are an older, longer outbox's, sent before)."""
+    recorded: list[list[Any]] = []
+    chunk = 0
+    while part := store.get(_outbox_key(chunk)):
+        recorded += part
+        chunk += 1
+    return recorded
+
+
+def record_outbox(store: MutableMapping[str, Any], records: list[list[Any]]) -> None:
+    """Record a batch's outputs (``[topic, key, value, headers, timestamp]``) with the
+    partition's states, replacing the last batch's; nothing is written when both are empty."""
+    chunks: list[list[list[Any]]] = []
+    size = 0
+    for rec in records:
+        n = len(rec[2]) + 256  # the value, and room for topic, key and headers
+        if not chunks or (chunks[-1] and size + n > OUTBOX_CHUNK_CHARS):
+            chunks.append([])
+            size = 0
+        chunks[-1].append(rec)
+        size += n
+    for i, part in enumerate(chunks):
+        store[_outbox_key(i)] = part
+    end = _outbox_key(len(chunks))
+    if store.get(end):  # ends the sequence: the last outbox had more chunks
+        store[end] = []
 # The longest a partition's fetched records wait for a co-partitioned input that may
 # hold earlier records. Kafka Streams (KIP-695) waits without a bound for records known
 # to be on the broker; this bound only ends the stall of an input that cannot be fetched
@@ -786,9 +825,7 @@ class Lane:
             # Outputs with the states, then published: a crash in between re-publishes
             # the recorded outputs (restore: unsent), never decides them again.
             for p in touched:
-                store = self.stores[p]
-                if p in outbox or store.get(OUTBOX_KEY):
-                    store[OUTBOX_KEY] = outbox.get(p, [])
+                record_outbox(self.stores[p], outbox.get(p, []))
         else:
             await asyncio.gather(*acks)
             # Counted as acknowledged, before the state write: the next stage may already
@@ -818,7 +855,7 @@ class Lane:
         recorded: list[list[Any]] = []
         for p in sorted(self.unsent):
             store = self.stores.get(p)
-            recorded += (store.get(OUTBOX_KEY) if store is not None else None) or []
+            recorded += read_outbox(store) if store is not None else []
         await self._publish(recorded)
         if recorded:
             log.info("lane %s: sent again %d outputs recorded with partitions %s", self.name, len(recorded),
@@ -836,7 +873,7 @@ class Lane:
             return
         try:
             for p in mine:
-                self.stores[p][OUTBOX_KEY] = []
+                record_outbox(self.stores[p], [])
             for p, (items, next_offset) in (await self._write_changelog(mine)).items():
                 self.stores[p].commit(items, next_offset)
         except KafkaError as exc:
