@@ -29,7 +29,6 @@ def make_producer(bootstrap: str, **overrides: object) -> AIOKafkaProducer:
     return AIOKafkaProducer(**conf)
 
 
-
 async def group_offsets(admin: Any, group: str, timeout: float = 60.0,
                         pause: float = 0.5) -> dict[TopicPartition, OffsetAndMetadata]:
     """``group``'s committed offsets (empty when it has none), through a started
@@ -48,6 +47,7 @@ async def group_offsets(admin: Any, group: str, timeout: float = 60.0,
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(pause)
+
 
 async def produce_events(producer: AIOKafkaProducer, events: Iterable[Envelope],
                          headers: list[tuple[str, bytes]] | None = None) -> int:

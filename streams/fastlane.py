@@ -51,9 +51,10 @@ _ADOPTING_KEY = b"\x00adopting"
 # A partition's last batch of outputs, kept with its states (Processor.outbox).
 OUTBOX_KEY = "\x00outbox"
 # ... in chunks of at most this much output text, one changelog record each: kept as one
-# record, a backlog's batch of large fleets' decisions outgrew the broker's 1 MB message
-# limit, the broker refused it every time (MessageSizeTooLarge) and the lane re-read the
-# same batch forever. A chunk holds one output at least.
+# record, a backlog's batch of large fleets' decisions outgrew the broker's message limit
+# (message.max.bytes, 4 MB on the local stack), the broker refused it every time
+# (MessageSizeTooLarge) and the lane re-read the same batch forever. A chunk holds one
+# output at least.
 OUTBOX_CHUNK_CHARS = 256 * 1024
 
 
