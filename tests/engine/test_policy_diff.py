@@ -28,7 +28,7 @@ CFG = WorldConfig(seed=11, tag="Lpd", machines=30, contractors=4, cadence_s=6 * 
 
 @pytest.fixture(scope="module")
 def log() -> list[bytes]:
-    return list(history(CFG, days=30))
+    return list(history(CFG, days=20))
 
 
 @pytest.fixture(scope="module")
