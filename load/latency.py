@@ -283,6 +283,12 @@ class LagSampler:
         return LagSample(sum(by_topic.values()), by_topic, committed)
 
 
+def remaining(sample: LagSample, high: dict[str, dict[str, int]]) -> int:
+    """Records up to ``high`` (see :func:`caught_up`) the engine has not committed past."""
+    return sum(max(0, off + 1 - max(sample.committed.get(TopicPartition(topic, int(part)), 0), 0))
+               for topic, parts in high.items() for part, off in parts.items())
+
+
 def caught_up(sample: LagSample, high: dict[str, dict[str, int]]) -> bool:
     """Whether the engine committed past every record the generator had acknowledged.
 

@@ -20,7 +20,7 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +38,7 @@ from load.latency import (
     LagSampler,
     LatencyRecorder,
     caught_up,
+    remaining,
     signals_topic,
 )
 from load.schedule import Schedule, for_scenario
@@ -85,18 +86,30 @@ def _processed(sample: LagSample) -> int:
 
 
 async def _wait_caught_up(sampler: LagSampler, high: dict[str, dict[str, int]], timeout_s: float,
-                          fleet: Fleet, also_signals: bool = True) -> tuple[bool, LagSample]:
+                          fleet: Fleet, also_signals: bool = True, say: Callable[[str], None] | None = None,
+                          what: str = "setup", every_s: float = 10.0) -> tuple[bool, LagSample]:
     """Until the groups committed past ``high`` (and, optionally, drained the signals);
-    raises when a worker the run started has died."""
-    deadline = time.monotonic() + timeout_s
+    raises when a worker the run started has died. With ``say``, a line every
+    ``every_s`` on how much of ``what`` is left (a large world's setup takes minutes)."""
+    began = time.monotonic()
+    deadline, told = began + timeout_s, began
+    total = None
     while True:
         fleet.check()
         sample = await sampler.sample()
         done = caught_up(sample, high)
         if done and also_signals:
             done = all(v == 0 for t, v in sample.by_topic.items() if t.startswith(SIGNALS_TOPIC))
-        if done or time.monotonic() > deadline:
+        now = time.monotonic()
+        if done or now > deadline:
             return done, sample
+        if say is not None and now - told >= every_s:
+            left = remaining(sample, high)
+            total = total or sum(off + 1 for parts in high.values() for off in parts.values())
+            signals = sum(v for t, v in sample.by_topic.items() if t.startswith(SIGNALS_TOPIC))
+            say(f"load: {what}: {left:,} of {total:,} records to go, {signals:,} signals queued "
+                f"({now - began:.0f} s of at most {timeout_s:.0f} s)")
+            told = now
         await asyncio.sleep(0.5)
 
 
@@ -177,7 +190,7 @@ async def _run(opts: RunOptions, bootstrap: str, clauses: list[slo.Clause], tag:
             f"registering it with engine {app_id}")
         setup_high = await _send_setup(bootstrap, world.setup_records())
         setup_timeout = opts.setup_timeout_s or 120.0 + cfg.machines / 2000
-        ok, _ = await _wait_caught_up(sampler, setup_high, setup_timeout, fleet)
+        ok, _ = await _wait_caught_up(sampler, setup_high, setup_timeout, fleet, say=say, what="registering")
         if not ok:
             raise RuntimeError(f"engine {app_id} did not process the world setup within "
                                f"{setup_timeout:.0f} s: is a worker running with this app id?")
@@ -187,7 +200,8 @@ async def _run(opts: RunOptions, bootstrap: str, clauses: list[slo.Clause], tag:
         # reported (results "onboarding") and the run starts at the second round.
         began = time.monotonic()
         first = [r for _slot, recs in TelemetrySim(world, plan).slots(cfg.machines) for r in recs]
-        ok, _ = await _wait_caught_up(sampler, await _send_setup(bootstrap, first), setup_timeout, fleet)
+        ok, _ = await _wait_caught_up(sampler, await _send_setup(bootstrap, first), setup_timeout, fleet,
+                                      say=say, what="onboarding")
         if not ok:
             raise RuntimeError(f"engine {app_id} did not process the machines' first readings within "
                                f"{setup_timeout:.0f} s")
