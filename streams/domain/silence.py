@@ -22,6 +22,12 @@ this program's machines. The checks due are kept in 10-minute buckets in the par
 store, one entry per signal, never per reading: a record that makes nothing due costs
 one dict lookup. Lane stores never delete a key, so the buckets are a ring of
 :data:`RING` keys per program and partition, each holding its slots' entries by slot.
+
+A slot's entries are kept in chunks of at most :data:`CHUNK` entries, each its own key
+(the clock counts a slot's chunks): a fleet onboarded together is told within one slot,
+and one key per slot grew with it (75,000 machines of a program on a partition made a
+1.8 MB value, rewritten to the changelog and RocksDB with every batch that told one of
+them, and over the broker's message size from ~170,000 machines).
 """
 
 from __future__ import annotations
@@ -43,6 +49,8 @@ SLOT_S = 600
 # Bucket keys per program and partition (reused slot % RING): a check is due ~25 h after
 # it is noted, so two live slots rarely share a key (they may: entries keep their slot).
 RING = 288
+# Entries per chunk of a slot (~40 bytes each): a stored value stays under ~100 KB.
+CHUNK = 2000
 
 Store = MutableMapping[str, Any]
 
@@ -58,8 +66,10 @@ def _clock_key(partition: int, program: str) -> str:
     return f"~clock:{partition}:{program}"
 
 
-def _bucket_key(partition: int, program: str, slot: int) -> str:
-    return f"~due:{partition}:{program}:{slot % RING}"
+def _bucket_key(partition: int, program: str, slot: int, chunk: int = 0) -> str:
+    # Chunk 0 keeps the key of the stores written before chunks (one key per slot).
+    base = f"~due:{partition}:{program}:{slot % RING}"
+    return base if chunk == 0 else f"{base}:{chunk}"
 
 
 def told(store: Store, partition: int, state: MachineState) -> None:
@@ -70,11 +80,21 @@ def told(store: Store, partition: int, state: MachineState) -> None:
         return
     program, at = pledge["program_id"], state["told"]
     slot = int((at + TELL_AFTER_S) // SLOT_S)
-    ck, bk = _clock_key(partition, program), _bucket_key(partition, program, slot)
+    ck = _clock_key(partition, program)
+    clock = store.get(ck) or {"due": []}
+    chunks = clock.get("chunks", {})
+    chunk = chunks.get(str(slot), 1) - 1  # the slot's last chunk
+    bk = _bucket_key(partition, program, slot, chunk)
     bucket = store.get(bk) or {}
+    if len(bucket.get(str(slot), ())) >= CHUNK:  # full: the slot's next chunk
+        chunk += 1
+        chunks[str(slot)] = chunk + 1
+        clock["chunks"] = chunks
+        bk = _bucket_key(partition, program, slot, chunk)
+        bucket = store.get(bk) or {}
+        store[ck] = clock
     bucket.setdefault(str(slot), []).append([state["mid"], at])
     store[bk] = bucket
-    clock = store.get(ck) or {"due": []}
     if slot not in clock["due"]:
         insort(clock["due"], slot)
         store[ck] = clock
@@ -90,13 +110,17 @@ def advance(store: Store, partition: int, program: str, now: float,
     if clock is None or not clock["due"] or (clock["due"][0] + 1) * SLOT_S > now:
         return []  # the common case: one lookup
     slots = [h for h in clock["due"] if (h + 1) * SLOT_S <= now]
-    store[ck] = {"due": clock["due"][len(slots):]}
+    chunks = dict(clock.get("chunks", {}))
+    counts = [chunks.pop(str(slot), 1) for slot in slots]
+    store[ck] = {"due": clock["due"][len(slots):], **({"chunks": chunks} if chunks else {})}
     outs: list[Output] = []
-    for slot in slots:
-        bk = _bucket_key(partition, program, slot)
-        bucket = store.get(bk) or {}
-        entries = bucket.pop(str(slot), ())
-        store[bk] = bucket
+    for slot, count in zip(slots, counts, strict=True):
+        entries: list[list[Any]] = []
+        for chunk in range(count):
+            bk = _bucket_key(partition, program, slot, chunk)
+            bucket = store.get(bk) or {}
+            entries += bucket.pop(str(slot), ())
+            store[bk] = bucket
         for mid, at in entries:
             state = store.get(mid)
             if (state is None or state.get("told") != at or state["pledge"] is None
