@@ -93,7 +93,7 @@ async def _wait_caught_up(sampler: LagSampler, high: dict[str, dict[str, int]], 
     ``every_s`` on how much of ``what`` is left (a large world's setup takes minutes)."""
     began = time.monotonic()
     deadline, told = began + timeout_s, began
-    total = None
+    total: int | None = None
     while True:
         fleet.check()
         sample = await sampler.sample()
@@ -103,9 +103,9 @@ async def _wait_caught_up(sampler: LagSampler, high: dict[str, dict[str, int]], 
         now = time.monotonic()
         if done or now > deadline:
             return done, sample
+        left = remaining(sample, high) if say is not None else 0
+        total = left if total is None else total  # offsets are absolute: count from the first look
         if say is not None and now - told >= every_s:
-            left = remaining(sample, high)
-            total = total or sum(off + 1 for parts in high.values() for off in parts.values())
             signals = sum(v for t, v in sample.by_topic.items() if t.startswith(SIGNALS_TOPIC))
             say(f"load: {what}: {left:,} of {total:,} records to go, {signals:,} signals queued "
                 f"({now - began:.0f} s of at most {timeout_s:.0f} s)")

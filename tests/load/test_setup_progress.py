@@ -12,7 +12,7 @@ from load import run
 from load.latency import LagSample, remaining
 from load.workers import Fleet
 
-HIGH = {"cs.pledges": {"0": 99, "1": 49}}  # last offsets sent: 100 + 50 records
+HIGH = {"cs.pledges": {"0": 1099, "1": 549}}  # last offsets sent
 
 
 def sample(p0: int, p1: int, signals: int = 0) -> LagSample:
@@ -21,9 +21,9 @@ def sample(p0: int, p1: int, signals: int = 0) -> LagSample:
 
 
 def test_remaining_counts_the_records_not_committed_past() -> None:
-    assert remaining(sample(-1, -1), HIGH) == 150  # nothing committed yet
-    assert remaining(sample(40, 50), HIGH) == 60
-    assert remaining(sample(100, 50), HIGH) == 0
+    assert remaining(sample(-1, -1), HIGH) == 1650  # nothing committed yet
+    assert remaining(sample(1040, 550), HIGH) == 60
+    assert remaining(sample(1100, 550), HIGH) == 0
 
 
 class Sampler:
@@ -36,7 +36,9 @@ class Sampler:
 
 def test_the_wait_reports_progress_until_caught_up(monkeypatch: pytest.MonkeyPatch) -> None:
     lines: list[str] = []
-    sampler = Sampler([sample(-1, -1), sample(40, 50, signals=7), sample(100, 50, signals=3), sample(100, 50)])
+    # The topics held 1,500 records before these 150 (offsets are absolute).
+    sampler = Sampler([sample(1000, 500), sample(1040, 550, signals=7), sample(1100, 550, signals=3),
+                       sample(1100, 550)])
 
     async def go() -> tuple[bool, LagSample]:
         return await run._wait_caught_up(sampler, HIGH, 30.0, Fleet(), say=lines.append, what="registering",  # type: ignore[arg-type]
