@@ -49,6 +49,9 @@ def _run(args: argparse.Namespace) -> int:
 
     app = create_app(worker_id=args.id, web_port=args.web_port, app_id=args.app_id,
                      data_dir=Path(args.data_dir) if args.data_dir else None, shadow=shadow)
+    from streams.heap import tune_collector
+
+    tune_collector()
     # Faust's Worker installs signal handlers and exits the process itself on stop.
     Worker(app, loglevel=args.loglevel, quiet=True).execute_from_commandline()
     return 0
