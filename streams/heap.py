@@ -21,8 +21,10 @@ THRESHOLDS = (50_000, 20, 20)
 
 
 def tune_collector() -> None:
-    """Set :data:`THRESHOLDS` and move everything alive now (modules, the app, its
-    configuration) out of the collector's view: what start-up built is never garbage."""
+    """Set :data:`THRESHOLDS` and move everything alive now (the imported modules and
+    what they built) out of the collector's view: it is never garbage. Frozen objects are
+    not listed by ``gc.get_objects()`` either: the worker calls this before it creates
+    its app, which `load state` finds among the live objects (load/heapworker.py)."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(*THRESHOLDS)

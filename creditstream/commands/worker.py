@@ -47,11 +47,13 @@ def _run(args: argparse.Namespace) -> int:
     if args.start_at == "latest":
         asyncio.run(start_at_end(settings.kafka_bootstrap, engine_groups(args.app_id)))
 
-    app = create_app(worker_id=args.id, web_port=args.web_port, app_id=args.app_id,
-                     data_dir=Path(args.data_dir) if args.data_dir else None, shadow=shadow)
+    # Before the app exists: what is frozen is never listed by gc.get_objects() again, and
+    # `load state` (load/heapworker.py) finds the running app among the live objects.
     from streams.heap import tune_collector
 
     tune_collector()
+    app = create_app(worker_id=args.id, web_port=args.web_port, app_id=args.app_id,
+                     data_dir=Path(args.data_dir) if args.data_dir else None, shadow=shadow)
     # Faust's Worker installs signal handlers and exits the process itself on stop.
     Worker(app, loglevel=args.loglevel, quiet=True).execute_from_commandline()
     return 0
