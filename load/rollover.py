@@ -5,8 +5,8 @@ Utilisation (r7, w1, w2) is averaged over complete UTC days, so a machine's firs
 reading of a new day changes its utilisation summary, and stage 1 signals it; the daily
 heartbeat, counted from that signal, comes due at the same time of day. So every
 machine signals within one reporting interval after midnight, and stage 2 decides once
-per reading for that interval, while the rest of the day about one reading in a thousand
-makes a signal. This replays the load world's history (the same processors as the
+per reading for that interval, while the rest of the day about one reading in 500 makes
+a signal (2,000 machines: docs/performance.md). This replays the load world's history (the same processors as the
 worker, stage 2 fed at once as in ``creditstream replay``) and prints, per 15 minutes of
 event time, the readings, the signals, the outputs and the CPU time per reading, as
 JSON: ``rollover`` are the windows that open a day, ``steady`` the others.

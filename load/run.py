@@ -97,19 +97,18 @@ async def _wait_caught_up(sampler: LagSampler, high: dict[str, dict[str, int]], 
     while True:
         fleet.check()
         sample = await sampler.sample()
-        done = caught_up(sample, high)
-        if done and also_signals:
-            done = all(v == 0 for t, v in sample.by_topic.items() if t.startswith(SIGNALS_TOPIC))
+        queued = sum(v for t, v in sample.by_topic.items() if t.startswith(SIGNALS_TOPIC))
+        done = caught_up(sample, high) and (queued == 0 or not also_signals)
         now = time.monotonic()
         if done or now > deadline:
             return done, sample
-        left = remaining(sample, high) if say is not None else 0
-        total = left if total is None else total  # offsets are absolute: count from the first look
-        if say is not None and now - told >= every_s:
-            signals = sum(v for t, v in sample.by_topic.items() if t.startswith(SIGNALS_TOPIC))
-            say(f"load: {what}: {left:,} of {total:,} records to go, {signals:,} signals queued "
-                f"({now - began:.0f} s of at most {timeout_s:.0f} s)")
-            told = now
+        if say is not None:
+            if total is None:  # offsets are absolute: count from the first look
+                total = remaining(sample, high)
+            if now - told >= every_s:
+                say(f"load: {what}: {remaining(sample, high):,} of {total:,} records to go, {queued:,} signals "
+                    f"queued ({now - began:.0f} s of at most {timeout_s:.0f} s)")
+                told = now
         await asyncio.sleep(0.5)
 
 
