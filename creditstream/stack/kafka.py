@@ -26,6 +26,14 @@ def kafka_nodes(settings: Settings) -> list[Kafka]:
     return [Kafka(settings, node) for node in range(1, settings.kafka_brokers + 1)]
 
 
+# The log cleaner compacts the lanes' changelogs, whose segments roll every 10 minutes
+# together. Unthrottled, it cleaned them all in one burst (~22 MB/s for 20 s, 12
+# partitions) and took half a core from the workers on the 2-core machine: a 16-second
+# stall with p99 2.3 s in a 5,000 events/s run (docs/performance.md). At 4 MB/s the same
+# work is spread ~5x thinner; the changelogs of that run need ~0.5 MB/s cleaned.
+CLEANER_BYTES_PER_S = 4 * 1024 * 1024
+
+
 class Kafka:
     """One node of the local stack: its folder, ports, properties and process."""
 
@@ -107,6 +115,7 @@ group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=true
 log.retention.check.interval.ms=60000
 message.max.bytes=4194304
+log.cleaner.io.max.bytes.per.second={CLEANER_BYTES_PER_S}
 """)
 
     def _java(self, main: str, *args: str, jvm: tuple[str, ...] = ()) -> list[str]:
