@@ -27,10 +27,12 @@ def kafka_nodes(settings: Settings) -> list[Kafka]:
 
 
 # The log cleaner compacts the lanes' changelogs, whose segments roll every 10 minutes
-# together. Unthrottled, it cleaned them all in one burst (~22 MB/s for 20 s, 12
-# partitions) and took half a core from the workers on the 2-core machine: a 16-second
-# stall with p99 2.3 s in a 5,000 events/s run (docs/performance.md). At 4 MB/s the same
-# work is spread ~5x thinner; the changelogs of that run need ~0.5 MB/s cleaned.
+# together. Unthrottled, it cleaned them all in one burst (60-76% of a core for ~20 s,
+# measured per thread) and the workers lost ~40% of a core to it on the 2-core machine: a
+# 16-second stall with p99 2.3 s in a 5,000 events/s run (docs/performance.md). At
+# 4 MB/s the same work is spread ~5x thinner; that run's changelogs need ~0.5 MB/s.
+# (Idle priority for the cleaner thread did not help: with the kernel's autogroups the
+# broker's session competes as one group, whatever its threads' priorities.)
 CLEANER_BYTES_PER_S = 4 * 1024 * 1024
 
 
