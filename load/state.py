@@ -8,7 +8,7 @@ inputs, so the worker reads only this run's records and whatever arrives after):
    alone makes no machine state: stage 1 refuses readings of unpledged machines
    (``unpledged_machine`` dead letters), so the pledge is what creates the state, and
    the pledges go first so that no reading overtakes its pledge;
-2. one ISO 15143-3 reading per machine follows (counters, location, seen ids: the state a
+2. one ISO 15143-3 reading per machine follows (counters, location, day totals: the state a
    reporting machine has); the run waits until stage 1 committed all of them and stage 2
    every signal they caused, then reads the worker's RSS (VmRSS, peak VmHWM), its table
    sizes (/metrics), the on-disk size of its data folder and the time each step took,
@@ -18,7 +18,7 @@ inputs, so the worker reads only this run's records and whatever arrives after):
    a new, empty data folder: a new host restoring everything from the changelogs) and
    started again; one probe reading is produced at once, and the time from the process
    start until stage 1 has committed past the probe is measured. At the end, machine 0's
-   state must hold all three probes (committed past is not the same as applied).
+   state must have reached all three probes (committed past is not the same as applied).
 
 The stage-1 table is counted exactly (this run's machine ids in the RocksDB databases)
 while the worker is stopped. The run's data folders are deleted at the end (~250 MB at a
@@ -97,7 +97,9 @@ class Recovery:
     restored: dict[str, int]  # lane -> states restored from its changelog (from the log)
     rss_mb: float  # VmRSS once the probe was processed
     event_id: str = ""  # the probe's
-    applied: bool | None = None  # whether the probe is in machine 0's state in the end
+    reading_at: float = 0.0  # the probe's event time (epoch seconds) and hour meter
+    hours: float = 0.0
+    applied: bool | None = None  # whether machine 0's state has reached the probe in the end
 
 
 @dataclass
@@ -483,10 +485,14 @@ async def run(opts: StateOptions) -> StateResult:
             worker.stop()
             # The last folder restored the first two probes from the changelog and took the
             # third itself: committed past a probe is not enough, its state must hold it.
-            seen = set((machine_state(root / "w1-new", f"bm-{run_id}-0") or {}).get("seen", ()))
+            state = machine_state(root / "w1-new", f"bm-{run_id}-0") or {}
             for rec in res.recoveries:
-                # States remember an input by its id within its tenant (streams/domain/signals.py).
-                rec.applied = f"bench/{rec.event_id}" in seen
+                # A machine's state keeps its latest reading, not the ids of those before it
+                # (counters are cumulative: the latest covers them, streams/domain/machines.py):
+                # a probe is applied when the state has reached its time and hour meter.
+                rec.applied = (state.get("ts") or 0.0) >= rec.reading_at and (state.get("hours") or 0.0) >= rec.hours
+            last = res.recoveries[-1]
+            last.applied = bool(last.applied) and state.get("ts_id") == last.event_id  # the latest reading itself
         finally:
             worker.stop()
     finally:
@@ -548,8 +554,10 @@ async def _recover(mode: str, sig: int, worker: WorkerProcess, old: Path, new: P
         _say(opts, f"\r  waiting for the probe ({time.monotonic() - worker.started:,.1f} s)", end="")
         await asyncio.sleep(0.2)
     rss = proc_status(worker.pid)["VmRSS"]
-    rec = Recovery(mode, round(probe_s, 2), ready_s, worker.restored(), round(rss, 1),
-                   event_id=orjson.loads(value)["event_id"])
+    probe = orjson.loads(value)
+    rec = Recovery(mode, round(probe_s, 2), ready_s, worker.restored(), round(rss, 1), event_id=probe["event_id"],
+                   reading_at=datetime.fromisoformat(probe["occurred_at"]).timestamp(),
+                   hours=probe["payload"]["cumulative_operating_hours"])
     _say(opts, f"\r  probe processed {rec.probe_s:.1f} s after the restart (ready {ready_s} s), "
                f"restored {rec.restored}, RSS {rss:,.0f} MB")
     return rec
