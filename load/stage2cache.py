@@ -2,10 +2,10 @@
 broker): ``python -m load.stage2cache``.
 
 A world of contractors with 50 machines each (the realistic world of docs/performance.md
-has 6,000 of them) reports every 4 hours of event time for two days: its pledges, the
-first readings and the readings that open a UTC day all signal, the herds stage 2 meets
-when a fleet is onboarded or a day begins. Stage 1 runs in process (untimed, the
-processors the worker runs); stage 2 (``FacilityProcessor``) then takes every stage-2
+has 6,000 of them) reports every 4 hours of event time for two days, with its business
+events (load/history.py): its pledges, the first readings and the readings that open a
+UTC day all signal, the herds stage 2 meets when a fleet is onboarded or a day begins.
+Stage 1 runs in process (untimed, the replay's processors); stage 2 (``FacilityProcessor``) then takes every stage-2
 input in order on a ``PartitionStore`` in a temporary folder, its writes committed every
 500 inputs as a lane commits a batch, once per cache size. A contractor's state is
 ~35 KB of JSON, so a cache smaller than the fleet's states decodes a state again for
@@ -20,46 +20,52 @@ import hashlib
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from load.world import Plan, TelemetrySim, World, WorldConfig
-from schemas.topics import LIMITS_TOPIC, SIGNALS_TOPIC
+from load.history import history
+from load.world import WorldConfig
+from schemas.topics import LIMITS_TOPIC
+from streams.domain.signals import Output
 from streams.fastlane import PartitionStore
 from streams.heap import tune_collector
-from streams.processors import FacilityProcessor, all_processors, encode_output, processor_for
+from streams.processors import FacilityProcessor
+from streams.replay import Replay
 
 MACHINES_PER_CONTRACTOR = 50
 CADENCE_S = 4 * 3600
 COMMIT_EVERY = 500
 
 
+class _Stage1(Replay):
+    """The replay's stage 1 (the processors the worker runs), keeping stage 2's inputs in
+    order instead of deciding them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stage2: list[tuple[str, bytes | None, bytes]] = []
+
+    def _run(self, topic: str, key: bytes, raw: bytes) -> Iterator[Output]:
+        if topic in FacilityProcessor.topics:
+            self.stage2.append((topic, key, raw))
+            return iter(())
+        return super()._run(topic, key, raw)
+
+
 def stage2_inputs(contractors: int, days: int) -> list[tuple[str, bytes | None, bytes]]:
-    """Stage 2's input records (topic, key, value), in order, for the world's set-up and
-    ``days`` days of readings."""
-    world = World(WorldConfig(seed=3, tag="Ls2c", cores=1, contractors=contractors,
-                              machines=contractors * MACHINES_PER_CONTRACTOR, cadence_s=CADENCE_S,
-                              dealer_share=0, truck_share=0))
-    stage2_topics = FacilityProcessor().topics
-    procs = [p for p in all_processors() if not isinstance(p, FacilityProcessor)]
-    stores: dict[str, dict[str, Any]] = {p.name: {} for p in procs}
-    readings = world.cfg.machines * days * 86400 // CADENCE_S
-    records = [*world.setup_records(),
-               *(r for _slot, recs in TelemetrySim(world, Plan()).slots(readings) for r in recs)]
-    out: list[tuple[str, bytes | None, bytes]] = []
-    for topic, key, value in records:
-        if topic in stage2_topics:  # the ledger: stage 2's own input
-            out.append((topic, key, value))
-            continue
-        try:
-            proc = processor_for(topic, procs)
-        except KeyError:
-            continue
-        out += [(SIGNALS_TOPIC, o.key.encode(), encode_output(o))
-                for o in proc.process(stores[proc.name], topic, key, value) if o.topic == SIGNALS_TOPIC]
-    return out
+    """Stage 2's input records (topic, key, value), in order, for the world's history
+    (load/history.py: set-up, ``days`` of readings and its business events)."""
+    cfg = WorldConfig(seed=3, tag="Ls2c", cores=1, contractors=contractors,
+                      machines=contractors * MACHINES_PER_CONTRACTOR, cadence_s=CADENCE_S,
+                      dealer_share=0, truck_share=0)
+    stage1 = _Stage1()
+    for raw in history(cfg, days):
+        for _out in stage1.feed(raw):  # alerts and dead letters: not stage 2's
+            pass
+    return stage1.stage2
 
 
 def run_stage2(inputs: list[tuple[str, bytes | None, bytes]], cache_bytes: int) -> dict[str, Any]:
